@@ -1,0 +1,118 @@
+//! `upload-admin`: operator commands against the table and bucket named by `TABLE_NAME` and
+//! `BUCKET_NAME` (endpoints and credentials from the standard AWS variables).
+//!
+//! ```text
+//! upload-admin mint-key --project <id> [--project <id>…] [--label <text>]
+//! upload-admin revoke-key             # reads the key from stdin, so it stays out of shell history
+//! upload-admin create-table          # local runs and tests; deployments use template.yaml
+//! upload-admin create-bucket [--allow-origin <origin>…]
+//! ```
+
+use std::process::ExitCode;
+
+use aws_config::BehaviorVersion;
+use shared::auth::ApiKeys;
+use shared::config::Config;
+use shared::{provision, services};
+
+const USAGE: &str =
+    "usage: upload-admin mint-key --project <id> [--project <id>...] [--label <text>]
+       upload-admin revoke-key   (the key on stdin)
+       upload-admin create-table
+       upload-admin create-bucket [--allow-origin <origin>...]";
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("upload-admin: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: &[String]) -> Result<(), String> {
+    let (command, options) = args.split_first().ok_or(USAGE)?;
+    let config = Config::from_env().map_err(|err| err.to_string())?;
+    let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    match command.as_str() {
+        "mint-key" => {
+            only(options, &["--project", "--label"])?;
+            let projects = values(options, "--project");
+            let label = values(options, "--label").pop().unwrap_or_default();
+            let keys = ApiKeys::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table_name);
+            let key = keys.mint(&projects, &label).await.map_err(describe)?;
+            println!("{key}");
+        }
+        "revoke-key" => {
+            only(options, &[])?;
+            let mut key = String::new();
+            std::io::stdin()
+                .read_line(&mut key)
+                .map_err(|err| err.to_string())?;
+            let keys = ApiKeys::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table_name);
+            keys.revoke(key.trim()).await.map_err(describe)?;
+            eprintln!("revoked");
+        }
+        "create-table" => {
+            only(options, &[])?;
+            let client = aws_sdk_dynamodb::Client::new(&sdk);
+            provision::create_table(&client, &config.table_name)
+                .await
+                .map_err(describe)?;
+            eprintln!("created table {}", config.table_name);
+        }
+        "create-bucket" => {
+            only(options, &["--allow-origin"])?;
+            let mut origins = values(options, "--allow-origin");
+            if origins.is_empty() {
+                origins.push("*".to_owned());
+            }
+            let client = aws_sdk_s3::Client::from_conf(services::s3_config(
+                &sdk,
+                config.s3_force_path_style,
+            ));
+            provision::create_bucket(&client, &config.bucket_name, &origins)
+                .await
+                .map_err(describe)?;
+            eprintln!("created bucket {}", config.bucket_name);
+        }
+        _ => return Err(USAGE.to_owned()),
+    }
+    Ok(())
+}
+
+/// Refuses any option but `allowed`, each of which takes a value.
+fn only(options: &[String], allowed: &[&str]) -> Result<(), String> {
+    let mut rest = options.iter();
+    while let Some(option) = rest.next() {
+        if !allowed.contains(&option.as_str()) {
+            return Err(format!("unexpected argument {option:?}\n{USAGE}"));
+        }
+        rest.next()
+            .ok_or_else(|| format!("{option} needs a value\n{USAGE}"))?;
+    }
+    Ok(())
+}
+
+/// The values of every `--name value` pair.
+fn values(options: &[String], name: &str) -> Vec<String> {
+    options
+        .chunks(2)
+        .filter_map(|pair| match pair {
+            [option, value] if option == name => Some(value.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn describe(err: shared::error::ApiError) -> String {
+    match err {
+        shared::error::ApiError::Internal(text) | shared::error::ApiError::Unavailable(text) => {
+            text
+        }
+        other => format!("{other}: {:?}", other.details()),
+    }
+}

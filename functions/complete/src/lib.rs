@@ -1,0 +1,104 @@
+//! `POST /v1/projects/{project_id}/files/{file_id}/complete`: the client says its bytes are in
+//! storage; the service checks that they are and marks the file `uploaded`. Idempotent.
+
+use lambda_http::{Body, Request, Response};
+use serde_json::Value;
+use shared::error::ApiError;
+use shared::http::{self, Reply};
+use shared::model::{FileRecord, FileStatus, JobId};
+use shared::resource::FileResource;
+use shared::services::Services;
+use shared::store::Conditional;
+use shared::timestamp;
+
+pub async fn handle(services: &Services, request: Request) -> Response<Body> {
+    http::serve(request, |request| complete_upload(services, request)).await
+}
+
+async fn complete_upload(services: &Services, request: Request) -> Result<Reply, ApiError> {
+    let project_id = http::project_id(&request)?;
+    services
+        .keys
+        .authorize(http::authorization(&request), &project_id)
+        .await?;
+    let file_id = http::file_id(&request)?;
+    let expected_job = requested_job(http::json_object(&request)?.as_ref())?;
+
+    let record = services.files.get_in_project(&project_id, file_id).await?;
+    let job = current_job(&record, expected_job)?;
+    if record.status != FileStatus::PendingUpload {
+        // Completed before, or already settled by the verify trigger: the file as it is.
+        return render(services, &record).await;
+    }
+
+    let Some(head) = services.objects.head(&job.s3_key).await? else {
+        return Err(ApiError::conflict(
+            "upload_incomplete",
+            "no object has been uploaded for this job",
+        ));
+    };
+    if head.size != record.content.file_size {
+        return Err(ApiError::conflict(
+            "upload_incomplete",
+            format!(
+                "the stored object has {} bytes, {} were declared",
+                head.size, record.content.file_size
+            ),
+        ));
+    }
+
+    match services
+        .files
+        .mark_uploaded(file_id, job.job_id, timestamp::now())
+        .await?
+    {
+        Conditional::Applied(updated) => render(services, &updated).await,
+        // A racing complete or verify got there first: answer with the state it left.
+        Conditional::Refused {
+            current: Some(current),
+        } if current.job.as_ref().map(|j| j.job_id) == Some(job.job_id) => {
+            render(services, &current).await
+        }
+        Conditional::Refused { .. } => Err(ApiError::conflict(
+            "job_superseded",
+            "a newer upload replaced this one while it was being completed",
+        )),
+    }
+}
+
+/// The optional `job_id` of the body: completing a job that is no longer current is refused.
+fn requested_job(body: Option<&serde_json::Map<String, Value>>) -> Result<Option<JobId>, ApiError> {
+    match body.and_then(|body| body.get("job_id")) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => text
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::invalid("job_id", "must be a job id from the upload plan")),
+        Some(_) => Err(ApiError::invalid("job_id", "must be a string")),
+    }
+}
+
+fn current_job(
+    record: &FileRecord,
+    expected: Option<JobId>,
+) -> Result<&shared::model::UploadJob, ApiError> {
+    let job = record.job.as_ref().ok_or_else(|| {
+        ApiError::conflict(
+            "no_upload_in_progress",
+            "this file has no upload to complete",
+        )
+    })?;
+    match expected {
+        Some(expected) if expected != job.job_id => Err(ApiError::conflict(
+            "job_superseded",
+            "job_id is not the file's current upload; a newer upload replaced it",
+        )),
+        _ => Ok(job),
+    }
+}
+
+async fn render(services: &Services, record: &FileRecord) -> Result<Reply, ApiError> {
+    Ok(Reply::ok(
+        FileResource::render(services, record).await?.to_json(),
+    ))
+}

@@ -1,0 +1,115 @@
+//! `GET /v1/projects/{project_id}/files` (newest first, paginated) and
+//! `GET /v1/projects/{project_id}/files/{file_id}`.
+
+use lambda_http::{Body, Request, Response};
+use serde_json::json;
+use shared::error::{ApiError, Detail};
+use shared::http::{self, Reply};
+use shared::model::FileStatus;
+use shared::resource::FileResource;
+use shared::services::Services;
+use shared::store::ListCursor;
+
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+pub const MAX_PAGE_SIZE: usize = 100;
+
+pub async fn handle(services: &Services, request: Request) -> Response<Body> {
+    http::serve(request, |request| async move {
+        let project_id = http::project_id(&request)?;
+        services
+            .keys
+            .authorize(http::authorization(&request), &project_id)
+            .await?;
+        match http::path_param(&request, "file_id") {
+            Some(_) => get_file(services, &project_id, &request).await,
+            None => list_files(services, &project_id, &request).await,
+        }
+    })
+    .await
+}
+
+async fn get_file(
+    services: &Services,
+    project_id: &str,
+    request: &Request,
+) -> Result<Reply, ApiError> {
+    let record = services
+        .files
+        .get_in_project(project_id, http::file_id(request)?)
+        .await?;
+    Ok(Reply::ok(
+        FileResource::render(services, &record).await?.to_json(),
+    ))
+}
+
+async fn list_files(
+    services: &Services,
+    project_id: &str,
+    request: &Request,
+) -> Result<Reply, ApiError> {
+    let query = ListQuery::parse(request)?;
+    let page = services
+        .files
+        .list(project_id, query.status, query.limit, query.cursor.as_ref())
+        .await?;
+    let mut files = Vec::with_capacity(page.files.len());
+    for record in &page.files {
+        files.push(FileResource::render(services, record).await?.to_json());
+    }
+    Ok(Reply::ok(
+        json!({ "files": files, "next_cursor": page.next_cursor }),
+    ))
+}
+
+struct ListQuery {
+    status: Option<FileStatus>,
+    limit: usize,
+    cursor: Option<ListCursor>,
+}
+
+impl ListQuery {
+    fn parse(request: &Request) -> Result<Self, ApiError> {
+        let mut bad = Vec::new();
+        let status = http::query_param(request, "status").and_then(|text| {
+            FileStatus::parse(&text).or_else(|| {
+                let names: Vec<_> = FileStatus::ALL.iter().map(|s| s.as_str()).collect();
+                bad.push(Detail::field(
+                    "status",
+                    format!("must be one of {}", names.join(", ")),
+                ));
+                None
+            })
+        });
+        let limit = match http::query_param(request, "limit") {
+            None => DEFAULT_PAGE_SIZE,
+            Some(text) => match text.parse::<usize>() {
+                Ok(limit) if (1..=MAX_PAGE_SIZE).contains(&limit) => limit,
+                _ => {
+                    bad.push(Detail::field(
+                        "limit",
+                        format!("must be an integer between 1 and {MAX_PAGE_SIZE}"),
+                    ));
+                    DEFAULT_PAGE_SIZE
+                }
+            },
+        };
+        let cursor = http::query_param(request, "cursor").and_then(|text| {
+            ListCursor::decode(&text).or_else(|| {
+                bad.push(Detail::field(
+                    "cursor",
+                    "must be a next_cursor from a previous page",
+                ));
+                None
+            })
+        });
+        if bad.is_empty() {
+            Ok(Self {
+                status,
+                limit,
+                cursor,
+            })
+        } else {
+            Err(ApiError::Validation(bad))
+        }
+    }
+}

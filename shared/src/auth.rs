@@ -1,0 +1,233 @@
+//! API keys: `Authorization: Bearer upk_…`. Keys are 256 random bits, stored only as their
+//! SHA-256 with the projects they grant.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+use crate::item::{self, s};
+use crate::timestamp;
+
+pub const KEY_PREFIX: &str = "upk_";
+/// A grant read from the table is trusted this long in a warm container: revoking a key takes
+/// effect within this time.
+const CACHE_TTL: Duration = Duration::from_secs(60);
+const CACHE_MAX_ENTRIES: usize = 1024;
+
+type Grant = Arc<BTreeSet<String>>;
+
+#[derive(Debug)]
+pub struct ApiKeys {
+    client: Client,
+    table: String,
+    cache: Mutex<HashMap<String, (Grant, Instant)>>,
+}
+
+impl ApiKeys {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// 401 unless `authorization` carries a live key; 403 unless it grants `project_id`.
+    pub async fn authorize(
+        &self,
+        authorization: Option<&str>,
+        project_id: &str,
+    ) -> Result<(), ApiError> {
+        let key = bearer_key(authorization)?;
+        let grant = self.grant(&key_hash(key)).await?;
+        if grant.contains(project_id) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden)
+        }
+    }
+
+    async fn grant(&self, hash: &str) -> Result<Grant, ApiError> {
+        if let Some((grant, at)) = self.cached(hash)
+            && at.elapsed() < CACHE_TTL
+        {
+            return Ok(grant);
+        }
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(item::PK, s(item::api_key_pk(hash)))
+            .key(item::SK, s(item::API_KEY_SK))
+            .send()
+            .await
+            .map_err(|err| ApiError::from_aws("GetItem api key", err))?;
+        let Some(found) = output.item else {
+            return Err(ApiError::Unauthorized("unknown API key"));
+        };
+        if matches!(found.get("revoked"), Some(AttributeValue::Bool(true))) {
+            return Err(ApiError::Unauthorized("revoked API key"));
+        }
+        let grant: Grant = match found.get("projects") {
+            Some(AttributeValue::Ss(projects)) => Arc::new(projects.iter().cloned().collect()),
+            _ => Arc::default(),
+        };
+        let mut cache = self
+            .cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if cache.len() >= CACHE_MAX_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(hash.to_owned(), (grant.clone(), Instant::now()));
+        Ok(grant)
+    }
+
+    fn cached(&self, hash: &str) -> Option<(Grant, Instant)> {
+        self.cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(hash)
+            .cloned()
+    }
+
+    /// Creates a key granting `projects` and returns it: the only time it exists in clear.
+    pub async fn mint(&self, projects: &[String], label: &str) -> Result<String, ApiError> {
+        if projects.is_empty() || !projects.iter().all(|p| is_project_id(p)) {
+            return Err(ApiError::invalid(
+                "projects",
+                "give at least one project id of 1 to 64 letters, digits, '-' or '_'",
+            ));
+        }
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret)
+            .map_err(|err| ApiError::Internal(format!("no randomness: {err}")))?;
+        let key = format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(secret));
+        let hash = key_hash(&key);
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(item::PK, s(item::api_key_pk(&hash)))
+            .item(item::SK, s(item::API_KEY_SK))
+            .item("projects", AttributeValue::Ss(projects.to_vec()))
+            .item("label", s(label))
+            .item("created_at", s(timestamp::format(timestamp::now())))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(|err| ApiError::from_aws("PutItem api key", err))?;
+        Ok(key)
+    }
+}
+
+impl ApiKeys {
+    /// Marks `key` revoked. Warm containers that cached it notice within a minute.
+    pub async fn revoke(&self, key: &str) -> Result<(), ApiError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(item::PK, s(item::api_key_pk(&key_hash(key))))
+            .key(item::SK, s(item::API_KEY_SK))
+            .update_expression("SET revoked = :yes")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .send()
+            .await
+            .map_err(|err| match err.as_service_error() {
+                Some(e) if e.is_conditional_check_failed_exception() => {
+                    ApiError::invalid("key", "no such API key")
+                }
+                _ => ApiError::from_aws("UpdateItem revoke key", err),
+            })?;
+        self.cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&key_hash(key));
+        Ok(())
+    }
+}
+
+/// Project ids are chosen by operators when minting keys: short, URL- and key-safe.
+pub fn is_project_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+pub fn key_hash(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+fn bearer_key(authorization: Option<&str>) -> Result<&str, ApiError> {
+    let header = authorization.ok_or(ApiError::Unauthorized(
+        "missing Authorization: Bearer <api key>",
+    ))?;
+    let (scheme, key) = header.split_once(' ').ok_or(ApiError::Unauthorized(
+        "Authorization must be Bearer <api key>",
+    ))?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(ApiError::Unauthorized(
+            "Authorization must be Bearer <api key>",
+        ));
+    }
+    let key = key.trim();
+    // Shape check first: malformed keys never cost a table read.
+    let well_formed = key.len() == KEY_PREFIX.len() + 43
+        && key.starts_with(KEY_PREFIX)
+        && URL_SAFE_NO_PAD
+            .decode(&key[KEY_PREFIX.len()..])
+            .is_ok_and(|raw| raw.len() == 32);
+    if well_formed {
+        Ok(key)
+    } else {
+        Err(ApiError::Unauthorized("unknown API key"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "upk_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+    #[test]
+    fn bearer_keys_are_parsed_and_malformed_ones_refused_without_a_lookup() {
+        assert_eq!(bearer_key(Some(&format!("Bearer {KEY}"))).unwrap(), KEY);
+        assert_eq!(bearer_key(Some(&format!("bearer {KEY}"))).unwrap(), KEY);
+        for bad in [
+            None,
+            Some(""),
+            Some(KEY),
+            Some("Basic dXNlcjpwYXNz"),
+            Some("Bearer upk_short"),
+            Some("Bearer "),
+        ] {
+            assert!(
+                matches!(bearer_key(bad), Err(ApiError::Unauthorized(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn project_ids() {
+        assert!(is_project_id("p1") && is_project_id("acme_prod-2"));
+        assert!(!is_project_id("") && !is_project_id("a/b") && !is_project_id(&"a".repeat(65)));
+    }
+
+    #[test]
+    fn the_stored_hash_is_sha256_hex() {
+        assert_eq!(
+            key_hash("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

@@ -1,0 +1,142 @@
+//! Deployment settings, read from the environment once per cold start.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `TABLE_NAME` | required | the DynamoDB table |
+//! | `BUCKET_NAME` | required | the S3 bucket |
+//! | `UPLOAD_URL_EXPIRY_SECS` | 900 | lifetime of presigned PUT URLs (1 s to 7 days) |
+//! | `DOWNLOAD_URL_EXPIRY_SECS` | 300 | lifetime of presigned GET URLs (1 s to 7 days) |
+//! | `MAX_FILE_SIZE` | 5497558138880 (5 TiB) | largest `file_size` accepted |
+//! | `MULTIPART_THRESHOLD` | 104857600 (100 MiB) | files above this upload in parts (at most 5 GiB) |
+//! | `PART_SIZE` | 16777216 (16 MiB) | preferred part size (5 MiB to 5 GiB) |
+//! | `PENDING_TTL_SECS` | 604800 (7 days) | a file never verified is deleted this long after its last upload started |
+//! | `S3_FORCE_PATH_STYLE` | false | path-style S3 URLs, for local endpoints |
+//!
+//! Endpoints and credentials come from the standard AWS variables (`AWS_ENDPOINT_URL_S3`,
+//! `AWS_ENDPOINT_URL_DYNAMODB`, `AWS_REGION`, …) through `aws-config`.
+
+use std::time::Duration;
+
+use crate::plan::{MAX_OBJECT_SIZE, MAX_PART_SIZE, MAX_SINGLE_PUT_SIZE, MIN_PART_SIZE};
+
+/// SigV4 presigned URLs live at most seven days.
+const MAX_URL_EXPIRY_SECS: u64 = 7 * 24 * 3600;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub table_name: String,
+    pub bucket_name: String,
+    pub upload_url_expiry: Duration,
+    pub download_url_expiry: Duration,
+    pub max_file_size: u64,
+    pub multipart_threshold: u64,
+    pub part_size: u64,
+    pub pending_ttl: Duration,
+    pub s3_force_path_style: bool,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("configuration: {0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the settings through `lookup`, so tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let required = |name: &str| {
+            lookup(name)
+                .filter(|value| !value.is_empty())
+                .ok_or_else(|| ConfigError(format!("{name} is not set")))
+        };
+        let number = |name: &str, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
+            let Some(raw) = lookup(name) else {
+                return Ok(default);
+            };
+            match raw.trim().parse::<u64>() {
+                Ok(value) if (min..=max).contains(&value) => Ok(value),
+                _ => Err(ConfigError(format!(
+                    "{name}={raw:?} must be an integer between {min} and {max}"
+                ))),
+            }
+        };
+        let secs = |name: &str, default: u64, max: u64| {
+            number(name, default, 1, max).map(Duration::from_secs)
+        };
+
+        let config = Config {
+            table_name: required("TABLE_NAME")?,
+            bucket_name: required("BUCKET_NAME")?,
+            upload_url_expiry: secs("UPLOAD_URL_EXPIRY_SECS", 900, MAX_URL_EXPIRY_SECS)?,
+            download_url_expiry: secs("DOWNLOAD_URL_EXPIRY_SECS", 300, MAX_URL_EXPIRY_SECS)?,
+            max_file_size: number("MAX_FILE_SIZE", MAX_OBJECT_SIZE, 1, MAX_OBJECT_SIZE)?,
+            multipart_threshold: number("MULTIPART_THRESHOLD", 100 << 20, 1, MAX_SINGLE_PUT_SIZE)?,
+            part_size: number("PART_SIZE", 16 << 20, MIN_PART_SIZE, MAX_PART_SIZE)?,
+            pending_ttl: secs("PENDING_TTL_SECS", 7 * 24 * 3600, 365 * 24 * 3600)?,
+            s3_force_path_style: match lookup("S3_FORCE_PATH_STYLE").as_deref() {
+                None | Some("" | "false" | "0") => false,
+                Some("true" | "1") => true,
+                Some(other) => {
+                    return Err(ConfigError(format!(
+                        "S3_FORCE_PATH_STYLE={other:?} must be true or false"
+                    )));
+                }
+            },
+        };
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| env.get(name).cloned())
+    }
+
+    #[test]
+    fn documented_defaults_apply() {
+        let c = config(&[("TABLE_NAME", "t"), ("BUCKET_NAME", "b")]).unwrap();
+        assert_eq!(c.upload_url_expiry, Duration::from_secs(900));
+        assert_eq!(c.download_url_expiry, Duration::from_secs(300));
+        assert_eq!(c.max_file_size, 5 * (1 << 40));
+        assert_eq!(c.multipart_threshold, 100 << 20);
+        assert_eq!(c.part_size, 16 << 20);
+        assert!(!c.s3_force_path_style);
+    }
+
+    #[test]
+    fn bad_values_fail_the_cold_start_with_the_variable_named() {
+        let err = config(&[("TABLE_NAME", "t")]).unwrap_err();
+        assert!(err.to_string().contains("BUCKET_NAME"));
+        let err = config(&[
+            ("TABLE_NAME", "t"),
+            ("BUCKET_NAME", "b"),
+            ("PART_SIZE", "1024"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("PART_SIZE"), "{err}");
+        let err = config(&[
+            ("TABLE_NAME", "t"),
+            ("BUCKET_NAME", "b"),
+            ("UPLOAD_URL_EXPIRY_SECS", "0"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("UPLOAD_URL_EXPIRY_SECS"), "{err}");
+        let err = config(&[
+            ("TABLE_NAME", "t"),
+            ("BUCKET_NAME", "b"),
+            ("S3_FORCE_PATH_STYLE", "yes"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("S3_FORCE_PATH_STYLE"), "{err}");
+    }
+}

@@ -1,0 +1,202 @@
+//! The one place where every failure becomes the contract's error body.
+
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ErrorMetadata, ProvideErrorMetadata, SdkError};
+use lambda_http::http::StatusCode;
+use serde::Serialize;
+
+/// One entry of an error's `details`: a bad field, or the reason behind a conflict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Detail {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+    pub message: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub part_numbers: Vec<u32>,
+}
+
+impl Detail {
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: Some(field.into()),
+            reason: None,
+            message: message.into(),
+            part_numbers: Vec::new(),
+        }
+    }
+
+    pub fn reason(reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field: None,
+            reason: Some(reason),
+            message: message.into(),
+            part_numbers: Vec::new(),
+        }
+    }
+
+    pub fn with_parts(mut self, part_numbers: Vec<u32>) -> Self {
+        self.part_numbers = part_numbers;
+        self
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("this API key has no access to the project")]
+    Forbidden,
+    #[error("no such file")]
+    NotFound,
+    #[error("{message}")]
+    Conflict {
+        message: String,
+        details: Vec<Detail>,
+    },
+    #[error("file_size is above the maximum of {max} bytes")]
+    PayloadTooLarge { max: u64, details: Vec<Detail> },
+    #[error("{}", validation_message(.0))]
+    Validation(Vec<Detail>),
+    /// A bug or a broken invariant: the text is logged, never sent.
+    #[error("internal error")]
+    Internal(String),
+    /// S3 or DynamoDB failed or throttled: the text is logged, never sent.
+    #[error("a storage dependency is unavailable, retry later")]
+    Unavailable(String),
+}
+
+fn validation_message(details: &[Detail]) -> String {
+    match details.len() {
+        1 => "1 field is invalid".to_owned(),
+        n => format!("{n} fields are invalid"),
+    }
+}
+
+impl ApiError {
+    pub fn conflict(reason: &'static str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Self::Conflict {
+            details: vec![Detail::reason(reason, message.clone())],
+            message,
+        }
+    }
+
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Validation(vec![Detail::field(field, message)])
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "bad_request",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::Conflict { .. } => "conflict",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::Validation(_) => "validation_error",
+            Self::Internal(_) => "internal",
+            Self::Unavailable(_) => "unavailable",
+        }
+    }
+
+    pub fn details(&self) -> &[Detail] {
+        match self {
+            Self::Conflict { details, .. }
+            | Self::PayloadTooLarge { details, .. }
+            | Self::Validation(details) => details,
+            _ => &[],
+        }
+    }
+
+    /// The body of the error response, as `API.md` fixes it.
+    pub fn body(&self, request_id: &str) -> serde_json::Value {
+        serde_json::json!({
+            "error": {
+                "code": self.code(),
+                "message": self.to_string(),
+                "details": self.details(),
+            },
+            "request_id": request_id,
+        })
+    }
+
+    /// Classifies a failed AWS call: throttling, timeouts, 5xx and transport failures are
+    /// retryable (503); anything else means we sent a request the service refuses (500).
+    pub fn from_aws<E, R>(operation: &str, err: SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug,
+    {
+        let text = format!("{operation}: {}", DisplayErrorContext(&err));
+        match &err {
+            SdkError::TimeoutError(_)
+            | SdkError::DispatchFailure(_)
+            | SdkError::ResponseError(_) => Self::Unavailable(text),
+            SdkError::ServiceError(service) if is_retryable(service.err().meta()) => {
+                Self::Unavailable(text)
+            }
+            _ => Self::Internal(text),
+        }
+    }
+}
+
+fn is_retryable(meta: &ErrorMetadata) -> bool {
+    matches!(
+        meta.code(),
+        Some(
+            "ThrottlingException"
+                | "ProvisionedThroughputExceededException"
+                | "RequestLimitExceeded"
+                | "InternalServerError"
+                | "InternalError"
+                | "ServiceUnavailable"
+                | "SlowDown"
+                | "RequestTimeout"
+                | "TransactionInProgressException"
+        )
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_body_lists_every_field() {
+        let err = ApiError::Validation(vec![
+            Detail::field("file_size", "must be between 1 and 5"),
+            Detail::field("sha256", "must be base64"),
+        ]);
+        let body = err.body("req-1");
+        assert_eq!(body["error"]["code"], "validation_error");
+        assert_eq!(body["error"]["message"], "2 fields are invalid");
+        assert_eq!(body["error"]["details"][1]["field"], "sha256");
+        assert_eq!(body["request_id"], "req-1");
+        assert_eq!(err.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+
+    #[test]
+    fn internal_errors_do_not_leak_their_text() {
+        let err = ApiError::Internal("table files-prod: secret detail".into());
+        let body = err.body("r").to_string();
+        assert!(!body.contains("secret"), "{body}");
+        assert_eq!(err.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}

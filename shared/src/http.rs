@@ -1,0 +1,169 @@
+//! The HTTP edge: request ids, path and body parsing, and rendering results as responses.
+
+use std::future::Future;
+
+use lambda_http::http::{HeaderValue, StatusCode, header};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde_json::{Map, Value};
+use tracing::Instrument;
+
+use crate::error::ApiError;
+use crate::model::FileId;
+
+/// A successful answer: status and JSON body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn ok(body: Value) -> Self {
+        Self {
+            status: StatusCode::OK,
+            body,
+        }
+    }
+
+    pub fn created(body: Value) -> Self {
+        Self {
+            status: StatusCode::CREATED,
+            body,
+        }
+    }
+}
+
+/// Runs a route and renders its result, success or error, with the request id on it.
+pub async fn serve<F, Fut>(request: Request, route: F) -> Response<Body>
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Result<Reply, ApiError>>,
+{
+    let request_id = request_id(&request);
+    let span = tracing::info_span!("request", request_id = %request_id, method = %request.method(), route = %route_path(&request));
+    let result = route(request).instrument(span.clone()).await;
+    span.in_scope(|| render(&request_id, result))
+}
+
+pub fn render(request_id: &str, result: Result<Reply, ApiError>) -> Response<Body> {
+    let (status, body) = match result {
+        Ok(reply) => (reply.status, reply.body),
+        Err(err) => {
+            match &err {
+                ApiError::Internal(text) => tracing::error!(error = %text, "internal error"),
+                ApiError::Unavailable(text) => {
+                    tracing::warn!(error = %text, "dependency unavailable")
+                }
+                other => tracing::info!(
+                    status = other.status().as_u16(),
+                    code = other.code(),
+                    "request refused"
+                ),
+            }
+            (err.status(), err.body(request_id))
+        }
+    };
+    let mut response = Response::new(Body::Text(body.to_string()));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        headers.insert("x-request-id", value);
+    }
+    response
+}
+
+/// API Gateway's request id when there is one (it is what its access logs show), else Lambda's.
+pub fn request_id(request: &Request) -> String {
+    let from_gateway = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.request_id.clone(),
+        _ => None,
+    };
+    from_gateway
+        .filter(|id| !id.is_empty())
+        .or_else(|| {
+            request
+                .lambda_context_ref()
+                .map(|context| context.request_id.clone())
+        })
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+fn route_path(request: &Request) -> String {
+    request.raw_http_path().to_owned()
+}
+
+pub fn path_param(request: &Request, name: &str) -> Option<String> {
+    request
+        .path_parameters_ref()
+        .and_then(|params| params.first(name))
+        .map(str::to_owned)
+}
+
+pub fn query_param(request: &Request, name: &str) -> Option<String> {
+    request
+        .query_string_parameters_ref()
+        .and_then(|params| params.first(name))
+        .map(str::to_owned)
+}
+
+pub fn project_id(request: &Request) -> Result<String, ApiError> {
+    path_param(request, "project_id").ok_or(ApiError::NotFound)
+}
+
+/// A malformed file id names no file: 404, like any other unknown id.
+pub fn file_id(request: &Request) -> Result<FileId, ApiError> {
+    path_param(request, "file_id")
+        .and_then(|id| id.parse().ok())
+        .ok_or(ApiError::NotFound)
+}
+
+pub fn authorization(request: &Request) -> Option<&str> {
+    request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+}
+
+/// The JSON object in the body; `None` for an empty body. 400 for anything but an object.
+pub fn json_object(request: &Request) -> Result<Option<Map<String, Value>>, ApiError> {
+    let bytes: &[u8] = request.body().as_ref();
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(map)) => Ok(Some(map)),
+        Ok(_) => Err(ApiError::BadRequest(
+            "the body must be a JSON object".into(),
+        )),
+        Err(err) => Err(ApiError::BadRequest(format!(
+            "the body is not valid JSON: {err}"
+        ))),
+    }
+}
+
+/// Like [`json_object`], for routes whose body is required.
+pub fn required_json_object(request: &Request) -> Result<Map<String, Value>, ApiError> {
+    json_object(request)?
+        .ok_or_else(|| ApiError::BadRequest("a JSON object body is required".into()))
+}
+
+/// Runs a Lambda HTTP function: logging and services set up once, then `handle` per request.
+pub async fn run<H, Fut>(handle: H) -> Result<(), lambda_http::Error>
+where
+    H: Fn(std::sync::Arc<crate::services::Services>, Request) -> Fut,
+    Fut: Future<Output = Response<Body>> + Send,
+{
+    crate::services::init_logging();
+    let services = std::sync::Arc::new(crate::services::Services::from_env().await?);
+    lambda_http::run(lambda_http::service_fn(|request| {
+        let response = handle(services.clone(), request);
+        async move { Ok::<_, std::convert::Infallible>(response.await) }
+    }))
+    .await
+}

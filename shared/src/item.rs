@@ -1,0 +1,325 @@
+//! The single-table layout and the mapping between DynamoDB items and the model.
+//!
+//! | item | `pk` | `sk` | other keys |
+//! |---|---|---|---|
+//! | file | `FILE#<file_id>` | `FILE` | `gsi1pk = PROJECT#<project_id>`, `gsi1sk = <created_at>#<file_id>` (listing, newest first); `dedup_key = <project_id>#<sha256>#<size>` while a verified version with a SHA-256 exists (sparse index `by_content`) |
+//! | API key | `APIKEY#<hex sha256 of the key>` | `APIKEY` | none |
+//!
+//! A file's current upload job and its verified version are maps inside the file item, so that
+//! every status change is one conditional write on one item. Files never verified carry `ttl`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use crate::model::{
+    ContentDeclaration, FileId, FileRecord, FileStatus, JobId, RejectionReason, UploadJob,
+    VerifiedVersion,
+};
+use crate::timestamp;
+
+pub type Item = HashMap<String, AttributeValue>;
+
+pub const PK: &str = "pk";
+pub const SK: &str = "sk";
+pub const GSI1PK: &str = "gsi1pk";
+pub const GSI1SK: &str = "gsi1sk";
+pub const DEDUP_KEY: &str = "dedup_key";
+pub const TTL: &str = "ttl";
+pub const BY_PROJECT_INDEX: &str = "by_project";
+pub const BY_CONTENT_INDEX: &str = "by_content";
+
+pub const FILE_SK: &str = "FILE";
+pub const API_KEY_SK: &str = "APIKEY";
+
+pub fn file_pk(file_id: FileId) -> String {
+    format!("FILE#{file_id}")
+}
+
+pub fn project_pk(project_id: &str) -> String {
+    format!("PROJECT#{project_id}")
+}
+
+pub fn api_key_pk(key_hash_hex: &str) -> String {
+    format!("APIKEY#{key_hash_hex}")
+}
+
+pub fn dedup_key(project_id: &str, sha256: &str, file_size: u64) -> String {
+    format!("{project_id}#{sha256}#{file_size}")
+}
+
+/// The listing sort key: creation time first, so a descending query is newest first.
+pub fn listing_sort_key(record: &FileRecord) -> String {
+    format!(
+        "{}#{}",
+        timestamp::format(record.created_at),
+        record.file_id
+    )
+}
+
+pub fn file_key(file_id: FileId) -> Item {
+    HashMap::from([(PK.into(), s(file_pk(file_id))), (SK.into(), s(FILE_SK))])
+}
+
+pub fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("malformed item: {0}")]
+pub struct MalformedItem(String);
+
+impl From<&FileRecord> for Item {
+    fn from(record: &FileRecord) -> Item {
+        let mut item = file_key(record.file_id);
+        item.insert(GSI1PK.into(), s(project_pk(&record.project_id)));
+        item.insert(GSI1SK.into(), s(listing_sort_key(record)));
+        item.insert("file_id".into(), s(record.file_id.to_string()));
+        item.insert("project_id".into(), s(&record.project_id));
+        put_content(&mut item, &record.content);
+        item.insert("metadata".into(), string_map(&record.metadata));
+        item.insert("status".into(), s(record.status.as_str()));
+        if let Some(reason) = record.rejection_reason {
+            item.insert("rejection_reason".into(), s(reason.as_str()));
+        }
+        item.insert("created_at".into(), s(timestamp::format(record.created_at)));
+        item.insert("updated_at".into(), s(timestamp::format(record.updated_at)));
+        if let Some(job) = &record.job {
+            item.insert("job".into(), job_value(job));
+        }
+        if let Some(verified) = &record.verified {
+            item.insert("verified".into(), verified_value(verified));
+            if let Some(sha256) = &verified.content.sha256 {
+                item.insert(
+                    DEDUP_KEY.into(),
+                    s(dedup_key(
+                        &record.project_id,
+                        sha256,
+                        verified.content.file_size,
+                    )),
+                );
+            }
+        }
+        item
+    }
+}
+
+pub fn job_value(job: &UploadJob) -> AttributeValue {
+    let mut map = HashMap::from([
+        ("job_id".to_owned(), s(job.job_id.to_string())),
+        ("s3_key".to_owned(), s(&job.s3_key)),
+        ("part_size".to_owned(), n(job.part_size)),
+        ("part_count".to_owned(), n(job.part_count)),
+        (
+            "expires_at".to_owned(),
+            s(timestamp::format(job.expires_at)),
+        ),
+        ("headers".to_owned(), string_map(&job.headers)),
+    ]);
+    if let Some(upload_id) = &job.upload_id {
+        map.insert("upload_id".into(), s(upload_id));
+    }
+    AttributeValue::M(map)
+}
+
+pub fn verified_value(verified: &VerifiedVersion) -> AttributeValue {
+    let mut map = HashMap::from([
+        ("job_id".to_owned(), s(verified.job_id.to_string())),
+        ("s3_key".to_owned(), s(&verified.s3_key)),
+        (
+            "verified_at".to_owned(),
+            s(timestamp::format(verified.verified_at)),
+        ),
+    ]);
+    put_content(&mut map, &verified.content);
+    AttributeValue::M(map)
+}
+
+fn put_content(item: &mut Item, content: &ContentDeclaration) {
+    item.insert("file_name".into(), s(&content.file_name));
+    item.insert("content_type".into(), s(&content.content_type));
+    item.insert("file_size".into(), n(content.file_size));
+    if let Some(sha256) = &content.sha256 {
+        item.insert("sha256".into(), s(sha256));
+    }
+    if let Some(md5) = &content.md5 {
+        item.insert("md5".into(), s(md5));
+    }
+}
+
+impl TryFrom<&Item> for FileRecord {
+    type Error = MalformedItem;
+
+    fn try_from(item: &Item) -> Result<Self, MalformedItem> {
+        let status = string(item, "status")?;
+        Ok(FileRecord {
+            file_id: parsed(item, "file_id")?,
+            project_id: string(item, "project_id")?.to_owned(),
+            content: content(item)?,
+            metadata: read_string_map(item, "metadata")?,
+            status: FileStatus::parse(status)
+                .ok_or_else(|| MalformedItem(format!("status {status:?}")))?,
+            rejection_reason: optional_string(item, "rejection_reason")
+                .map(|r| {
+                    RejectionReason::parse(r)
+                        .ok_or_else(|| MalformedItem(format!("rejection_reason {r:?}")))
+                })
+                .transpose()?,
+            created_at: time(item, "created_at")?,
+            updated_at: time(item, "updated_at")?,
+            job: match item.get("job") {
+                Some(AttributeValue::M(job)) => Some(UploadJob {
+                    job_id: parsed(job, "job_id")?,
+                    s3_key: string(job, "s3_key")?.to_owned(),
+                    upload_id: optional_string(job, "upload_id").map(str::to_owned),
+                    part_size: number(job, "part_size")?,
+                    part_count: number(job, "part_count")?,
+                    expires_at: time(job, "expires_at")?,
+                    headers: read_string_map(job, "headers")?,
+                }),
+                _ => None,
+            },
+            verified: match item.get("verified") {
+                Some(AttributeValue::M(verified)) => Some(VerifiedVersion {
+                    job_id: parsed::<JobId>(verified, "job_id")?,
+                    s3_key: string(verified, "s3_key")?.to_owned(),
+                    content: content(verified)?,
+                    verified_at: time(verified, "verified_at")?,
+                }),
+                _ => None,
+            },
+        })
+    }
+}
+
+fn string_map(map: &BTreeMap<String, String>) -> AttributeValue {
+    AttributeValue::M(map.iter().map(|(k, v)| (k.clone(), s(v))).collect())
+}
+
+fn read_string_map(item: &Item, name: &str) -> Result<BTreeMap<String, String>, MalformedItem> {
+    match item.get(name) {
+        Some(AttributeValue::M(map)) => map
+            .iter()
+            .map(|(k, v)| match v {
+                AttributeValue::S(v) => Ok((k.clone(), v.clone())),
+                _ => Err(MalformedItem(format!("{name}.{k} is not a string"))),
+            })
+            .collect(),
+        _ => Ok(BTreeMap::new()),
+    }
+}
+
+fn content(item: &Item) -> Result<ContentDeclaration, MalformedItem> {
+    Ok(ContentDeclaration {
+        file_name: string(item, "file_name")?.to_owned(),
+        content_type: string(item, "content_type")?.to_owned(),
+        file_size: number(item, "file_size")?,
+        sha256: optional_string(item, "sha256").map(str::to_owned),
+        md5: optional_string(item, "md5").map(str::to_owned),
+    })
+}
+
+pub fn optional_string<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    match item.get(name) {
+        Some(AttributeValue::S(value)) => Some(value),
+        _ => None,
+    }
+}
+
+pub fn string<'a>(item: &'a Item, name: &str) -> Result<&'a str, MalformedItem> {
+    optional_string(item, name).ok_or_else(|| MalformedItem(format!("{name} is missing")))
+}
+
+fn parsed<T: std::str::FromStr>(item: &Item, name: &str) -> Result<T, MalformedItem> {
+    let text = string(item, name)?;
+    text.parse()
+        .map_err(|_| MalformedItem(format!("{name} {text:?}")))
+}
+
+fn number<T: std::str::FromStr>(item: &Item, name: &str) -> Result<T, MalformedItem> {
+    match item.get(name) {
+        Some(AttributeValue::N(text)) => text
+            .parse()
+            .map_err(|_| MalformedItem(format!("{name} {text:?}"))),
+        _ => Err(MalformedItem(format!("{name} is missing"))),
+    }
+}
+
+fn time(item: &Item, name: &str) -> Result<time::OffsetDateTime, MalformedItem> {
+    let text = string(item, name)?;
+    timestamp::parse(text).ok_or_else(|| MalformedItem(format!("{name} {text:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::object_key;
+
+    fn record() -> FileRecord {
+        let (file_id, job_id) = (FileId::random(), JobId::random());
+        let now = timestamp::now();
+        let content = ContentDeclaration {
+            file_name: "report \"final\".pdf".into(),
+            content_type: "application/pdf".into(),
+            file_size: 1_048_576,
+            sha256: Some("47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=".into()),
+            md5: None,
+        };
+        FileRecord {
+            file_id,
+            project_id: "p1".into(),
+            content: content.clone(),
+            metadata: BTreeMap::from([("category".into(), "invoice".into())]),
+            status: FileStatus::Verified,
+            rejection_reason: None,
+            created_at: now,
+            updated_at: now,
+            job: Some(UploadJob {
+                job_id,
+                s3_key: object_key(file_id, job_id),
+                upload_id: Some("upload-1".into()),
+                part_size: 5 << 20,
+                part_count: 3,
+                expires_at: now,
+                headers: BTreeMap::from([("content-length".into(), "5242880".into())]),
+            }),
+            verified: Some(VerifiedVersion {
+                job_id,
+                s3_key: object_key(file_id, job_id),
+                content,
+                verified_at: now,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_record_survives_the_round_trip() {
+        let record = record();
+        let item = Item::from(&record);
+        assert_eq!(FileRecord::try_from(&item).unwrap(), record);
+        assert_eq!(
+            optional_string(&item, DEDUP_KEY),
+            Some(format!("p1#{}#1048576", record.content.sha256.as_deref().unwrap()).as_str())
+        );
+    }
+
+    #[test]
+    fn only_verified_content_with_a_sha256_is_indexed_for_dedup() {
+        let mut record = record();
+        record.verified = None;
+        assert!(!Item::from(&record).contains_key(DEDUP_KEY));
+    }
+
+    #[test]
+    fn a_malformed_item_is_an_error_not_a_panic() {
+        let mut item = Item::from(&record());
+        item.insert("status".into(), s("exploded"));
+        assert!(FileRecord::try_from(&item).is_err());
+        item.remove("file_id");
+        assert!(FileRecord::try_from(&item).is_err());
+    }
+}

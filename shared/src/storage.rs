@@ -1,0 +1,239 @@
+//! The S3 side: presigned PUTs signed for the declared content, object checks, download URLs.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::operation::head_object::HeadObjectError;
+use aws_sdk_s3::presigning::{PresignedRequest, PresigningConfig};
+use aws_sdk_s3::types::ChecksumMode;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use crate::error::ApiError;
+use crate::model::ContentDeclaration;
+
+/// A URL and the headers that were signed into it: the client must send exactly these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresignedPut {
+    pub url: String,
+    pub headers: BTreeMap<String, String>,
+}
+
+/// What storage reports about a stored object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectHead {
+    pub size: u64,
+    pub content_type: Option<String>,
+    /// The SHA-256 that storage itself checked on upload, when one was sent with the PUT.
+    pub checksum_sha256: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ObjectStore {
+    client: Client,
+    bucket: String,
+}
+
+impl ObjectStore {
+    pub fn new(client: Client, bucket: impl Into<String>) -> Self {
+        Self {
+            client,
+            bucket: bucket.into(),
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// A PUT URL for the whole object, signed for the declared type, length and digests, so
+    /// storage refuses any other body.
+    pub async fn presign_put(
+        &self,
+        key: &str,
+        content: &ContentDeclaration,
+        expires_in: Duration,
+    ) -> Result<PresignedPut, ApiError> {
+        let length = i64::try_from(content.file_size).map_err(|_| {
+            ApiError::Internal(format!("file size {} overflows i64", content.file_size))
+        })?;
+        // Only the declared value is set, never `checksum_algorithm` too (awslabs/aws-sdk-rust#1103).
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(&content.content_type)
+            .content_length(length)
+            .set_checksum_sha256(content.sha256.clone())
+            .set_content_md5(content.md5.clone())
+            .presigned(presigning(expires_in)?)
+            .await
+            .map_err(|err| ApiError::Internal(format!("presign PutObject: {err}")))?;
+        Ok(presigned_put(&request))
+    }
+
+    /// The object's size, type and stored checksum, or `None` when there is no such object.
+    pub async fn head(&self, key: &str) -> Result<Option<ObjectHead>, ApiError> {
+        let result = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(Some(ObjectHead {
+                size: output
+                    .content_length
+                    .and_then(|n| u64::try_from(n).ok())
+                    .unwrap_or(0),
+                content_type: output.content_type,
+                checksum_sha256: output.checksum_sha256,
+            })),
+            Err(err) if matches!(err.as_service_error(), Some(HeadObjectError::NotFound(_))) => {
+                Ok(None)
+            }
+            Err(err) => Err(ApiError::from_aws("HeadObject", err)),
+        }
+    }
+
+    /// A GET URL that downloads the object as an attachment named `file_name`.
+    pub async fn presign_download(
+        &self,
+        key: &str,
+        file_name: &str,
+        content_type: &str,
+        expires_in: Duration,
+    ) -> Result<String, ApiError> {
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .response_content_disposition(content_disposition(file_name))
+            .response_content_type(content_type)
+            .presigned(presigning(expires_in)?)
+            .await
+            .map_err(|err| ApiError::Internal(format!("presign GetObject: {err}")))?;
+        Ok(request.uri().to_owned())
+    }
+}
+
+fn presigning(expires_in: Duration) -> Result<PresigningConfig, ApiError> {
+    PresigningConfig::expires_in(expires_in)
+        .map_err(|err| ApiError::Internal(format!("presigning config: {err}")))
+}
+
+/// The URL and the headers signed into it. The SDK also hands back unsigned headers (such as
+/// `x-amzn-trace-id` inside Lambda): clients need not send those, so they are left out.
+fn presigned_put(request: &PresignedRequest) -> PresignedPut {
+    let url = request.uri().to_owned();
+    let signed = signed_header_names(&url);
+    let headers = request
+        .headers()
+        .map(|(name, value)| (name.to_ascii_lowercase(), value.to_owned()))
+        .filter(|(name, _)| name != "host" && signed.contains(name))
+        .collect();
+    PresignedPut { url, headers }
+}
+
+/// The names in a presigned URL's `X-Amz-SignedHeaders` parameter.
+fn signed_header_names(url: &str) -> Vec<String> {
+    let query = url.split_once('?').map_or("", |(_, query)| query);
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("X-Amz-SignedHeaders="))
+        .map(|names| {
+            percent_encoding::percent_decode_str(names)
+                .decode_utf8_lossy()
+                .split(';')
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// RFC 5987 `attr-char`s stay as they are in `filename*`; everything else is percent-encoded.
+const ATTR_CHAR_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'!')
+    .remove(b'#')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'^')
+    .remove(b'_')
+    .remove(b'`')
+    .remove(b'|')
+    .remove(b'~');
+
+/// `attachment` with an ASCII `filename` fallback (quotes, backslashes, `%`, control and
+/// non-ASCII characters replaced) and the exact name in `filename*` (RFC 6266).
+pub fn content_disposition(file_name: &str) -> String {
+    let fallback: String = file_name
+        .chars()
+        .map(|c| match c {
+            ' ' => ' ',
+            '"' | '\\' | '%' => '_',
+            c if c.is_ascii_graphic() => c,
+            _ => '_',
+        })
+        .collect();
+    let exact = utf8_percent_encode(file_name, ATTR_CHAR_ESCAPES);
+    format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{exact}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signed_header_names_are_read_from_the_url() {
+        let url = "http://h/b/k?x-id=PutObject&X-Amz-SignedHeaders=content-length%3Bcontent-type%3Bhost&X-Amz-Signature=ab";
+        assert_eq!(
+            signed_header_names(url),
+            ["content-length", "content-type", "host"]
+        );
+        assert!(signed_header_names("http://h/b/k").is_empty());
+    }
+
+    #[test]
+    fn plain_names_pass_through() {
+        assert_eq!(
+            content_disposition("report.pdf"),
+            "attachment; filename=\"report.pdf\"; filename*=UTF-8''report.pdf"
+        );
+    }
+
+    #[test]
+    fn quotes_and_header_breaking_characters_cannot_escape_the_value() {
+        let value = content_disposition("a\"b\\c\r\nSet-Cookie: x=1;.pdf");
+        assert!(!value.contains('\r') && !value.contains('\n'));
+        assert_eq!(value.matches('"').count(), 2, "{value}");
+        assert!(
+            value.contains("filename*=UTF-8''a%22b%5Cc%0D%0ASet-Cookie%3A%20x%3D1%3B.pdf"),
+            "{value}"
+        );
+    }
+
+    #[test]
+    fn non_ascii_names_keep_their_exact_form_in_filename_star() {
+        let value = content_disposition("résumé 日本.pdf");
+        assert!(
+            value.starts_with("attachment; filename=\"r_sum_ __.pdf\";"),
+            "{value}"
+        );
+        assert!(
+            value.ends_with("filename*=UTF-8''r%C3%A9sum%C3%A9%20%E6%97%A5%E6%9C%AC.pdf"),
+            "{value}"
+        );
+        assert!(value.is_ascii());
+    }
+}

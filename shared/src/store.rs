@@ -1,0 +1,409 @@
+//! The file table: reads, listing, and one conditional write per status change.
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use time::OffsetDateTime;
+
+use crate::error::ApiError;
+use crate::item::{self, Item, n, s};
+use crate::model::{FileId, FileRecord, FileStatus, JobId, RejectionReason, VerifiedVersion};
+use crate::timestamp;
+
+/// The outcome of a conditional write: applied, or refused because the file is not in the
+/// expected state (`current` is the file as it is, if it exists).
+#[derive(Debug)]
+pub enum Conditional {
+    Applied(FileRecord),
+    Refused { current: Option<FileRecord> },
+}
+
+#[derive(Debug)]
+pub struct FilePage {
+    pub files: Vec<FileRecord>,
+    pub next_cursor: Option<String>,
+}
+
+/// Listing asks DynamoDB for pages of this many items, and at most this many pages per call,
+/// so a sparse `status` filter cannot turn one request into a table scan.
+const LIST_PAGE_ITEMS: i32 = 100;
+const LIST_MAX_PAGES: usize = 10;
+
+#[derive(Clone, Debug)]
+pub struct FileStore {
+    client: Client,
+    table: String,
+}
+
+impl FileStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Writes a new file; `expires_at` is when DynamoDB may delete it if it is never verified.
+    pub async fn insert_new(
+        &self,
+        record: &FileRecord,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), ApiError> {
+        let mut item = Item::from(record);
+        item.insert(item::TTL.into(), n(expires_at.unix_timestamp()));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(|err| ApiError::from_aws("PutItem file", err))?;
+        Ok(())
+    }
+
+    pub async fn get(&self, file_id: FileId) -> Result<Option<FileRecord>, ApiError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(item::file_key(file_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| ApiError::from_aws("GetItem file", err))?;
+        output.item.as_ref().map(decode).transpose()
+    }
+
+    /// The file of `project_id` with this id; other projects' files do not exist for the caller.
+    pub async fn get_in_project(
+        &self,
+        project_id: &str,
+        file_id: FileId,
+    ) -> Result<FileRecord, ApiError> {
+        match self.get(file_id).await? {
+            Some(record) if record.project_id == project_id => Ok(record),
+            _ => Err(ApiError::NotFound),
+        }
+    }
+
+    /// A file of the project whose verified content has this SHA-256 and size.
+    pub async fn find_verified_by_content(
+        &self,
+        project_id: &str,
+        sha256: &str,
+        file_size: u64,
+    ) -> Result<Option<FileRecord>, ApiError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(item::BY_CONTENT_INDEX)
+            .key_condition_expression("dedup_key = :key")
+            .expression_attribute_values(":key", s(item::dedup_key(project_id, sha256, file_size)))
+            .limit(1)
+            .send()
+            .await
+            .map_err(|err| ApiError::from_aws("Query by_content", err))?;
+        let Some(file_id) = output
+            .items()
+            .first()
+            .and_then(|key| item::optional_string(key, item::PK))
+            .and_then(|pk| pk.strip_prefix("FILE#"))
+            .and_then(|id| id.parse::<FileId>().ok())
+        else {
+            return Ok(None);
+        };
+        // The index is eventually consistent: confirm against the item itself.
+        Ok(self.get(file_id).await?.filter(|record| {
+            record.project_id == project_id
+                && record.verified.as_ref().is_some_and(|v| {
+                    v.content.sha256.as_deref() == Some(sha256) && v.content.file_size == file_size
+                })
+        }))
+    }
+
+    /// `pending_upload` → `uploaded`, only while `job_id` is the file's current job.
+    pub async fn mark_uploaded(
+        &self,
+        file_id: FileId,
+        job_id: JobId,
+        now: OffsetDateTime,
+    ) -> Result<Conditional, ApiError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(item::file_key(file_id)))
+            .update_expression("SET #status = :uploaded, updated_at = :now")
+            .condition_expression("#status = :pending AND job.job_id = :job")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":uploaded", s(FileStatus::Uploaded.as_str()))
+            .expression_attribute_values(":pending", s(FileStatus::PendingUpload.as_str()))
+            .expression_attribute_values(":job", s(job_id.to_string()))
+            .expression_attribute_values(":now", s(timestamp::format(now)));
+        self.conditional_update(update, "UpdateItem mark_uploaded")
+            .await
+    }
+
+    /// Settles the current job `job_id` as verified: its content becomes the downloadable version
+    /// (and, with a SHA-256, a dedup candidate). Refused unless the job is current and unsettled.
+    pub async fn settle_verified(
+        &self,
+        record: &FileRecord,
+        job_id: JobId,
+        s3_key: &str,
+        now: OffsetDateTime,
+    ) -> Result<Conditional, ApiError> {
+        let verified = VerifiedVersion {
+            job_id,
+            s3_key: s3_key.to_owned(),
+            content: record.content.clone(),
+            verified_at: now,
+        };
+        let mut update = self
+            .unsettled_job_update(record.file_id, job_id, now)
+            .expression_attribute_values(":verified_status", s(FileStatus::Verified.as_str()))
+            .expression_attribute_values(":verified", item::verified_value(&verified));
+        let dedup = match &verified.content.sha256 {
+            Some(sha256) => {
+                update = update.expression_attribute_values(
+                    ":dedup",
+                    s(item::dedup_key(
+                        &record.project_id,
+                        sha256,
+                        verified.content.file_size,
+                    )),
+                );
+                "dedup_key = :dedup"
+            }
+            None => "",
+        };
+        let set = [
+            "#status = :verified_status",
+            "verified = :verified",
+            "updated_at = :now",
+            dedup,
+        ]
+        .into_iter()
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join(", ");
+        let remove = if dedup.is_empty() {
+            "rejection_reason, #ttl, dedup_key"
+        } else {
+            "rejection_reason, #ttl"
+        };
+        update = update
+            .update_expression(format!("SET {set} REMOVE {remove}"))
+            .expression_attribute_names("#ttl", item::TTL);
+        self.conditional_update(update, "UpdateItem settle_verified")
+            .await
+    }
+
+    /// Settles the current job `job_id` as rejected; a verified earlier version stays in place.
+    pub async fn settle_rejected(
+        &self,
+        file_id: FileId,
+        job_id: JobId,
+        reason: RejectionReason,
+        now: OffsetDateTime,
+    ) -> Result<Conditional, ApiError> {
+        let update = self
+            .unsettled_job_update(file_id, job_id, now)
+            .update_expression(
+                "SET #status = :rejected, rejection_reason = :reason, updated_at = :now",
+            )
+            .expression_attribute_values(":rejected", s(FileStatus::Rejected.as_str()))
+            .expression_attribute_values(":reason", s(reason.as_str()));
+        self.conditional_update(update, "UpdateItem settle_rejected")
+            .await
+    }
+
+    /// An update of `file_id` that applies only while `job_id` is current and not yet settled.
+    fn unsettled_job_update(
+        &self,
+        file_id: FileId,
+        job_id: JobId,
+        now: OffsetDateTime,
+    ) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(item::file_key(file_id)))
+            .condition_expression("job.job_id = :job AND #status IN (:pending, :uploaded)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":job", s(job_id.to_string()))
+            .expression_attribute_values(":pending", s(FileStatus::PendingUpload.as_str()))
+            .expression_attribute_values(":uploaded", s(FileStatus::Uploaded.as_str()))
+            .expression_attribute_values(":now", s(timestamp::format(now)))
+    }
+
+    /// Sends a conditional update that returns the new item, or the current one if refused.
+    pub async fn conditional_update(
+        &self,
+        update: UpdateItemFluentBuilder,
+        operation: &str,
+    ) -> Result<Conditional, ApiError> {
+        let result = update
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(output) => {
+                let item = output.attributes.ok_or_else(|| {
+                    ApiError::Internal(format!("{operation}: no attributes returned"))
+                })?;
+                Ok(Conditional::Applied(decode(&item)?))
+            }
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                    let current = failed.item.as_ref().map(decode).transpose()?;
+                    Ok(Conditional::Refused { current })
+                }
+                _ => Err(ApiError::from_aws(operation, err)),
+            },
+        }
+    }
+
+    /// The project's files, newest first, optionally only those in `status`.
+    pub async fn list(
+        &self,
+        project_id: &str,
+        status: Option<FileStatus>,
+        limit: usize,
+        cursor: Option<&ListCursor>,
+    ) -> Result<FilePage, ApiError> {
+        let mut files = Vec::with_capacity(limit);
+        let mut start = cursor.map(|cursor| cursor.start_key(project_id));
+        for _ in 0..LIST_MAX_PAGES {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(item::BY_PROJECT_INDEX)
+                .key_condition_expression("gsi1pk = :project")
+                .expression_attribute_values(":project", s(item::project_pk(project_id)))
+                .scan_index_forward(false)
+                .limit(LIST_PAGE_ITEMS)
+                .set_exclusive_start_key(start.take());
+            if let Some(status) = status {
+                query = query
+                    .filter_expression("#status = :status")
+                    .expression_attribute_names("#status", "status")
+                    .expression_attribute_values(":status", s(status.as_str()));
+            }
+            let output = query
+                .send()
+                .await
+                .map_err(|err| ApiError::from_aws("Query by_project", err))?;
+            let items = output.items();
+            for (index, item) in items.iter().enumerate() {
+                files.push(decode(item)?);
+                if files.len() == limit {
+                    let more = index + 1 < items.len() || output.last_evaluated_key.is_some();
+                    let next_cursor = more.then(|| ListCursor::after(&files[limit - 1]).encode());
+                    return Ok(FilePage { files, next_cursor });
+                }
+            }
+            match output.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => {
+                    return Ok(FilePage {
+                        files,
+                        next_cursor: None,
+                    });
+                }
+            }
+        }
+        // Page budget spent: hand back what we have and where to go on.
+        let next_cursor = start
+            .as_ref()
+            .and_then(ListCursor::from_key)
+            .map(|cursor| cursor.encode());
+        Ok(FilePage { files, next_cursor })
+    }
+}
+
+/// Where a listing resumes: the listing sort key of the last file returned. Opaque to clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListCursor {
+    sort_key: String,
+    file_id: FileId,
+}
+
+impl ListCursor {
+    fn after(record: &FileRecord) -> Self {
+        Self {
+            sort_key: item::listing_sort_key(record),
+            file_id: record.file_id,
+        }
+    }
+
+    fn from_key(key: &Item) -> Option<Self> {
+        Self::from_sort_key(item::optional_string(key, item::GSI1SK)?)
+    }
+
+    fn from_sort_key(sort_key: &str) -> Option<Self> {
+        let (created_at, file_id) = sort_key.split_once('#')?;
+        timestamp::parse(created_at)?;
+        Some(Self {
+            sort_key: sort_key.to_owned(),
+            file_id: file_id.parse().ok()?,
+        })
+    }
+
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(&self.sort_key)
+    }
+
+    pub fn decode(text: &str) -> Option<Self> {
+        let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
+        Self::from_sort_key(std::str::from_utf8(&bytes).ok()?)
+    }
+
+    fn start_key(&self, project_id: &str) -> Item {
+        let mut key = item::file_key(self.file_id);
+        key.insert(item::GSI1PK.into(), s(item::project_pk(project_id)));
+        key.insert(
+            item::GSI1SK.into(),
+            AttributeValue::S(self.sort_key.clone()),
+        );
+        key
+    }
+}
+
+fn decode(item: &Item) -> Result<FileRecord, ApiError> {
+    FileRecord::try_from(item).map_err(|err| ApiError::Internal(err.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let file_id = FileId::random();
+        let cursor =
+            ListCursor::from_sort_key(&format!("2026-11-21T21:52:30.123456Z#{file_id}")).unwrap();
+        assert_eq!(ListCursor::decode(&cursor.encode()), Some(cursor));
+        assert_eq!(ListCursor::decode("not base64!"), None);
+        assert_eq!(ListCursor::decode(&URL_SAFE_NO_PAD.encode("x#y")), None);
+        assert_eq!(
+            ListCursor::decode(&URL_SAFE_NO_PAD.encode(format!("yesterday#{file_id}"))),
+            None
+        );
+    }
+}

@@ -1,0 +1,389 @@
+//! Test support: real DynamoDB Local and LocalStack (started by `scripts/test`), the sample
+//! events of `events/` as request templates, and small helpers to drive the API like a client.
+
+use std::sync::OnceLock;
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_dynamodb::types::AttributeValue;
+use lambda_http::{Body, Request, Response};
+use serde_json::{Value, json};
+use shared::config::Config;
+use shared::item::{self, Item};
+use shared::services::{self, Services};
+
+pub use serde_json;
+
+const EVENTS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../events");
+
+/// The table and bucket this test process uses, created once.
+static RESOURCES: OnceLock<(String, String)> = OnceLock::new();
+
+pub async fn sdk_config() -> SdkConfig {
+    for variable in ["AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_S3"] {
+        assert!(
+            std::env::var_os(variable).is_some(),
+            "{variable} is not set: run the tests with scripts/test, which starts DynamoDB Local and LocalStack"
+        );
+    }
+    aws_config::load_defaults(BehaviorVersion::latest()).await
+}
+
+fn resources() -> (String, String) {
+    RESOURCES
+        .get_or_init(|| {
+            // A runtime of its own: clients must not outlive the runtime that made them.
+            std::thread::spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                runtime.block_on(async {
+                    let suffix = uuid::Uuid::new_v4().simple().to_string();
+                    let (table, bucket) = (format!("files-{suffix}"), format!("uploads-{suffix}"));
+                    let sdk = sdk_config().await;
+                    shared::provision::create_table(&aws_sdk_dynamodb::Client::new(&sdk), &table)
+                        .await
+                        .expect("create table");
+                    let s3 = aws_sdk_s3::Client::from_conf(services::s3_config(&sdk, true));
+                    shared::provision::create_bucket(&s3, &bucket, &["*".to_owned()])
+                        .await
+                        .expect("create bucket");
+                    (table, bucket)
+                })
+            })
+            .join()
+            .expect("creating the test table and bucket")
+        })
+        .clone()
+}
+
+/// A project of its own with a key for it, and the services the functions would build.
+pub struct TestApi {
+    pub services: Services,
+    pub project: String,
+    pub key: String,
+    pub http: reqwest::Client,
+}
+
+impl TestApi {
+    pub async fn new() -> Self {
+        Self::with_config(|_| {}).await
+    }
+
+    /// Like [`TestApi::new`], with deployment settings changed by `adjust`.
+    pub async fn with_config(adjust: impl FnOnce(&mut Config)) -> Self {
+        let (table, bucket) = resources();
+        let mut config = Config::from_lookup(|name| match name {
+            "TABLE_NAME" => Some(table.clone()),
+            "BUCKET_NAME" => Some(bucket.clone()),
+            "S3_FORCE_PATH_STYLE" => Some("true".into()),
+            _ => None,
+        })
+        .expect("test config");
+        adjust(&mut config);
+        let services = Services::new(config, &sdk_config().await);
+        let project = format!("p-{}", uuid::Uuid::new_v4().simple());
+        let key = services
+            .keys
+            .mint(std::slice::from_ref(&project), "tests")
+            .await
+            .expect("mint key");
+        Self {
+            services,
+            project,
+            key,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// A request built from `events/<event>.json` for this project, with this project's key.
+    pub fn call(&self, event: Event) -> Call<'_> {
+        let text = std::fs::read_to_string(format!("{EVENTS_DIR}/{}.json", event.file_name()))
+            .unwrap_or_else(|err| panic!("events/{}.json: {err}", event.file_name()));
+        let template: Value = serde_json::from_str(&text).expect("sample event is JSON");
+        Call {
+            api: self,
+            event,
+            template,
+            project: self.project.clone(),
+            file_id: None,
+            key: Some(self.key.clone()),
+            body: None,
+            query: Vec::new(),
+        }
+    }
+
+    pub async fn create(&self, body: Value) -> ApiReply {
+        self.call(Event::Create).json(body).send().await
+    }
+
+    pub async fn complete(&self, file_id: &str) -> ApiReply {
+        self.call(Event::Complete).file(file_id).send().await
+    }
+
+    pub async fn get(&self, file_id: &str) -> ApiReply {
+        self.call(Event::GetFile).file(file_id).send().await
+    }
+
+    /// PUTs `bytes` to the plan's URL for part `index` with the plan's signed headers.
+    pub async fn put(&self, plan: &Value, index: usize, bytes: Vec<u8>) -> reqwest::Response {
+        let url = plan["urls"][index].as_str().expect("plan has the url");
+        self.put_to(url, plan, bytes).await
+    }
+
+    pub async fn put_to(&self, url: &str, plan: &Value, bytes: Vec<u8>) -> reqwest::Response {
+        let mut request = self.http.put(url).body(bytes);
+        for (name, value) in plan["headers"].as_object().expect("plan has headers") {
+            request = request.header(name, value.as_str().expect("header values are strings"));
+        }
+        request.send().await.expect("storage answers")
+    }
+
+    /// The raw table item of a file, to check that a failed request changed nothing.
+    pub async fn raw_item(&self, file_id: &str) -> Option<Item> {
+        let file_id = file_id.parse().expect("file id");
+        self.services
+            .files
+            .client()
+            .get_item()
+            .table_name(self.services.files.table())
+            .set_key(Some(item::file_key(file_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("GetItem")
+            .item
+    }
+
+    /// How many files the project has in the table.
+    pub async fn file_count(&self) -> usize {
+        let output = self
+            .services
+            .files
+            .client()
+            .query()
+            .table_name(self.services.files.table())
+            .index_name(item::BY_PROJECT_INDEX)
+            .key_condition_expression("gsi1pk = :p")
+            .expression_attribute_values(":p", AttributeValue::S(item::project_pk(&self.project)))
+            .send()
+            .await
+            .expect("Query");
+        output.items().len()
+    }
+
+    /// The keys of every object stored under a file's prefix.
+    pub async fn stored_objects(&self, file_id: &str) -> Vec<String> {
+        let output = self
+            .services
+            .objects
+            .client()
+            .list_objects_v2()
+            .bucket(self.services.objects.bucket())
+            .prefix(format!("{}{file_id}/", shared::model::UPLOAD_PREFIX))
+            .send()
+            .await
+            .expect("ListObjectsV2");
+        output
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_owned))
+            .collect()
+    }
+}
+
+/// The sample events in `events/`, one per route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    Create,
+    Complete,
+    GetFile,
+    ListFiles,
+}
+
+impl Event {
+    pub const ALL: [Event; 4] = [
+        Event::Create,
+        Event::Complete,
+        Event::GetFile,
+        Event::ListFiles,
+    ];
+
+    fn file_name(self) -> &'static str {
+        match self {
+            Event::Create => "presign",
+            Event::Complete => "complete",
+            Event::GetFile => "files-get",
+            Event::ListFiles => "files-list",
+        }
+    }
+
+    pub fn has_file_id(self) -> bool {
+        !matches!(self, Event::Create | Event::ListFiles)
+    }
+}
+
+/// One request being prepared from a sample event.
+pub struct Call<'a> {
+    api: &'a TestApi,
+    event: Event,
+    template: Value,
+    project: String,
+    file_id: Option<String>,
+    key: Option<String>,
+    body: Option<String>,
+    query: Vec<(String, String)>,
+}
+
+impl Call<'_> {
+    pub fn project(mut self, project: &str) -> Self {
+        self.project = project.to_owned();
+        self
+    }
+
+    pub fn file(mut self, file_id: &str) -> Self {
+        self.file_id = Some(file_id.to_owned());
+        self
+    }
+
+    /// The Authorization header's key; `None` sends no header.
+    pub fn key(mut self, key: Option<&str>) -> Self {
+        self.key = key.map(str::to_owned);
+        self
+    }
+
+    pub fn json(self, body: Value) -> Self {
+        self.raw_body(&body.to_string())
+    }
+
+    pub fn raw_body(mut self, body: &str) -> Self {
+        self.body = Some(body.to_owned());
+        self
+    }
+
+    pub fn query(mut self, name: &str, value: &str) -> Self {
+        self.query.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// The API Gateway HTTP API event, deserialized by `lambda_http` as Lambda would.
+    pub fn request(&self) -> Request {
+        let mut event = self.template.clone();
+        let route_path = event["routeKey"]
+            .as_str()
+            .expect("routeKey")
+            .split_once(' ')
+            .expect("METHOD /path")
+            .1
+            .to_owned();
+        let mut params = json!({ "project_id": self.project });
+        let mut raw_path = route_path.replace("{project_id}", &self.project);
+        if let Some(file_id) = &self.file_id {
+            params["file_id"] = json!(file_id);
+            raw_path = raw_path.replace("{file_id}", file_id);
+        }
+        event["pathParameters"] = params;
+        event["rawPath"] = json!(raw_path);
+        event["requestContext"]["http"]["path"] = json!(raw_path);
+        event["requestContext"]["requestId"] = json!(uuid::Uuid::new_v4().to_string());
+        let headers = event["headers"].as_object_mut().expect("headers");
+        headers.remove("authorization");
+        if let Some(key) = &self.key {
+            headers.insert("authorization".into(), json!(format!("Bearer {key}")));
+        }
+        if let Some(body) = &self.body {
+            event["body"] = json!(body);
+            event["isBase64Encoded"] = json!(false);
+        }
+        if !self.query.is_empty() {
+            let query: serde_json::Map<String, Value> = self
+                .query
+                .iter()
+                .map(|(k, v)| (k.clone(), json!(v)))
+                .collect();
+            event["rawQueryString"] = json!(
+                self.query
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join("&")
+            );
+            event["queryStringParameters"] = Value::Object(query);
+        }
+        lambda_http::request::from_str(&event.to_string()).expect("lambda_http accepts the event")
+    }
+
+    pub async fn send(self) -> ApiReply {
+        let request = self.request();
+        let services = &self.api.services;
+        let response = match self.event {
+            Event::Create => presign::handle(services, request).await,
+            Event::Complete => complete::handle(services, request).await,
+            Event::GetFile | Event::ListFiles => files::handle(services, request).await,
+        };
+        ApiReply::from(response)
+    }
+}
+
+/// A handler's response: status, request id header and JSON body.
+#[derive(Debug)]
+pub struct ApiReply {
+    pub status: u16,
+    pub request_id: Option<String>,
+    pub body: Value,
+}
+
+impl From<Response<Body>> for ApiReply {
+    fn from(response: Response<Body>) -> Self {
+        let status = response.status().as_u16();
+        let request_id = response
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body =
+            serde_json::from_slice(response.body().as_ref()).expect("every response is JSON");
+        Self {
+            status,
+            request_id,
+            body,
+        }
+    }
+}
+
+impl ApiReply {
+    /// The `field` of every detail of an error body.
+    pub fn error_fields(&self) -> Vec<String> {
+        self.body["error"]["details"]
+            .as_array()
+            .map(|details| {
+                details
+                    .iter()
+                    .filter_map(|d| d["field"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn error_code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+
+    pub fn file_id(&self) -> String {
+        self.body["file_id"]
+            .as_str()
+            .expect("body has file_id")
+            .to_owned()
+    }
+}
+
+/// Base64 SHA-256 and MD5 of `bytes`, as the API expects them.
+pub fn digests(bytes: &[u8]) -> (String, String) {
+    use base64::Engine;
+    use sha2::Digest;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    (
+        b64.encode(sha2::Sha256::digest(bytes)),
+        b64.encode(md5::Md5::digest(bytes)),
+    )
+}

@@ -1,0 +1,251 @@
+//! Every route refuses what it must: no key, bad keys, other projects, malformed bodies, and a
+//! refused request writes nothing.
+
+use integration_tests::serde_json::{Value, json};
+use integration_tests::{ApiReply, Event, TestApi, digests};
+
+const UNKNOWN_KEY: &str = "upk_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+/// A file of the api's project, so that file routes have something to refuse access to.
+async fn some_file(api: &TestApi) -> String {
+    let created = api
+        .create(json!({"file_name": "a.txt", "file_size": 3, "content_type": "text/plain"}))
+        .await;
+    assert_eq!(created.status, 201, "{:#}", created.body);
+    created.file_id()
+}
+
+fn assert_error(reply: &ApiReply, status: u16, code: &str) {
+    assert_eq!(reply.status, status, "{:#}", reply.body);
+    assert_eq!(reply.error_code(), code);
+    assert!(
+        reply.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
+    let request_id = reply.request_id.as_deref().expect("x-request-id header");
+    assert_eq!(reply.body["request_id"], request_id);
+}
+
+#[tokio::test]
+async fn every_route_answers_401_without_a_key_or_with_a_bad_one() {
+    let api = TestApi::new().await;
+    let file_id = some_file(&api).await;
+    let revoked = api
+        .services
+        .keys
+        .mint(std::slice::from_ref(&api.project), "to revoke")
+        .await
+        .unwrap();
+    api.services.keys.revoke(&revoked).await.unwrap();
+    for event in Event::ALL {
+        for key in [
+            None,
+            Some(UNKNOWN_KEY),
+            Some("upk_short"),
+            Some(revoked.as_str()),
+        ] {
+            let mut call = api
+                .call(event)
+                .key(key)
+                .json(json!({"file_name": "b", "file_size": 1}));
+            if event.has_file_id() {
+                call = call.file(&file_id);
+            }
+            assert_error(&call.send().await, 401, "unauthorized");
+        }
+    }
+    assert_eq!(api.file_count().await, 1);
+}
+
+#[tokio::test]
+async fn every_route_answers_403_for_another_projects_key() {
+    let api = TestApi::new().await;
+    let other = TestApi::new().await;
+    let file_id = some_file(&api).await;
+    for event in Event::ALL {
+        let mut call = api
+            .call(event)
+            .key(Some(&other.key))
+            .json(json!({"file_name": "b", "file_size": 1}));
+        if event.has_file_id() {
+            call = call.file(&file_id);
+        }
+        assert_error(&call.send().await, 403, "forbidden");
+    }
+    assert_eq!(api.file_count().await, 1);
+    assert_eq!(other.file_count().await, 0);
+}
+
+#[tokio::test]
+async fn file_routes_answer_404_for_another_projects_file_and_malformed_ids() {
+    let api = TestApi::new().await;
+    let other = TestApi::new().await;
+    let others_file = some_file(&other).await;
+    let before = other.raw_item(&others_file).await;
+    for event in Event::ALL.into_iter().filter(|e| e.has_file_id()) {
+        for file_id in [
+            others_file.as_str(),
+            "not-a-uuid",
+            "00000000-0000-4000-8000-000000000000",
+        ] {
+            assert_error(
+                &api.call(event).file(file_id).send().await,
+                404,
+                "not_found",
+            );
+        }
+    }
+    assert_eq!(other.raw_item(&others_file).await, before);
+}
+
+#[tokio::test]
+async fn create_answers_400_for_bodies_that_are_not_json_objects() {
+    let api = TestApi::new().await;
+    for body in ["", "not json", "[1, 2]", "\"text\"", "{\"file_name\": "] {
+        assert_error(
+            &api.call(Event::Create).raw_body(body).send().await,
+            400,
+            "bad_request",
+        );
+    }
+    let file_id = some_file(&api).await;
+    let before = api.raw_item(&file_id).await;
+    assert_error(
+        &api.call(Event::Complete)
+            .file(&file_id)
+            .raw_body("{oops")
+            .send()
+            .await,
+        400,
+        "bad_request",
+    );
+    assert_eq!(api.raw_item(&file_id).await, before);
+    assert_eq!(api.file_count().await, 1);
+}
+
+#[tokio::test]
+async fn create_answers_422_listing_every_bad_field_and_writes_nothing() {
+    let api = TestApi::new().await;
+    let (sha256, _) = digests(b"x");
+    let cases: Vec<(Value, Vec<&str>)> = vec![
+        (json!({}), vec!["file_name", "file_size"]),
+        (
+            json!({"file_name": 5, "file_size": "12"}),
+            vec!["file_name", "file_size"],
+        ),
+        (json!({"file_name": "a", "file_size": 0}), vec!["file_size"]),
+        (
+            json!({"file_name": "a", "file_size": -5}),
+            vec!["file_size"],
+        ),
+        (
+            json!({"file_name": "a", "file_size": 1.5}),
+            vec!["file_size"],
+        ),
+        (
+            json!({"file_size": 5_497_558_138_881_u64}),
+            vec!["file_name", "file_size"],
+        ),
+        (
+            json!({"file_name": "a", "file_size": 1, "sha256": "%%%"}),
+            vec!["sha256"],
+        ),
+        (
+            json!({"file_name": "a", "file_size": 1, "md5": sha256}),
+            vec!["md5"],
+        ),
+        (
+            json!({"file_name": "a", "file_size": 1, "sha256": "AAAA"}),
+            vec!["sha256"],
+        ),
+        (
+            json!({"file_name": "x".repeat(256), "file_size": 1}),
+            vec!["file_name"],
+        ),
+        (
+            json!({"file_name": "bad\nname", "file_size": 1}),
+            vec!["file_name"],
+        ),
+        (
+            json!({"file_name": "a", "file_size": 1, "content_type": "no slash"}),
+            vec!["content_type"],
+        ),
+        (
+            json!({"file_name": "a", "file_size": 1, "metadata": {"k": "v".repeat(2000)}}),
+            vec!["metadata.k"],
+        ),
+        (
+            json!({"file_name": "a", "file_size": 1, "metadata": (0..10).map(|i| (format!("k{i}"), json!("v".repeat(1000)))).collect::<integration_tests::serde_json::Map<_, _>>()}),
+            vec!["metadata"],
+        ),
+        (
+            json!({"file_name": "", "file_size": -1, "content_type": 3, "sha256": 1, "md5": "x", "metadata": [1]}),
+            vec![
+                "content_type",
+                "file_name",
+                "file_size",
+                "md5",
+                "metadata[0]",
+                "sha256",
+            ],
+        ),
+    ];
+    for (body, fields) in cases {
+        let reply = api.create(body.clone()).await;
+        assert_error(&reply, 422, "validation_error");
+        assert_eq!(reply.error_fields(), fields, "for {body}");
+    }
+    assert_eq!(api.file_count().await, 0);
+}
+
+#[tokio::test]
+async fn create_answers_413_above_the_maximum_alone() {
+    let api = TestApi::with_config(|config| config.max_file_size = 1 << 30).await;
+    let reply = api
+        .create(json!({"file_name": "big.bin", "file_size": (1u64 << 30) + 1}))
+        .await;
+    assert_error(&reply, 413, "payload_too_large");
+    assert_eq!(reply.error_fields(), ["file_size"]);
+    assert_eq!(api.file_count().await, 0);
+}
+
+#[tokio::test]
+async fn complete_answers_422_for_a_malformed_job_id() {
+    let api = TestApi::new().await;
+    let file_id = some_file(&api).await;
+    let before = api.raw_item(&file_id).await;
+    for body in [json!({"job_id": "nope"}), json!({"job_id": 7})] {
+        let reply = api
+            .call(Event::Complete)
+            .file(&file_id)
+            .json(body)
+            .send()
+            .await;
+        assert_error(&reply, 422, "validation_error");
+        assert_eq!(reply.error_fields(), ["job_id"]);
+    }
+    assert_eq!(api.raw_item(&file_id).await, before);
+}
+
+#[tokio::test]
+async fn list_answers_422_listing_every_bad_query_parameter() {
+    let api = TestApi::new().await;
+    let reply = api
+        .call(Event::ListFiles)
+        .query("status", "lost")
+        .query("limit", "0")
+        .query("cursor", "!!")
+        .send()
+        .await;
+    assert_error(&reply, 422, "validation_error");
+    assert_eq!(reply.error_fields(), ["status", "limit", "cursor"]);
+    for limit in ["101", "-1", "ten"] {
+        let reply = api
+            .call(Event::ListFiles)
+            .query("limit", limit)
+            .send()
+            .await;
+        assert_eq!(reply.error_fields(), ["limit"]);
+    }
+}
