@@ -4,9 +4,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_s3::Client;
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::operation::head_object::HeadObjectError;
 use aws_sdk_s3::presigning::{PresignedRequest, PresigningConfig};
-use aws_sdk_s3::types::ChecksumMode;
+use aws_sdk_s3::types::{ChecksumMode, CompletedMultipartUpload, CompletedPart};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::error::ApiError;
@@ -19,6 +20,19 @@ pub struct PresignedPut {
     pub headers: BTreeMap<String, String>,
 }
 
+/// A part already in storage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadedPart {
+    pub part_number: u32,
+    pub size: u64,
+    pub etag: String,
+}
+
+/// S3 answers 404 `NoSuchUpload` for an upload id that was completed, aborted or never existed.
+fn is_no_such_upload(status: Option<u16>, code: Option<&str>) -> bool {
+    code == Some("NoSuchUpload") || (code.is_none() && status == Some(404))
+}
+
 /// What storage reports about a stored object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectHead {
@@ -26,6 +40,7 @@ pub struct ObjectHead {
     pub content_type: Option<String>,
     /// The SHA-256 that storage itself checked on upload, when one was sent with the PUT.
     pub checksum_sha256: Option<String>,
+    pub etag: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -77,6 +92,182 @@ impl ObjectStore {
         Ok(presigned_put(&request))
     }
 
+    /// Starts a multipart upload whose object will have `content_type`; returns its upload id.
+    pub async fn create_multipart_upload(
+        &self,
+        key: &str,
+        content_type: &str,
+    ) -> Result<String, ApiError> {
+        let output = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .send()
+            .await
+            .map_err(|err| ApiError::from_aws("CreateMultipartUpload", err))?;
+        output
+            .upload_id
+            .ok_or_else(|| ApiError::Internal("CreateMultipartUpload returned no upload id".into()))
+    }
+
+    /// A PUT URL for one part. Only the host is signed: part sizes are checked at completion.
+    pub async fn presign_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        expires_in: Duration,
+    ) -> Result<String, ApiError> {
+        let part_number = i32::try_from(part_number)
+            .map_err(|_| ApiError::Internal(format!("part number {part_number} overflows i32")))?;
+        let request = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(part_number)
+            .presigned(presigning(expires_in)?)
+            .await
+            .map_err(|err| ApiError::Internal(format!("presign UploadPart: {err}")))?;
+        Ok(request.uri().to_owned())
+    }
+
+    /// Every part uploaded so far, in part-number order; `None` when the upload no longer exists
+    /// (completed or aborted).
+    pub async fn list_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<Option<Vec<UploadedPart>>, ApiError> {
+        let mut parts = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let result = self
+                .client
+                .list_parts()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .set_part_number_marker(marker.take())
+                .send()
+                .await;
+            let output = match result {
+                Ok(output) => output,
+                Err(err)
+                    if is_no_such_upload(
+                        err.raw_response().map(|r| r.status().as_u16()),
+                        err.code(),
+                    ) =>
+                {
+                    return Ok(None);
+                }
+                Err(err) => return Err(ApiError::from_aws("ListParts", err)),
+            };
+            for part in output.parts() {
+                parts.push(UploadedPart {
+                    part_number: part
+                        .part_number
+                        .and_then(|n| u32::try_from(n).ok())
+                        .unwrap_or(0),
+                    size: part.size.and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+                    etag: part.e_tag.clone().unwrap_or_default(),
+                });
+            }
+            match (output.is_truncated, output.next_part_number_marker) {
+                (Some(true), Some(next)) => marker = Some(next),
+                _ => break,
+            }
+        }
+        parts.sort_by_key(|part| part.part_number);
+        Ok(Some(parts))
+    }
+
+    /// Assembles the object from `parts` (number and ETag, in order); `false` when the upload no
+    /// longer exists (completed by a racing call, or aborted).
+    pub async fn complete_multipart_upload(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[UploadedPart],
+    ) -> Result<bool, ApiError> {
+        let completed = parts
+            .iter()
+            .map(|part| {
+                CompletedPart::builder()
+                    .part_number(i32::try_from(part.part_number).unwrap_or(i32::MAX))
+                    .e_tag(&part.etag)
+                    .build()
+            })
+            .collect();
+        let result = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(completed))
+                    .build(),
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err)
+                if is_no_such_upload(
+                    err.raw_response().map(|r| r.status().as_u16()),
+                    err.code(),
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(ApiError::from_aws("CompleteMultipartUpload", err)),
+        }
+    }
+
+    /// Aborts a multipart upload; `false` when it no longer existed (completed or aborted).
+    pub async fn abort_multipart_upload(
+        &self,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<bool, ApiError> {
+        let result = self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err)
+                if is_no_such_upload(
+                    err.raw_response().map(|r| r.status().as_u16()),
+                    err.code(),
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(ApiError::from_aws("AbortMultipartUpload", err)),
+        }
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), ApiError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|err| ApiError::from_aws("DeleteObject", err))?;
+        Ok(())
+    }
+
     /// The object's size, type and stored checksum, or `None` when there is no such object.
     pub async fn head(&self, key: &str) -> Result<Option<ObjectHead>, ApiError> {
         let result = self
@@ -95,6 +286,7 @@ impl ObjectStore {
                     .unwrap_or(0),
                 content_type: output.content_type,
                 checksum_sha256: output.checksum_sha256,
+                etag: output.e_tag,
             })),
             Err(err) if matches!(err.as_service_error(), Some(HeadObjectError::NotFound(_))) => {
                 Ok(None)

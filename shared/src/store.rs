@@ -1,6 +1,7 @@
 //! The file table: reads, listing, and one conditional write per status change.
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
@@ -132,6 +133,48 @@ impl FileStore {
                     v.content.sha256.as_deref() == Some(sha256) && v.content.file_size == file_size
                 })
         }))
+    }
+
+    /// Writes `updated` in place of `expected`, only if the file's job and status are still those
+    /// of `expected`: every transition changes one of them, so no other write can be lost.
+    /// `expires_at` is when DynamoDB may delete the file if it stays unverified.
+    pub async fn replace(
+        &self,
+        updated: &FileRecord,
+        expected: &FileRecord,
+        expires_at: Option<OffsetDateTime>,
+    ) -> Result<Conditional, ApiError> {
+        let mut item = Item::from(updated);
+        if let Some(expires_at) = expires_at {
+            item.insert(item::TTL.into(), n(expires_at.unix_timestamp()));
+        }
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", s(expected.status.as_str()));
+        put = match &expected.job {
+            Some(job) => put
+                .condition_expression("#status = :status AND job.job_id = :job")
+                .expression_attribute_values(":job", s(job.job_id.to_string())),
+            None => put.condition_expression("#status = :status AND attribute_not_exists(job)"),
+        };
+        let result = put
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Conditional::Applied(updated.clone())),
+            Err(err) => match err.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(failed)) => {
+                    let current = failed.item.as_ref().map(decode).transpose()?;
+                    Ok(Conditional::Refused { current })
+                }
+                _ => Err(ApiError::from_aws("PutItem replace file", err)),
+            },
+        }
     }
 
     /// `pending_upload` → `uploaded`, only while `job_id` is the file's current job.

@@ -285,6 +285,112 @@ fn checked_value(value: &Value, field: &str, bad: &mut Vec<Detail>) -> Option<St
     }
 }
 
+/// `{"part_numbers": [...]}`: 1 to `max_per_call` distinct numbers between 1 and `part_count`.
+pub fn part_numbers(
+    body: &Map<String, Value>,
+    part_count: u32,
+    max_per_call: u32,
+) -> Result<Vec<u32>, ApiError> {
+    let Some(value) = body.get("part_numbers") else {
+        return Err(ApiError::invalid("part_numbers", "is required"));
+    };
+    let Value::Array(items) = value else {
+        return Err(ApiError::invalid(
+            "part_numbers",
+            "must be an array of part numbers",
+        ));
+    };
+    if items.is_empty() || items.len() > max_per_call as usize {
+        return Err(ApiError::invalid(
+            "part_numbers",
+            format!("must list 1 to {max_per_call} part numbers"),
+        ));
+    }
+    let mut bad = Vec::new();
+    let mut numbers = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        let field = format!("part_numbers[{index}]");
+        match item.as_u64().and_then(|n| u32::try_from(n).ok()) {
+            Some(n) if (1..=part_count).contains(&n) && numbers.contains(&n) => {
+                bad.push(Detail::field(field, format!("duplicate part number {n}")));
+            }
+            Some(n) if (1..=part_count).contains(&n) => numbers.push(n),
+            _ => bad.push(Detail::field(
+                field,
+                format!("must be an integer between 1 and {part_count}"),
+            )),
+        }
+    }
+    if bad.is_empty() {
+        Ok(numbers)
+    } else {
+        Err(ApiError::Validation(bad))
+    }
+}
+
+/// A part the client says it uploaded, with the ETag storage returned for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedPart {
+    pub part_number: u32,
+    pub etag: String,
+}
+
+/// The optional `parts` of a complete body: `[{"part_number", "etag"}]`, distinct numbers.
+pub fn claimed_parts(
+    body: Option<&Map<String, Value>>,
+    part_count: u32,
+) -> Result<Option<Vec<ClaimedPart>>, ApiError> {
+    let items = match body.and_then(|body| body.get("parts")) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Array(items)) => items,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "parts",
+                "must be an array of {part_number, etag}",
+            ));
+        }
+    };
+    let mut bad = Vec::new();
+    let mut parts: Vec<ClaimedPart> = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        let number = item
+            .get("part_number")
+            .and_then(Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok());
+        match number {
+            Some(n)
+                if (1..=part_count).contains(&n) && parts.iter().any(|p| p.part_number == n) =>
+            {
+                bad.push(Detail::field(
+                    format!("parts[{index}].part_number"),
+                    format!("duplicate part number {n}"),
+                ));
+            }
+            Some(n) if (1..=part_count).contains(&n) => match item.get("etag") {
+                Some(Value::String(etag)) if !etag.is_empty() => {
+                    parts.push(ClaimedPart {
+                        part_number: n,
+                        etag: etag.clone(),
+                    });
+                }
+                _ => bad.push(Detail::field(
+                    format!("parts[{index}].etag"),
+                    "must be the part's ETag",
+                )),
+            },
+            _ => bad.push(Detail::field(
+                format!("parts[{index}].part_number"),
+                format!("must be an integer between 1 and {part_count}"),
+            )),
+        }
+    }
+    if bad.is_empty() {
+        Ok(Some(parts))
+    } else {
+        Err(ApiError::Validation(bad))
+    }
+}
+
 /// `type/subtype` with optional `; name=value` parameters, all in RFC 9110 token characters.
 pub fn is_media_type(text: &str) -> bool {
     fn token(s: &str) -> bool {
@@ -433,6 +539,65 @@ mod tests {
         assert_eq!(fields(err), ["metadata[1]"]);
         let err = parse(json!({"file_name": "a", "file_size": 1, "metadata": "x"})).unwrap_err();
         assert_eq!(fields(err), ["metadata"]);
+    }
+
+    #[test]
+    fn part_numbers_are_distinct_in_range_and_bounded_per_call() {
+        let body = |v: Value| v.as_object().unwrap().clone();
+        assert_eq!(
+            part_numbers(&body(json!({"part_numbers": [3, 1]})), 5, 100).unwrap(),
+            [3, 1]
+        );
+        let err =
+            part_numbers(&body(json!({"part_numbers": [0, 2, 2, 6, "x"]})), 5, 100).unwrap_err();
+        assert_eq!(
+            fields(err),
+            [
+                "part_numbers[0]",
+                "part_numbers[2]",
+                "part_numbers[3]",
+                "part_numbers[4]"
+            ]
+        );
+        let err = part_numbers(
+            &body(json!({"part_numbers": (1..=101).collect::<Vec<_>>()})),
+            10_000,
+            100,
+        )
+        .unwrap_err();
+        assert_eq!(fields(err), ["part_numbers"]);
+        assert_eq!(
+            fields(part_numbers(&body(json!({"part_numbers": []})), 5, 100).unwrap_err()),
+            ["part_numbers"]
+        );
+        assert_eq!(
+            fields(part_numbers(&body(json!({})), 5, 100).unwrap_err()),
+            ["part_numbers"]
+        );
+        assert_eq!(
+            fields(part_numbers(&body(json!({"part_numbers": 3})), 5, 100).unwrap_err()),
+            ["part_numbers"]
+        );
+    }
+
+    #[test]
+    fn claimed_parts_need_numbers_in_range_and_etags() {
+        let body = json!({"parts": [{"part_number": 1, "etag": "\"a\""}, {"part_number": 1, "etag": "b"}, {"part_number": 9}, {"part_number": 2}]});
+        let err = claimed_parts(body.as_object(), 3).unwrap_err();
+        assert_eq!(
+            fields(err),
+            [
+                "parts[1].part_number",
+                "parts[2].part_number",
+                "parts[3].etag"
+            ]
+        );
+        assert_eq!(claimed_parts(None, 3).unwrap(), None);
+        let ok = json!({"parts": [{"part_number": 2, "etag": "e"}]});
+        assert_eq!(
+            claimed_parts(ok.as_object(), 3).unwrap().unwrap()[0].part_number,
+            2
+        );
     }
 
     #[test]

@@ -125,6 +125,74 @@ impl TestApi {
         self.call(Event::GetFile).file(file_id).send().await
     }
 
+    pub async fn reupload(&self, file_id: &str, body: Value) -> ApiReply {
+        self.call(Event::Reupload)
+            .file(file_id)
+            .json(body)
+            .send()
+            .await
+    }
+
+    pub async fn sign_parts(&self, file_id: &str, part_numbers: &[u32]) -> ApiReply {
+        self.call(Event::SignParts)
+            .file(file_id)
+            .json(json!({ "part_numbers": part_numbers }))
+            .send()
+            .await
+    }
+
+    pub async fn list_parts(&self, file_id: &str) -> ApiReply {
+        self.call(Event::ListParts).file(file_id).send().await
+    }
+
+    pub async fn abort(&self, file_id: &str) -> ApiReply {
+        self.call(Event::AbortUpload).file(file_id).send().await
+    }
+
+    /// Settles the file's current job as verified, as the verify trigger does once it has
+    /// checked the stored object.
+    pub async fn settle_verified(&self, file_id: &str) {
+        let record = self
+            .services
+            .files
+            .get(file_id.parse().expect("file id"))
+            .await
+            .unwrap()
+            .expect("file");
+        let job = record.job.clone().expect("a job");
+        let settled = self
+            .services
+            .files
+            .settle_verified(&record, job.job_id, &job.s3_key, shared::timestamp::now())
+            .await
+            .unwrap();
+        assert!(
+            matches!(settled, shared::store::Conditional::Applied(_)),
+            "{settled:?}"
+        );
+    }
+
+    /// The bytes of the object at `key`.
+    pub async fn stored_bytes(&self, key: &str) -> Vec<u8> {
+        let object = self
+            .services
+            .objects
+            .client()
+            .get_object()
+            .bucket(self.services.objects.bucket())
+            .key(key)
+            .send()
+            .await
+            .expect("GetObject");
+        object
+            .body
+            .collect()
+            .await
+            .expect("object body")
+            .into_bytes()
+            .to_vec()
+    }
+
     /// PUTs `bytes` to the plan's URL for part `index` with the plan's signed headers.
     pub async fn put(&self, plan: &Value, index: usize, bytes: Vec<u8>) -> reqwest::Response {
         let url = plan["urls"][index].as_str().expect("plan has the url");
@@ -199,22 +267,48 @@ pub enum Event {
     Complete,
     GetFile,
     ListFiles,
+    Reupload,
+    SignParts,
+    ListParts,
+    AbortUpload,
 }
 
 impl Event {
-    pub const ALL: [Event; 4] = [
+    pub const ALL: [Event; 8] = [
         Event::Create,
         Event::Complete,
         Event::GetFile,
         Event::ListFiles,
+        Event::Reupload,
+        Event::SignParts,
+        Event::ListParts,
+        Event::AbortUpload,
     ];
 
-    fn file_name(self) -> &'static str {
+    pub fn file_name(self) -> &'static str {
         match self {
             Event::Create => "presign",
             Event::Complete => "complete",
             Event::GetFile => "files-get",
             Event::ListFiles => "files-list",
+            Event::Reupload => "reupload",
+            Event::SignParts => "parts-sign",
+            Event::ListParts => "parts-list",
+            Event::AbortUpload => "upload-abort",
+        }
+    }
+
+    /// The route in `template.yaml` that this event is a sample of.
+    pub fn route_key(self) -> &'static str {
+        match self {
+            Event::Create => "POST /v1/projects/{project_id}/files",
+            Event::Complete => "POST /v1/projects/{project_id}/files/{file_id}/complete",
+            Event::GetFile => "GET /v1/projects/{project_id}/files/{file_id}",
+            Event::ListFiles => "GET /v1/projects/{project_id}/files",
+            Event::Reupload => "POST /v1/projects/{project_id}/files/{file_id}/reupload",
+            Event::SignParts => "POST /v1/projects/{project_id}/files/{file_id}/parts",
+            Event::ListParts => "GET /v1/projects/{project_id}/files/{file_id}/parts",
+            Event::AbortUpload => "DELETE /v1/projects/{project_id}/files/{file_id}/upload",
         }
     }
 
@@ -314,14 +408,19 @@ impl Call<'_> {
     }
 
     pub async fn send(self) -> ApiReply {
-        let request = self.request();
-        let services = &self.api.services;
-        let response = match self.event {
-            Event::Create => presign::handle(services, request).await,
-            Event::Complete => complete::handle(services, request).await,
-            Event::GetFile | Event::ListFiles => files::handle(services, request).await,
-        };
-        ApiReply::from(response)
+        ApiReply::from(dispatch(&self.api.services, self.event, self.request()).await)
+    }
+}
+
+/// Hands `request` to the function that serves `event`'s route, as API Gateway would.
+pub async fn dispatch(services: &Services, event: Event, request: Request) -> Response<Body> {
+    match event {
+        Event::Create => presign::handle(services, request).await,
+        Event::Complete => complete::handle(services, request).await,
+        Event::GetFile | Event::ListFiles => files::handle(services, request).await,
+        Event::Reupload | Event::SignParts | Event::ListParts | Event::AbortUpload => {
+            reupload::handle(services, request).await
+        }
     }
 }
 

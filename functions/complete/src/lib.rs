@@ -1,15 +1,16 @@
 //! `POST /v1/projects/{project_id}/files/{file_id}/complete`: the client says its bytes are in
-//! storage; the service checks that they are and marks the file `uploaded`. Idempotent.
+//! storage; the service checks that they are (assembling a multipart upload from its parts) and
+//! marks the file `uploaded`. Idempotent.
 
 use lambda_http::{Body, Request, Response};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use shared::error::ApiError;
 use shared::http::{self, Reply};
-use shared::model::{FileRecord, FileStatus, JobId};
+use shared::model::{FileRecord, FileStatus, JobId, UploadJob};
 use shared::resource::FileResource;
 use shared::services::Services;
 use shared::store::Conditional;
-use shared::timestamp;
+use shared::{timestamp, upload, validate};
 
 pub async fn handle(services: &Services, request: Request) -> Response<Body> {
     http::serve(request, |request| complete_upload(services, request)).await
@@ -22,7 +23,8 @@ async fn complete_upload(services: &Services, request: Request) -> Result<Reply,
         .authorize(http::authorization(&request), &project_id)
         .await?;
     let file_id = http::file_id(&request)?;
-    let expected_job = requested_job(http::json_object(&request)?.as_ref())?;
+    let body = http::json_object(&request)?;
+    let expected_job = requested_job(body.as_ref())?;
 
     let record = services.files.get_in_project(&project_id, file_id).await?;
     let job = current_job(&record, expected_job)?;
@@ -30,22 +32,11 @@ async fn complete_upload(services: &Services, request: Request) -> Result<Reply,
         // Completed before, or already settled by the verify trigger: the file as it is.
         return render(services, &record).await;
     }
-
-    let Some(head) = services.objects.head(&job.s3_key).await? else {
-        return Err(ApiError::conflict(
-            "upload_incomplete",
-            "no object has been uploaded for this job",
-        ));
-    };
-    if head.size != record.content.file_size {
-        return Err(ApiError::conflict(
-            "upload_incomplete",
-            format!(
-                "the stored object has {} bytes, {} were declared",
-                head.size, record.content.file_size
-            ),
-        ));
+    if let Some(upload_id) = &job.upload_id {
+        let claimed = validate::claimed_parts(body.as_ref(), job.part_count)?;
+        assemble(services, &record, job, upload_id, claimed.as_deref()).await?;
     }
+    check_stored_object(services, &record, job).await?;
 
     match services
         .files
@@ -61,13 +52,58 @@ async fn complete_upload(services: &Services, request: Request) -> Result<Reply,
         }
         Conditional::Refused { .. } => Err(ApiError::conflict(
             "job_superseded",
-            "a newer upload replaced this one while it was being completed",
+            "a newer upload or an abort replaced this one while it was being completed",
         )),
     }
 }
 
+/// Checks every part and asks storage to assemble them. An upload that no longer exists was
+/// assembled by a racing or interrupted complete, or aborted: the object check that follows
+/// tells which.
+async fn assemble(
+    services: &Services,
+    record: &FileRecord,
+    job: &UploadJob,
+    upload_id: &str,
+    claimed: Option<&[validate::ClaimedPart]>,
+) -> Result<(), ApiError> {
+    let Some(stored) = services.objects.list_parts(&job.s3_key, upload_id).await? else {
+        return Ok(());
+    };
+    let parts = upload::parts_to_assemble(job, record.content.file_size, &stored, claimed)?;
+    services
+        .objects
+        .complete_multipart_upload(&job.s3_key, upload_id, &parts)
+        .await?;
+    Ok(())
+}
+
+/// The job's object must exist with the declared size.
+async fn check_stored_object(
+    services: &Services,
+    record: &FileRecord,
+    job: &UploadJob,
+) -> Result<(), ApiError> {
+    let Some(head) = services.objects.head(&job.s3_key).await? else {
+        return Err(ApiError::conflict(
+            "upload_incomplete",
+            "no object has been uploaded for this job",
+        ));
+    };
+    if head.size != record.content.file_size {
+        return Err(ApiError::conflict(
+            "upload_incomplete",
+            format!(
+                "the stored object has {} bytes, {} were declared",
+                head.size, record.content.file_size
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// The optional `job_id` of the body: completing a job that is no longer current is refused.
-fn requested_job(body: Option<&serde_json::Map<String, Value>>) -> Result<Option<JobId>, ApiError> {
+fn requested_job(body: Option<&Map<String, Value>>) -> Result<Option<JobId>, ApiError> {
     match body.and_then(|body| body.get("job_id")) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(text)) => text
@@ -78,10 +114,7 @@ fn requested_job(body: Option<&serde_json::Map<String, Value>>) -> Result<Option
     }
 }
 
-fn current_job(
-    record: &FileRecord,
-    expected: Option<JobId>,
-) -> Result<&shared::model::UploadJob, ApiError> {
+fn current_job(record: &FileRecord, expected: Option<JobId>) -> Result<&UploadJob, ApiError> {
     let job = record.job.as_ref().ok_or_else(|| {
         ApiError::conflict(
             "no_upload_in_progress",
