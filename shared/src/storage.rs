@@ -7,6 +7,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::operation::head_object::HeadObjectError;
 use aws_sdk_s3::presigning::{PresignedRequest, PresigningConfig};
+use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumMode, CompletedMultipartUpload, CompletedPart};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
@@ -293,6 +294,62 @@ impl ObjectStore {
             }
             Err(err) => Err(ApiError::from_aws("HeadObject", err)),
         }
+    }
+
+    /// The first `len` bytes of the object (fewer if it is shorter), of the version with `etag`.
+    pub async fn read_prefix(
+        &self,
+        key: &str,
+        len: usize,
+        etag: Option<&str>,
+    ) -> Result<Vec<u8>, ApiError> {
+        let mut body = self
+            .get(
+                key,
+                Some(format!("bytes=0-{}", len.saturating_sub(1))),
+                etag,
+            )
+            .await?;
+        let mut bytes = Vec::with_capacity(len);
+        while let Some(chunk) = body.next().await {
+            let chunk =
+                chunk.map_err(|err| ApiError::Unavailable(format!("GetObject body: {err}")))?;
+            bytes.extend_from_slice(&chunk);
+        }
+        bytes.truncate(len);
+        Ok(bytes)
+    }
+
+    /// The object's bytes as a stream, of the version with `etag` (a newer one fails, to be retried).
+    pub async fn read(&self, key: &str, etag: Option<&str>) -> Result<ByteStream, ApiError> {
+        self.get(key, None, etag).await
+    }
+
+    async fn get(
+        &self,
+        key: &str,
+        range: Option<String>,
+        etag: Option<&str>,
+    ) -> Result<ByteStream, ApiError> {
+        let output = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_range(range)
+            .set_if_match(etag.map(str::to_owned))
+            .send()
+            .await
+            .map_err(
+                |err| match err.raw_response().map(|r| r.status().as_u16()) {
+                    // Replaced since it was looked at: a newer event will judge the new object.
+                    Some(412) => ApiError::Unavailable(format!(
+                        "GetObject {key}: object changed during the check"
+                    )),
+                    _ => ApiError::from_aws("GetObject", err),
+                },
+            )?;
+        Ok(output.body)
     }
 
     /// A GET URL that downloads the object as an attachment named `file_name`.

@@ -123,22 +123,20 @@ pub async fn part_urls(
     Ok(urls)
 }
 
-/// Best effort: aborts the job's multipart upload or deletes its object. What this misses, the
-/// bucket's lifecycle rule (incomplete uploads) or nothing (a stray object) is left with.
+/// Best effort: aborts the job's multipart upload and deletes its object. The delete follows
+/// the abort even when the abort succeeded, because a complete racing it may still have
+/// assembled the object. What this misses, the bucket's lifecycle rule (incomplete uploads) or
+/// nothing (a stray object) is left with.
 pub async fn discard_storage(services: &Services, job: &UploadJob) {
-    let result = match &job.upload_id {
-        Some(upload_id) => match services
+    let aborted = match &job.upload_id {
+        Some(upload_id) => services
             .objects
             .abort_multipart_upload(&job.s3_key, upload_id)
             .await
-        {
-            // Completed in the meantime: the assembled object is what is left to remove.
-            Ok(false) => services.objects.delete(&job.s3_key).await,
-            Ok(true) => Ok(()),
-            Err(err) => Err(err),
-        },
-        None => services.objects.delete(&job.s3_key).await,
+            .map(|_| ()),
+        None => Ok(()),
     };
+    let result = aborted.and(services.objects.delete(&job.s3_key).await);
     if let Err(err) = result {
         tracing::warn!(job_id = %job.job_id, error = ?err, "could not discard the storage of a job");
     }

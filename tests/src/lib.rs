@@ -149,16 +149,21 @@ impl TestApi {
         self.call(Event::AbortUpload).file(file_id).send().await
     }
 
+    /// The file as the store holds it.
+    pub async fn record(&self, file_id: &str) -> shared::model::FileRecord {
+        let file_id = file_id.parse().expect("file id");
+        self.services
+            .files
+            .get(file_id)
+            .await
+            .expect("GetItem")
+            .expect("the file exists")
+    }
+
     /// Settles the file's current job as verified, as the verify trigger does once it has
     /// checked the stored object.
     pub async fn settle_verified(&self, file_id: &str) {
-        let record = self
-            .services
-            .files
-            .get(file_id.parse().expect("file id"))
-            .await
-            .unwrap()
-            .expect("file");
+        let record = self.record(file_id).await;
         let job = record.job.clone().expect("a job");
         let settled = self
             .services
@@ -170,6 +175,38 @@ impl TestApi {
             matches!(settled, shared::store::Conditional::Applied(_)),
             "{settled:?}"
         );
+    }
+
+    /// `events/<sample>.json`, an S3 notification, for `key` in this test's bucket.
+    pub fn s3_event(&self, sample: &str, key: &str) -> aws_lambda_events::s3::S3Event {
+        let text = std::fs::read_to_string(format!("{EVENTS_DIR}/{sample}.json"))
+            .expect("sample S3 event");
+        let mut event: Value = serde_json::from_str(&text).expect("sample is JSON");
+        let record = &mut event["Records"][0]["s3"];
+        record["bucket"]["name"] = json!(self.services.objects.bucket());
+        record["bucket"]["arn"] = json!(format!("arn:aws:s3:::{}", self.services.objects.bucket()));
+        record["object"]["key"] = json!(key.replace(' ', "+"));
+        serde_json::from_value(event).expect("aws_lambda_events reads the sample")
+    }
+
+    /// Delivers an `ObjectCreated:Put` event for `key` to the verify function.
+    pub async fn deliver(&self, key: &str) -> verify::Outcome {
+        let mut outcomes = verify::handle(&self.services, self.s3_event("s3-put", key))
+            .await
+            .expect("verify succeeds");
+        assert_eq!(outcomes.len(), 1);
+        outcomes.remove(0)
+    }
+
+    /// The bytes behind the file's download URL.
+    pub async fn download(&self, file_id: &str) -> Vec<u8> {
+        let file = self.get(file_id).await.body;
+        let url = file["download_url"]
+            .as_str()
+            .expect("a download URL")
+            .to_owned();
+        let response = self.http.get(url).send().await.expect("storage answers");
+        response.bytes().await.expect("the body").to_vec()
     }
 
     /// The bytes of the object at `key`.

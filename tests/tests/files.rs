@@ -5,8 +5,6 @@ use std::collections::HashSet;
 
 use integration_tests::serde_json::json;
 use integration_tests::{Event, TestApi, digests};
-use shared::store::Conditional;
-use shared::timestamp;
 
 async fn create(api: &TestApi, name: &str, bytes: &[u8]) -> integration_tests::serde_json::Value {
     let (sha256, _) = digests(bytes);
@@ -22,21 +20,7 @@ async fn upload_verified(api: &TestApi, name: &str, bytes: &[u8]) -> String {
     let plan = create(api, name, bytes).await;
     assert_eq!(api.put(&plan, 0, bytes.to_vec()).await.status(), 200);
     let file_id = plan["file_id"].as_str().unwrap().to_owned();
-    let record = api
-        .services
-        .files
-        .get(file_id.parse().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    let job = record.job.clone().unwrap();
-    let settled = api
-        .services
-        .files
-        .settle_verified(&record, job.job_id, &job.s3_key, timestamp::now())
-        .await
-        .unwrap();
-    assert!(matches!(settled, Conditional::Applied(_)));
+    api.settle_verified(&file_id).await;
     file_id
 }
 

@@ -50,10 +50,20 @@ async fn complete_upload(services: &Services, request: Request) -> Result<Reply,
         } if current.job.as_ref().map(|j| j.job_id) == Some(job.job_id) => {
             render(services, &current).await
         }
-        Conditional::Refused { .. } => Err(ApiError::conflict(
-            "job_superseded",
-            "a newer upload or an abort replaced this one while it was being completed",
-        )),
+        Conditional::Refused { current } => {
+            // Replaced while we assembled it: what we stored is nobody's, unless it was verified.
+            let still_served = current
+                .as_ref()
+                .and_then(|file| file.verified.as_ref())
+                .is_some_and(|verified| verified.job_id == job.job_id);
+            if !still_served {
+                upload::discard_storage(services, job).await;
+            }
+            Err(ApiError::conflict(
+                "job_superseded",
+                "a newer upload or an abort replaced this one while it was being completed",
+            ))
+        }
     }
 }
 

@@ -1,0 +1,312 @@
+//! Checks a stored object against what was declared for it, with the least I/O that proves it.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use md5::Md5;
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+use crate::model::{ContentDeclaration, RejectionReason};
+use crate::sniff::{self, SNIFF_LEN};
+use crate::storage::{ObjectHead, ObjectStore};
+
+/// Bytes handed from the network to the hashing thread at a time, and how many such batches
+/// may wait: memory stays near `BATCH_BYTES * (QUEUED_BATCHES + 2)` whatever the object's size.
+const BATCH_BYTES: usize = 1 << 20;
+const QUEUED_BATCHES: usize = 4;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finding {
+    /// Size, type and every declared digest match.
+    Sound,
+    Flawed(RejectionReason),
+    /// No object at the key (deleted since the event): nothing to judge.
+    Missing,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inspection {
+    pub finding: Finding,
+    /// Object bytes read to reach the finding.
+    pub bytes_read: u64,
+}
+
+impl Inspection {
+    fn without_reading(finding: Finding) -> Self {
+        Self {
+            finding,
+            bytes_read: 0,
+        }
+    }
+}
+
+pub async fn inspect(
+    objects: &ObjectStore,
+    key: &str,
+    declared: &ContentDeclaration,
+) -> Result<Inspection, ApiError> {
+    let Some(head) = objects.head(key).await? else {
+        return Ok(Inspection::without_reading(Finding::Missing));
+    };
+    if head.size != declared.file_size {
+        return Ok(Inspection::without_reading(Finding::Flawed(
+            RejectionReason::SizeMismatch,
+        )));
+    }
+    if head.content_type.as_deref() != Some(declared.content_type.as_str()) {
+        return Ok(Inspection::without_reading(Finding::Flawed(
+            RejectionReason::ContentTypeMismatch,
+        )));
+    }
+
+    let sha256 = match proof_of_sha256(declared, &head) {
+        Proof::Disproven => {
+            return Ok(Inspection::without_reading(Finding::Flawed(
+                RejectionReason::ChecksumMismatch,
+            )));
+        }
+        proof => proof,
+    };
+    let md5 = proof_of_md5(declared, &head);
+    if sha256 == Proof::Proven && md5 == Proof::Proven {
+        // Storage vouches for the digests: only the leading bytes are left to look at.
+        let leading = objects
+            .read_prefix(key, SNIFF_LEN, head.etag.as_deref())
+            .await?;
+        let finding = if sniff::agrees(&declared.content_type, &leading) {
+            Finding::Sound
+        } else {
+            Finding::Flawed(RejectionReason::ContentTypeMismatch)
+        };
+        return Ok(Inspection {
+            finding,
+            bytes_read: leading.len() as u64,
+        });
+    }
+
+    let digest = stream_digest(
+        objects,
+        key,
+        head.etag.as_deref(),
+        sha256 == Proof::Unknown,
+        md5 == Proof::Unknown,
+    )
+    .await?;
+    let finding = if digest.len != declared.file_size {
+        Finding::Flawed(RejectionReason::SizeMismatch)
+    } else if !sniff::agrees(&declared.content_type, &digest.leading) {
+        Finding::Flawed(RejectionReason::ContentTypeMismatch)
+    } else if !digest_matches(digest.sha256.as_deref(), declared.sha256.as_deref())
+        || !digest_matches(digest.md5.as_deref(), declared.md5.as_deref())
+    {
+        Finding::Flawed(RejectionReason::ChecksumMismatch)
+    } else {
+        Finding::Sound
+    };
+    Ok(Inspection {
+        finding,
+        bytes_read: digest.len,
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Proof {
+    /// Nothing declared, or storage's own record matches the declaration.
+    Proven,
+    /// Storage's own checksum of the whole object differs from the declaration.
+    Disproven,
+    /// Only reading the object can tell.
+    Unknown,
+}
+
+/// S3 keeps the SHA-256 it checked when the PUT carried `x-amz-checksum-sha256`.
+fn proof_of_sha256(declared: &ContentDeclaration, head: &ObjectHead) -> Proof {
+    match (&declared.sha256, &head.checksum_sha256) {
+        (None, _) => Proof::Proven,
+        (Some(declared), Some(stored)) if stored == declared => Proof::Proven,
+        // A composite checksum of parts ("…-N") is not the object's digest.
+        (Some(_), Some(stored)) if !stored.contains('-') => Proof::Disproven,
+        _ => Proof::Unknown,
+    }
+}
+
+/// The ETag of a single-part object stored with SSE-S3 is its MD5; a match proves it, anything
+/// else (multipart or KMS ETags) proves nothing either way.
+fn proof_of_md5(declared: &ContentDeclaration, head: &ObjectHead) -> Proof {
+    let Some(declared) = &declared.md5 else {
+        return Proof::Proven;
+    };
+    let etag_md5 = head
+        .etag
+        .as_deref()
+        .map(|etag| etag.trim_matches('"'))
+        .filter(|etag| etag.len() == 32)
+        .and_then(|etag| hex::decode(etag).ok());
+    match (etag_md5, STANDARD.decode(declared)) {
+        (Some(stored), Ok(declared)) if stored == declared => Proof::Proven,
+        _ => Proof::Unknown,
+    }
+}
+
+fn digest_matches(computed: Option<&[u8]>, declared: Option<&str>) -> bool {
+    match (computed, declared) {
+        (Some(computed), Some(declared)) => STANDARD
+            .decode(declared)
+            .is_ok_and(|declared| declared == computed),
+        _ => true,
+    }
+}
+
+struct StreamDigest {
+    len: u64,
+    leading: Vec<u8>,
+    sha256: Option<Vec<u8>>,
+    md5: Option<Vec<u8>>,
+}
+
+/// Streams the object through the hashers: the network is read here while a blocking thread
+/// hashes, through a bounded queue, so memory does not grow with the object.
+async fn stream_digest(
+    objects: &ObjectStore,
+    key: &str,
+    etag: Option<&str>,
+    want_sha256: bool,
+    want_md5: bool,
+) -> Result<StreamDigest, ApiError> {
+    let mut body = objects.read(key, etag).await?;
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Vec<bytes::Bytes>>(QUEUED_BATCHES);
+    let hasher = tokio::task::spawn_blocking(move || {
+        let mut sha256 = want_sha256.then(Sha256::new);
+        let mut md5 = want_md5.then(Md5::new);
+        let mut leading = Vec::with_capacity(SNIFF_LEN);
+        let mut len = 0u64;
+        while let Some(batch) = receiver.blocking_recv() {
+            for chunk in batch {
+                if leading.len() < SNIFF_LEN {
+                    leading.extend_from_slice(&chunk[..chunk.len().min(SNIFF_LEN - leading.len())]);
+                }
+                len += chunk.len() as u64;
+                if let Some(hasher) = sha256.as_mut() {
+                    hasher.update(&chunk);
+                }
+                if let Some(hasher) = md5.as_mut() {
+                    hasher.update(&chunk);
+                }
+            }
+        }
+        StreamDigest {
+            len,
+            leading,
+            sha256: sha256.map(|h| h.finalize().to_vec()),
+            md5: md5.map(|h| h.finalize().to_vec()),
+        }
+    });
+
+    let mut batch = Vec::new();
+    let mut batch_len = 0;
+    let mut failure = None;
+    loop {
+        match body.next().await {
+            Some(Ok(chunk)) => {
+                batch_len += chunk.len();
+                batch.push(chunk);
+                if batch_len >= BATCH_BYTES {
+                    batch_len = 0;
+                    let full = std::mem::take(&mut batch);
+                    // The hasher only stops early by panicking; its join below reports that.
+                    if sender.send(full).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            Some(Err(err)) => {
+                failure = Some(ApiError::Unavailable(format!("GetObject body: {err}")));
+                break;
+            }
+            None => break,
+        }
+    }
+    if failure.is_none() && !batch.is_empty() {
+        // As above: a send fails only if the hasher panicked, which its join reports.
+        let _ = sender.send(batch).await;
+    }
+    drop(sender);
+    let digest = hasher
+        .await
+        .map_err(|err| ApiError::Internal(format!("hashing thread: {err}")))?;
+    match failure {
+        Some(err) => Err(err),
+        None => Ok(digest),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn declared(sha256: Option<&str>, md5: Option<&str>) -> ContentDeclaration {
+        ContentDeclaration {
+            file_name: "f".into(),
+            content_type: "text/plain".into(),
+            file_size: 3,
+            sha256: sha256.map(str::to_owned),
+            md5: md5.map(str::to_owned),
+        }
+    }
+
+    fn head(checksum_sha256: Option<&str>, etag: Option<&str>) -> ObjectHead {
+        ObjectHead {
+            size: 3,
+            content_type: Some("text/plain".into()),
+            checksum_sha256: checksum_sha256.map(str::to_owned),
+            etag: etag.map(str::to_owned),
+        }
+    }
+
+    const SHA: &str = "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0="; // sha256("abc")
+    const MD5: &str = "kAFQmDzST7DWlj99KOF/cg=="; // md5("abc")
+    const MD5_ETAG: &str = "\"900150983cd24fb0d6963f7d28e17f72\"";
+
+    #[test]
+    fn storage_checksums_prove_or_disprove_the_sha256() {
+        assert_eq!(
+            proof_of_sha256(&declared(None, None), &head(None, None)),
+            Proof::Proven
+        );
+        assert_eq!(
+            proof_of_sha256(&declared(Some(SHA), None), &head(Some(SHA), None)),
+            Proof::Proven
+        );
+        assert_eq!(
+            proof_of_sha256(&declared(Some(SHA), None), &head(Some(MD5), None)),
+            Proof::Disproven
+        );
+        assert_eq!(
+            proof_of_sha256(&declared(Some(SHA), None), &head(None, None)),
+            Proof::Unknown
+        );
+        assert_eq!(
+            proof_of_sha256(&declared(Some(SHA), None), &head(Some("abc-3"), None)),
+            Proof::Unknown
+        );
+    }
+
+    #[test]
+    fn a_single_part_etag_proves_the_md5_but_never_disproves_it() {
+        assert_eq!(
+            proof_of_md5(&declared(None, Some(MD5)), &head(None, Some(MD5_ETAG))),
+            Proof::Proven
+        );
+        assert_eq!(
+            proof_of_md5(&declared(None, Some(MD5)), &head(None, Some("\"ffff\""))),
+            Proof::Unknown
+        );
+        assert_eq!(
+            proof_of_md5(
+                &declared(None, Some(MD5)),
+                &head(None, Some("\"900150983cd24fb0d6963f7d28e17f72-2\""))
+            ),
+            Proof::Unknown
+        );
+    }
+}

@@ -1,0 +1,369 @@
+//! The verify trigger against real storage: what lands is checked against what was declared,
+//! the file settles once, and repeated, stale or foreign events change nothing.
+
+use integration_tests::serde_json::{Value, json};
+use integration_tests::{TestApi, digests};
+use shared::inspect::{self, Finding};
+use shared::model::RejectionReason;
+use verify::Outcome;
+
+const PNG: &[u8] =
+    b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
+
+/// A PNG of its own: the same content twice in a project would deduplicate.
+fn png(variant: u8) -> Vec<u8> {
+    let mut bytes = PNG.to_vec();
+    bytes.push(variant);
+    bytes
+}
+
+/// Declares and PUTs `bytes` through the API; returns the plan.
+async fn upload(api: &TestApi, bytes: &[u8], content_type: &str, sha256: bool, md5: bool) -> Value {
+    let (sha, md) = digests(bytes);
+    let mut body =
+        json!({"file_name": "f", "file_size": bytes.len(), "content_type": content_type});
+    if sha256 {
+        body["sha256"] = json!(sha);
+    }
+    if md5 {
+        body["md5"] = json!(md);
+    }
+    let plan = api.create(body).await;
+    assert_eq!(plan.status, 201, "{:#}", plan.body);
+    let put = api.put(&plan.body, 0, bytes.to_vec()).await;
+    assert_eq!(put.status(), 200, "{}", put.text().await.unwrap());
+    plan.body
+}
+
+fn key(plan: &Value) -> &str {
+    plan["s3_key"].as_str().unwrap()
+}
+
+/// Delivers the event for the plan's object, which must be rejected for `reason` and deleted.
+async fn assert_delivery_rejects(api: &TestApi, plan: &Value, reason: RejectionReason) {
+    assert_eq!(api.deliver(key(plan)).await, Outcome::Rejected(reason));
+    let file = api.get(plan["file_id"].as_str().unwrap()).await.body;
+    assert_eq!(file["status"], "rejected");
+    assert_eq!(file["rejection_reason"], reason.as_str());
+    assert_eq!(file["download_url"], json!(null));
+    assert!(
+        api.stored_objects(plan["file_id"].as_str().unwrap())
+            .await
+            .is_empty(),
+        "the rejected object is deleted"
+    );
+}
+
+#[tokio::test]
+async fn single_part_uploads_verify_with_and_without_declared_hashes() {
+    let api = TestApi::new().await;
+    for (sha256, md5) in [(true, true), (true, false), (false, true), (false, false)] {
+        let bytes = format!("%PDF-1.7 sha256={sha256} md5={md5}").into_bytes();
+        let plan = upload(&api, &bytes, "application/pdf", sha256, md5).await;
+        assert_eq!(
+            api.deliver(key(&plan)).await,
+            Outcome::Verified,
+            "sha256={sha256} md5={md5}"
+        );
+        let file = api.get(plan["file_id"].as_str().unwrap()).await.body;
+        assert_eq!(file["status"], "verified");
+        assert!(file["verified_at"].is_string());
+        assert_eq!(api.download(plan["file_id"].as_str().unwrap()).await, bytes);
+    }
+}
+
+#[tokio::test]
+async fn a_checksum_storage_verified_is_not_read_again() {
+    // GIVEN a single PUT signed with its SHA-256 and MD5: storage checked both on upload
+    let api = TestApi::new().await;
+    let mut bytes = PNG.to_vec();
+    bytes.resize(1 << 20, 7);
+    let plan = upload(&api, &bytes, "image/png", true, true).await;
+    let record = api.record(plan["file_id"].as_str().unwrap()).await;
+
+    // WHEN it is inspected
+    let inspection = inspect::inspect(&api.services.objects, key(&plan), &record.content)
+        .await
+        .unwrap();
+
+    // THEN only the leading bytes were read, for the type check
+    assert_eq!(inspection.finding, Finding::Sound);
+    assert_eq!(inspection.bytes_read, shared::sniff::SNIFF_LEN as u64);
+}
+
+#[tokio::test]
+async fn a_multipart_upload_is_verified_by_streaming_and_then_deduplicates() {
+    // GIVEN a multipart upload of 3 parts and a remainder, completed
+    let api = TestApi::with_config(|c| {
+        c.multipart_threshold = 5 << 20;
+        c.part_size = 5 << 20;
+    })
+    .await;
+    let bytes: Vec<u8> = (0..(15 << 20) + 999)
+        .map(|i: usize| (i % 253) as u8)
+        .collect();
+    let (sha256, md5) = digests(&bytes);
+    let plan = api
+        .create(json!({"file_name": "data.bin", "file_size": bytes.len(), "sha256": sha256, "md5": md5}))
+        .await
+        .body;
+    for (index, url) in plan["urls"].as_array().unwrap().iter().enumerate() {
+        let part = bytes[index * (5 << 20)..((index + 1) * (5 << 20)).min(bytes.len())].to_vec();
+        assert_eq!(
+            api.http
+                .put(url.as_str().unwrap())
+                .body(part)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+    }
+    let file_id = plan["file_id"].as_str().unwrap();
+    assert_eq!(api.complete(file_id).await.body["status"], "uploaded");
+    let record = api.record(file_id).await;
+    let inspection = inspect::inspect(&api.services.objects, key(&plan), &record.content)
+        .await
+        .unwrap();
+    assert_eq!(
+        inspection,
+        inspect::Inspection {
+            finding: Finding::Sound,
+            bytes_read: bytes.len() as u64
+        }
+    );
+
+    // WHEN the trigger runs
+    let outcome = verify::handle(
+        &api.services,
+        api.s3_event("s3-complete-multipart", key(&plan)),
+    )
+    .await
+    .unwrap();
+
+    // THEN the file is verified, and the same content declared again is that file
+    assert_eq!(outcome, [Outcome::Verified]);
+    assert_eq!(api.get(file_id).await.body["status"], "verified");
+    let again = api
+        .create(json!({"file_name": "copy.bin", "file_size": bytes.len(), "sha256": sha256}))
+        .await;
+    assert_eq!(again.status, 200, "{:#}", again.body);
+    assert_eq!(again.body["deduplicated"], true);
+    assert_eq!(again.body["file_id"], file_id);
+}
+
+#[tokio::test]
+async fn an_object_of_another_size_written_to_the_key_is_rejected() {
+    let api = TestApi::new().await;
+    let created = api
+        .create(json!({"file_name": "f.txt", "file_size": 10, "content_type": "text/plain"}))
+        .await
+        .body;
+    put_directly(&api, key(&created), b"only 7!".to_vec(), "text/plain").await;
+    assert_delivery_rejects(&api, &created, RejectionReason::SizeMismatch).await;
+}
+
+#[tokio::test]
+async fn an_object_with_other_bytes_written_without_checksums_is_rejected() {
+    let api = TestApi::new().await;
+    for (sha256, md5) in [(true, false), (false, true)] {
+        let declared = b"%PDF-1.7 the declared content".to_vec();
+        let (sha, md) = digests(&declared);
+        let mut body = json!({"file_name": "f.pdf", "file_size": declared.len(), "content_type": "application/pdf"});
+        if sha256 {
+            body["sha256"] = json!(sha);
+        }
+        if md5 {
+            body["md5"] = json!(md);
+        }
+        let created = api.create(body).await.body;
+        let mut other = declared.clone();
+        *other.last_mut().unwrap() ^= 1;
+        put_directly(&api, key(&created), other, "application/pdf").await;
+        assert_delivery_rejects(&api, &created, RejectionReason::ChecksumMismatch).await;
+    }
+}
+
+#[tokio::test]
+async fn content_that_is_not_what_its_type_claims_is_rejected() {
+    let api = TestApi::new().await;
+    let elf = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0\x3e\0".to_vec();
+    let pe = b"MZ\x90\0\x03\0\0\0\x04\0\0\0\xff\xff\0\0".to_vec();
+    let html = b"<!DOCTYPE html><html><body><script>alert(document.cookie)</script>".to_vec();
+    for (bytes, content_type) in [
+        (elf.clone(), "image/png"),
+        (pe, "image/png"),
+        (html, "image/png"),
+        (elf, "text/plain"),
+    ] {
+        let plan = upload(&api, &bytes, content_type, true, false).await;
+        assert_delivery_rejects(&api, &plan, RejectionReason::ContentTypeMismatch).await;
+    }
+    // an object written with another stored content type
+    let created = api
+        .create(json!({"file_name": "a.png", "file_size": PNG.len(), "content_type": "image/png"}))
+        .await
+        .body;
+    put_directly(&api, key(&created), PNG.to_vec(), "text/html").await;
+    assert_eq!(
+        api.deliver(key(&created)).await,
+        Outcome::Rejected(RejectionReason::ContentTypeMismatch)
+    );
+}
+
+#[tokio::test]
+async fn repeated_stale_and_foreign_events_change_nothing() {
+    let api = TestApi::new().await;
+    let plan = upload(&api, PNG, "image/png", true, false).await;
+    let file_id = plan["file_id"].as_str().unwrap();
+    assert_eq!(api.deliver(key(&plan)).await, Outcome::Verified);
+    let settled = api.raw_item(file_id).await;
+
+    // the same event again
+    assert_eq!(
+        api.deliver(key(&plan)).await,
+        Outcome::Ignored("already settled")
+    );
+    assert_eq!(api.raw_item(file_id).await, settled);
+
+    // an event for the old job, after a reupload
+    let new_plan = api
+        .reupload(
+            file_id,
+            json!({"file_size": 3, "content_type": "text/plain"}),
+        )
+        .await
+        .body;
+    let replaced = api.raw_item(file_id).await;
+    assert_eq!(
+        api.deliver(key(&plan)).await,
+        Outcome::Ignored("not the file's current upload")
+    );
+    assert_eq!(api.raw_item(file_id).await, replaced);
+    assert_eq!(
+        api.deliver(key(&new_plan)).await,
+        Outcome::Ignored("object no longer exists")
+    );
+    assert_eq!(api.raw_item(file_id).await, replaced);
+
+    // keys that are not uploads, or of no file, and other buckets
+    let unknown = format!("uploads/{}/{}", uuid(), uuid());
+    assert_eq!(
+        api.deliver(&unknown).await,
+        Outcome::Ignored("unknown file")
+    );
+    assert_eq!(
+        api.deliver("../etc/passwd").await,
+        Outcome::Ignored("not an upload key")
+    );
+    let sample = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../events/s3-foreign-key.json"
+    ))
+    .unwrap();
+    let foreign: aws_lambda_events::s3::S3Event =
+        integration_tests::serde_json::from_str(&sample).unwrap();
+    assert_eq!(
+        verify::handle(&api.services, foreign).await.unwrap(),
+        [Outcome::Ignored("another bucket")]
+    );
+    let mut ours = api.s3_event("s3-foreign-key", "x");
+    ours.records[0].s3.object.key = Some("inbox/Quarterly+report+%E2%80%94+caf%C3%A9.pdf".into());
+    assert_eq!(
+        verify::handle(&api.services, ours).await.unwrap(),
+        [Outcome::Ignored("not an upload key")]
+    );
+    assert_eq!(api.raw_item(file_id).await, replaced);
+}
+
+#[tokio::test]
+async fn the_verdict_does_not_depend_on_when_complete_is_called() {
+    let api = TestApi::new().await;
+    // verify first, then complete
+    let first = upload(&api, &png(1), "image/png", true, false).await;
+    assert_eq!(api.deliver(key(&first)).await, Outcome::Verified);
+    let completed = api.complete(first["file_id"].as_str().unwrap()).await;
+    assert_eq!(
+        (completed.status, completed.body["status"].as_str()),
+        (200, Some("verified"))
+    );
+    // complete first, then verify
+    let second = upload(&api, &png(2), "image/png", false, false).await;
+    assert_eq!(
+        api.complete(second["file_id"].as_str().unwrap()).await.body["status"],
+        "uploaded"
+    );
+    assert_eq!(api.deliver(key(&second)).await, Outcome::Verified);
+    // both at once, several times
+    for variant in 3..8 {
+        let plan = upload(&api, &png(variant), "image/png", true, true).await;
+        let file_id = plan["file_id"].as_str().unwrap();
+        let (completed, outcome) = tokio::join!(api.complete(file_id), api.deliver(key(&plan)));
+        assert_eq!(completed.status, 200, "{:#}", completed.body);
+        assert_eq!(outcome, Outcome::Verified);
+        assert_eq!(api.get(file_id).await.body["status"], "verified");
+    }
+}
+
+#[tokio::test]
+async fn a_rejected_reupload_keeps_the_verified_version_and_a_verified_one_replaces_it() {
+    let api = TestApi::new().await;
+    let plan = upload(&api, PNG, "image/png", true, false).await;
+    let file_id = plan["file_id"].as_str().unwrap();
+    assert_eq!(api.deliver(key(&plan)).await, Outcome::Verified);
+
+    // a reupload whose bytes are not a PNG is rejected; the first version stays downloadable
+    let bad = api
+        .reupload(
+            file_id,
+            json!({"file_size": 4, "content_type": "image/png"}),
+        )
+        .await
+        .body;
+    assert_eq!(api.put(&bad, 0, b"nope".to_vec()).await.status(), 200);
+    assert_eq!(
+        api.deliver(key(&bad)).await,
+        Outcome::Rejected(RejectionReason::ContentTypeMismatch)
+    );
+    let file = api.get(file_id).await.body;
+    assert_eq!(
+        (file["status"].as_str(), file["rejection_reason"].as_str()),
+        (Some("rejected"), Some("content_type_mismatch"))
+    );
+    assert_eq!(api.download(file_id).await, PNG);
+
+    // a good reupload replaces it, and the old object is removed
+    let mut png2 = PNG.to_vec();
+    png2.extend_from_slice(b"v2");
+    let good = api
+        .reupload(
+            file_id,
+            json!({"file_size": png2.len(), "content_type": "image/png"}),
+        )
+        .await
+        .body;
+    assert_eq!(api.put(&good, 0, png2.clone()).await.status(), 200);
+    assert_eq!(api.deliver(key(&good)).await, Outcome::Verified);
+    assert_eq!(api.stored_objects(file_id).await, [key(&good).to_owned()]);
+    assert_eq!(api.download(file_id).await, png2);
+}
+
+/// Writes an object straight to `key`, around the API and its signed headers.
+async fn put_directly(api: &TestApi, key: &str, bytes: Vec<u8>, content_type: &str) {
+    api.services
+        .objects
+        .client()
+        .put_object()
+        .bucket(api.services.objects.bucket())
+        .key(key)
+        .content_type(content_type)
+        .body(bytes.into())
+        .send()
+        .await
+        .unwrap();
+}
+
+fn uuid() -> String {
+    "7d444840-9dc0-41d3-a6a8-a40a5f4d1f1a".to_owned()
+}
