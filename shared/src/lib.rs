@@ -8,6 +8,7 @@ pub mod http;
 pub mod inspect;
 pub mod item;
 pub mod model;
+pub mod part_signer;
 pub mod plan;
 pub mod provision;
 pub mod resource;

@@ -30,7 +30,7 @@ impl Services {
         Self {
             files: FileStore::new(dynamodb.clone(), &config.table_name),
             keys: ApiKeys::new(dynamodb, &config.table_name),
-            objects: ObjectStore::new(s3, &config.bucket_name),
+            objects: ObjectStore::new(s3, &config.bucket_name, sdk.credentials_provider()),
             config,
         }
     }

@@ -1,9 +1,11 @@
 //! The S3 side: presigned PUTs signed for the declared content, object checks, download URLs.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{Credentials, ProvideCredentials, SharedCredentialsProvider};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::operation::head_object::HeadObjectError;
 use aws_sdk_s3::presigning::{PresignedRequest, PresigningConfig};
@@ -13,6 +15,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::error::ApiError;
 use crate::model::ContentDeclaration;
+use crate::part_signer::PartUrlSigner;
 
 /// A URL and the headers that were signed into it: the client must send exactly these.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,13 +51,25 @@ pub struct ObjectHead {
 pub struct ObjectStore {
     client: Client,
     bucket: String,
+    /// The credentials the client signs with, for signing part URLs in bulk.
+    credentials: Option<SharedCredentialsProvider>,
+    signing_credentials: Arc<Mutex<Option<Credentials>>>,
 }
 
+/// Credentials kept for bulk signing are refreshed this long before they expire.
+const CREDENTIALS_MARGIN: Duration = Duration::from_secs(300);
+
 impl ObjectStore {
-    pub fn new(client: Client, bucket: impl Into<String>) -> Self {
+    pub fn new(
+        client: Client,
+        bucket: impl Into<String>,
+        credentials: Option<SharedCredentialsProvider>,
+    ) -> Self {
         Self {
             client,
             bucket: bucket.into(),
+            credentials,
+            signing_credentials: Arc::default(),
         }
     }
 
@@ -113,16 +128,98 @@ impl ObjectStore {
             .ok_or_else(|| ApiError::Internal("CreateMultipartUpload returned no upload id".into()))
     }
 
-    /// A PUT URL for one part. Only the host is signed: part sizes are checked at completion.
-    pub async fn presign_part(
+    /// PUT URLs for parts of a multipart upload. Only the host is signed: part sizes are checked
+    /// at completion. The SDK signs the first; the rest are signed in bulk from it.
+    pub async fn presign_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_numbers: &[u32],
+        expires_in: Duration,
+    ) -> Result<BTreeMap<u32, String>, ApiError> {
+        self.presign_parts_at(key, upload_id, part_numbers, expires_in, SystemTime::now())
+            .await
+    }
+
+    /// [`ObjectStore::presign_parts`] as if signed at `signed_at`.
+    pub async fn presign_parts_at(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_numbers: &[u32],
+        expires_in: Duration,
+        signed_at: SystemTime,
+    ) -> Result<BTreeMap<u32, String>, ApiError> {
+        let Some((&first, rest)) = part_numbers.split_first() else {
+            return Ok(BTreeMap::new());
+        };
+        let template = self
+            .presign_part_at(key, upload_id, first, expires_in, signed_at)
+            .await?;
+        if !rest.is_empty()
+            && let Some(signer) = self.part_signer(&template, signed_at).await
+        {
+            return Ok(signer.urls(part_numbers));
+        }
+        let mut urls = BTreeMap::from([(first, template)]);
+        for &part_number in rest {
+            urls.insert(
+                part_number,
+                self.presign_part_at(key, upload_id, part_number, expires_in, signed_at)
+                    .await?,
+            );
+        }
+        Ok(urls)
+    }
+
+    async fn part_signer(&self, template: &str, signed_at: SystemTime) -> Option<PartUrlSigner> {
+        let credentials = self.signing_credentials().await?;
+        let signer =
+            PartUrlSigner::from_template(template, credentials.secret_access_key(), signed_at);
+        if signer.is_none() {
+            tracing::warn!(
+                "bulk part signing disagreed with the SDK; signing each part with the SDK"
+            );
+        }
+        signer
+    }
+
+    /// The current credentials, from a cache: the provider chain may make a network call.
+    async fn signing_credentials(&self) -> Option<Credentials> {
+        let fresh = |credentials: &Credentials| {
+            credentials
+                .expiry()
+                .is_none_or(|expiry| expiry > SystemTime::now() + CREDENTIALS_MARGIN)
+        };
+        if let Some(cached) = self.signing_credentials.lock().ok()?.clone().filter(fresh) {
+            return Some(cached);
+        }
+        let credentials = self
+            .credentials
+            .as_ref()?
+            .provide_credentials()
+            .await
+            .ok()?;
+        *self.signing_credentials.lock().ok()? = Some(credentials.clone());
+        Some(credentials)
+    }
+
+    /// The SDK's presigned URL for one part, as if signed at `signed_at`.
+    pub async fn presign_part_at(
         &self,
         key: &str,
         upload_id: &str,
         part_number: u32,
         expires_in: Duration,
+        signed_at: SystemTime,
     ) -> Result<String, ApiError> {
         let part_number = i32::try_from(part_number)
             .map_err(|_| ApiError::Internal(format!("part number {part_number} overflows i32")))?;
+        let presigning = PresigningConfig::builder()
+            .start_time(signed_at)
+            .expires_in(expires_in)
+            .build()
+            .map_err(|err| ApiError::Internal(format!("presigning config: {err}")))?;
         let request = self
             .client
             .upload_part()
@@ -130,7 +227,7 @@ impl ObjectStore {
             .key(key)
             .upload_id(upload_id)
             .part_number(part_number)
-            .presigned(presigning(expires_in)?)
+            .presigned(presigning)
             .await
             .map_err(|err| ApiError::Internal(format!("presign UploadPart: {err}")))?;
         Ok(request.uri().to_owned())

@@ -101,26 +101,25 @@ pub async fn part_urls(
     part_numbers: &[u32],
 ) -> Result<BTreeMap<u32, String>, ApiError> {
     let expiry = services.config.upload_url_expiry;
-    let mut urls = BTreeMap::new();
-    for &part_number in part_numbers {
-        let url = match &job.upload_id {
-            Some(upload_id) => {
-                services
-                    .objects
-                    .presign_part(&job.s3_key, upload_id, part_number, expiry)
-                    .await?
-            }
-            None => {
-                services
-                    .objects
-                    .presign_put(&job.s3_key, content, expiry)
-                    .await?
-                    .url
-            }
-        };
-        urls.insert(part_number, url);
+    match &job.upload_id {
+        Some(upload_id) => {
+            services
+                .objects
+                .presign_parts(&job.s3_key, upload_id, part_numbers, expiry)
+                .await
+        }
+        None => {
+            let url = services
+                .objects
+                .presign_put(&job.s3_key, content, expiry)
+                .await?
+                .url;
+            Ok(part_numbers
+                .iter()
+                .map(|&part_number| (part_number, url.clone()))
+                .collect())
+        }
     }
-    Ok(urls)
 }
 
 /// Best effort: aborts the job's multipart upload and deletes its object. The delete follows

@@ -109,6 +109,7 @@ impl TestApi {
             file_id: None,
             key: Some(self.key.clone()),
             body: None,
+            binary: None,
             query: Vec::new(),
         }
     }
@@ -363,6 +364,7 @@ pub struct Call<'a> {
     file_id: Option<String>,
     key: Option<String>,
     body: Option<String>,
+    binary: Option<String>,
     query: Vec<(String, String)>,
 }
 
@@ -389,6 +391,13 @@ impl Call<'_> {
 
     pub fn raw_body(mut self, body: &str) -> Self {
         self.body = Some(body.to_owned());
+        self
+    }
+
+    /// A body API Gateway passes base64-encoded, as it does for bytes that are not text.
+    pub fn binary_body(mut self, bytes: &[u8]) -> Self {
+        use base64::Engine;
+        self.binary = Some(base64::engine::general_purpose::STANDARD.encode(bytes));
         self
     }
 
@@ -425,6 +434,10 @@ impl Call<'_> {
         if let Some(body) = &self.body {
             event["body"] = json!(body);
             event["isBase64Encoded"] = json!(false);
+        }
+        if let Some(encoded) = &self.binary {
+            event["body"] = json!(encoded);
+            event["isBase64Encoded"] = json!(true);
         }
         if !self.query.is_empty() {
             let query: serde_json::Map<String, Value> = self
