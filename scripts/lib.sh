@@ -55,7 +55,32 @@ ensure_dynamodb_local() {
   DYNAMODB_JAR=$(ls "$DYNAMODB_DIR"/lib/dynamodb_local_*/DynamoDBLocal.jar | tail -n 1)
 }
 
+# Command-line tools the scripts and the README's walk-through use, from Debian when missing.
+ensure_commands() {
+  local missing=() command
+  for command in curl jq openssl setsid java node npm; do
+    command -v "$command" >/dev/null || missing+=("$command")
+  done
+  ((${#missing[@]})) || return 0
+  local packages=()
+  for command in "${missing[@]}"; do
+    case $command in
+      setsid) packages+=(util-linux) ;;
+      java) packages+=(openjdk-17-jre-headless) ;;
+      node | npm) packages+=(nodejs npm) ;;
+      *) packages+=("$command") ;;
+    esac
+  done
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    log "installing ${packages[*]}"
+    apt-get install -y -qq "${packages[@]}" >&2 || { apt-get update -qq && apt-get install -y -qq "${packages[@]}" >&2; }
+  else
+    die "missing commands: ${missing[*]} (install ${packages[*]})"
+  fi
+}
+
 ensure_tools() {
+  ensure_commands
   ensure_venv "$LOCALSTACK_VENV" "$ROOT/scripts/requirements-localstack.txt"
   ensure_venv "$TOOLS_VENV" "$ROOT/scripts/requirements-tools.txt"
   ensure_venv "$CHECKS_VENV" "$ROOT/scripts/requirements-checks.txt"

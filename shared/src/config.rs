@@ -11,6 +11,7 @@
 //! | `PART_SIZE` | 16777216 (16 MiB) | preferred part size (5 MiB to 5 GiB) |
 //! | `PENDING_TTL_SECS` | 604800 (7 days) | a file never verified is deleted this long after its last upload started |
 //! | `S3_FORCE_PATH_STYLE` | false | path-style S3 URLs, for local endpoints |
+//! | `TRUST_SYSTEM_ROOTS` | false | trust the platform's CA store instead of Amazon Trust Services' roots (for S3-compatible endpoints under another CA) |
 //!
 //! Endpoints and credentials come from the standard AWS variables (`AWS_ENDPOINT_URL_S3`,
 //! `AWS_ENDPOINT_URL_DYNAMODB`, `AWS_REGION`, …) through `aws-config`.
@@ -33,11 +34,18 @@ pub struct Config {
     pub part_size: u64,
     pub pending_ttl: Duration,
     pub s3_force_path_style: bool,
+    pub trust_system_roots: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("configuration: {0}")]
 pub struct ConfigError(String);
+
+impl ConfigError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -65,6 +73,13 @@ impl Config {
         let secs = |name: &str, default: u64, max: u64| {
             number(name, default, 1, max).map(Duration::from_secs)
         };
+        let flag = |name: &str| match lookup(name).as_deref() {
+            None | Some("" | "false" | "0") => Ok(false),
+            Some("true" | "1") => Ok(true),
+            Some(other) => Err(ConfigError(format!(
+                "{name}={other:?} must be true or false"
+            ))),
+        };
 
         let config = Config {
             table_name: required("TABLE_NAME")?,
@@ -75,15 +90,8 @@ impl Config {
             multipart_threshold: number("MULTIPART_THRESHOLD", 100 << 20, 1, MAX_SINGLE_PUT_SIZE)?,
             part_size: number("PART_SIZE", 16 << 20, MIN_PART_SIZE, MAX_PART_SIZE)?,
             pending_ttl: secs("PENDING_TTL_SECS", 7 * 24 * 3600, 365 * 24 * 3600)?,
-            s3_force_path_style: match lookup("S3_FORCE_PATH_STYLE").as_deref() {
-                None | Some("" | "false" | "0") => false,
-                Some("true" | "1") => true,
-                Some(other) => {
-                    return Err(ConfigError(format!(
-                        "S3_FORCE_PATH_STYLE={other:?} must be true or false"
-                    )));
-                }
-            },
+            s3_force_path_style: flag("S3_FORCE_PATH_STYLE")?,
+            trust_system_roots: flag("TRUST_SYSTEM_ROOTS")?,
         };
         Ok(config)
     }

@@ -9,6 +9,7 @@ use crate::error::ApiError;
 use crate::model::{ContentDeclaration, RejectionReason};
 use crate::sniff::{self, SNIFF_LEN};
 use crate::storage::{ObjectHead, ObjectStore};
+use aws_sdk_s3::primitives::ByteStream;
 
 /// Bytes handed from the network to the hashing thread at a time, and how many such batches
 /// may wait: memory stays near `BATCH_BYTES * (QUEUED_BATCHES + 2)` whatever the object's size.
@@ -84,14 +85,8 @@ pub async fn inspect(
         });
     }
 
-    let digest = stream_digest(
-        objects,
-        key,
-        head.etag.as_deref(),
-        sha256 == Proof::Unknown,
-        md5 == Proof::Unknown,
-    )
-    .await?;
+    let body = objects.read(key, head.etag.as_deref()).await?;
+    let digest = digest(body, sha256 == Proof::Unknown, md5 == Proof::Unknown).await?;
     let finding = if digest.len != declared.file_size {
         Finding::Flawed(RejectionReason::SizeMismatch)
     } else if !sniff::agrees(&declared.content_type, &digest.leading) {
@@ -157,23 +152,23 @@ fn digest_matches(computed: Option<&[u8]>, declared: Option<&str>) -> bool {
     }
 }
 
-struct StreamDigest {
-    len: u64,
-    leading: Vec<u8>,
-    sha256: Option<Vec<u8>>,
-    md5: Option<Vec<u8>>,
+/// What streaming a body through the hashers found.
+#[derive(Debug)]
+pub struct StreamDigest {
+    pub len: u64,
+    /// The first [`SNIFF_LEN`] bytes.
+    pub leading: Vec<u8>,
+    pub sha256: Option<Vec<u8>>,
+    pub md5: Option<Vec<u8>>,
 }
 
-/// Streams the object through the hashers: the network is read here while a blocking thread
-/// hashes, through a bounded queue, so memory does not grow with the object.
-async fn stream_digest(
-    objects: &ObjectStore,
-    key: &str,
-    etag: Option<&str>,
+/// Streams `body` through the hashers: it is read here while a blocking thread hashes, through
+/// a bounded queue, so memory does not grow with the body.
+pub async fn digest(
+    mut body: ByteStream,
     want_sha256: bool,
     want_md5: bool,
 ) -> Result<StreamDigest, ApiError> {
-    let mut body = objects.read(key, etag).await?;
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<Vec<bytes::Bytes>>(QUEUED_BATCHES);
     let hasher = tokio::task::spawn_blocking(move || {
         let mut sha256 = want_sha256.then(Sha256::new);

@@ -1,7 +1,10 @@
 //! What a function builds once per cold start: configuration and clients.
 
 use aws_config::{BehaviorVersion, SdkConfig};
-use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::config::{
+    RequestChecksumCalculation, ResponseChecksumValidation, SharedHttpClient,
+};
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 
 use crate::auth::ApiKeys;
 use crate::config::{Config, ConfigError};
@@ -20,7 +23,10 @@ impl Services {
     /// Reads the environment and the AWS configuration chain (region, credentials, endpoints).
     pub async fn from_env() -> Result<Self, ConfigError> {
         let config = Config::from_env()?;
-        let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+        let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(https_client(config.trust_system_roots)?)
+            .load()
+            .await;
         Ok(Self::new(config, &sdk))
     }
 
@@ -34,6 +40,38 @@ impl Services {
             config,
         }
     }
+}
+
+/// Amazon Trust Services' roots, which S3 and DynamoDB endpoints chain to.
+const AMAZON_ROOTS: [&[u8]; 5] = [
+    include_bytes!("../certs/Amazon_Root_CA_1.pem"),
+    include_bytes!("../certs/Amazon_Root_CA_2.pem"),
+    include_bytes!("../certs/Amazon_Root_CA_3.pem"),
+    include_bytes!("../certs/Amazon_Root_CA_4.pem"),
+    include_bytes!("../certs/Starfield_Services_Root_CA_G2.pem"),
+];
+
+/// The HTTPS client of the SDK clients. It trusts Amazon Trust Services' roots only, the CAs
+/// of every endpoint the functions call: reading the platform's whole CA store instead took
+/// most of a cold start (bench/README.md). `trust_system_roots` restores the platform store.
+pub fn https_client(trust_system_roots: bool) -> Result<SharedHttpClient, ConfigError> {
+    let trust_store = if trust_system_roots {
+        TrustStore::default()
+    } else {
+        AMAZON_ROOTS.iter().fold(TrustStore::empty(), |store, pem| {
+            store.with_pem_certificate(*pem)
+        })
+    };
+    let context = TlsContext::builder()
+        .with_trust_store(trust_store)
+        .build()
+        .map_err(|err| ConfigError::new(format!("TLS trust store: {err}")))?;
+    Ok(aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::AwsLc,
+        ))
+        .tls_context(context)
+        .build_https())
 }
 
 /// Checksums only where S3 requires them: the SDK's default CRC headers would be signed into
@@ -58,4 +96,24 @@ pub fn init_logging() {
         .with_target(false)
         .without_time()
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+
+    #[test]
+    fn each_embedded_root_is_one_certificate() {
+        for pem in AMAZON_ROOTS {
+            let certificates: Vec<_> = CertificateDer::pem_slice_iter(pem)
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert_eq!(certificates.len(), 1);
+            assert!(certificates[0].len() > 300);
+        }
+        assert!(https_client(false).is_ok());
+    }
 }

@@ -61,12 +61,10 @@ impl FileStore {
         record: &FileRecord,
         expires_at: OffsetDateTime,
     ) -> Result<(), ApiError> {
-        let mut item = Item::from(record);
-        item.insert(item::TTL.into(), n(expires_at.unix_timestamp()));
         self.client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item))
+            .set_item(Some(item_expiring(record, Some(expires_at))))
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await
@@ -144,15 +142,11 @@ impl FileStore {
         expected: &FileRecord,
         expires_at: Option<OffsetDateTime>,
     ) -> Result<Conditional, ApiError> {
-        let mut item = Item::from(updated);
-        if let Some(expires_at) = expires_at {
-            item.insert(item::TTL.into(), n(expires_at.unix_timestamp()));
-        }
         let mut put = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item))
+            .set_item(Some(item_expiring(updated, expires_at)))
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":status", s(expected.status.as_str()));
         put = match &expected.job {
@@ -426,6 +420,15 @@ impl ListCursor {
         );
         key
     }
+}
+
+/// The item of `record`, which DynamoDB may delete at `expires_at` (files never verified).
+fn item_expiring(record: &FileRecord, expires_at: Option<OffsetDateTime>) -> Item {
+    let mut item = Item::from(record);
+    if let Some(expires_at) = expires_at {
+        item.insert(item::TTL.into(), n(expires_at.unix_timestamp()));
+    }
+    item
 }
 
 fn decode(item: &Item) -> Result<FileRecord, ApiError> {

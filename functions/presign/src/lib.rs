@@ -60,7 +60,7 @@ async fn create_file(services: &Services, request: Request) -> Result<Reply, Api
         .files
         .insert_new(&record, now + services.config.pending_ttl)
         .await?;
-    tracing::info!(file_id = %file_id, project_id = %record.project_id, "file created");
+    tracing::info!(file_id = %file_id, job_id = %plan.job_id, project_id = %record.project_id, "file created");
     Ok(Reply::created(
         serde_json::to_value(plan).map_err(|err| ApiError::Internal(err.to_string()))?,
     ))

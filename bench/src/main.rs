@@ -1,0 +1,291 @@
+//! `upload-bench`: measures the service and prints the table of `bench/README.md`. Every
+//! figure is the median of several runs, with its baseline measured in the same run so that
+//! the ratio survives a noisy machine. Run it with `scripts/bench`, which builds the release
+//! binaries and starts the local stack (and `scripts/dev --release` for the end-to-end row).
+//!
+//! ```text
+//! upload-bench [cold-start] [signing] [presign] [verify] [e2e]   (all when none is named)
+//! ```
+
+mod cold_start;
+mod e2e;
+mod presign;
+mod signing;
+mod stats;
+mod verify;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use integration_tests::TestApi;
+use stats::{median, percentile};
+
+const RUNS: usize = 3;
+
+fn row(benchmark: &str, measured: String, baseline: String, ratio: String, target: &str) {
+    println!("| {benchmark} | {measured} | {baseline} | {ratio} | {target} |");
+}
+
+fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    if args.first().map(String::as_str) == Some("inspect-child") {
+        return match runtime.block_on(verify::inspect_child(&args[1], &args[2], &args[3])) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{e}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
+    let wanted = |section: &str| args.is_empty() || args.iter().any(|a| a == section);
+    println!("| benchmark | measured | baseline (same run) | ratio | target |");
+    println!("|---|---|---|---|---|");
+    let mut result = Ok(());
+    if wanted("cold-start") {
+        result = result.and_then(|()| cold_starts());
+    }
+    if wanted("signing") {
+        result = result.and_then(|()| raw_signing());
+    }
+    if wanted("presign") {
+        result = result.and_then(|()| runtime.block_on(presign_load()));
+    }
+    if wanted("verify") {
+        result = result.and_then(|()| runtime.block_on(verification()));
+    }
+    if wanted("e2e") {
+        result = result.and_then(|()| runtime.block_on(end_to_end()));
+    }
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("upload-bench: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn release_dir() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    Ok(exe.parent().ok_or("no parent directory")?.to_path_buf())
+}
+
+fn cold_starts() -> Result<(), String> {
+    let dir = release_dir()?;
+    let names = [
+        "hello", "presign", "complete", "files", "reupload", "verify",
+    ];
+    let paths: Vec<PathBuf> = names.iter().map(|n| dir.join(n)).collect();
+    let binaries: Vec<(&str, &std::path::Path)> = names
+        .iter()
+        .copied()
+        .zip(paths.iter().map(PathBuf::as_path))
+        .collect();
+    let medians = cold_start::measure(&binaries, 15)?;
+    let hello = medians[0].1;
+    for (name, ms) in &medians[1..] {
+        row(
+            &format!("1. cold start `{name}` (exec → first poll, median of 15)"),
+            format!("{ms:.2} ms"),
+            format!("hello-world {hello:.2} ms"),
+            format!("{:.2}×", ms / hello),
+            "≤ 1.5×",
+        );
+    }
+    Ok(())
+}
+
+fn raw_signing() -> Result<(), String> {
+    let mut sdk = Vec::new();
+    let mut bulk = Vec::new();
+    for _ in 0..RUNS {
+        let (s, b) = signing::cpu_per_10k()?;
+        sdk.push(stats::millis(s));
+        bulk.push(stats::millis(b));
+    }
+    let (sdk, bulk) = (median(&sdk), median(&bulk));
+    row(
+        "2b. sign 10,000 part URLs, 800-char token (CPU, batches of 100)",
+        format!("{bulk:.1} ms ({:.0} URLs/s)", 10_000.0 / (bulk / 1000.0)),
+        format!("SDK presigner {sdk:.0} ms"),
+        format!("{:.1}× faster", sdk / bulk),
+        "< 100 ms",
+    );
+    Ok(())
+}
+
+async fn presign_load() -> Result<(), String> {
+    let api = Arc::new(TestApi::new().await);
+    presign::load(api.clone(), 4, 40).await?; // warm up connections and caches
+    let floor = presign::put_item_p50(&api, 200).await?;
+    for (concurrency, requests) in [(1, 200), (16, 800)] {
+        let mut runs = Vec::new();
+        for _ in 0..RUNS {
+            runs.push(presign::load(api.clone(), concurrency, requests).await?);
+        }
+        let rps = median(&runs.iter().map(|r| r.per_second).collect::<Vec<_>>());
+        let p50 = median(&runs.iter().map(|r| r.p50_ms).collect::<Vec<_>>());
+        let p99 = median(&runs.iter().map(|r| r.p99_ms).collect::<Vec<_>>());
+        row(
+            &format!("2a. create through the presign handler, {concurrency} caller(s)"),
+            format!("{rps:.0} req/s, p50 {p50:.2} ms, p99 {p99:.2} ms"),
+            format!("DynamoDB Local PutItem p50 {floor:.2} ms"),
+            format!("{:.1}× PutItem", p50 / floor),
+            "—",
+        );
+    }
+    Ok(())
+}
+
+async fn verification() -> Result<(), String> {
+    let dir = std::env::var_os("BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let (path, sha256) = verify::make_file(&dir, verify::GIB)?;
+    let mib = |seconds: f64| verify::GIB as f64 / (1 << 20) as f64 / seconds;
+
+    let mut baseline = Vec::new();
+    let mut pipeline = Vec::new();
+    let mut pipeline_md5 = Vec::new();
+    for _ in 0..RUNS {
+        baseline.push(verify::sha256sum_seconds(&path)?);
+        pipeline.push(verify::pipeline_seconds(&path, false).await?);
+        pipeline_md5.push(verify::pipeline_seconds(&path, true).await?);
+    }
+    let base = mib(median(&baseline));
+    for (label, runs) in [("SHA-256", &pipeline), ("SHA-256 + MD5", &pipeline_md5)] {
+        let rate = mib(median(runs));
+        row(
+            &format!("3a. verify hash pipeline, 1 GiB from disk, {label}"),
+            format!("{rate:.0} MiB/s"),
+            format!("sha256sum {base:.0} MiB/s"),
+            format!("{:.2}×", rate / base),
+            "≥ 0.8×",
+        );
+    }
+
+    // The whole check of stored objects, each in a process of its own for its peak memory.
+    let api = TestApi::new().await;
+    let plan = verify::upload_multipart(&api, &path, verify::GIB, &sha256).await?;
+    let file_id = plan["file_id"].as_str().ok_or("no file id")?;
+    let mut checks = Vec::new();
+    for _ in 0..RUNS {
+        checks.push(verify::inspect_in_child(&api, file_id)?);
+    }
+    let rate = mib(median(
+        &checks.iter().map(|c| c.seconds).collect::<Vec<_>>(),
+    ));
+    let rss = median(
+        &checks
+            .iter()
+            .map(|c| c.peak_rss_kib as f64)
+            .collect::<Vec<_>>(),
+    ) / 1024.0;
+    let _ = std::fs::remove_file(&path);
+    row(
+        "3b. verify a stored 1 GiB multipart object (LocalStack → stream → verdict)",
+        format!("{rate:.0} MiB/s, peak RSS {rss:.1} MiB"),
+        format!("sha256sum {base:.0} MiB/s"),
+        format!("{:.2}×", rate / base),
+        "RSS < 64 MiB",
+    );
+
+    let small_api = TestApi::with_config(|c| c.multipart_threshold = 5 << 20).await;
+    let (small, small_sha) = verify::make_file(&dir, 64 << 20)?;
+    let plan = verify::upload_multipart(&small_api, &small, 64 << 20, &small_sha).await;
+    let _ = std::fs::remove_file(&small);
+    let check =
+        verify::inspect_in_child(&small_api, plan?["file_id"].as_str().ok_or("no file id")?)?;
+    row(
+        "3c. peak RSS verifying a 64 MiB multipart object",
+        format!("{:.1} MiB", check.peak_rss_kib as f64 / 1024.0),
+        format!("1 GiB object: {rss:.1} MiB"),
+        format!("{:.2}×", check.peak_rss_kib as f64 / 1024.0 / rss),
+        "independent of size",
+    );
+
+    // A single PUT signed with its SHA-256: storage checked it; only the type check reads.
+    let body: Vec<u8> = (0..(8 << 20)).map(|i: u32| (i % 251) as u8).collect();
+    let (digest, _) = integration_tests::digests(&body);
+    let created = api
+        .create(integration_tests::serde_json::json!({"file_name": "one.bin", "file_size": body.len(), "sha256": digest}))
+        .await;
+    let response = api.put(&created.body, 0, body.clone()).await;
+    if !response.status().is_success() {
+        return Err(format!("single PUT: {}", response.status()));
+    }
+    let check =
+        verify::inspect_in_child(&api, created.body["file_id"].as_str().ok_or("no file id")?)?;
+    row(
+        "3d. bytes read verifying an 8 MiB single PUT whose SHA-256 storage checked",
+        format!("{} bytes (the type check's prefix)", check.bytes_read),
+        format!("object {} bytes", body.len()),
+        format!("{:.5}", check.bytes_read as f64 / body.len() as f64),
+        "none of the body",
+    );
+    Ok(())
+}
+
+async fn end_to_end() -> Result<(), String> {
+    let (Ok(api), Ok(key)) = (std::env::var("BENCH_API"), std::env::var("BENCH_KEY")) else {
+        return Err(
+            "the e2e section needs BENCH_API and BENCH_KEY (scripts/bench sets them)".into(),
+        );
+    };
+    let (uploads, clients) = (200, 16);
+    let mut runs = Vec::new();
+    for _ in 0..RUNS {
+        runs.push(e2e::run(&api, &key, uploads, clients).await);
+    }
+    let throughput = median(
+        &runs
+            .iter()
+            .map(|r| r.stages.len() as f64 / r.seconds)
+            .collect::<Vec<_>>(),
+    );
+    let errors: usize = runs.iter().map(|r| r.errors.len()).sum();
+    let lost: usize = runs.iter().map(|r| r.lost).sum();
+    row(
+        &format!("4. {uploads} uploads by {clients} clients through scripts/dev (× {RUNS} runs)"),
+        format!("{throughput:.1} uploads/s verified"),
+        "—".into(),
+        "—".into(),
+        "errors 0, lost 0",
+    );
+    for (index, stage) in e2e::STAGES.iter().enumerate() {
+        let p50 = median(
+            &runs
+                .iter()
+                .map(|r| percentile(&r.stages.iter().map(|s| s[index]).collect::<Vec<_>>(), 50.0))
+                .collect::<Vec<_>>(),
+        );
+        let p99 = median(
+            &runs
+                .iter()
+                .map(|r| percentile(&r.stages.iter().map(|s| s[index]).collect::<Vec<_>>(), 99.0))
+                .collect::<Vec<_>>(),
+        );
+        row(
+            &format!("4. stage: {stage}"),
+            format!("p50 {p50:.1} ms, p99 {p99:.1} ms"),
+            "—".into(),
+            "—".into(),
+            "—",
+        );
+    }
+    row(
+        "4. errors / lost records",
+        format!("{errors} / {lost}"),
+        "—".into(),
+        "—".into(),
+        "0 / 0",
+    );
+    for error in runs.iter().flat_map(|r| &r.errors).take(5) {
+        eprintln!("e2e error: {error}");
+    }
+    Ok(())
+}

@@ -1,0 +1,77 @@
+//! Create requests through the presign handler against the local servers: requests per second
+//! and latency at 1 and 16 concurrent callers, with DynamoDB's own PutItem latency beside them.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use base64::Engine;
+use integration_tests::TestApi;
+use integration_tests::serde_json::json;
+
+use crate::stats::{millis, percentile};
+
+pub struct Load {
+    pub per_second: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// One create with a fresh SHA-256, so that the dedup lookup runs and finds nothing.
+async fn create(api: &TestApi) -> Result<f64, String> {
+    let mut digest = [0u8; 32];
+    digest[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    let sha256 = base64::engine::general_purpose::STANDARD.encode(digest);
+    let started = Instant::now();
+    let reply = api
+        .create(json!({"file_name": "bench.bin", "file_size": 1_048_576, "content_type": "application/pdf", "sha256": sha256}))
+        .await;
+    if reply.status != 201 {
+        return Err(format!("create answered {}: {}", reply.status, reply.body));
+    }
+    Ok(millis(started.elapsed()))
+}
+
+pub async fn load(api: Arc<TestApi>, concurrency: usize, requests: usize) -> Result<Load, String> {
+    let started = Instant::now();
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let api = api.clone();
+        workers.spawn(async move {
+            let mut latencies = Vec::new();
+            for _ in 0..requests / concurrency {
+                latencies.push(create(&api).await?);
+            }
+            Ok::<_, String>(latencies)
+        });
+    }
+    let mut latencies = Vec::new();
+    while let Some(done) = workers.join_next().await {
+        latencies.extend(done.map_err(|e| e.to_string())??);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    Ok(Load {
+        per_second: latencies.len() as f64 / elapsed,
+        p50_ms: percentile(&latencies, 50.0),
+        p99_ms: percentile(&latencies, 99.0),
+    })
+}
+
+/// The floor under a create: one PutItem of a file-sized item to the same DynamoDB.
+pub async fn put_item_p50(api: &TestApi, samples: usize) -> Result<f64, String> {
+    let client = api.services.files.client();
+    let mut latencies = Vec::with_capacity(samples);
+    for i in 0..samples {
+        let started = Instant::now();
+        client
+            .put_item()
+            .table_name(api.services.files.table())
+            .item("pk", shared::item::s(format!("BENCH#{i}")))
+            .item("sk", shared::item::s("BENCH"))
+            .item("payload", shared::item::s("x".repeat(600)))
+            .send()
+            .await
+            .map_err(|e| format!("PutItem: {e:?}"))?;
+        latencies.push(millis(started.elapsed()));
+    }
+    Ok(percentile(&latencies, 50.0))
+}
