@@ -8,6 +8,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{Map, Value};
 use tracing::Instrument;
 
+use crate::auth::ApiKeys;
 use crate::error::ApiError;
 use crate::model::FileId;
 
@@ -110,6 +111,14 @@ pub fn query_param(request: &Request, name: &str) -> Option<String> {
         .query_string_parameters_ref()
         .and_then(|params| params.first(name))
         .map(str::to_owned)
+}
+
+/// The path's project, once the request's key is checked for it: 401 without a live key, 403
+/// without a grant for the project. Every route starts here.
+pub async fn authorized_project(keys: &ApiKeys, request: &Request) -> Result<String, ApiError> {
+    let project_id = project_id(request)?;
+    keys.authorize(authorization(request), &project_id).await?;
+    Ok(project_id)
 }
 
 pub fn project_id(request: &Request) -> Result<String, ApiError> {

@@ -5,8 +5,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::Client;
+use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::{Credentials, ProvideCredentials, SharedCredentialsProvider};
-use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::head_object::HeadObjectError;
 use aws_sdk_s3::presigning::{PresignedRequest, PresigningConfig};
 use aws_sdk_s3::primitives::ByteStream;
@@ -33,8 +34,14 @@ pub struct UploadedPart {
 }
 
 /// S3 answers 404 `NoSuchUpload` for an upload id that was completed, aborted or never existed.
-fn is_no_such_upload(status: Option<u16>, code: Option<&str>) -> bool {
-    code == Some("NoSuchUpload") || (code.is_none() && status == Some(404))
+fn is_no_such_upload<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+    let status = err
+        .raw_response()
+        .map(|response| response.status().as_u16());
+    match err.code() {
+        Some(code) => code == "NoSuchUpload",
+        None => status == Some(404),
+    }
 }
 
 /// What storage reports about a stored object.
@@ -254,12 +261,7 @@ impl ObjectStore {
                 .await;
             let output = match result {
                 Ok(output) => output,
-                Err(err)
-                    if is_no_such_upload(
-                        err.raw_response().map(|r| r.status().as_u16()),
-                        err.code(),
-                    ) =>
-                {
+                Err(err) if is_no_such_upload(&err) => {
                     return Ok(None);
                 }
                 Err(err) => return Err(ApiError::from_aws("ListParts", err)),
@@ -315,14 +317,7 @@ impl ObjectStore {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(err)
-                if is_no_such_upload(
-                    err.raw_response().map(|r| r.status().as_u16()),
-                    err.code(),
-                ) =>
-            {
-                Ok(false)
-            }
+            Err(err) if is_no_such_upload(&err) => Ok(false),
             Err(err) => Err(ApiError::from_aws("CompleteMultipartUpload", err)),
         }
     }
@@ -343,14 +338,7 @@ impl ObjectStore {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(err)
-                if is_no_such_upload(
-                    err.raw_response().map(|r| r.status().as_u16()),
-                    err.code(),
-                ) =>
-            {
-                Ok(false)
-            }
+            Err(err) if is_no_such_upload(&err) => Ok(false),
             Err(err) => Err(ApiError::from_aws("AbortMultipartUpload", err)),
         }
     }

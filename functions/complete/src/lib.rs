@@ -17,11 +17,7 @@ pub async fn handle(services: &Services, request: Request) -> Response<Body> {
 }
 
 async fn complete_upload(services: &Services, request: Request) -> Result<Reply, ApiError> {
-    let project_id = http::project_id(&request)?;
-    services
-        .keys
-        .authorize(http::authorization(&request), &project_id)
-        .await?;
+    let project_id = http::authorized_project(&services.keys, &request).await?;
     let file_id = http::file_id(&request)?;
     let body = http::json_object(&request)?;
     let expected_job = requested_job(body.as_ref())?;

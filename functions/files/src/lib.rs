@@ -15,11 +15,7 @@ pub const MAX_PAGE_SIZE: usize = 100;
 
 pub async fn handle(services: &Services, request: Request) -> Response<Body> {
     http::serve(request, |request| async move {
-        let project_id = http::project_id(&request)?;
-        services
-            .keys
-            .authorize(http::authorization(&request), &project_id)
-            .await?;
+        let project_id = http::authorized_project(&services.keys, &request).await?;
         match http::path_param(&request, "file_id") {
             Some(_) => get_file(services, &project_id, &request).await,
             None => list_files(services, &project_id, &request).await,

@@ -14,11 +14,7 @@ pub async fn handle(services: &Services, request: Request) -> Response<Body> {
 }
 
 async fn create_file(services: &Services, request: Request) -> Result<Reply, ApiError> {
-    let project_id = http::project_id(&request)?;
-    services
-        .keys
-        .authorize(http::authorization(&request), &project_id)
-        .await?;
+    let project_id = http::authorized_project(&services.keys, &request).await?;
     let body = http::required_json_object(&request)?;
     let declared = validate::upload_request(&body, services.config.max_file_size, true)?;
 

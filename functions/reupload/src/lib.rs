@@ -19,11 +19,7 @@ use shared::{timestamp, validate};
 
 pub async fn handle(services: &Services, request: Request) -> Response<Body> {
     http::serve(request, |request| async move {
-        let project_id = http::project_id(&request)?;
-        services
-            .keys
-            .authorize(http::authorization(&request), &project_id)
-            .await?;
+        let project_id = http::authorized_project(&services.keys, &request).await?;
         let file_id = http::file_id(&request)?;
         let action = request
             .raw_http_path()
