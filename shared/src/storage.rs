@@ -109,6 +109,8 @@ impl ObjectStore {
             .content_length(length)
             .set_checksum_sha256(content.sha256.clone())
             .set_content_md5(content.md5.clone())
+            // Write-once: a second PUT with this URL cannot replace what landed (or was verified).
+            .if_none_match("*")
             .presigned(presigning(expires_in)?)
             .await
             .map_err(|err| ApiError::Internal(format!("presign PutObject: {err}")))?;

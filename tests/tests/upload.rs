@@ -231,3 +231,22 @@ async fn complete_is_idempotent_and_checks_the_job_id() {
         "a repeated complete writes nothing"
     );
 }
+
+#[tokio::test]
+async fn an_upload_url_writes_once_and_cannot_replace_what_landed() {
+    // GIVEN a single-part upload without digests, PUT once
+    let api = TestApi::new().await;
+    let bytes = pdf_bytes(10_000);
+    let plan = declare(&api, &bytes, false, false).await;
+    assert_eq!(plan["headers"]["if-none-match"], "*");
+    assert_eq!(api.put(&plan, 0, bytes.clone()).await.status(), 200);
+
+    // WHEN the same URL is used again with other bytes of the same length and type
+    let mut other = bytes.clone();
+    other[100] ^= 0xff;
+    let again = api.put(&plan, 0, other).await;
+
+    // THEN storage refuses, and the object is what landed first
+    assert_eq!(again.status(), 412);
+    assert!(api.stored_bytes(plan["s3_key"].as_str().unwrap()).await == bytes);
+}
