@@ -11,8 +11,8 @@ use crate::sniff::{self, SNIFF_LEN};
 use crate::storage::{ObjectHead, ObjectStore};
 use aws_sdk_s3::primitives::ByteStream;
 
-/// Bytes handed from the network to the hashing thread at a time, and how many such batches
-/// may wait: memory stays near `BATCH_BYTES * (QUEUED_BATCHES + 2)` whatever the object's size.
+/// Bytes handed from the network to the hashing threads at a time, and how many such batches
+/// may wait per thread: memory stays bounded whatever the object's size.
 const BATCH_BYTES: usize = 1 << 20;
 const QUEUED_BATCHES: usize = 4;
 
@@ -162,55 +162,37 @@ pub struct StreamDigest {
     pub md5: Option<Vec<u8>>,
 }
 
-/// Streams `body` through the hashers: it is read here while a blocking thread hashes, through
-/// a bounded queue, so memory does not grow with the body.
+/// Streams `body` through the hashers: it is read here while each digest is computed on a
+/// thread of its own, fed through a bounded queue, so memory does not grow with the body and
+/// SHA-256 and MD5 together take about as long as the slower of the two.
 pub async fn digest(
     mut body: ByteStream,
     want_sha256: bool,
     want_md5: bool,
 ) -> Result<StreamDigest, ApiError> {
-    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Vec<bytes::Bytes>>(QUEUED_BATCHES);
-    let hasher = tokio::task::spawn_blocking(move || {
-        let mut sha256 = want_sha256.then(Sha256::new);
-        let mut md5 = want_md5.then(Md5::new);
-        let mut leading = Vec::with_capacity(SNIFF_LEN);
-        let mut len = 0u64;
-        while let Some(batch) = receiver.blocking_recv() {
-            for chunk in batch {
-                if leading.len() < SNIFF_LEN {
-                    leading.extend_from_slice(&chunk[..chunk.len().min(SNIFF_LEN - leading.len())]);
-                }
-                len += chunk.len() as u64;
-                if let Some(hasher) = sha256.as_mut() {
-                    hasher.update(&chunk);
-                }
-                if let Some(hasher) = md5.as_mut() {
-                    hasher.update(&chunk);
-                }
-            }
-        }
-        StreamDigest {
-            len,
-            leading,
-            sha256: sha256.map(|h| h.finalize().to_vec()),
-            md5: md5.map(|h| h.finalize().to_vec()),
-        }
-    });
+    let sha256 = want_sha256.then(|| Hasher::spawn(Sha256::new()));
+    let md5 = want_md5.then(|| Hasher::spawn(Md5::new()));
+    let hashers: Vec<&Hasher> = sha256.iter().chain(md5.iter()).collect();
 
+    let mut leading = Vec::with_capacity(SNIFF_LEN);
+    let mut len = 0u64;
     let mut batch = Vec::new();
     let mut batch_len = 0;
     let mut failure = None;
     loop {
         match body.next().await {
             Some(Ok(chunk)) => {
+                if leading.len() < SNIFF_LEN {
+                    leading.extend_from_slice(&chunk[..chunk.len().min(SNIFF_LEN - leading.len())]);
+                }
+                len += chunk.len() as u64;
                 batch_len += chunk.len();
                 batch.push(chunk);
                 if batch_len >= BATCH_BYTES {
                     batch_len = 0;
                     let full = std::mem::take(&mut batch);
-                    // The hasher only stops early by panicking; its join below reports that.
-                    if sender.send(full).await.is_err() {
-                        break;
+                    for hasher in &hashers {
+                        hasher.feed(full.clone()).await;
                     }
                 }
             }
@@ -221,17 +203,63 @@ pub async fn digest(
             None => break,
         }
     }
-    if failure.is_none() && !batch.is_empty() {
-        // As above: a send fails only if the hasher panicked, which its join reports.
-        let _ = sender.send(batch).await;
+    if !batch.is_empty() {
+        for hasher in &hashers {
+            hasher.feed(batch.clone()).await;
+        }
     }
-    drop(sender);
-    let digest = hasher
-        .await
-        .map_err(|err| ApiError::Internal(format!("hashing thread: {err}")))?;
+    drop(hashers);
+    let sha256 = match sha256 {
+        Some(hasher) => Some(hasher.finish().await?),
+        None => None,
+    };
+    let md5 = match md5 {
+        Some(hasher) => Some(hasher.finish().await?),
+        None => None,
+    };
     match failure {
         Some(err) => Err(err),
-        None => Ok(digest),
+        None => Ok(StreamDigest {
+            len,
+            leading,
+            sha256,
+            md5,
+        }),
+    }
+}
+
+/// One digest computed on a blocking thread from batches of shared chunks.
+struct Hasher {
+    batches: tokio::sync::mpsc::Sender<Vec<bytes::Bytes>>,
+    digest: tokio::task::JoinHandle<Vec<u8>>,
+}
+
+impl Hasher {
+    fn spawn<D: Digest + Send + 'static>(mut digest: D) -> Self {
+        let (batches, mut receiver) =
+            tokio::sync::mpsc::channel::<Vec<bytes::Bytes>>(QUEUED_BATCHES);
+        let digest = tokio::task::spawn_blocking(move || {
+            while let Some(batch) = receiver.blocking_recv() {
+                for chunk in batch {
+                    digest.update(&chunk);
+                }
+            }
+            digest.finalize().to_vec()
+        });
+        Self { batches, digest }
+    }
+
+    /// Queues a batch; a full queue makes the reader wait, which bounds memory. A send fails
+    /// only if the thread panicked, which [`Hasher::finish`] reports.
+    async fn feed(&self, batch: Vec<bytes::Bytes>) {
+        let _ = self.batches.send(batch).await;
+    }
+
+    async fn finish(self) -> Result<Vec<u8>, ApiError> {
+        drop(self.batches);
+        self.digest
+            .await
+            .map_err(|err| ApiError::Internal(format!("hashing thread: {err}")))
     }
 }
 
@@ -261,6 +289,21 @@ mod tests {
     const SHA: &str = "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0="; // sha256("abc")
     const MD5: &str = "kAFQmDzST7DWlj99KOF/cg=="; // md5("abc")
     const MD5_ETAG: &str = "\"900150983cd24fb0d6963f7d28e17f72\"";
+
+    #[tokio::test]
+    async fn the_streamed_digests_are_those_of_the_whole_body() {
+        // Several batches' worth, read from a file in many chunks.
+        let body: Vec<u8> = (0..(3 << 20) + 17).map(|i: u32| (i % 249) as u8).collect();
+        let path = std::env::temp_dir().join(format!("digest-{}", uuid::Uuid::new_v4()));
+        std::fs::write(&path, &body).unwrap();
+        let stream = ByteStream::from_path(&path).await.unwrap();
+        let digest = digest(stream, true, true).await.unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(digest.len, body.len() as u64);
+        assert_eq!(digest.leading, body[..SNIFF_LEN]);
+        assert_eq!(digest.sha256.unwrap(), Sha256::digest(&body).to_vec());
+        assert_eq!(digest.md5.unwrap(), Md5::digest(&body).to_vec());
+    }
 
     #[test]
     fn storage_checksums_prove_or_disprove_the_sha256() {
