@@ -42,7 +42,7 @@ where
     Fut: Future<Output = Result<Reply, ApiError>>,
 {
     let request_id = request_id(&request);
-    let span = tracing::info_span!("request", request_id = %request_id, method = %request.method(), route = %route_path(&request));
+    let span = tracing::info_span!("request", request_id = %request_id, method = %request.method(), route = %request.raw_http_path());
     let result = route(request).instrument(span.clone()).await;
     span.in_scope(|| render(&request_id, result))
 }
@@ -93,10 +93,6 @@ pub fn request_id(request: &Request) -> String {
         })
         .filter(|id| !id.is_empty())
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
-}
-
-fn route_path(request: &Request) -> String {
-    request.raw_http_path().to_owned()
 }
 
 pub fn path_param(request: &Request, name: &str) -> Option<String> {

@@ -224,11 +224,6 @@ impl ObjectStore {
     ) -> Result<String, ApiError> {
         let part_number = i32::try_from(part_number)
             .map_err(|_| ApiError::Internal(format!("part number {part_number} overflows i32")))?;
-        let presigning = PresigningConfig::builder()
-            .start_time(signed_at)
-            .expires_in(expires_in)
-            .build()
-            .map_err(|err| ApiError::Internal(format!("presigning config: {err}")))?;
         let request = self
             .client
             .upload_part()
@@ -236,7 +231,7 @@ impl ObjectStore {
             .key(key)
             .upload_id(upload_id)
             .part_number(part_number)
-            .presigned(presigning)
+            .presigned(presigning_at(expires_in, signed_at)?)
             .await
             .map_err(|err| ApiError::Internal(format!("presign UploadPart: {err}")))?;
         Ok(request.uri().to_owned())
@@ -462,7 +457,17 @@ impl ObjectStore {
 }
 
 fn presigning(expires_in: Duration) -> Result<PresigningConfig, ApiError> {
-    PresigningConfig::expires_in(expires_in)
+    presigning_at(expires_in, SystemTime::now())
+}
+
+fn presigning_at(
+    expires_in: Duration,
+    signed_at: SystemTime,
+) -> Result<PresigningConfig, ApiError> {
+    PresigningConfig::builder()
+        .start_time(signed_at)
+        .expires_in(expires_in)
+        .build()
         .map_err(|err| ApiError::Internal(format!("presigning config: {err}")))
 }
 

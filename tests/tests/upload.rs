@@ -2,7 +2,7 @@
 //! PUTs that storage must refuse.
 
 use integration_tests::serde_json::json;
-use integration_tests::{TestApi, digests};
+use integration_tests::{TestApi, declaration, digests};
 
 fn pdf_bytes(len: usize) -> Vec<u8> {
     let mut bytes = b"%PDF-1.7\n".to_vec();
@@ -54,20 +54,7 @@ async fn create_put_complete_get_with_sha256_and_md5() {
     assert_eq!(file.body["download_url"], json!(null), "not verified yet");
 
     // AND the stored object is byte-identical
-    let stored = api
-        .services
-        .objects
-        .client()
-        .get_object()
-        .bucket(api.services.objects.bucket())
-        .key(plan["s3_key"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        stored.body.collect().await.unwrap().into_bytes().as_ref(),
-        bytes.as_slice()
-    );
+    assert!(api.stored_bytes(plan["s3_key"].as_str().unwrap()).await == bytes);
 }
 
 /// Declares `bytes` as a PDF (with the given digests) and returns the plan.
@@ -77,14 +64,7 @@ async fn declare(
     with_sha256: bool,
     with_md5: bool,
 ) -> integration_tests::serde_json::Value {
-    let (sha256, md5) = digests(bytes);
-    let mut body = json!({"file_name": "doc.pdf", "file_size": bytes.len(), "content_type": "application/pdf"});
-    if with_sha256 {
-        body["sha256"] = json!(sha256);
-    }
-    if with_md5 {
-        body["md5"] = json!(md5);
-    }
+    let body = declaration("doc.pdf", "application/pdf", bytes, with_sha256, with_md5);
     let created = api.create(body).await;
     assert_eq!(created.status, 201, "{:#}", created.body);
     created.body

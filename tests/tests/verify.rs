@@ -2,7 +2,7 @@
 //! the file settles once, and repeated, stale or foreign events change nothing.
 
 use integration_tests::serde_json::{Value, json};
-use integration_tests::{TestApi, digests};
+use integration_tests::{TestApi, declaration, digests};
 use shared::inspect::{self, Finding};
 use shared::model::RejectionReason;
 use verify::Outcome;
@@ -19,16 +19,9 @@ fn png(variant: u8) -> Vec<u8> {
 
 /// Declares and PUTs `bytes` through the API; returns the plan.
 async fn upload(api: &TestApi, bytes: &[u8], content_type: &str, sha256: bool, md5: bool) -> Value {
-    let (sha, md) = digests(bytes);
-    let mut body =
-        json!({"file_name": "f", "file_size": bytes.len(), "content_type": content_type});
-    if sha256 {
-        body["sha256"] = json!(sha);
-    }
-    if md5 {
-        body["md5"] = json!(md);
-    }
-    let plan = api.create(body).await;
+    let plan = api
+        .create(declaration("f", content_type, bytes, sha256, md5))
+        .await;
     assert_eq!(plan.status, 201, "{:#}", plan.body);
     let put = api.put(&plan.body, 0, bytes.to_vec()).await;
     assert_eq!(put.status(), 200, "{}", put.text().await.unwrap());
@@ -169,14 +162,7 @@ async fn an_object_with_other_bytes_written_without_checksums_is_rejected() {
     let api = TestApi::new().await;
     for (sha256, md5) in [(true, false), (false, true)] {
         let declared = b"%PDF-1.7 the declared content".to_vec();
-        let (sha, md) = digests(&declared);
-        let mut body = json!({"file_name": "f.pdf", "file_size": declared.len(), "content_type": "application/pdf"});
-        if sha256 {
-            body["sha256"] = json!(sha);
-        }
-        if md5 {
-            body["md5"] = json!(md);
-        }
+        let body = declaration("f.pdf", "application/pdf", &declared, sha256, md5);
         let created = api.create(body).await.body;
         let mut other = declared.clone();
         *other.last_mut().unwrap() ^= 1;
