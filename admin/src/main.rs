@@ -11,9 +11,9 @@
 use std::process::ExitCode;
 
 use aws_config::BehaviorVersion;
-use shared::auth::ApiKeys;
 use shared::config::Config;
-use shared::{provision, services};
+use shared::dynamo::ApiKeys;
+use shared::{aws, dynamo, s3};
 
 const USAGE: &str =
     "usage: upload-admin mint-key --project <id> [--project <id>...] [--label <text>]
@@ -59,7 +59,7 @@ async fn run(args: &[String]) -> Result<(), String> {
         "create-table" => {
             only(options, &[])?;
             let client = aws_sdk_dynamodb::Client::new(&sdk);
-            provision::create_table(&client, &config.table_name)
+            dynamo::provision::create_table(&client, &config.table_name)
                 .await
                 .map_err(describe)?;
             eprintln!("created table {}", config.table_name);
@@ -70,11 +70,9 @@ async fn run(args: &[String]) -> Result<(), String> {
             if origins.is_empty() {
                 origins.push("*".to_owned());
             }
-            let client = aws_sdk_s3::Client::from_conf(services::s3_config(
-                &sdk,
-                config.s3_force_path_style,
-            ));
-            provision::create_bucket(&client, &config.bucket_name, &origins)
+            let client =
+                aws_sdk_s3::Client::from_conf(aws::s3_config(&sdk, config.s3_force_path_style));
+            s3::provision::create_bucket(&client, &config.bucket_name, &origins)
                 .await
                 .map_err(describe)?;
             eprintln!("created bucket {}", config.bucket_name);
@@ -108,9 +106,9 @@ fn values(options: &[String], name: &str) -> Vec<String> {
         .collect()
 }
 
-fn describe(err: shared::error::ApiError) -> String {
+fn describe(err: shared::domain::ApiError) -> String {
     match err {
-        shared::error::ApiError::Internal(text) | shared::error::ApiError::Unavailable(text) => {
+        shared::domain::ApiError::Internal(text) | shared::domain::ApiError::Unavailable(text) => {
             text
         }
         other => format!("{other}: {:?}", other.details()),

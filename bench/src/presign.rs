@@ -65,9 +65,9 @@ pub async fn put_item_p50(api: &TestApi, samples: usize) -> Result<f64, String> 
         client
             .put_item()
             .table_name(api.services.files.table())
-            .item("pk", shared::item::s(format!("BENCH#{i}")))
-            .item("sk", shared::item::s("BENCH"))
-            .item("payload", shared::item::s("x".repeat(600)))
+            .item("pk", shared::dynamo::item::s(format!("BENCH#{i}")))
+            .item("sk", shared::dynamo::item::s("BENCH"))
+            .item("payload", shared::dynamo::item::s("x".repeat(600)))
             .send()
             .await
             .map_err(|e| format!("PutItem: {e:?}"))?;

@@ -4,14 +4,14 @@
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
-use shared::storage::ObjectStore;
+use shared::s3::Presigner;
 
 use crate::stats::thread_cpu_time;
 
 pub const PARTS: u32 = 10_000;
 const BATCH: usize = 100;
 
-fn store() -> ObjectStore {
+fn store() -> Presigner {
     let token: String = "IQoJb3JpZ2luX2VjE".chars().cycle().take(800).collect();
     let credentials = Credentials::new(
         "ASIAEXAMPLEKEYID",
@@ -25,7 +25,7 @@ fn store() -> ObjectStore {
         .region(Region::new("us-east-1"))
         .credentials_provider(credentials.clone())
         .build();
-    ObjectStore::new(
+    Presigner::new(
         aws_sdk_s3::Client::from_conf(config),
         "uploads-bench",
         Some(SharedCredentialsProvider::new(credentials)),

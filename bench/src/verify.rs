@@ -62,7 +62,7 @@ pub async fn pipeline_seconds(path: &Path, md5_too: bool) -> Result<f64, String>
         .await
         .map_err(|e| e.to_string())?;
     let started = Instant::now();
-    shared::inspect::digest(body, true, md5_too)
+    shared::app::inspect::digest(body, true, md5_too)
         .await
         .map_err(|e| format!("{e:?}"))?;
     Ok(started.elapsed().as_secs_f64())
@@ -177,7 +177,7 @@ pub async fn inspect_child(table: &str, bucket: &str, file_id: &str) -> Result<(
     })
     .map_err(|e| e.to_string())?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let services = shared::services::Services::new(config, &sdk);
+    let services = shared::app::Services::new(config, &sdk);
     let record = services
         .files
         .get(file_id.parse().map_err(|_| "file id")?)
@@ -186,7 +186,7 @@ pub async fn inspect_child(table: &str, bucket: &str, file_id: &str) -> Result<(
         .ok_or("no such file")?;
     let job = record.job.ok_or("no job")?;
     let started = Instant::now();
-    let inspection = shared::inspect::inspect(&services.objects, &job.s3_key, &record.content)
+    let inspection = shared::app::inspect::inspect(&services.objects, &job.s3_key, &record.content)
         .await
         .map_err(|e| format!("{e:?}"))?;
     let report = json!({

@@ -1,24 +1,14 @@
 //! Deployment settings, read from the environment once per cold start.
 //!
-//! | variable | default | meaning |
-//! |---|---|---|
-//! | `TABLE_NAME` | required | the DynamoDB table |
-//! | `BUCKET_NAME` | required | the S3 bucket |
-//! | `UPLOAD_URL_EXPIRY_SECS` | 900 | lifetime of presigned PUT URLs (1 s to 7 days) |
-//! | `DOWNLOAD_URL_EXPIRY_SECS` | 300 | lifetime of presigned GET URLs (1 s to 7 days) |
-//! | `MAX_FILE_SIZE` | 5497558138880 (5 TiB) | largest `file_size` accepted |
-//! | `MULTIPART_THRESHOLD` | 104857600 (100 MiB) | files above this upload in parts (at most 5 GiB) |
-//! | `PART_SIZE` | 16777216 (16 MiB) | preferred part size (5 MiB to 5 GiB) |
-//! | `PENDING_TTL_SECS` | 604800 (7 days) | a file never verified is deleted this long after its last upload started |
-//! | `S3_FORCE_PATH_STYLE` | false | path-style S3 URLs, for local endpoints |
-//! | `TRUST_SYSTEM_ROOTS` | false | trust the platform's CA store instead of Amazon Trust Services' roots (for S3-compatible endpoints under another CA) |
+//! Each variable, its default and its meaning are in the one table of the README
+//! (`README.md`, "Configuration"); the bounds are checked here, so a bad value fails the cold start.
 //!
 //! Endpoints and credentials come from the standard AWS variables (`AWS_ENDPOINT_URL_S3`,
 //! `AWS_ENDPOINT_URL_DYNAMODB`, `AWS_REGION`, …) through `aws-config`.
 
 use std::time::Duration;
 
-use crate::plan::{MAX_OBJECT_SIZE, MAX_PART_SIZE, MAX_SINGLE_PUT_SIZE, MIN_PART_SIZE};
+use crate::domain::plan::{MAX_OBJECT_SIZE, MAX_PART_SIZE, MAX_SINGLE_PUT_SIZE, MIN_PART_SIZE};
 
 /// SigV4 presigned URLs live at most seven days.
 const MAX_URL_EXPIRY_SECS: u64 = 7 * 24 * 3600;

@@ -1,21 +1,24 @@
-//! Everything the upload-service functions share: the file model and its DynamoDB mapping, the
-//! store, the S3 side, request validation, API keys, configuration and the HTTP plumbing.
+//! Everything the upload-service functions share.
+//!
+//! # Layout
+//!
+//! | module | its job |
+//! |---|---|
+//! | [`domain`] | the file and its lifecycle, declared values, upload plans, the contract's errors: pure, no I/O |
+//! | [`app`] | use cases over the adapters (start an upload job, inspect a stored object) and the [`app::Services`] a function builds once |
+//! | [`http`] | the HTTP edge: request parsing, authorization prologue, the contract's JSON shapes, responses |
+//! | [`dynamo`] | the DynamoDB adapter: the file table's items and conditional writes, API keys |
+//! | [`s3`] | the S3 adapter: objects and multipart uploads, and presigned URLs apart from them |
+//! | [`config`] | deployment settings read once per cold start |
+//!
+//! The one rule: **the domain imports no adapter** (no `aws_*`, no `lambda_*`, nothing from
+//! `app`, `http`, `dynamo` or `s3`). Adapters and the edge depend on the domain, never the
+//! reverse. `scripts/check-layout`, run by `scripts/test`, enforces it.
 
-pub mod auth;
+pub mod app;
+pub mod aws;
 pub mod config;
-pub mod error;
+pub mod domain;
+pub mod dynamo;
 pub mod http;
-pub mod inspect;
-pub mod item;
-pub mod model;
-pub mod part_signer;
-pub mod plan;
-pub mod provision;
-pub mod resource;
-pub mod services;
-pub mod sniff;
-pub mod storage;
-pub mod store;
-pub mod timestamp;
-pub mod upload;
-pub mod validate;
+pub mod s3;

@@ -7,9 +7,10 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
+use shared::app::Services;
+use shared::aws;
 use shared::config::Config;
-use shared::item::{self, Item};
-use shared::services::{self, Services};
+use shared::dynamo::item::{self, Item};
 
 pub use serde_json;
 
@@ -41,11 +42,14 @@ fn resources() -> (String, String) {
                     let suffix = uuid::Uuid::new_v4().simple().to_string();
                     let (table, bucket) = (format!("files-{suffix}"), format!("uploads-{suffix}"));
                     let sdk = sdk_config().await;
-                    shared::provision::create_table(&aws_sdk_dynamodb::Client::new(&sdk), &table)
-                        .await
-                        .expect("create table");
-                    let s3 = aws_sdk_s3::Client::from_conf(services::s3_config(&sdk, true));
-                    shared::provision::create_bucket(&s3, &bucket, &["*".to_owned()])
+                    shared::dynamo::provision::create_table(
+                        &aws_sdk_dynamodb::Client::new(&sdk),
+                        &table,
+                    )
+                    .await
+                    .expect("create table");
+                    let s3 = aws_sdk_s3::Client::from_conf(aws::s3_config(&sdk, true));
+                    shared::s3::provision::create_bucket(&s3, &bucket, &["*".to_owned()])
                         .await
                         .expect("create bucket");
                     (table, bucket)
@@ -151,7 +155,7 @@ impl TestApi {
     }
 
     /// The file as the store holds it.
-    pub async fn record(&self, file_id: &str) -> shared::model::FileRecord {
+    pub async fn record(&self, file_id: &str) -> shared::domain::FileRecord {
         let file_id = file_id.parse().expect("file id");
         self.services
             .files
@@ -169,11 +173,16 @@ impl TestApi {
         let settled = self
             .services
             .files
-            .settle_verified(&record, job.job_id, &job.s3_key, shared::timestamp::now())
+            .settle_verified(
+                &record,
+                job.job_id,
+                &job.s3_key,
+                shared::domain::timestamp::now(),
+            )
             .await
             .unwrap();
         assert!(
-            matches!(settled, shared::store::Conditional::Applied(_)),
+            matches!(settled, shared::dynamo::Conditional::Applied(_)),
             "{settled:?}"
         );
     }
@@ -286,7 +295,7 @@ impl TestApi {
             .client()
             .list_objects_v2()
             .bucket(self.services.objects.bucket())
-            .prefix(format!("{}{file_id}/", shared::model::UPLOAD_PREFIX))
+            .prefix(format!("{}{file_id}/", shared::domain::ids::UPLOAD_PREFIX))
             .send()
             .await
             .expect("ListObjectsV2");

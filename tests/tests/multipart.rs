@@ -467,7 +467,7 @@ async fn bulk_signed_part_urls_are_the_sdks_and_storage_takes_them() {
         plan["s3_key"].as_str().unwrap(),
         plan["upload_id"].as_str().unwrap(),
     );
-    let objects = &api.services.objects;
+    let objects = &api.services.presigner;
     let expiry = std::time::Duration::from_secs(900);
     let signed_at = std::time::SystemTime::now();
 

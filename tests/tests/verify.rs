@@ -3,8 +3,8 @@
 
 use integration_tests::serde_json::{Value, json};
 use integration_tests::{TestApi, declaration, digests};
-use shared::inspect::{self, Finding};
-use shared::model::RejectionReason;
+use shared::app::inspect::{self, Finding};
+use shared::domain::RejectionReason;
 use verify::Outcome;
 
 const PNG: &[u8] =
@@ -81,7 +81,10 @@ async fn a_checksum_storage_verified_is_not_read_again() {
 
     // THEN only the leading bytes were read, for the type check
     assert_eq!(inspection.finding, Finding::Sound);
-    assert_eq!(inspection.bytes_read, shared::sniff::SNIFF_LEN as u64);
+    assert_eq!(
+        inspection.bytes_read,
+        shared::domain::sniff::SNIFF_LEN as u64
+    );
 }
 
 #[tokio::test]

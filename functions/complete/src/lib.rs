@@ -4,13 +4,14 @@
 
 use lambda_http::{Body, Request, Response};
 use serde_json::{Map, Value};
-use shared::error::ApiError;
+use shared::app::Services;
+use shared::app::upload;
+use shared::domain::ApiError;
+use shared::domain::{FileRecord, FileStatus, JobId, UploadJob};
+use shared::domain::{timestamp, validate};
+use shared::dynamo::Conditional;
+use shared::http::resource::FileResource;
 use shared::http::{self, Reply};
-use shared::model::{FileRecord, FileStatus, JobId, UploadJob};
-use shared::resource::FileResource;
-use shared::services::Services;
-use shared::store::Conditional;
-use shared::{timestamp, upload, validate};
 
 pub async fn handle(services: &Services, request: Request) -> Response<Body> {
     http::serve(request, |request| complete_upload(services, request)).await
@@ -71,12 +72,13 @@ async fn assemble(
     record: &FileRecord,
     job: &UploadJob,
     upload_id: &str,
-    claimed: Option<&[validate::ClaimedPart]>,
+    claimed: Option<&[shared::domain::parts::ClaimedPart]>,
 ) -> Result<(), ApiError> {
     let Some(stored) = services.objects.list_parts(&job.s3_key, upload_id).await? else {
         return Ok(());
     };
-    let parts = upload::parts_to_assemble(job, record.content.file_size, &stored, claimed)?;
+    let parts =
+        shared::domain::parts::parts_to_assemble(job, record.content.file_size, &stored, claimed)?;
     services
         .objects
         .complete_multipart_upload(&job.s3_key, upload_id, &parts)

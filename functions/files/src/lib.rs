@@ -3,12 +3,12 @@
 
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
-use shared::error::{ApiError, Detail};
+use shared::app::Services;
+use shared::domain::FileStatus;
+use shared::domain::{ApiError, Detail};
+use shared::dynamo::ListCursor;
+use shared::http::resource::FileResource;
 use shared::http::{self, Reply};
-use shared::model::FileStatus;
-use shared::resource::FileResource;
-use shared::services::Services;
-use shared::store::ListCursor;
 
 pub const DEFAULT_PAGE_SIZE: usize = 50;
 pub const MAX_PAGE_SIZE: usize = 100;

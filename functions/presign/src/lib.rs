@@ -2,12 +2,13 @@
 //! already verified in the project, the existing file).
 
 use lambda_http::{Body, Request, Response};
-use shared::error::ApiError;
+use shared::app::Services;
+use shared::app::upload;
+use shared::domain::ApiError;
+use shared::domain::{ContentDeclaration, FileId, FileRecord, FileStatus};
+use shared::domain::{timestamp, validate};
+use shared::http::resource::{FileResource, UploadPlan};
 use shared::http::{self, Reply};
-use shared::model::{ContentDeclaration, FileId, FileRecord, FileStatus};
-use shared::resource::{FileResource, UploadPlan};
-use shared::services::Services;
-use shared::{timestamp, upload, validate};
 
 pub async fn handle(services: &Services, request: Request) -> Response<Body> {
     http::serve(request, |request| create_file(services, request)).await

@@ -6,16 +6,16 @@
 
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
-use shared::error::ApiError;
-use shared::http::{self, Reply};
-use shared::model::{
+use shared::app::Services;
+use shared::app::upload::{self, PART_URL_BATCH};
+use shared::domain::ApiError;
+use shared::domain::{
     ContentDeclaration, FileId, FileRecord, FileStatus, RejectionReason, UploadJob,
 };
-use shared::resource::{FileResource, UploadPlan};
-use shared::services::Services;
-use shared::store::Conditional;
-use shared::upload::{self, PART_URL_BATCH};
-use shared::{timestamp, validate};
+use shared::domain::{timestamp, validate};
+use shared::dynamo::Conditional;
+use shared::http::resource::{FileResource, UploadPlan};
+use shared::http::{self, Reply};
 
 pub async fn handle(services: &Services, request: Request) -> Response<Body> {
     http::serve(request, |request| async move {
@@ -157,7 +157,7 @@ async fn list_parts(
                 )
             })?,
         None => match services.objects.head(&job.s3_key).await? {
-            Some(head) => vec![shared::storage::UploadedPart {
+            Some(head) => vec![shared::domain::parts::UploadedPart {
                 part_number: 1,
                 size: head.size,
                 etag: head.etag.unwrap_or_default(),

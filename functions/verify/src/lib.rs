@@ -3,12 +3,13 @@
 //! files (S3 delivers at least once, sometimes out of order) change nothing.
 
 use aws_lambda_events::s3::{S3Event, S3EventRecord};
-use shared::error::ApiError;
-use shared::inspect::{self, Finding};
-use shared::model::{FileRecord, FileStatus, JobId, RejectionReason, parse_object_key};
-use shared::services::Services;
-use shared::store::Conditional;
-use shared::timestamp;
+use shared::app::Services;
+use shared::app::inspect::{self, Finding};
+use shared::domain::ApiError;
+use shared::domain::ids::parse_object_key;
+use shared::domain::timestamp;
+use shared::domain::{FileRecord, FileStatus, JobId, RejectionReason};
+use shared::dynamo::Conditional;
 
 /// What became of one created object.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 use aws_lambda_events::s3::S3Event;
 use lambda_runtime::{LambdaEvent, service_fn};
-use shared::services::{Services, init_logging};
+use shared::app::Services;
+use shared::app::services::init_logging;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {

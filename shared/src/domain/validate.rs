@@ -6,7 +6,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value};
 
-use crate::error::{ApiError, Detail};
+use crate::domain::error::{ApiError, Detail};
+use crate::domain::parts::ClaimedPart;
 
 pub const MAX_FILE_NAME_CHARS: usize = 255;
 pub const MAX_CONTENT_TYPE_CHARS: usize = 255;
@@ -326,13 +327,6 @@ pub fn part_numbers(
     } else {
         Err(ApiError::Validation(bad))
     }
-}
-
-/// A part the client says it uploaded, with the ETag storage returned for it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClaimedPart {
-    pub part_number: u32,
-    pub etag: String,
 }
 
 /// The optional `parts` of a complete body: `[{"part_number", "etag"}]`, distinct numbers.

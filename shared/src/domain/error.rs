@@ -1,7 +1,6 @@
-//! The one place where every failure becomes the contract's error body.
+//! The contract's errors: every failure becomes one of these, and one of these becomes the
+//! error body (`docs/API.md`, Errors).
 
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ErrorMetadata, ProvideErrorMetadata, SdkError};
-use lambda_http::http::StatusCode;
 use serde::Serialize;
 
 /// One entry of an error's `details`: a bad field, or the reason behind a conflict.
@@ -88,17 +87,18 @@ impl ApiError {
         Self::Validation(vec![Detail::field(field, message)])
     }
 
-    pub fn status(&self) -> StatusCode {
+    /// The HTTP status the contract gives this error.
+    pub fn status(&self) -> u16 {
         match self {
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
-            Self::NotFound => StatusCode::NOT_FOUND,
-            Self::Conflict { .. } => StatusCode::CONFLICT,
-            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::Forbidden => 403,
+            Self::NotFound => 404,
+            Self::Conflict { .. } => 409,
+            Self::PayloadTooLarge { .. } => 413,
+            Self::Validation(_) => 422,
+            Self::Internal(_) => 500,
+            Self::Unavailable(_) => 503,
         }
     }
 
@@ -136,42 +136,6 @@ impl ApiError {
             "request_id": request_id,
         })
     }
-
-    /// Classifies a failed AWS call: throttling, timeouts, 5xx and transport failures are
-    /// retryable (503); anything else means we sent a request the service refuses (500).
-    pub fn from_aws<E, R>(operation: &str, err: SdkError<E, R>) -> Self
-    where
-        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: std::fmt::Debug,
-    {
-        let text = format!("{operation}: {}", DisplayErrorContext(&err));
-        match &err {
-            SdkError::TimeoutError(_)
-            | SdkError::DispatchFailure(_)
-            | SdkError::ResponseError(_) => Self::Unavailable(text),
-            SdkError::ServiceError(service) if is_retryable(service.err().meta()) => {
-                Self::Unavailable(text)
-            }
-            _ => Self::Internal(text),
-        }
-    }
-}
-
-fn is_retryable(meta: &ErrorMetadata) -> bool {
-    matches!(
-        meta.code(),
-        Some(
-            "ThrottlingException"
-                | "ProvisionedThroughputExceededException"
-                | "RequestLimitExceeded"
-                | "InternalServerError"
-                | "InternalError"
-                | "ServiceUnavailable"
-                | "SlowDown"
-                | "RequestTimeout"
-                | "TransactionInProgressException"
-        )
-    )
 }
 
 #[cfg(test)]
@@ -189,7 +153,7 @@ mod tests {
         assert_eq!(body["error"]["message"], "2 fields are invalid");
         assert_eq!(body["error"]["details"][1]["field"], "sha256");
         assert_eq!(body["request_id"], "req-1");
-        assert_eq!(err.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(err.status(), 422);
     }
 
     #[test]
@@ -197,6 +161,6 @@ mod tests {
         let err = ApiError::Internal("table files-prod: secret detail".into());
         let body = err.body("r").to_string();
         assert!(!body.contains("secret"), "{body}");
-        assert_eq!(err.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(err.status(), 500);
     }
 }

@@ -4,10 +4,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::error::ApiError;
-use crate::model::{FileId, FileRecord, FileStatus, JobId, RejectionReason, UploadJob};
-use crate::services::Services;
-use crate::timestamp;
+use crate::app::Services;
+use crate::domain::error::ApiError;
+use crate::domain::timestamp;
+use crate::domain::{FileId, FileRecord, FileStatus, JobId, RejectionReason, UploadJob};
 
 #[derive(Debug, Serialize)]
 pub struct UploadPlan {
@@ -71,7 +71,7 @@ impl FileResource {
         let download_url = match &record.verified {
             Some(verified) => Some(
                 services
-                    .objects
+                    .presigner
                     .presign_download(
                         &verified.s3_key,
                         &verified.content.file_name,

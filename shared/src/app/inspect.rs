@@ -5,10 +5,10 @@ use base64::engine::general_purpose::STANDARD;
 use md5::Md5;
 use sha2::{Digest, Sha256};
 
-use crate::error::ApiError;
-use crate::model::{ContentDeclaration, RejectionReason};
-use crate::sniff::{self, SNIFF_LEN};
-use crate::storage::{ObjectHead, ObjectStore};
+use crate::domain::error::ApiError;
+use crate::domain::sniff::{self, SNIFF_LEN};
+use crate::domain::{ContentDeclaration, RejectionReason};
+use crate::s3::{ObjectHead, ObjectStore};
 use aws_sdk_s3::primitives::ByteStream;
 
 /// Bytes handed from the network to the hashing threads at a time, and how many such batches

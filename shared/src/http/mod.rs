@@ -1,5 +1,7 @@
 //! The HTTP edge: request ids, path and body parsing, and rendering results as responses.
 
+pub mod resource;
+
 use std::future::Future;
 
 use lambda_http::http::{HeaderValue, StatusCode, header};
@@ -8,9 +10,9 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{Map, Value};
 use tracing::Instrument;
 
-use crate::auth::ApiKeys;
-use crate::error::ApiError;
-use crate::model::FileId;
+use crate::domain::FileId;
+use crate::domain::error::ApiError;
+use crate::dynamo::ApiKeys;
 
 /// A successful answer: status and JSON body.
 #[derive(Debug)]
@@ -57,12 +59,12 @@ pub fn render(request_id: &str, result: Result<Reply, ApiError>) -> Response<Bod
                     tracing::warn!(error = %text, "dependency unavailable")
                 }
                 other => tracing::info!(
-                    status = other.status().as_u16(),
+                    status = other.status(),
                     code = other.code(),
                     "request refused"
                 ),
             }
-            (err.status(), err.body(request_id))
+            (status_of(&err), err.body(request_id))
         }
     };
     let mut response = Response::new(Body::Text(body.to_string()));
@@ -76,6 +78,11 @@ pub fn render(request_id: &str, result: Result<Reply, ApiError>) -> Response<Bod
         headers.insert("x-request-id", value);
     }
     response
+}
+
+/// The contract's status of `err`; an unknown one would be a bug, answered as 500.
+fn status_of(err: &ApiError) -> StatusCode {
+    StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 /// API Gateway's request id when there is one (it is what its access logs show), else Lambda's.
@@ -161,11 +168,11 @@ pub fn required_json_object(request: &Request) -> Result<Map<String, Value>, Api
 /// Runs a Lambda HTTP function: logging and services set up once, then `handle` per request.
 pub async fn run<H, Fut>(handle: H) -> Result<(), lambda_http::Error>
 where
-    H: Fn(std::sync::Arc<crate::services::Services>, Request) -> Fut,
+    H: Fn(std::sync::Arc<crate::app::Services>, Request) -> Fut,
     Fut: Future<Output = Response<Body>> + Send,
 {
-    crate::services::init_logging();
-    let services = std::sync::Arc::new(crate::services::Services::from_env().await?);
+    crate::app::services::init_logging();
+    let services = std::sync::Arc::new(crate::app::Services::from_env().await?);
     lambda_http::run(lambda_http::service_fn(|request| {
         let response = handle(services.clone(), request);
         async move { Ok::<_, std::convert::Infallible>(response.await) }

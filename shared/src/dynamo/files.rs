@@ -9,10 +9,11 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use time::OffsetDateTime;
 
-use crate::error::ApiError;
-use crate::item::{self, Item, n, s};
-use crate::model::{FileId, FileRecord, FileStatus, JobId, RejectionReason, VerifiedVersion};
-use crate::timestamp;
+use crate::aws;
+use crate::domain::error::ApiError;
+use crate::domain::timestamp;
+use crate::domain::{FileId, FileRecord, FileStatus, JobId, RejectionReason, VerifiedVersion};
+use crate::dynamo::item::{self, Item, n, s};
 
 /// The outcome of a conditional write: applied, or refused because the file is not in the
 /// expected state (`current` is the file as it is, if it exists).
@@ -47,10 +48,13 @@ impl FileStore {
         }
     }
 
+    /// The raw client, for tests and benchmarks that look at the table directly.
+    #[cfg(feature = "testing")]
     pub fn client(&self) -> &Client {
         &self.client
     }
 
+    #[cfg(feature = "testing")]
     pub fn table(&self) -> &str {
         &self.table
     }
@@ -68,7 +72,7 @@ impl FileStore {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await
-            .map_err(|err| ApiError::from_aws("PutItem file", err))?;
+            .map_err(|err| aws::failure("PutItem file", err))?;
         Ok(())
     }
 
@@ -81,7 +85,7 @@ impl FileStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|err| ApiError::from_aws("GetItem file", err))?;
+            .map_err(|err| aws::failure("GetItem file", err))?;
         output.item.as_ref().map(decode).transpose()
     }
 
@@ -114,7 +118,7 @@ impl FileStore {
             .limit(1)
             .send()
             .await
-            .map_err(|err| ApiError::from_aws("Query by_content", err))?;
+            .map_err(|err| aws::failure("Query by_content", err))?;
         let Some(file_id) = output
             .items()
             .first()
@@ -166,7 +170,7 @@ impl FileStore {
                     let current = failed.item.as_ref().map(decode).transpose()?;
                     Ok(Conditional::Refused { current })
                 }
-                _ => Err(ApiError::from_aws("PutItem replace file", err)),
+                _ => Err(aws::failure("PutItem replace file", err)),
             },
         }
     }
@@ -310,7 +314,7 @@ impl FileStore {
                     let current = failed.item.as_ref().map(decode).transpose()?;
                     Ok(Conditional::Refused { current })
                 }
-                _ => Err(ApiError::from_aws(operation, err)),
+                _ => Err(aws::failure(operation, err)),
             },
         }
     }
@@ -345,7 +349,7 @@ impl FileStore {
             let output = query
                 .send()
                 .await
-                .map_err(|err| ApiError::from_aws("Query by_project", err))?;
+                .map_err(|err| aws::failure("Query by_project", err))?;
             let items = output.items();
             for (index, item) in items.iter().enumerate() {
                 files.push(decode(item)?);

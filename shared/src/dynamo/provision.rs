@@ -1,14 +1,14 @@
-//! Creates the table and bucket where no CloudFormation runs: local runs and tests.
-//! `template.yaml` declares the same layout for deployments; keep the two in step.
+//! Creates the table where no CloudFormation runs: local runs and tests. `template.yaml`
+//! declares the same layout for deployments; keep the two in step.
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType,
 };
-use aws_sdk_s3::types::{CorsConfiguration, CorsRule};
 
-use crate::error::ApiError;
-use crate::item;
+use crate::aws;
+use crate::domain::error::ApiError;
+use crate::dynamo::item;
 
 pub async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<(), ApiError> {
     let attribute = |name: &str| {
@@ -61,42 +61,6 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Res
         .global_secondary_indexes(by_content)
         .send()
         .await
-        .map_err(|err| ApiError::from_aws("CreateTable", err))?;
-    Ok(())
-}
-
-/// The bucket, with the CORS rule browsers need to PUT parts and read their ETags.
-pub async fn create_bucket(
-    client: &aws_sdk_s3::Client,
-    bucket: &str,
-    allowed_origins: &[String],
-) -> Result<(), ApiError> {
-    client
-        .create_bucket()
-        .bucket(bucket)
-        .send()
-        .await
-        .map_err(|err| ApiError::from_aws("CreateBucket", err))?;
-    let rule = CorsRule::builder()
-        .set_allowed_origins(Some(allowed_origins.to_vec()))
-        .allowed_methods("PUT")
-        .allowed_methods("GET")
-        .allowed_methods("HEAD")
-        .allowed_headers("*")
-        .expose_headers("ETag")
-        .max_age_seconds(3600)
-        .build()
-        .map_err(|err| ApiError::Internal(err.to_string()))?;
-    let cors = CorsConfiguration::builder()
-        .cors_rules(rule)
-        .build()
-        .map_err(|err| ApiError::Internal(err.to_string()))?;
-    client
-        .put_bucket_cors()
-        .bucket(bucket)
-        .cors_configuration(cors)
-        .send()
-        .await
-        .map_err(|err| ApiError::from_aws("PutBucketCors", err))?;
+        .map_err(|err| aws::failure("CreateTable", err))?;
     Ok(())
 }

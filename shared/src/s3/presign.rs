@@ -1,22 +1,17 @@
-//! The S3 side: presigned PUTs signed for the declared content, object checks, download URLs.
+//! Presigned URLs: PUTs signed for the declared content, part URLs signed in bulk, downloads.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::{Credentials, ProvideCredentials, SharedCredentialsProvider};
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::operation::head_object::HeadObjectError;
 use aws_sdk_s3::presigning::{PresignedRequest, PresigningConfig};
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{ChecksumMode, CompletedMultipartUpload, CompletedPart};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use crate::error::ApiError;
-use crate::model::ContentDeclaration;
-use crate::part_signer::PartUrlSigner;
+use super::part_signer::PartUrlSigner;
+use crate::domain::error::ApiError;
+use crate::domain::file::ContentDeclaration;
 
 /// A URL and the headers that were signed into it: the client must send exactly these.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,37 +20,9 @@ pub struct PresignedPut {
     pub headers: BTreeMap<String, String>,
 }
 
-/// A part already in storage.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UploadedPart {
-    pub part_number: u32,
-    pub size: u64,
-    pub etag: String,
-}
-
-/// S3 answers 404 `NoSuchUpload` for an upload id that was completed, aborted or never existed.
-fn is_no_such_upload<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
-    let status = err
-        .raw_response()
-        .map(|response| response.status().as_u16());
-    match err.code() {
-        Some(code) => code == "NoSuchUpload",
-        None => status == Some(404),
-    }
-}
-
-/// What storage reports about a stored object.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectHead {
-    pub size: u64,
-    pub content_type: Option<String>,
-    /// The SHA-256 that storage itself checked on upload, when one was sent with the PUT.
-    pub checksum_sha256: Option<String>,
-    pub etag: Option<String>,
-}
-
+/// Signs URLs for the objects of one bucket with the function's own credentials.
 #[derive(Clone, Debug)]
-pub struct ObjectStore {
+pub struct Presigner {
     client: Client,
     bucket: String,
     /// The credentials the client signs with, for signing part URLs in bulk.
@@ -66,7 +33,7 @@ pub struct ObjectStore {
 /// Credentials kept for bulk signing are refreshed this long before they expire.
 const CREDENTIALS_MARGIN: Duration = Duration::from_secs(300);
 
-impl ObjectStore {
+impl Presigner {
     pub fn new(
         client: Client,
         bucket: impl Into<String>,
@@ -78,14 +45,6 @@ impl ObjectStore {
             credentials,
             signing_credentials: Arc::default(),
         }
-    }
-
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
-    pub fn bucket(&self) -> &str {
-        &self.bucket
     }
 
     /// A PUT URL for the whole object, signed for the declared type, length and digests, so
@@ -117,26 +76,6 @@ impl ObjectStore {
         Ok(presigned_put(&request))
     }
 
-    /// Starts a multipart upload whose object will have `content_type`; returns its upload id.
-    pub async fn create_multipart_upload(
-        &self,
-        key: &str,
-        content_type: &str,
-    ) -> Result<String, ApiError> {
-        let output = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type(content_type)
-            .send()
-            .await
-            .map_err(|err| ApiError::from_aws("CreateMultipartUpload", err))?;
-        output
-            .upload_id
-            .ok_or_else(|| ApiError::Internal("CreateMultipartUpload returned no upload id".into()))
-    }
-
     /// PUT URLs for parts of a multipart upload. Only the host is signed: part sizes are checked
     /// at completion. The SDK signs the first; the rest are signed in bulk from it.
     pub async fn presign_parts(
@@ -146,12 +85,12 @@ impl ObjectStore {
         part_numbers: &[u32],
         expires_in: Duration,
     ) -> Result<BTreeMap<u32, String>, ApiError> {
-        self.presign_parts_at(key, upload_id, part_numbers, expires_in, SystemTime::now())
+        self.parts_at(key, upload_id, part_numbers, expires_in, SystemTime::now())
             .await
     }
 
-    /// [`ObjectStore::presign_parts`] as if signed at `signed_at`.
-    pub async fn presign_parts_at(
+    /// [`Presigner::presign_parts`] as if signed at `signed_at`.
+    pub(crate) async fn parts_at(
         &self,
         key: &str,
         upload_id: &str,
@@ -163,7 +102,7 @@ impl ObjectStore {
             return Ok(BTreeMap::new());
         };
         let template = self
-            .presign_part_at(key, upload_id, first, expires_in, signed_at)
+            .part_at(key, upload_id, first, expires_in, signed_at)
             .await?;
         if !rest.is_empty()
             && let Some(signer) = self.part_signer(&template, signed_at).await
@@ -174,7 +113,7 @@ impl ObjectStore {
         for &part_number in rest {
             urls.insert(
                 part_number,
-                self.presign_part_at(key, upload_id, part_number, expires_in, signed_at)
+                self.part_at(key, upload_id, part_number, expires_in, signed_at)
                     .await?,
             );
         }
@@ -214,7 +153,7 @@ impl ObjectStore {
     }
 
     /// The SDK's presigned URL for one part, as if signed at `signed_at`.
-    pub async fn presign_part_at(
+    pub(crate) async fn part_at(
         &self,
         key: &str,
         upload_id: &str,
@@ -237,201 +176,32 @@ impl ObjectStore {
         Ok(request.uri().to_owned())
     }
 
-    /// Every part uploaded so far, in part-number order; `None` when the upload no longer exists
-    /// (completed or aborted).
-    pub async fn list_parts(
+    /// [`Presigner::parts_at`], for tests comparing bulk signing with the SDK's.
+    #[cfg(feature = "testing")]
+    pub async fn presign_parts_at(
         &self,
         key: &str,
         upload_id: &str,
-    ) -> Result<Option<Vec<UploadedPart>>, ApiError> {
-        let mut parts = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
-            let result = self
-                .client
-                .list_parts()
-                .bucket(&self.bucket)
-                .key(key)
-                .upload_id(upload_id)
-                .set_part_number_marker(marker.take())
-                .send()
-                .await;
-            let output = match result {
-                Ok(output) => output,
-                Err(err) if is_no_such_upload(&err) => {
-                    return Ok(None);
-                }
-                Err(err) => return Err(ApiError::from_aws("ListParts", err)),
-            };
-            for part in output.parts() {
-                parts.push(UploadedPart {
-                    part_number: part
-                        .part_number
-                        .and_then(|n| u32::try_from(n).ok())
-                        .unwrap_or(0),
-                    size: part.size.and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
-                    etag: part.e_tag.clone().unwrap_or_default(),
-                });
-            }
-            match (output.is_truncated, output.next_part_number_marker) {
-                (Some(true), Some(next)) => marker = Some(next),
-                _ => break,
-            }
-        }
-        parts.sort_by_key(|part| part.part_number);
-        Ok(Some(parts))
-    }
-
-    /// Assembles the object from `parts` (number and ETag, in order); `false` when the upload no
-    /// longer exists (completed by a racing call, or aborted).
-    pub async fn complete_multipart_upload(
-        &self,
-        key: &str,
-        upload_id: &str,
-        parts: &[UploadedPart],
-    ) -> Result<bool, ApiError> {
-        let completed = parts
-            .iter()
-            .map(|part| {
-                CompletedPart::builder()
-                    .part_number(i32::try_from(part.part_number).unwrap_or(i32::MAX))
-                    .e_tag(&part.etag)
-                    .build()
-            })
-            .collect();
-        let result = self
-            .client
-            .complete_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(completed))
-                    .build(),
-            )
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if is_no_such_upload(&err) => Ok(false),
-            Err(err) => Err(ApiError::from_aws("CompleteMultipartUpload", err)),
-        }
-    }
-
-    /// Aborts a multipart upload; `false` when it no longer existed (completed or aborted).
-    pub async fn abort_multipart_upload(
-        &self,
-        key: &str,
-        upload_id: &str,
-    ) -> Result<bool, ApiError> {
-        let result = self
-            .client
-            .abort_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if is_no_such_upload(&err) => Ok(false),
-            Err(err) => Err(ApiError::from_aws("AbortMultipartUpload", err)),
-        }
-    }
-
-    pub async fn delete(&self, key: &str) -> Result<(), ApiError> {
-        self.client
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
+        part_numbers: &[u32],
+        expires_in: Duration,
+        signed_at: SystemTime,
+    ) -> Result<BTreeMap<u32, String>, ApiError> {
+        self.parts_at(key, upload_id, part_numbers, expires_in, signed_at)
             .await
-            .map_err(|err| ApiError::from_aws("DeleteObject", err))?;
-        Ok(())
     }
 
-    /// The object's size, type and stored checksum, or `None` when there is no such object.
-    pub async fn head(&self, key: &str) -> Result<Option<ObjectHead>, ApiError> {
-        let result = self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .checksum_mode(ChecksumMode::Enabled)
-            .send()
-            .await;
-        match result {
-            Ok(output) => Ok(Some(ObjectHead {
-                size: output
-                    .content_length
-                    .and_then(|n| u64::try_from(n).ok())
-                    .unwrap_or(0),
-                content_type: output.content_type,
-                checksum_sha256: output.checksum_sha256,
-                etag: output.e_tag,
-            })),
-            Err(err) if matches!(err.as_service_error(), Some(HeadObjectError::NotFound(_))) => {
-                Ok(None)
-            }
-            Err(err) => Err(ApiError::from_aws("HeadObject", err)),
-        }
-    }
-
-    /// The first `len` bytes of the object (fewer if it is shorter), of the version with `etag`.
-    pub async fn read_prefix(
+    /// [`Presigner::part_at`], for tests comparing bulk signing with the SDK's.
+    #[cfg(feature = "testing")]
+    pub async fn presign_part_at(
         &self,
         key: &str,
-        len: usize,
-        etag: Option<&str>,
-    ) -> Result<Vec<u8>, ApiError> {
-        let mut body = self
-            .get(
-                key,
-                Some(format!("bytes=0-{}", len.saturating_sub(1))),
-                etag,
-            )
-            .await?;
-        let mut bytes = Vec::with_capacity(len);
-        while let Some(chunk) = body.next().await {
-            let chunk =
-                chunk.map_err(|err| ApiError::Unavailable(format!("GetObject body: {err}")))?;
-            bytes.extend_from_slice(&chunk);
-        }
-        bytes.truncate(len);
-        Ok(bytes)
-    }
-
-    /// The object's bytes as a stream, of the version with `etag` (a newer one fails, to be retried).
-    pub async fn read(&self, key: &str, etag: Option<&str>) -> Result<ByteStream, ApiError> {
-        self.get(key, None, etag).await
-    }
-
-    async fn get(
-        &self,
-        key: &str,
-        range: Option<String>,
-        etag: Option<&str>,
-    ) -> Result<ByteStream, ApiError> {
-        let output = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .set_range(range)
-            .set_if_match(etag.map(str::to_owned))
-            .send()
+        upload_id: &str,
+        part_number: u32,
+        expires_in: Duration,
+        signed_at: SystemTime,
+    ) -> Result<String, ApiError> {
+        self.part_at(key, upload_id, part_number, expires_in, signed_at)
             .await
-            .map_err(
-                |err| match err.raw_response().map(|r| r.status().as_u16()) {
-                    // Replaced since it was looked at: a newer event will judge the new object.
-                    Some(412) => ApiError::Unavailable(format!(
-                        "GetObject {key}: object changed during the check"
-                    )),
-                    _ => ApiError::from_aws("GetObject", err),
-                },
-            )?;
-        Ok(output.body)
     }
 
     /// A GET URL that downloads the object as an attachment named `file_name`.

@@ -12,11 +12,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use crate::model::{
+use crate::domain::timestamp;
+use crate::domain::{
     ContentDeclaration, FileId, FileRecord, FileStatus, JobId, RejectionReason, UploadJob,
     VerifiedVersion,
 };
-use crate::timestamp;
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -257,7 +257,7 @@ fn time(item: &Item, name: &str) -> Result<time::OffsetDateTime, MalformedItem> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::object_key;
+    use crate::domain::ids::object_key;
 
     fn record() -> FileRecord {
         let (file_id, job_id) = (FileId::random(), JobId::random());

@@ -1,45 +1,50 @@
-//! What a function builds once per cold start: configuration and clients.
+//! What the DynamoDB and S3 adapters share: the SDK clients' HTTPS and S3 settings, and how a
+//! failed AWS call becomes the contract's error.
 
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ErrorMetadata, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::config::{
     RequestChecksumCalculation, ResponseChecksumValidation, SharedHttpClient,
 };
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 
-use crate::auth::ApiKeys;
-use crate::config::{Config, ConfigError};
-use crate::storage::ObjectStore;
-use crate::store::FileStore;
+use crate::config::ConfigError;
+use crate::domain::error::ApiError;
 
-#[derive(Debug)]
-pub struct Services {
-    pub config: Config,
-    pub files: FileStore,
-    pub objects: ObjectStore,
-    pub keys: ApiKeys,
+/// Classifies a failed AWS call: throttling, timeouts, 5xx and transport failures are
+/// retryable (503); anything else means we sent a request the service refuses (500).
+pub(crate) fn failure<E, R>(operation: &str, err: SdkError<E, R>) -> ApiError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    let text = format!("{operation}: {}", DisplayErrorContext(&err));
+    match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            ApiError::Unavailable(text)
+        }
+        SdkError::ServiceError(service) if is_retryable(service.err().meta()) => {
+            ApiError::Unavailable(text)
+        }
+        _ => ApiError::Internal(text),
+    }
 }
 
-impl Services {
-    /// Reads the environment and the AWS configuration chain (region, credentials, endpoints).
-    pub async fn from_env() -> Result<Self, ConfigError> {
-        let config = Config::from_env()?;
-        let sdk = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(https_client(config.trust_system_roots)?)
-            .load()
-            .await;
-        Ok(Self::new(config, &sdk))
-    }
-
-    pub fn new(config: Config, sdk: &SdkConfig) -> Self {
-        let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
-        let s3 = aws_sdk_s3::Client::from_conf(s3_config(sdk, config.s3_force_path_style));
-        Self {
-            files: FileStore::new(dynamodb.clone(), &config.table_name),
-            keys: ApiKeys::new(dynamodb, &config.table_name),
-            objects: ObjectStore::new(s3, &config.bucket_name, sdk.credentials_provider()),
-            config,
-        }
-    }
+fn is_retryable(meta: &ErrorMetadata) -> bool {
+    matches!(
+        meta.code(),
+        Some(
+            "ThrottlingException"
+                | "ProvisionedThroughputExceededException"
+                | "RequestLimitExceeded"
+                | "InternalServerError"
+                | "InternalError"
+                | "ServiceUnavailable"
+                | "SlowDown"
+                | "RequestTimeout"
+                | "TransactionInProgressException"
+        )
+    )
 }
 
 /// Amazon Trust Services' roots, which S3 and DynamoDB endpoints chain to.
@@ -82,20 +87,6 @@ pub fn s3_config(sdk: &SdkConfig, force_path_style: bool) -> aws_sdk_s3::Config 
         .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
         .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
         .build()
-}
-
-/// JSON logs, one line per event, filtered by `RUST_LOG` (default `info`).
-pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_current_span(true)
-        .with_span_list(false)
-        .with_target(false)
-        .without_time()
-        .init();
 }
 
 #[cfg(test)]

@@ -11,9 +11,10 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
-use crate::error::ApiError;
-use crate::item::{self, s};
-use crate::timestamp;
+use crate::aws;
+use crate::domain::error::ApiError;
+use crate::domain::timestamp;
+use crate::dynamo::item::{self, s};
 
 pub const KEY_PREFIX: &str = "upk_";
 /// A grant read from the table is trusted this long in a warm container: revoking a key takes
@@ -68,7 +69,7 @@ impl ApiKeys {
             .key(item::SK, s(item::API_KEY_SK))
             .send()
             .await
-            .map_err(|err| ApiError::from_aws("GetItem api key", err))?;
+            .map_err(|err| aws::failure("GetItem api key", err))?;
         let Some(found) = output.item else {
             return Err(ApiError::Unauthorized("unknown API key"));
         };
@@ -122,7 +123,7 @@ impl ApiKeys {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await
-            .map_err(|err| ApiError::from_aws("PutItem api key", err))?;
+            .map_err(|err| aws::failure("PutItem api key", err))?;
         Ok(key)
     }
 }
@@ -144,7 +145,7 @@ impl ApiKeys {
                 Some(e) if e.is_conditional_check_failed_exception() => {
                     ApiError::invalid("key", "no such API key")
                 }
-                _ => ApiError::from_aws("UpdateItem revoke key", err),
+                _ => aws::failure("UpdateItem revoke key", err),
             })?;
         self.cache
             .lock()

@@ -1,53 +1,12 @@
-//! The file model: what a file is, which upload job is current, and which version is verified.
+//! The file: what was declared, which upload job is current, which version is verified.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
-use crate::plan::UploadShape;
-
-macro_rules! uuid_id {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(transparent)]
-        pub struct $name(Uuid);
-
-        impl $name {
-            pub fn random() -> Self {
-                Self(Uuid::new_v4())
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                self.0.as_hyphenated().fmt(f)
-            }
-        }
-
-        /// Only the canonical lowercase hyphenated form parses, so one id has one spelling.
-        impl FromStr for $name {
-            type Err = ();
-            fn from_str(s: &str) -> Result<Self, ()> {
-                let id = Uuid::try_parse(s).map_err(|_| ())?;
-                if id.as_hyphenated().to_string() == s { Ok(Self(id)) } else { Err(()) }
-            }
-        }
-    };
-}
-
-uuid_id!(
-    /// Identifies a file for its whole life, across reuploads.
-    FileId
-);
-uuid_id!(
-    /// Identifies one upload of content for a file; each reupload gets a new one.
-    JobId
-);
+use crate::domain::ids::{FileId, JobId};
+use crate::domain::plan::UploadShape;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -174,42 +133,9 @@ pub struct FileRecord {
     pub verified: Option<VerifiedVersion>,
 }
 
-/// Where the bytes of one job live. Built only from ids we generated, never from client text.
-pub fn object_key(file_id: FileId, job_id: JobId) -> String {
-    format!("{UPLOAD_PREFIX}{file_id}/{job_id}")
-}
-
-pub const UPLOAD_PREFIX: &str = "uploads/";
-
-/// Reads back the ids from an object key written by [`object_key`].
-pub fn parse_object_key(key: &str) -> Option<(FileId, JobId)> {
-    let rest = key.strip_prefix(UPLOAD_PREFIX)?;
-    let (file, job) = rest.split_once('/')?;
-    Some((file.parse().ok()?, job.parse().ok()?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ids_parse_only_in_canonical_form() {
-        let id = FileId::random();
-        assert_eq!(id.to_string().parse::<FileId>(), Ok(id));
-        assert!(id.to_string().to_uppercase().parse::<FileId>().is_err());
-        assert!("../etc/passwd".parse::<FileId>().is_err());
-        assert!(id.to_string().replace('-', "").parse::<FileId>().is_err());
-    }
-
-    #[test]
-    fn object_keys_round_trip_and_reject_anything_else() {
-        let (file, job) = (FileId::random(), JobId::random());
-        let key = object_key(file, job);
-        assert_eq!(parse_object_key(&key), Some((file, job)));
-        assert_eq!(parse_object_key(&format!("other/{file}/{job}")), None);
-        assert_eq!(parse_object_key(&format!("{key}/x")), None);
-        assert_eq!(parse_object_key("uploads/x/y"), None);
-    }
 
     #[test]
     fn statuses_and_reasons_parse_their_wire_names() {

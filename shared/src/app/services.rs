@@ -1,0 +1,68 @@
+//! What a function builds once per cold start: configuration and clients.
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_s3::config::SharedCredentialsProvider;
+
+use crate::aws::{https_client, s3_config};
+use crate::config::{Config, ConfigError};
+use crate::dynamo::{ApiKeys, FileStore};
+use crate::s3::{ObjectStore, Presigner};
+
+/// The configuration and the adapters every use case works with.
+#[derive(Debug)]
+pub struct Services {
+    pub config: Config,
+    pub files: FileStore,
+    pub keys: ApiKeys,
+    pub objects: ObjectStore,
+    pub presigner: Presigner,
+}
+
+impl Services {
+    /// Reads the environment and the AWS configuration chain (region, credentials, endpoints).
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let config = Config::from_env()?;
+        let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(https_client(config.trust_system_roots)?)
+            .load()
+            .await;
+        Ok(Self::new(config, &sdk))
+    }
+
+    pub fn new(config: Config, sdk: &SdkConfig) -> Self {
+        let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+        let s3 = aws_sdk_s3::Client::from_conf(s3_config(sdk, config.s3_force_path_style));
+        Self::from_clients(config, dynamodb, s3, sdk.credentials_provider())
+    }
+
+    /// Services over clients built elsewhere (tests hand in clients with mocked responses);
+    /// `credentials` are the S3 client's, for signing part URLs in bulk.
+    pub fn from_clients(
+        config: Config,
+        dynamodb: aws_sdk_dynamodb::Client,
+        s3: aws_sdk_s3::Client,
+        credentials: Option<SharedCredentialsProvider>,
+    ) -> Self {
+        Self {
+            files: FileStore::new(dynamodb.clone(), &config.table_name),
+            keys: ApiKeys::new(dynamodb, &config.table_name),
+            objects: ObjectStore::new(s3.clone(), &config.bucket_name),
+            presigner: Presigner::new(s3, &config.bucket_name, credentials),
+            config,
+        }
+    }
+}
+
+/// JSON logs, one line per event, filtered by `RUST_LOG` (default `info`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_target(false)
+        .without_time()
+        .init();
+}

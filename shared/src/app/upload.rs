@@ -1,0 +1,141 @@
+//! Upload jobs: choose the shape, open the multipart upload, sign URLs, clean up.
+
+use std::collections::BTreeMap;
+
+use time::OffsetDateTime;
+
+use crate::app::Services;
+use crate::domain::error::ApiError;
+use crate::domain::file::{ContentDeclaration, UploadJob};
+use crate::domain::ids::{FileId, JobId, object_key};
+use crate::domain::plan::UploadShape;
+
+/// Part URLs handed out at once: by create and reupload (parts 1..=100), and at most this many
+/// per `POST …/parts`. 100 URLs of up to ~1.4 KB (with a session token) keep a response near
+/// 140 KB, far below Lambda's 6 MB, and 100 parts of 16 MiB take minutes to upload, about the
+/// lifetime of the URLs.
+pub const PART_URL_BATCH: u32 = 100;
+
+/// A job ready to be recorded, and the URLs to hand to the client.
+#[derive(Debug)]
+pub struct StartedJob {
+    pub job: UploadJob,
+    pub urls: Vec<String>,
+}
+
+/// Plans and signs a new upload of `content` for `file_id`: one signed PUT, or a multipart
+/// upload with the first batch of part URLs. Writes nothing to the table.
+pub async fn start_job(
+    services: &Services,
+    file_id: FileId,
+    content: &ContentDeclaration,
+    now: OffsetDateTime,
+) -> Result<StartedJob, ApiError> {
+    let config = &services.config;
+    let job_id = JobId::random();
+    let s3_key = object_key(file_id, job_id);
+    let expires_at = now + config.upload_url_expiry;
+    match UploadShape::for_size(
+        content.file_size,
+        config.multipart_threshold,
+        config.part_size,
+    ) {
+        UploadShape::SinglePart => {
+            let put = services
+                .presigner
+                .presign_put(&s3_key, content, config.upload_url_expiry)
+                .await?;
+            let job = UploadJob {
+                job_id,
+                s3_key,
+                upload_id: None,
+                part_size: content.file_size,
+                part_count: 1,
+                expires_at,
+                headers: put.headers,
+            };
+            Ok(StartedJob {
+                job,
+                urls: vec![put.url],
+            })
+        }
+        UploadShape::Multipart {
+            part_size,
+            part_count,
+        } => {
+            let upload_id = services
+                .objects
+                .create_multipart_upload(&s3_key, &content.content_type)
+                .await?;
+            let job = UploadJob {
+                job_id,
+                s3_key,
+                upload_id: Some(upload_id),
+                part_size,
+                part_count,
+                expires_at,
+                headers: BTreeMap::new(),
+            };
+            let first_batch: Vec<u32> = (1..=part_count.min(PART_URL_BATCH)).collect();
+            match part_urls(services, &job, content, &first_batch).await {
+                Ok(urls) => Ok(StartedJob {
+                    urls: urls.into_values().collect(),
+                    job,
+                }),
+                Err(err) => {
+                    discard_storage(services, &job).await;
+                    Err(err)
+                }
+            }
+        }
+    }
+}
+
+/// Fresh URLs for `part_numbers` of `job` (already validated against its part count). For a
+/// single-part job, part 1 is the whole object, signed for the declared content as at creation.
+pub async fn part_urls(
+    services: &Services,
+    job: &UploadJob,
+    content: &ContentDeclaration,
+    part_numbers: &[u32],
+) -> Result<BTreeMap<u32, String>, ApiError> {
+    let expiry = services.config.upload_url_expiry;
+    match &job.upload_id {
+        Some(upload_id) => {
+            services
+                .presigner
+                .presign_parts(&job.s3_key, upload_id, part_numbers, expiry)
+                .await
+        }
+        None => {
+            let url = services
+                .presigner
+                .presign_put(&job.s3_key, content, expiry)
+                .await?
+                .url;
+            Ok(part_numbers
+                .iter()
+                .map(|&part_number| (part_number, url.clone()))
+                .collect())
+        }
+    }
+}
+
+/// Best effort: aborts the job's multipart upload and deletes its object. The delete follows
+/// the abort even when the abort succeeded, because a complete racing it may still have
+/// assembled the object. What this misses, the bucket's lifecycle rule (incomplete uploads) or
+/// nothing (a stray object) is left with.
+pub async fn discard_storage(services: &Services, job: &UploadJob) {
+    let aborted = match &job.upload_id {
+        Some(upload_id) => services
+            .objects
+            .abort_multipart_upload(&job.s3_key, upload_id)
+            .await
+            .map(|_| ()),
+        None => Ok(()),
+    };
+    let result = aborted.and(services.objects.delete(&job.s3_key).await);
+    if let Err(err) = result {
+        tracing::warn!(job_id = %job.job_id, error = ?err, "could not discard the storage of a job");
+    }
+}

@@ -1,0 +1,18 @@
+//! The domain: what a file is and how it changes, the values a client declares, the upload
+//! plan, and the contract's errors. Pure code: no AWS SDK, no Lambda, no I/O, so that every rule
+//! here is tested without servers. (`scripts/check-layout` fails the build if that changes.)
+
+pub mod error;
+pub mod file;
+pub mod ids;
+pub mod parts;
+pub mod plan;
+pub mod sniff;
+pub mod timestamp;
+pub mod validate;
+
+pub use error::{ApiError, Detail};
+pub use file::{
+    ContentDeclaration, FileRecord, FileStatus, RejectionReason, UploadJob, VerifiedVersion,
+};
+pub use ids::{FileId, JobId};

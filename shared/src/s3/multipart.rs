@@ -1,0 +1,146 @@
+//! Multipart uploads: open, list the parts storage has, assemble, abort.
+
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+
+use super::ObjectStore;
+use crate::aws;
+use crate::domain::error::ApiError;
+use crate::domain::parts::UploadedPart;
+
+/// S3 answers 404 `NoSuchUpload` for an upload id that was completed, aborted or never existed.
+fn is_no_such_upload<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+    let status = err
+        .raw_response()
+        .map(|response| response.status().as_u16());
+    match err.code() {
+        Some(code) => code == "NoSuchUpload",
+        None => status == Some(404),
+    }
+}
+
+impl ObjectStore {
+    /// Starts a multipart upload whose object will have `content_type`; returns its upload id.
+    pub async fn create_multipart_upload(
+        &self,
+        key: &str,
+        content_type: &str,
+    ) -> Result<String, ApiError> {
+        let output = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .send()
+            .await
+            .map_err(|err| aws::failure("CreateMultipartUpload", err))?;
+        output
+            .upload_id
+            .ok_or_else(|| ApiError::Internal("CreateMultipartUpload returned no upload id".into()))
+    }
+
+    /// Every part uploaded so far, in part-number order; `None` when the upload no longer exists
+    /// (completed or aborted).
+    pub async fn list_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<Option<Vec<UploadedPart>>, ApiError> {
+        let mut parts = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let result = self
+                .client
+                .list_parts()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .set_part_number_marker(marker.take())
+                .send()
+                .await;
+            let output = match result {
+                Ok(output) => output,
+                Err(err) if is_no_such_upload(&err) => {
+                    return Ok(None);
+                }
+                Err(err) => return Err(aws::failure("ListParts", err)),
+            };
+            for part in output.parts() {
+                parts.push(UploadedPart {
+                    part_number: part
+                        .part_number
+                        .and_then(|n| u32::try_from(n).ok())
+                        .unwrap_or(0),
+                    size: part.size.and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+                    etag: part.e_tag.clone().unwrap_or_default(),
+                });
+            }
+            match (output.is_truncated, output.next_part_number_marker) {
+                (Some(true), Some(next)) => marker = Some(next),
+                _ => break,
+            }
+        }
+        parts.sort_by_key(|part| part.part_number);
+        Ok(Some(parts))
+    }
+
+    /// Assembles the object from `parts` (number and ETag, in order); `false` when the upload no
+    /// longer exists (completed by a racing call, or aborted).
+    pub async fn complete_multipart_upload(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[UploadedPart],
+    ) -> Result<bool, ApiError> {
+        let completed = parts
+            .iter()
+            .map(|part| {
+                CompletedPart::builder()
+                    .part_number(i32::try_from(part.part_number).unwrap_or(i32::MAX))
+                    .e_tag(&part.etag)
+                    .build()
+            })
+            .collect();
+        let result = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(completed))
+                    .build(),
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if is_no_such_upload(&err) => Ok(false),
+            Err(err) => Err(aws::failure("CompleteMultipartUpload", err)),
+        }
+    }
+
+    /// Aborts a multipart upload; `false` when it no longer existed (completed or aborted).
+    pub async fn abort_multipart_upload(
+        &self,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<bool, ApiError> {
+        let result = self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if is_no_such_upload(&err) => Ok(false),
+            Err(err) => Err(aws::failure("AbortMultipartUpload", err)),
+        }
+    }
+}

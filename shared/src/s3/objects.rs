@@ -1,0 +1,115 @@
+//! Object reads and checks: what storage holds at a key, its bytes, and deleting it.
+
+use aws_sdk_s3::operation::head_object::HeadObjectError;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::ChecksumMode;
+
+use super::ObjectStore;
+use crate::aws;
+use crate::domain::error::ApiError;
+
+/// What storage reports about a stored object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectHead {
+    pub size: u64,
+    pub content_type: Option<String>,
+    /// The SHA-256 that storage itself checked on upload, when one was sent with the PUT.
+    pub checksum_sha256: Option<String>,
+    pub etag: Option<String>,
+}
+
+impl ObjectStore {
+    pub async fn delete(&self, key: &str) -> Result<(), ApiError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|err| aws::failure("DeleteObject", err))?;
+        Ok(())
+    }
+
+    /// The object's size, type and stored checksum, or `None` when there is no such object.
+    pub async fn head(&self, key: &str) -> Result<Option<ObjectHead>, ApiError> {
+        let result = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(Some(ObjectHead {
+                size: output
+                    .content_length
+                    .and_then(|n| u64::try_from(n).ok())
+                    .unwrap_or(0),
+                content_type: output.content_type,
+                checksum_sha256: output.checksum_sha256,
+                etag: output.e_tag,
+            })),
+            Err(err) if matches!(err.as_service_error(), Some(HeadObjectError::NotFound(_))) => {
+                Ok(None)
+            }
+            Err(err) => Err(aws::failure("HeadObject", err)),
+        }
+    }
+
+    /// The first `len` bytes of the object (fewer if it is shorter), of the version with `etag`.
+    pub async fn read_prefix(
+        &self,
+        key: &str,
+        len: usize,
+        etag: Option<&str>,
+    ) -> Result<Vec<u8>, ApiError> {
+        let mut body = self
+            .get(
+                key,
+                Some(format!("bytes=0-{}", len.saturating_sub(1))),
+                etag,
+            )
+            .await?;
+        let mut bytes = Vec::with_capacity(len);
+        while let Some(chunk) = body.next().await {
+            let chunk =
+                chunk.map_err(|err| ApiError::Unavailable(format!("GetObject body: {err}")))?;
+            bytes.extend_from_slice(&chunk);
+        }
+        bytes.truncate(len);
+        Ok(bytes)
+    }
+
+    /// The object's bytes as a stream, of the version with `etag` (a newer one fails, to be retried).
+    pub async fn read(&self, key: &str, etag: Option<&str>) -> Result<ByteStream, ApiError> {
+        self.get(key, None, etag).await
+    }
+
+    async fn get(
+        &self,
+        key: &str,
+        range: Option<String>,
+        etag: Option<&str>,
+    ) -> Result<ByteStream, ApiError> {
+        let output = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_range(range)
+            .set_if_match(etag.map(str::to_owned))
+            .send()
+            .await
+            .map_err(
+                |err| match err.raw_response().map(|r| r.status().as_u16()) {
+                    // Replaced since it was looked at: a newer event will judge the new object.
+                    Some(412) => ApiError::Unavailable(format!(
+                        "GetObject {key}: object changed during the check"
+                    )),
+                    _ => aws::failure("GetObject", err),
+                },
+            )?;
+        Ok(output.body)
+    }
+}
