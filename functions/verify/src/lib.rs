@@ -6,10 +6,11 @@ use aws_lambda_events::s3::{S3Event, S3EventRecord};
 use shared::app::Services;
 use shared::app::inspect::{self, Finding};
 use shared::domain::ApiError;
-use shared::domain::ids::parse_object_key;
+use shared::domain::ids::{decode_event_key, parse_object_key};
 use shared::domain::timestamp;
-use shared::domain::{FileRecord, FileStatus, JobId, RejectionReason};
+use shared::domain::{FileId, FileRecord, FileStatus, JobId, RejectionReason};
 use shared::dynamo::Conditional;
+use tracing::Instrument;
 
 /// What became of one created object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,12 +46,23 @@ async fn verify_record(services: &Services, record: &S3EventRecord) -> Result<Ou
     if record.s3.bucket.name.as_deref() != Some(services.objects.bucket()) {
         return Ok(Outcome::Ignored("another bucket"));
     }
-    let key = decode_key(record.s3.object.key.as_deref().unwrap_or_default());
+    let key = decode_event_key(record.s3.object.key.as_deref().unwrap_or_default());
     let Some((file_id, job_id)) = parse_object_key(&key) else {
         return Ok(Outcome::Ignored("not an upload key"));
     };
     let span = tracing::info_span!("verify", file_id = %file_id, job_id = %job_id);
-    let _entered = span.enter();
+    verify_upload(services, file_id, job_id, &key)
+        .instrument(span)
+        .await
+}
+
+/// Checks the object of upload job `job_id` of `file_id`, if it is the file's current job.
+async fn verify_upload(
+    services: &Services,
+    file_id: FileId,
+    job_id: JobId,
+    key: &str,
+) -> Result<Outcome, ApiError> {
     let Some(file) = services.files.get(file_id).await? else {
         return Ok(Outcome::Ignored("unknown file"));
     };
@@ -61,18 +73,18 @@ async fn verify_record(services: &Services, record: &S3EventRecord) -> Result<Ou
         FileStatus::PendingUpload | FileStatus::Uploaded => {}
         FileStatus::Rejected => {
             // A retry after the verdict: finish removing the rejected object.
-            services.objects.delete(&key).await?;
+            services.objects.delete(key).await?;
             return Ok(Outcome::Ignored("already settled"));
         }
         FileStatus::Verified => return Ok(Outcome::Ignored("already settled")),
     }
 
-    let inspection = inspect::inspect(&services.objects, &key, &file.content).await?;
+    let inspection = inspect::inspect(&services.objects, key, &file.content).await?;
     tracing::info!(finding = ?inspection.finding, bytes_read = inspection.bytes_read, "inspected");
     match inspection.finding {
         Finding::Missing => Ok(Outcome::Ignored("object no longer exists")),
-        Finding::Sound => settle_verified(services, &file, job_id, &key).await,
-        Finding::Flawed(reason) => settle_rejected(services, &file, job_id, &key, reason).await,
+        Finding::Sound => settle_verified(services, &file, job_id, key).await,
+        Finding::Flawed(reason) => settle_rejected(services, &file, job_id, key, reason).await,
     }
 }
 
@@ -125,14 +137,6 @@ async fn settle_rejected(
     }
 }
 
-/// S3 event keys are URL-encoded, with spaces as `+`.
-pub fn decode_key(raw: &str) -> String {
-    let spaced = raw.replace('+', " ");
-    percent_encoding::percent_decode_str(&spaced)
-        .decode_utf8_lossy()
-        .into_owned()
-}
-
 /// One CloudWatch embedded-metric-format line per verdict: `Verdicts` by verdict and reason.
 fn emit_verdict_metric(outcome: &Outcome) {
     let (verdict, reason) = match outcome {
@@ -155,15 +159,4 @@ fn emit_verdict_metric(outcome: &Outcome) {
         "Verdicts": 1,
     });
     println!("{line}");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn event_keys_are_url_decoded() {
-        assert_eq!(decode_key("uploads/a%2Bb/c+d"), "uploads/a+b/c d");
-        assert_eq!(decode_key("caf%C3%A9+menu.pdf"), "café menu.pdf");
-    }
 }

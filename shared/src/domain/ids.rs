@@ -59,6 +59,14 @@ pub fn parse_object_key(key: &str) -> Option<(FileId, JobId)> {
     Some((file.parse().ok()?, job.parse().ok()?))
 }
 
+/// S3 event keys are URL-encoded, with spaces as `+`.
+pub fn decode_event_key(raw: &str) -> String {
+    let spaced = raw.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,5 +88,11 @@ mod tests {
         assert_eq!(parse_object_key(&format!("other/{file}/{job}")), None);
         assert_eq!(parse_object_key(&format!("{key}/x")), None);
         assert_eq!(parse_object_key("uploads/x/y"), None);
+    }
+
+    #[test]
+    fn event_keys_are_url_decoded() {
+        assert_eq!(decode_event_key("uploads/a%2Bb/c+d"), "uploads/a+b/c d");
+        assert_eq!(decode_event_key("caf%C3%A9+menu.pdf"), "café menu.pdf");
     }
 }
