@@ -170,19 +170,18 @@ impl TestApi {
     pub async fn settle_verified(&self, file_id: &str) {
         let record = self.record(file_id).await;
         let job = record.job.clone().expect("a job");
+        let verdict = shared::domain::Verdict::Verified { s3_key: job.s3_key };
+        let now = shared::domain::timestamp::now();
         let settled = self
             .services
             .files
-            .settle_verified(
-                &record,
-                job.job_id,
-                &job.s3_key,
-                shared::domain::timestamp::now(),
-            )
+            .update(record, |file| {
+                file.settle(job.job_id, verdict.clone(), now).map(Some)
+            })
             .await
             .unwrap();
         assert!(
-            matches!(settled, shared::dynamo::Conditional::Applied(_)),
+            matches!(settled, shared::dynamo::Update::Applied { .. }),
             "{settled:?}"
         );
     }

@@ -4,12 +4,10 @@
 
 use lambda_http::{Body, Request, Response};
 use serde_json::{Map, Value};
-use shared::app::Services;
-use shared::app::upload;
-use shared::domain::ApiError;
-use shared::domain::{FileRecord, FileStatus, JobId, UploadJob};
-use shared::domain::{timestamp, validate};
-use shared::dynamo::Conditional;
+use shared::app::{Services, upload};
+use shared::domain::parts::{ClaimedPart, parts_to_assemble};
+use shared::domain::{ApiError, FileRecord, JobId, UploadJob, timestamp, validate};
+use shared::dynamo::Update;
 use shared::http::resource::FileResource;
 use shared::http::{self, Reply};
 
@@ -23,43 +21,34 @@ async fn complete_upload(services: &Services, request: Request) -> Result<Reply,
     let body = http::json_object(&request)?;
     let expected_job = requested_job(body.as_ref())?;
 
-    let record = services.files.get_in_project(&project_id, file_id).await?;
-    let job = current_job(&record, expected_job)?;
-    if record.status != FileStatus::PendingUpload {
+    let file = services.files.get_in_project(&project_id, file_id).await?;
+    let job = file.current_job(expected_job)?.clone();
+    if file.upload_in_progress().is_err() {
         // Completed before, or already settled by the verify trigger: the file as it is.
-        return render(services, &record).await;
+        return render(services, &file).await;
     }
     if let Some(upload_id) = &job.upload_id {
         let claimed = validate::claimed_parts(body.as_ref(), job.part_count)?;
-        assemble(services, &record, job, upload_id, claimed.as_deref()).await?;
+        assemble(services, &file, &job, upload_id, claimed.as_deref()).await?;
     }
-    check_stored_object(services, &record, job).await?;
+    check_stored_object(services, &file, &job).await?;
 
+    let now = timestamp::now();
     match services
         .files
-        .mark_uploaded(file_id, job.job_id, timestamp::now())
+        .update(file, |file| file.mark_uploaded(job.job_id, now))
         .await?
     {
-        Conditional::Applied(updated) => render(services, &updated).await,
-        // A racing complete or verify got there first: answer with the state it left.
-        Conditional::Refused {
-            current: Some(current),
-        } if current.job.as_ref().map(|j| j.job_id) == Some(job.job_id) => {
-            render(services, &current).await
+        // Or a racing complete or verify got there first: the state it left.
+        Update::Applied { after: file, .. } | Update::Unchanged(file) => {
+            render(services, &file).await
         }
-        Conditional::Refused { current } => {
+        Update::Refused(refusal, file) => {
             // Replaced while we assembled it: what we stored is nobody's, unless it was verified.
-            let still_served = current
-                .as_ref()
-                .and_then(|file| file.verified.as_ref())
-                .is_some_and(|verified| verified.job_id == job.job_id);
-            if !still_served {
-                upload::discard_storage(services, job).await;
+            if !file.serves(job.job_id) {
+                upload::discard_storage(services, &job).await;
             }
-            Err(ApiError::conflict(
-                "job_superseded",
-                "a newer upload or an abort replaced this one while it was being completed",
-            ))
+            Err(refusal.into())
         }
     }
 }
@@ -72,13 +61,12 @@ async fn assemble(
     record: &FileRecord,
     job: &UploadJob,
     upload_id: &str,
-    claimed: Option<&[shared::domain::parts::ClaimedPart]>,
+    claimed: Option<&[ClaimedPart]>,
 ) -> Result<(), ApiError> {
     let Some(stored) = services.objects.list_parts(&job.s3_key, upload_id).await? else {
         return Ok(());
     };
-    let parts =
-        shared::domain::parts::parts_to_assemble(job, record.content.file_size, &stored, claimed)?;
+    let parts = parts_to_assemble(job, record.content.file_size, &stored, claimed)?;
     services
         .objects
         .complete_multipart_upload(&job.s3_key, upload_id, &parts)
@@ -119,22 +107,6 @@ fn requested_job(body: Option<&Map<String, Value>>) -> Result<Option<JobId>, Api
             .map(Some)
             .map_err(|_| ApiError::invalid("job_id", "must be a job id from the upload plan")),
         Some(_) => Err(ApiError::invalid("job_id", "must be a string")),
-    }
-}
-
-fn current_job(record: &FileRecord, expected: Option<JobId>) -> Result<&UploadJob, ApiError> {
-    let job = record.job.as_ref().ok_or_else(|| {
-        ApiError::conflict(
-            "no_upload_in_progress",
-            "this file has no upload to complete",
-        )
-    })?;
-    match expected {
-        Some(expected) if expected != job.job_id => Err(ApiError::conflict(
-            "job_superseded",
-            "job_id is not the file's current upload; a newer upload replaced it",
-        )),
-        _ => Ok(job),
     }
 }
 

@@ -5,11 +5,11 @@
 use aws_lambda_events::s3::{S3Event, S3EventRecord};
 use shared::app::Services;
 use shared::app::inspect::{self, Finding};
-use shared::domain::ApiError;
 use shared::domain::ids::{decode_event_key, parse_object_key};
-use shared::domain::timestamp;
-use shared::domain::{FileId, FileRecord, FileStatus, JobId, RejectionReason};
-use shared::dynamo::Conditional;
+use shared::domain::{
+    ApiError, FileId, FileRecord, FileStatus, JobId, RejectionReason, Verdict, timestamp,
+};
+use shared::dynamo::Update;
 use tracing::Instrument;
 
 /// What became of one created object.
@@ -66,75 +66,63 @@ async fn verify_upload(
     let Some(file) = services.files.get(file_id).await? else {
         return Ok(Outcome::Ignored("unknown file"));
     };
-    if file.job.as_ref().map(|job| job.job_id) != Some(job_id) {
+    if file.current_job(Some(job_id)).is_err() {
         return Ok(Outcome::Ignored("not the file's current upload"));
     }
-    match file.status {
-        FileStatus::PendingUpload | FileStatus::Uploaded => {}
-        FileStatus::Rejected => {
+    if !file.awaits_verdict() {
+        if file.status == FileStatus::Rejected {
             // A retry after the verdict: finish removing the rejected object.
             services.objects.delete(key).await?;
-            return Ok(Outcome::Ignored("already settled"));
         }
-        FileStatus::Verified => return Ok(Outcome::Ignored("already settled")),
+        return Ok(Outcome::Ignored("already settled"));
     }
 
     let inspection = inspect::inspect(&services.objects, key, &file.content).await?;
     tracing::info!(finding = ?inspection.finding, bytes_read = inspection.bytes_read, "inspected");
-    match inspection.finding {
-        Finding::Missing => Ok(Outcome::Ignored("object no longer exists")),
-        Finding::Sound => settle_verified(services, &file, job_id, key).await,
-        Finding::Flawed(reason) => settle_rejected(services, &file, job_id, key, reason).await,
-    }
+    let verdict = match inspection.finding {
+        Finding::Missing => return Ok(Outcome::Ignored("object no longer exists")),
+        Finding::Sound => Verdict::Verified {
+            s3_key: key.to_owned(),
+        },
+        Finding::Flawed(reason) => Verdict::Rejected(reason),
+    };
+    settle(services, file, job_id, verdict).await
 }
 
-async fn settle_verified(
+/// Records the verdict on the file, then removes what storage no longer needs: a rejected
+/// object, or the verified version that new verified content replaces for good.
+async fn settle(
     services: &Services,
-    file: &FileRecord,
+    file: FileRecord,
     job_id: JobId,
-    key: &str,
+    verdict: Verdict,
 ) -> Result<Outcome, ApiError> {
-    match services
+    let now = timestamp::now();
+    let update = services
         .files
-        .settle_verified(file, job_id, key, timestamp::now())
-        .await?
-    {
-        Conditional::Applied(_) => {
-            // The new content replaces the old for good: its object is no longer served.
-            if let Some(previous) = file
-                .verified
-                .as_ref()
-                .filter(|previous| previous.s3_key != key)
-            {
+        .update(file, |file| {
+            file.settle(job_id, verdict.clone(), now).map(Some)
+        })
+        .await?;
+    let Update::Applied { before, .. } = update else {
+        return Ok(Outcome::Ignored("settled or replaced meanwhile"));
+    };
+    let outcome = match verdict {
+        Verdict::Verified { s3_key } => {
+            if let Some(previous) = before.verified.filter(|previous| previous.s3_key != s3_key) {
                 services.objects.delete(&previous.s3_key).await?;
             }
-            emit_verdict_metric(&Outcome::Verified);
-            Ok(Outcome::Verified)
+            Outcome::Verified
         }
-        Conditional::Refused { .. } => Ok(Outcome::Ignored("settled or replaced meanwhile")),
-    }
-}
-
-async fn settle_rejected(
-    services: &Services,
-    file: &FileRecord,
-    job_id: JobId,
-    key: &str,
-    reason: RejectionReason,
-) -> Result<Outcome, ApiError> {
-    match services
-        .files
-        .settle_rejected(file.file_id, job_id, reason, timestamp::now())
-        .await?
-    {
-        Conditional::Applied(_) => {
-            services.objects.delete(key).await?;
-            let outcome = Outcome::Rejected(reason);
-            emit_verdict_metric(&outcome);
-            Ok(outcome)
+        Verdict::Rejected(reason) => {
+            if let Some(job) = &before.job {
+                services.objects.delete(&job.s3_key).await?;
+            }
+            Outcome::Rejected(reason)
         }
-        Conditional::Refused { .. } => Ok(Outcome::Ignored("settled or replaced meanwhile")),
-    }
+    };
+    emit_verdict_metric(&outcome);
+    Ok(outcome)
 }
 
 /// One CloudWatch embedded-metric-format line per verdict: `Verdicts` by verdict and reason.

@@ -1,7 +1,5 @@
 //! Checks a stored object against what was declared for it, with the least I/O that proves it.
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use md5::Md5;
 use sha2::{Digest, Sha256};
 
@@ -91,9 +89,13 @@ pub async fn inspect(
         Finding::Flawed(RejectionReason::SizeMismatch)
     } else if !sniff::agrees(&declared.content_type, &digest.leading) {
         Finding::Flawed(RejectionReason::ContentTypeMismatch)
-    } else if !digest_matches(digest.sha256.as_deref(), declared.sha256.as_deref())
-        || !digest_matches(digest.md5.as_deref(), declared.md5.as_deref())
-    {
+    } else if !digest_matches(
+        digest.sha256.as_deref(),
+        declared.sha256.as_ref().map(|d| d.as_bytes().as_slice()),
+    ) || !digest_matches(
+        digest.md5.as_deref(),
+        declared.md5.as_ref().map(|d| d.as_bytes().as_slice()),
+    ) {
         Finding::Flawed(RejectionReason::ChecksumMismatch)
     } else {
         Finding::Sound
@@ -118,7 +120,7 @@ enum Proof {
 fn proof_of_sha256(declared: &ContentDeclaration, head: &ObjectHead) -> Proof {
     match (&declared.sha256, &head.checksum_sha256) {
         (None, _) => Proof::Proven,
-        (Some(declared), Some(stored)) if stored == declared => Proof::Proven,
+        (Some(declared), Some(stored)) if *stored == declared.to_base64() => Proof::Proven,
         // A composite checksum of parts ("…-N") is not the object's digest.
         (Some(_), Some(stored)) if !stored.contains('-') => Proof::Disproven,
         _ => Proof::Unknown,
@@ -137,17 +139,15 @@ fn proof_of_md5(declared: &ContentDeclaration, head: &ObjectHead) -> Proof {
         .map(|etag| etag.trim_matches('"'))
         .filter(|etag| etag.len() == 32)
         .and_then(|etag| hex::decode(etag).ok());
-    match (etag_md5, STANDARD.decode(declared)) {
-        (Some(stored), Ok(declared)) if stored == declared => Proof::Proven,
+    match etag_md5 {
+        Some(stored) if stored == declared.as_bytes() => Proof::Proven,
         _ => Proof::Unknown,
     }
 }
 
-fn digest_matches(computed: Option<&[u8]>, declared: Option<&str>) -> bool {
+fn digest_matches(computed: Option<&[u8]>, declared: Option<&[u8]>) -> bool {
     match (computed, declared) {
-        (Some(computed), Some(declared)) => STANDARD
-            .decode(declared)
-            .is_ok_and(|declared| declared == computed),
+        (Some(computed), Some(declared)) => computed == declared,
         _ => true,
     }
 }
@@ -266,14 +266,14 @@ impl Hasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::fixtures;
+    use crate::domain::values::{Md5 as Md5Digest, Sha256 as Sha256Digest};
 
     fn declared(sha256: Option<&str>, md5: Option<&str>) -> ContentDeclaration {
         ContentDeclaration {
-            file_name: "f".into(),
-            content_type: "text/plain".into(),
-            file_size: 3,
-            sha256: sha256.map(str::to_owned),
-            md5: md5.map(str::to_owned),
+            sha256: sha256.map(|d| Sha256Digest::parse(d).unwrap()),
+            md5: md5.map(|d| Md5Digest::parse(d).unwrap()),
+            ..fixtures::content("f", "text/plain", 3)
         }
     }
 

@@ -65,7 +65,7 @@ pub async fn start_job(
         } => {
             let upload_id = services
                 .objects
-                .create_multipart_upload(&s3_key, &content.content_type)
+                .create_multipart_upload(&s3_key, content.content_type.as_str())
                 .await?;
             let job = UploadJob {
                 job_id,

@@ -1,12 +1,25 @@
-//! The file: what was declared, which upload job is current, which version is verified.
+//! The file and its lifecycle: what was declared, which upload job is current, which version is
+//! verified, and every transition between them, each written once here.
+//!
+//! ```text
+//! declare ──► pending_upload ──mark_uploaded──► uploaded ──settle──► verified | rejected
+//!                  │  ▲                                                   │
+//!   abort_upload ◄─┘  └──────────────── start_upload (reupload) ◄─────────┘
+//! ```
+//! A file never verified carries an expiry (DynamoDB's TTL) from its last upload start or abort;
+//! a verified version removes it.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::domain::error::ApiError;
 use crate::domain::ids::{FileId, JobId};
 use crate::domain::plan::UploadShape;
+use crate::domain::validate::UploadRequest;
+use crate::domain::values::{FileName, Md5, MediaType, Metadata, Sha256};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -74,13 +87,27 @@ impl RejectionReason {
 /// What the client declared about the content of one upload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContentDeclaration {
-    pub file_name: String,
-    pub content_type: String,
+    pub file_name: FileName,
+    pub content_type: MediaType,
     pub file_size: u64,
-    /// Base64 of the 32-byte SHA-256 digest.
-    pub sha256: Option<String>,
-    /// Base64 of the 16-byte MD5 digest.
-    pub md5: Option<String>,
+    pub sha256: Option<Sha256>,
+    pub md5: Option<Md5>,
+}
+
+impl UploadRequest {
+    /// The content this request declares, named `default_name` when it gives no name.
+    pub fn content(&self, default_name: &FileName) -> ContentDeclaration {
+        ContentDeclaration {
+            file_name: self
+                .file_name
+                .clone()
+                .unwrap_or_else(|| default_name.clone()),
+            content_type: self.content_type.clone(),
+            file_size: self.file_size,
+            sha256: self.sha256,
+            md5: self.md5,
+        }
+    }
 }
 
 /// The upload job that the file's `status` describes: the latest one started.
@@ -124,18 +151,445 @@ pub struct FileRecord {
     pub project_id: String,
     /// The content declared for the current job (or, after an abort, the verified content).
     pub content: ContentDeclaration,
-    pub metadata: BTreeMap<String, String>,
+    pub metadata: Metadata,
     pub status: FileStatus,
     pub rejection_reason: Option<RejectionReason>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     pub job: Option<UploadJob>,
     pub verified: Option<VerifiedVersion>,
+    /// When the table may forget the file: only files never verified expire.
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+/// Why a transition does not apply to the file as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No upload awaits its bytes: none was started, or it was completed, settled or aborted.
+    NoUploadInProgress,
+    /// The job named is no longer the file's current one: a newer upload or an abort replaced it.
+    JobSuperseded,
+    /// The job is current but was already settled.
+    AlreadySettled,
+}
+
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::NoUploadInProgress => ApiError::conflict(
+                "no_upload_in_progress",
+                "this file has no upload in progress; start one with reupload",
+            ),
+            Refusal::JobSuperseded => ApiError::conflict(
+                "job_superseded",
+                "this upload is no longer the file's current one: a newer upload or an abort replaced it",
+            ),
+            Refusal::AlreadySettled => ApiError::conflict(
+                "already_settled",
+                "this upload was already verified or rejected",
+            ),
+        }
+    }
+}
+
+/// What the verify trigger found the stored content of a job to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The content stored at `s3_key` is the declared one.
+    Verified {
+        s3_key: String,
+    },
+    Rejected(RejectionReason),
+}
+
+impl FileRecord {
+    /// A new file of `project_id`, awaiting the bytes of its first upload `job`.
+    pub fn declare(
+        file_id: FileId,
+        project_id: String,
+        content: ContentDeclaration,
+        metadata: Metadata,
+        job: UploadJob,
+        now: OffsetDateTime,
+        pending_ttl: Duration,
+    ) -> Self {
+        let mut file = Self {
+            file_id,
+            project_id,
+            content,
+            metadata,
+            status: FileStatus::PendingUpload,
+            rejection_reason: None,
+            created_at: now,
+            updated_at: now,
+            job: Some(job),
+            verified: None,
+            expires_at: None,
+        };
+        file.keep_unverified_for(pending_ttl, now);
+        file
+    }
+
+    /// New content for the file, uploaded by `job` (planned from `request.content(..)`). The
+    /// verified version stays served until the new content is verified; any other job is
+    /// replaced. Name and metadata change only when the request gives them.
+    pub fn start_upload(
+        &self,
+        request: &UploadRequest,
+        job: UploadJob,
+        now: OffsetDateTime,
+        pending_ttl: Duration,
+    ) -> Self {
+        let mut file = Self {
+            content: request.content(&self.content.file_name),
+            metadata: request
+                .metadata
+                .clone()
+                .unwrap_or_else(|| self.metadata.clone()),
+            status: FileStatus::PendingUpload,
+            rejection_reason: None,
+            updated_at: now,
+            job: Some(job),
+            ..self.clone()
+        };
+        file.keep_unverified_for(pending_ttl, now);
+        file
+    }
+
+    /// The upload in progress is abandoned: the file falls back to its verified version, or,
+    /// with none, is `rejected` with `upload_aborted` so that it is clear nothing was uploaded.
+    pub fn abort_upload(
+        &self,
+        now: OffsetDateTime,
+        pending_ttl: Duration,
+    ) -> Result<Self, Refusal> {
+        self.upload_in_progress()?;
+        let mut file = match &self.verified {
+            Some(verified) => Self {
+                content: verified.content.clone(),
+                status: FileStatus::Verified,
+                rejection_reason: None,
+                ..self.clone()
+            },
+            None => Self {
+                status: FileStatus::Rejected,
+                rejection_reason: Some(RejectionReason::UploadAborted),
+                ..self.clone()
+            },
+        };
+        file.job = None;
+        file.updated_at = now;
+        file.keep_unverified_for(pending_ttl, now);
+        Ok(file)
+    }
+
+    /// The client says the bytes of `job_id` are stored: `pending_upload` → `uploaded`.
+    /// `None` when there is nothing to change: completed before, or already settled.
+    pub fn mark_uploaded(
+        &self,
+        job_id: JobId,
+        now: OffsetDateTime,
+    ) -> Result<Option<Self>, Refusal> {
+        self.current_job(Some(job_id))?;
+        if self.status != FileStatus::PendingUpload {
+            return Ok(None);
+        }
+        Ok(Some(Self {
+            status: FileStatus::Uploaded,
+            updated_at: now,
+            ..self.clone()
+        }))
+    }
+
+    /// Settles the current, unsettled job `job_id`. Verified content becomes the version the
+    /// file serves (and the file stops expiring); a rejection leaves an earlier verified version
+    /// in place.
+    pub fn settle(
+        &self,
+        job_id: JobId,
+        verdict: Verdict,
+        now: OffsetDateTime,
+    ) -> Result<Self, Refusal> {
+        self.current_job(Some(job_id))?;
+        if !self.awaits_verdict() {
+            return Err(Refusal::AlreadySettled);
+        }
+        Ok(match verdict {
+            Verdict::Verified { s3_key } => Self {
+                status: FileStatus::Verified,
+                rejection_reason: None,
+                verified: Some(VerifiedVersion {
+                    job_id,
+                    s3_key,
+                    content: self.content.clone(),
+                    verified_at: now,
+                }),
+                updated_at: now,
+                expires_at: None,
+                ..self.clone()
+            },
+            Verdict::Rejected(reason) => Self {
+                status: FileStatus::Rejected,
+                rejection_reason: Some(reason),
+                updated_at: now,
+                ..self.clone()
+            },
+        })
+    }
+
+    /// The current job, which must be `expected` when one is named.
+    pub fn current_job(&self, expected: Option<JobId>) -> Result<&UploadJob, Refusal> {
+        match (&self.job, expected) {
+            (None, None) => Err(Refusal::NoUploadInProgress),
+            (None, Some(_)) => Err(Refusal::JobSuperseded),
+            (Some(job), Some(expected)) if job.job_id != expected => Err(Refusal::JobSuperseded),
+            (Some(job), _) => Ok(job),
+        }
+    }
+
+    /// The job that parts and abort act on: the current one, while it awaits its bytes.
+    pub fn upload_in_progress(&self) -> Result<&UploadJob, Refusal> {
+        match (&self.job, self.status) {
+            (Some(job), FileStatus::PendingUpload) => Ok(job),
+            _ => Err(Refusal::NoUploadInProgress),
+        }
+    }
+
+    /// Whether the current job still waits for the verify trigger's verdict.
+    pub fn awaits_verdict(&self) -> bool {
+        matches!(
+            self.status,
+            FileStatus::PendingUpload | FileStatus::Uploaded
+        )
+    }
+
+    /// Whether the content of `job_id` is the version the file serves.
+    pub fn serves(&self, job_id: JobId) -> bool {
+        self.verified.as_ref().is_some_and(|v| v.job_id == job_id)
+    }
+
+    /// The current job, when its storage holds nothing worth keeping: not the verified version.
+    pub fn unverified_job(&self) -> Option<&UploadJob> {
+        self.job.as_ref().filter(|job| !self.serves(job.job_id))
+    }
+
+    /// The TTL rule: a file never verified expires `pending_ttl` after its last upload started
+    /// or was aborted; one with a verified version never does.
+    fn keep_unverified_for(&mut self, pending_ttl: Duration, now: OffsetDateTime) {
+        if self.verified.is_none() {
+            let at = now + pending_ttl;
+            // Whole seconds, as DynamoDB's TTL keeps it.
+            self.expires_at = Some(at.replace_nanosecond(0).unwrap_or(at));
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::fixtures::{self, PENDING_TTL};
+    use crate::domain::timestamp;
+
+    /// A file at each step of its lifecycle, named.
+    fn lifecycle() -> Vec<(&'static str, FileRecord)> {
+        let declared = fixtures::declared();
+        let job = declared.job.as_ref().unwrap().job_id;
+        let now = timestamp::now();
+        let uploaded = declared.mark_uploaded(job, now).unwrap().unwrap();
+        let verified = |file: &FileRecord| {
+            let s3_key = file.job.as_ref().unwrap().s3_key.clone();
+            file.settle(job, Verdict::Verified { s3_key }, now).unwrap()
+        };
+        let rejected = uploaded
+            .settle(job, Verdict::Rejected(RejectionReason::SizeMismatch), now)
+            .unwrap();
+        let aborted = declared.abort_upload(now, PENDING_TTL).unwrap();
+        let verified_file = verified(&uploaded);
+        let reuploading = verified_file.start_upload(
+            &request(),
+            fixtures::job(declared.file_id, now),
+            now,
+            PENDING_TTL,
+        );
+        vec![
+            ("declared", declared.clone()),
+            ("uploaded", uploaded),
+            ("verified", verified_file),
+            ("rejected", rejected),
+            ("aborted", aborted),
+            ("reuploading a verified file", reuploading),
+        ]
+    }
+
+    fn request() -> UploadRequest {
+        UploadRequest {
+            file_name: None,
+            file_size: 42,
+            content_type: MediaType::parse("text/plain").unwrap(),
+            sha256: None,
+            md5: None,
+            metadata: None,
+        }
+    }
+
+    fn step(name: &str) -> FileRecord {
+        lifecycle().into_iter().find(|(n, _)| *n == name).unwrap().1
+    }
+
+    #[test]
+    fn each_step_has_its_status_job_versions_and_expiry() {
+        // (step, status, has a job, has a verified version, expires, rejection)
+        let table = [
+            (
+                "declared",
+                FileStatus::PendingUpload,
+                true,
+                false,
+                true,
+                None,
+            ),
+            ("uploaded", FileStatus::Uploaded, true, false, true, None),
+            ("verified", FileStatus::Verified, true, true, false, None),
+            (
+                "rejected",
+                FileStatus::Rejected,
+                true,
+                false,
+                true,
+                Some(RejectionReason::SizeMismatch),
+            ),
+            (
+                "aborted",
+                FileStatus::Rejected,
+                false,
+                false,
+                true,
+                Some(RejectionReason::UploadAborted),
+            ),
+            (
+                "reuploading a verified file",
+                FileStatus::PendingUpload,
+                true,
+                true,
+                false,
+                None,
+            ),
+        ];
+        for (name, status, job, verified, expires, rejection) in table {
+            let file = step(name);
+            assert_eq!(file.status, status, "{name}");
+            assert_eq!(file.job.is_some(), job, "{name}");
+            assert_eq!(file.verified.is_some(), verified, "{name}");
+            assert_eq!(file.expires_at.is_some(), expires, "{name}");
+            assert_eq!(file.rejection_reason, rejection, "{name}");
+        }
+    }
+
+    #[test]
+    fn which_transitions_each_step_allows() {
+        // (step, abort_upload, mark_uploaded writes, settle, has an unverified job)
+        let table = [
+            ("declared", true, true, true, true),
+            ("uploaded", false, false, true, true),
+            ("verified", false, false, false, false),
+            ("rejected", false, false, false, true),
+            ("aborted", false, false, false, false),
+            ("reuploading a verified file", true, true, true, true),
+        ];
+        let now = timestamp::now();
+        for (name, abort, complete, settle, unverified_job) in table {
+            let file = step(name);
+            assert_eq!(file.abort_upload(now, PENDING_TTL).is_ok(), abort, "{name}");
+            let current = file.job.as_ref().map(|job| job.job_id);
+            if let Some(job) = current {
+                let marked = file.mark_uploaded(job, now);
+                assert_eq!(matches!(marked, Ok(Some(_))), complete, "{name}");
+                let settled = file.settle(
+                    job,
+                    Verdict::Rejected(RejectionReason::ChecksumMismatch),
+                    now,
+                );
+                assert_eq!(settled.is_ok(), settle, "{name}");
+            }
+            assert_eq!(file.unverified_job().is_some(), unverified_job, "{name}");
+        }
+    }
+
+    #[test]
+    fn another_job_is_superseded_and_no_job_has_nothing_in_progress() {
+        let now = timestamp::now();
+        let other = JobId::random();
+        let expected = Refusal::JobSuperseded;
+        for (name, file) in lifecycle() {
+            assert_eq!(
+                file.mark_uploaded(other, now).unwrap_err(),
+                expected,
+                "{name}"
+            );
+            assert_eq!(
+                file.settle(other, Verdict::Rejected(RejectionReason::SizeMismatch), now)
+                    .unwrap_err(),
+                expected,
+                "{name}"
+            );
+        }
+        let aborted = step("aborted");
+        assert_eq!(
+            aborted.current_job(None).unwrap_err(),
+            Refusal::NoUploadInProgress
+        );
+        assert_eq!(
+            aborted.upload_in_progress().unwrap_err(),
+            Refusal::NoUploadInProgress
+        );
+    }
+
+    #[test]
+    fn a_reupload_keeps_name_metadata_and_the_served_version_unless_given() {
+        let verified = step("verified");
+        let now = timestamp::now();
+        let job = fixtures::job(verified.file_id, now);
+        let kept = verified.start_upload(&request(), job.clone(), now, PENDING_TTL);
+        assert_eq!(kept.content.file_name, verified.content.file_name);
+        assert_eq!(kept.metadata, verified.metadata);
+        assert_eq!(kept.content.file_size, 42);
+        assert_eq!(kept.verified, verified.verified);
+        assert!(kept.serves(verified.job.as_ref().unwrap().job_id));
+        let renamed = verified.start_upload(
+            &UploadRequest {
+                file_name: Some(FileName::parse("new.txt").unwrap()),
+                metadata: Some(Metadata::default()),
+                ..request()
+            },
+            job,
+            now,
+            PENDING_TTL,
+        );
+        assert_eq!(renamed.content.file_name.as_str(), "new.txt");
+        assert!(renamed.metadata.as_map().is_empty());
+    }
+
+    #[test]
+    fn aborting_a_reupload_falls_back_to_the_verified_content() {
+        let reuploading = step("reuploading a verified file");
+        let aborted = reuploading
+            .abort_upload(timestamp::now(), PENDING_TTL)
+            .unwrap();
+        assert_eq!(aborted.status, FileStatus::Verified);
+        assert_eq!(aborted.content, aborted.verified.as_ref().unwrap().content);
+        assert_eq!(aborted.job, None);
+        assert_eq!(aborted.expires_at, None);
+    }
+
+    #[test]
+    fn expiry_counts_from_the_last_upload_start_in_whole_seconds() {
+        let declared = step("declared");
+        let expires_at = declared.expires_at.unwrap();
+        assert_eq!(expires_at.nanosecond(), 0);
+        let delta = expires_at - declared.created_at;
+        assert!(delta <= time::Duration::try_from(PENDING_TTL).unwrap());
+        assert!(delta > time::Duration::try_from(PENDING_TTL).unwrap() - time::Duration::SECOND);
+    }
 
     #[test]
     fn statuses_and_reasons_parse_their_wire_names() {

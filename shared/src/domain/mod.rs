@@ -4,15 +4,19 @@
 
 pub mod error;
 pub mod file;
+#[cfg(test)]
+pub(crate) mod fixtures;
 pub mod ids;
 pub mod parts;
 pub mod plan;
 pub mod sniff;
 pub mod timestamp;
 pub mod validate;
+pub mod values;
 
 pub use error::{ApiError, Detail};
 pub use file::{
-    ContentDeclaration, FileRecord, FileStatus, RejectionReason, UploadJob, VerifiedVersion,
+    ContentDeclaration, FileRecord, FileStatus, Refusal, RejectionReason, UploadJob, Verdict,
+    VerifiedVersion,
 };
 pub use ids::{FileId, JobId};

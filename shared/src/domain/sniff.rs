@@ -1,6 +1,8 @@
 //! Recognises common file types by their leading bytes, to catch content whose declared type is
 //! a disguise: an executable or an HTML page uploaded as `image/png`, say.
 
+use crate::domain::values::MediaType;
+
 /// How many leading bytes the checks look at.
 pub const SNIFF_LEN: usize = 4096;
 
@@ -110,9 +112,8 @@ fn is_mpeg_audio_frame(bytes: &[u8]) -> bool {
 }
 
 /// The families a declared media type allows; `None` for types this module has no opinion on.
-pub fn expected_kinds(content_type: &str) -> Option<&'static [Kind]> {
-    let essence = essence(content_type);
-    let kinds: &'static [Kind] = match essence.as_str() {
+pub fn expected_kinds(content_type: &MediaType) -> Option<&'static [Kind]> {
+    let kinds: &'static [Kind] = match content_type.essence() {
         "image/png" | "image/apng" => &[Kind::Png],
         "image/jpeg" | "image/jpg" | "image/pjpeg" => &[Kind::Jpeg],
         "image/gif" => &[Kind::Gif],
@@ -158,7 +159,7 @@ pub fn expected_kinds(content_type: &str) -> Option<&'static [Kind]> {
 /// Whether `leading` bytes are consistent with the declared `content_type`: a type this module
 /// knows must show its signature; any other type (but `application/octet-stream`, which claims
 /// nothing) must not be a program, a script or an HTML page in disguise.
-pub fn agrees(content_type: &str, leading: &[u8]) -> bool {
+pub fn agrees(content_type: &MediaType, leading: &[u8]) -> bool {
     let detected = detect(leading);
     match expected_kinds(content_type) {
         Some(expected) => detected.is_some_and(|kind| expected.contains(&kind)),
@@ -167,25 +168,14 @@ pub fn agrees(content_type: &str, leading: &[u8]) -> bool {
     }
 }
 
-fn is_unspecific(content_type: &str) -> bool {
-    essence(content_type) == "application/octet-stream"
-}
-
-/// `type/subtype` of a media type, lowercased, without parameters.
-fn essence(content_type: &str) -> String {
-    content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase()
+fn is_unspecific(content_type: &MediaType) -> bool {
+    content_type.essence() == MediaType::DEFAULT
 }
 
 /// Types under which programs, scripts or markup are what one expects.
-fn declares_active(content_type: &str) -> bool {
-    let essence = essence(content_type);
+fn declares_active(content_type: &MediaType) -> bool {
     matches!(
-        essence.as_str(),
+        content_type.essence(),
         "application/x-executable"
             | "application/x-elf"
             | "application/x-sharedlib"
@@ -229,6 +219,10 @@ fn looks_like_html(bytes: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn agrees(content_type: &str, leading: &[u8]) -> bool {
+        super::agrees(&MediaType::parse(content_type).unwrap(), leading)
+    }
 
     const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
     const ELF: &[u8] = b"\x7fELF\x02\x01\x01\0";

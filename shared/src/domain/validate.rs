@@ -1,34 +1,74 @@
-//! Request bodies → validated values, reporting every bad field at once.
+//! Request bodies → domain values, reporting every bad field at once: each field is parsed by
+//! its value type, and a [`Fields`] collector gathers the refusals.
 
-use std::collections::BTreeMap;
-
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value};
 
 use crate::domain::error::{ApiError, Detail};
+use crate::domain::file::ContentDeclaration;
 use crate::domain::parts::ClaimedPart;
-
-pub const MAX_FILE_NAME_CHARS: usize = 255;
-pub const MAX_CONTENT_TYPE_CHARS: usize = 255;
-pub const MAX_METADATA_ENTRIES: usize = 64;
-pub const MAX_METADATA_NAME_CHARS: usize = 128;
-pub const MAX_METADATA_VALUE_CHARS: usize = 1024;
-/// Sum of the UTF-8 lengths of all names and values.
-pub const MAX_METADATA_BYTES: usize = 8 * 1024;
-pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
+use crate::domain::values::{FileName, Md5, MediaType, Metadata, MetadataEntry, Sha256};
 
 /// The body of create and reupload, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadRequest {
     /// Required by create; reupload keeps the current name when absent.
-    pub file_name: Option<String>,
+    pub file_name: Option<FileName>,
     pub file_size: u64,
-    pub content_type: String,
-    pub sha256: Option<String>,
-    pub md5: Option<String>,
+    pub content_type: MediaType,
+    pub sha256: Option<Sha256>,
+    pub md5: Option<Md5>,
     /// Absent means "none" on create and "keep the current metadata" on reupload.
-    pub metadata: Option<BTreeMap<String, String>>,
+    pub metadata: Option<Metadata>,
+}
+
+/// A create body: the content of the first upload, and the file's metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewFile {
+    pub content: ContentDeclaration,
+    pub metadata: Metadata,
+}
+
+/// Checks every field of a create body.
+pub fn new_file(body: &Map<String, Value>, max_file_size: u64) -> Result<NewFile, ApiError> {
+    let request = upload_request(body, max_file_size, true)?;
+    let file_name = request.file_name.clone().ok_or_else(|| {
+        ApiError::Internal("a create passed validation without a file_name".into())
+    })?;
+    Ok(NewFile {
+        content: request.content(&file_name),
+        metadata: request.metadata.unwrap_or_default(),
+    })
+}
+
+/// Gathers the refusals of every field of one body.
+#[derive(Debug, Default)]
+struct Fields {
+    bad: Vec<Detail>,
+}
+
+impl Fields {
+    fn refuse(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.bad.push(Detail::field(field, message));
+    }
+
+    /// The optional string `field` of `body`, parsed by `parse`; `None` when absent or refused.
+    fn text<T>(
+        &mut self,
+        body: &Map<String, Value>,
+        field: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        match body.get(field) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(text)) => parse(text)
+                .map_err(|message| self.refuse(field, message))
+                .ok(),
+            Some(_) => {
+                self.refuse(field, "must be a string");
+                None
+            }
+        }
+    }
 }
 
 /// Checks every field of a create (`name_required`) or reupload body.
@@ -37,250 +77,139 @@ pub fn upload_request(
     max_file_size: u64,
     name_required: bool,
 ) -> Result<UploadRequest, ApiError> {
-    let mut bad = Vec::new();
-    let mut too_large = None;
+    let mut fields = Fields::default();
 
-    let file_name = match body.get("file_name") {
-        None | Some(Value::Null) if name_required => {
-            bad.push(Detail::field("file_name", "is required"));
-            None
-        }
-        None | Some(Value::Null) => None,
-        Some(value) => checked_text(value, "file_name", MAX_FILE_NAME_CHARS, &mut bad),
-    };
-
-    let range = format!("must be between 1 and {max_file_size}");
-    let file_size = match body.get("file_size") {
-        None | Some(Value::Null) => {
-            bad.push(Detail::field("file_size", "is required"));
-            None
-        }
-        Some(Value::Number(n)) => match n.as_u64() {
-            Some(size) if (1..=max_file_size).contains(&size) => Some(size),
-            Some(size) if size > max_file_size => {
-                too_large = Some(Detail::field("file_size", range));
-                None
-            }
-            Some(_) => {
-                bad.push(Detail::field("file_size", range));
-                None
-            }
-            None if n.as_i64().is_some() => {
-                bad.push(Detail::field("file_size", range));
-                None
-            }
-            None => {
-                bad.push(Detail::field("file_size", "must be an integer"));
-                None
-            }
-        },
-        Some(_) => {
-            bad.push(Detail::field("file_size", "must be an integer"));
-            None
-        }
-    };
-
-    let content_type = match body.get("content_type") {
-        None | Some(Value::Null) => Some(DEFAULT_CONTENT_TYPE.to_owned()),
-        Some(Value::String(text)) if is_media_type(text) => Some(text.clone()),
-        Some(Value::String(_)) => {
-            bad.push(Detail::field(
-                "content_type",
-                format!("must be a media type such as image/png, at most {MAX_CONTENT_TYPE_CHARS} characters"),
-            ));
-            None
-        }
-        Some(_) => {
-            bad.push(Detail::field("content_type", "must be a string"));
-            None
-        }
-    };
-
-    let sha256 = digest(body.get("sha256"), "sha256", 32, &mut bad);
-    let md5 = digest(body.get("md5"), "md5", 16, &mut bad);
+    let file_name = fields.text(body, "file_name", FileName::parse);
+    if name_required && matches!(body.get("file_name"), None | Some(Value::Null)) {
+        fields.refuse("file_name", "is required");
+    }
+    let (file_size, too_large) = file_size(body.get("file_size"), max_file_size, &mut fields);
+    let content_type = fields.text(body, "content_type", MediaType::parse);
+    let sha256 = fields.text(body, "sha256", Sha256::parse);
+    let md5 = fields.text(body, "md5", Md5::parse);
     let metadata = match body.get("metadata") {
         None | Some(Value::Null) => None,
-        Some(value) => metadata(value, &mut bad),
+        Some(value) => metadata(value, &mut fields),
     };
 
-    match (bad.is_empty(), too_large) {
-        (true, Some(detail)) => Err(ApiError::PayloadTooLarge {
+    let mut bad = fields.bad;
+    match (bad.is_empty(), too_large, file_size) {
+        (true, Some(detail), _) => Err(ApiError::PayloadTooLarge {
             max: max_file_size,
             details: vec![detail],
         }),
-        (false, too_large) => {
-            bad.extend(too_large);
-            bad.sort_by(|a, b| a.field.cmp(&b.field));
-            Err(ApiError::Validation(bad))
-        }
-        (true, None) => Ok(UploadRequest {
+        (true, None, Some(file_size)) => Ok(UploadRequest {
             file_name,
-            file_size: file_size
-                .unwrap_or_else(|| unreachable!("no error was recorded for file_size")),
-            content_type: content_type
-                .unwrap_or_else(|| unreachable!("no error was recorded for content_type")),
+            file_size,
+            content_type: content_type.unwrap_or_else(MediaType::octet_stream),
             sha256,
             md5,
             metadata,
         }),
+        (_, too_large, _) => {
+            bad.extend(too_large);
+            bad.sort_by(|a, b| a.field.cmp(&b.field));
+            Err(ApiError::Validation(bad))
+        }
     }
 }
 
-/// A string of 1..=`max_chars` characters with no control characters.
-fn checked_text(
-    value: &Value,
-    field: &str,
-    max_chars: usize,
-    bad: &mut Vec<Detail>,
-) -> Option<String> {
-    let Value::String(text) = value else {
-        bad.push(Detail::field(field, "must be a string"));
-        return None;
-    };
-    let chars = text.chars().count();
-    if chars == 0 || chars > max_chars {
-        bad.push(Detail::field(
-            field,
-            format!("must be 1 to {max_chars} characters"),
-        ));
-        None
-    } else if text.chars().any(char::is_control) {
-        bad.push(Detail::field(field, "must not contain control characters"));
-        None
-    } else {
-        Some(text.clone())
-    }
-}
-
-/// Base64 of exactly `bytes` raw digest bytes, in canonical padded form.
-fn digest(
+/// `file_size`: an integer from 1 to `max`. Above `max` it is set apart (the second value),
+/// for a 413 when it is the only problem.
+fn file_size(
     value: Option<&Value>,
-    field: &str,
-    bytes: usize,
-    bad: &mut Vec<Detail>,
-) -> Option<String> {
-    let text = match value {
-        None | Some(Value::Null) => return None,
-        Some(Value::String(text)) => text,
+    max: u64,
+    fields: &mut Fields,
+) -> (Option<u64>, Option<Detail>) {
+    let range = format!("must be between 1 and {max}");
+    match value {
+        None | Some(Value::Null) => {
+            fields.refuse("file_size", "is required");
+            (None, None)
+        }
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(size) if (1..=max).contains(&size) => (Some(size), None),
+            Some(size) if size > max => (None, Some(Detail::field("file_size", range))),
+            Some(_) => {
+                fields.refuse("file_size", range);
+                (None, None)
+            }
+            None if n.as_i64().is_some() => {
+                fields.refuse("file_size", range);
+                (None, None)
+            }
+            None => {
+                fields.refuse("file_size", "must be an integer");
+                (None, None)
+            }
+        },
         Some(_) => {
-            bad.push(Detail::field(field, "must be a string"));
-            return None;
-        }
-    };
-    match STANDARD.decode(text) {
-        Ok(raw) if raw.len() == bytes => Some(text.clone()),
-        Ok(raw) => {
-            bad.push(Detail::field(
-                field,
-                format!(
-                    "must be the base64 of a {bytes}-byte digest, got {} bytes",
-                    raw.len()
-                ),
-            ));
-            None
-        }
-        Err(_) => {
-            bad.push(Detail::field(field, "must be standard base64 with padding"));
-            None
+            fields.refuse("file_size", "must be an integer");
+            (None, None)
         }
     }
 }
 
 /// An object of string → string, or a list of `{"name", "value"}` pairs.
-fn metadata(value: &Value, bad: &mut Vec<Detail>) -> Option<BTreeMap<String, String>> {
-    let errors_before = bad.len();
-    let mut entries: Vec<(String, Option<String>, Option<String>)> = Vec::new();
+fn metadata(value: &Value, fields: &mut Fields) -> Option<Metadata> {
+    let refused_before = fields.bad.len();
+    let string = |value: Option<&Value>, at: &str, fields: &mut Fields| match value {
+        Some(Value::String(text)) => Some(text.clone()),
+        _ => {
+            fields.refuse(at, "must be a string");
+            None
+        }
+    };
+    let mut entries = Vec::new();
     match value {
         Value::Object(map) => {
             for (name, value) in map {
-                let field = format!("metadata.{name}");
-                let value = checked_value(value, &field, bad);
-                entries.push((field, Some(name.clone()), value));
+                let at = format!("metadata.{name}");
+                if let Some(value) = string(Some(value), &at, fields) {
+                    entries.push(MetadataEntry {
+                        value_at: at.clone(),
+                        at,
+                        name: name.clone(),
+                        value,
+                    });
+                }
             }
         }
         Value::Array(pairs) => {
             for (index, pair) in pairs.iter().enumerate() {
-                let field = format!("metadata[{index}]");
+                let at = format!("metadata[{index}]");
                 let Some(pair) = pair.as_object() else {
-                    bad.push(Detail::field(
-                        field,
-                        "must be an object with name and value",
-                    ));
+                    fields.refuse(at, "must be an object with name and value");
                     continue;
                 };
-                let name = match pair.get("name") {
-                    Some(Value::String(name)) => Some(name.clone()),
-                    _ => {
-                        bad.push(Detail::field(format!("{field}.name"), "must be a string"));
-                        None
-                    }
-                };
-                let value = checked_value(
-                    pair.get("value").unwrap_or(&Value::Null),
-                    &format!("{field}.value"),
-                    bad,
-                );
-                entries.push((field, name, value));
+                let name = string(pair.get("name"), &format!("{at}.name"), fields);
+                let value_at = format!("{at}.value");
+                let value = string(pair.get("value"), &value_at, fields);
+                if let (Some(name), Some(value)) = (name, value) {
+                    entries.push(MetadataEntry {
+                        at,
+                        value_at,
+                        name,
+                        value,
+                    });
+                }
             }
         }
         _ => {
-            bad.push(Detail::field(
+            fields.refuse(
                 "metadata",
                 "must be an object of strings or a list of {name, value}",
-            ));
+            );
             return None;
         }
     }
-
-    if entries.len() > MAX_METADATA_ENTRIES {
-        bad.push(Detail::field(
-            "metadata",
-            format!("must have at most {MAX_METADATA_ENTRIES} entries"),
-        ));
-    }
-    let mut metadata = BTreeMap::new();
-    let mut total_bytes = 0;
-    for (field, name, value) in entries {
-        let Some(name) = name else { continue };
-        let chars = name.chars().count();
-        if chars == 0 || chars > MAX_METADATA_NAME_CHARS || name.chars().any(char::is_control) {
-            bad.push(Detail::field(
-                field,
-                format!("names must be 1 to {MAX_METADATA_NAME_CHARS} characters without control characters"),
-            ));
-            continue;
-        }
-        let Some(value) = value else { continue };
-        total_bytes += name.len() + value.len();
-        if metadata.insert(name.clone(), value).is_some() {
-            bad.push(Detail::field(field, format!("duplicate name {name:?}")));
-        }
-    }
-    if total_bytes > MAX_METADATA_BYTES {
-        bad.push(Detail::field(
-            "metadata",
-            format!("must total at most {MAX_METADATA_BYTES} bytes"),
-        ));
-    }
-    (bad.len() == errors_before).then_some(metadata)
-}
-
-fn checked_value(value: &Value, field: &str, bad: &mut Vec<Detail>) -> Option<String> {
-    match value {
-        Value::String(text) if text.chars().count() > MAX_METADATA_VALUE_CHARS => {
-            bad.push(Detail::field(
-                field,
-                format!("must be at most {MAX_METADATA_VALUE_CHARS} characters"),
-            ));
-            None
-        }
-        Value::String(text) if text.chars().any(char::is_control) => {
-            bad.push(Detail::field(field, "must not contain control characters"));
-            None
-        }
-        Value::String(text) => Some(text.clone()),
-        _ => {
-            bad.push(Detail::field(field, "must be a string"));
+    match Metadata::parse(entries) {
+        Ok(metadata) => (fields.bad.len() == refused_before).then_some(metadata),
+        Err(refusals) => {
+            for refusal in refusals {
+                let at = refusal.entry.unwrap_or_else(|| "metadata".to_owned());
+                fields.refuse(at, refusal.message);
+            }
             None
         }
     }
@@ -385,31 +314,6 @@ pub fn claimed_parts(
     }
 }
 
-/// `type/subtype` with optional `; name=value` parameters, all in RFC 9110 token characters.
-pub fn is_media_type(text: &str) -> bool {
-    fn token(s: &str) -> bool {
-        !s.is_empty()
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-    }
-    if text.is_empty() || text.len() > MAX_CONTENT_TYPE_CHARS {
-        return false;
-    }
-    let mut parts = text.split(';');
-    let essence = parts.next().unwrap_or_default();
-    let Some((kind, subtype)) = essence.split_once('/') else {
-        return false;
-    };
-    token(kind)
-        && token(subtype)
-        && parts.all(|param| {
-            param
-                .trim_start_matches(' ')
-                .split_once('=')
-                .is_some_and(|(name, value)| token(name) && token(value))
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -438,15 +342,18 @@ mod tests {
             "metadata": [{"name": "category", "value": "invoice"}]
         }))
         .unwrap();
-        assert_eq!(req.file_name.as_deref(), Some("report.pdf"));
-        assert_eq!(req.metadata.unwrap()["category"], "invoice");
-        assert_eq!(req.sha256.as_deref(), Some(SHA));
+        assert_eq!(
+            req.file_name.as_ref().map(FileName::as_str),
+            Some("report.pdf")
+        );
+        assert_eq!(req.metadata.unwrap().as_map()["category"], "invoice");
+        assert_eq!(req.sha256.map(|d| d.to_string()).as_deref(), Some(SHA));
     }
 
     #[test]
     fn content_type_defaults_to_octet_stream() {
         let req = parse(json!({"file_name": "a", "file_size": 1})).unwrap();
-        assert_eq!(req.content_type, DEFAULT_CONTENT_TYPE);
+        assert_eq!(req.content_type.as_str(), MediaType::DEFAULT);
         assert_eq!(req.metadata, None);
     }
 
@@ -592,28 +499,5 @@ mod tests {
             claimed_parts(ok.as_object(), 3).unwrap().unwrap()[0].part_number,
             2
         );
-    }
-
-    #[test]
-    fn media_types() {
-        for ok in [
-            "image/png",
-            "application/vnd.ms-excel",
-            "text/plain; charset=utf-8",
-            "a/b;c=d",
-        ] {
-            assert!(is_media_type(ok), "{ok}");
-        }
-        for bad in [
-            "",
-            "png",
-            "image/",
-            "/png",
-            "image/png\r\nx: y",
-            "text/plain; charset",
-            "image/p ng",
-        ] {
-            assert!(!is_media_type(bad), "{bad}");
-        }
     }
 }

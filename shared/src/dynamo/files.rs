@@ -1,27 +1,45 @@
-//! The file table: reads, listing, and one conditional write per status change.
+//! The file table: reads, listing, and each change of a file as one conditional write.
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use time::OffsetDateTime;
 
 use crate::aws;
 use crate::domain::error::ApiError;
+use crate::domain::file::Refusal;
 use crate::domain::timestamp;
-use crate::domain::{FileId, FileRecord, FileStatus, JobId, RejectionReason, VerifiedVersion};
-use crate::dynamo::item::{self, Item, n, s};
+use crate::domain::values::Sha256;
+use crate::domain::{FileId, FileRecord, FileStatus};
+use crate::dynamo::item::{self, Item, s};
 
-/// The outcome of a conditional write: applied, or refused because the file is not in the
-/// expected state (`current` is the file as it is, if it exists).
+/// What became of a change of a file.
+// Returned once per request and matched at once: boxing the records would only add allocations.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
-pub enum Conditional {
-    Applied(FileRecord),
-    Refused { current: Option<FileRecord> },
+pub enum Update {
+    /// Written: the file as it was (`before`) and as it now is (`after`).
+    Applied {
+        before: FileRecord,
+        after: FileRecord,
+    },
+    /// Nothing to do: the file as it is.
+    Unchanged(FileRecord),
+    /// The change does not apply to the file as it now is.
+    Refused(Refusal, FileRecord),
 }
+
+/// The outcome of one conditional write: applied, or refused because the file is not in the
+/// expected state (with the file as it is, if it exists).
+#[allow(clippy::large_enum_variant)]
+enum Replaced {
+    Applied,
+    Refused(Option<FileRecord>),
+}
+
+/// Writes of one change before giving up on a file that keeps changing under it.
+const UPDATE_ATTEMPTS: usize = 3;
 
 #[derive(Debug)]
 pub struct FilePage {
@@ -59,16 +77,12 @@ impl FileStore {
         &self.table
     }
 
-    /// Writes a new file; `expires_at` is when DynamoDB may delete it if it is never verified.
-    pub async fn insert_new(
-        &self,
-        record: &FileRecord,
-        expires_at: OffsetDateTime,
-    ) -> Result<(), ApiError> {
+    /// Writes a new file.
+    pub async fn insert_new(&self, record: &FileRecord) -> Result<(), ApiError> {
         self.client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item_expiring(record, Some(expires_at))))
+            .set_item(Some(Item::from(record)))
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await
@@ -105,7 +119,7 @@ impl FileStore {
     pub async fn find_verified_by_content(
         &self,
         project_id: &str,
-        sha256: &str,
+        sha256: &Sha256,
         file_size: u64,
     ) -> Result<Option<FileRecord>, ApiError> {
         let output = self
@@ -132,25 +146,56 @@ impl FileStore {
         Ok(self.get(file_id).await?.filter(|record| {
             record.project_id == project_id
                 && record.verified.as_ref().is_some_and(|v| {
-                    v.content.sha256.as_deref() == Some(sha256) && v.content.file_size == file_size
+                    v.content.sha256.as_ref() == Some(sha256) && v.content.file_size == file_size
                 })
         }))
     }
 
+    /// Applies `change` to the file, as one conditional write: `current` is the file as last
+    /// read. When another write got there first, `change` is applied again to the file as that
+    /// write left it (returned by the refused write itself), a few times at most. `change`
+    /// answers `Ok(None)` when there is nothing to do.
+    pub async fn update(
+        &self,
+        current: FileRecord,
+        change: impl Fn(&FileRecord) -> Result<Option<FileRecord>, Refusal>,
+    ) -> Result<Update, ApiError> {
+        let mut current = current;
+        for _ in 0..UPDATE_ATTEMPTS {
+            let updated = match change(&current) {
+                Ok(Some(updated)) => updated,
+                Ok(None) => return Ok(Update::Unchanged(current)),
+                Err(refusal) => return Ok(Update::Refused(refusal, current)),
+            };
+            match self.replace(&updated, &current).await? {
+                Replaced::Applied => {
+                    return Ok(Update::Applied {
+                        before: current,
+                        after: updated,
+                    });
+                }
+                Replaced::Refused(Some(latest)) => current = latest,
+                Replaced::Refused(None) => return Err(ApiError::NotFound),
+            }
+        }
+        Err(ApiError::conflict(
+            "concurrent_update",
+            "the file kept changing while this request was changing it; retry",
+        ))
+    }
+
     /// Writes `updated` in place of `expected`, only if the file's job and status are still those
     /// of `expected`: every transition changes one of them, so no other write can be lost.
-    /// `expires_at` is when DynamoDB may delete the file if it stays unverified.
-    pub async fn replace(
+    async fn replace(
         &self,
         updated: &FileRecord,
         expected: &FileRecord,
-        expires_at: Option<OffsetDateTime>,
-    ) -> Result<Conditional, ApiError> {
+    ) -> Result<Replaced, ApiError> {
         let mut put = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item_expiring(updated, expires_at)))
+            .set_item(Some(Item::from(updated)))
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":status", s(expected.status.as_str()));
         put = match &expected.job {
@@ -164,157 +209,12 @@ impl FileStore {
             .send()
             .await;
         match result {
-            Ok(_) => Ok(Conditional::Applied(updated.clone())),
+            Ok(_) => Ok(Replaced::Applied),
             Err(err) => match err.as_service_error() {
-                Some(PutItemError::ConditionalCheckFailedException(failed)) => {
-                    let current = failed.item.as_ref().map(decode).transpose()?;
-                    Ok(Conditional::Refused { current })
-                }
+                Some(PutItemError::ConditionalCheckFailedException(failed)) => Ok(
+                    Replaced::Refused(failed.item.as_ref().map(decode).transpose()?),
+                ),
                 _ => Err(aws::failure("PutItem replace file", err)),
-            },
-        }
-    }
-
-    /// `pending_upload` → `uploaded`, only while `job_id` is the file's current job.
-    pub async fn mark_uploaded(
-        &self,
-        file_id: FileId,
-        job_id: JobId,
-        now: OffsetDateTime,
-    ) -> Result<Conditional, ApiError> {
-        let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(item::file_key(file_id)))
-            .update_expression("SET #status = :uploaded, updated_at = :now")
-            .condition_expression("#status = :pending AND job.job_id = :job")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":uploaded", s(FileStatus::Uploaded.as_str()))
-            .expression_attribute_values(":pending", s(FileStatus::PendingUpload.as_str()))
-            .expression_attribute_values(":job", s(job_id.to_string()))
-            .expression_attribute_values(":now", s(timestamp::format(now)));
-        self.conditional_update(update, "UpdateItem mark_uploaded")
-            .await
-    }
-
-    /// Settles the current job `job_id` as verified: its content becomes the downloadable version
-    /// (and, with a SHA-256, a dedup candidate). Refused unless the job is current and unsettled.
-    pub async fn settle_verified(
-        &self,
-        record: &FileRecord,
-        job_id: JobId,
-        s3_key: &str,
-        now: OffsetDateTime,
-    ) -> Result<Conditional, ApiError> {
-        let verified = VerifiedVersion {
-            job_id,
-            s3_key: s3_key.to_owned(),
-            content: record.content.clone(),
-            verified_at: now,
-        };
-        let mut update = self
-            .unsettled_job_update(record.file_id, job_id, now)
-            .expression_attribute_values(":verified_status", s(FileStatus::Verified.as_str()))
-            .expression_attribute_values(":verified", item::verified_value(&verified));
-        let dedup = match &verified.content.sha256 {
-            Some(sha256) => {
-                update = update.expression_attribute_values(
-                    ":dedup",
-                    s(item::dedup_key(
-                        &record.project_id,
-                        sha256,
-                        verified.content.file_size,
-                    )),
-                );
-                "dedup_key = :dedup"
-            }
-            None => "",
-        };
-        let set = [
-            "#status = :verified_status",
-            "verified = :verified",
-            "updated_at = :now",
-            dedup,
-        ]
-        .into_iter()
-        .filter(|part| !part.is_empty())
-        .collect::<Vec<_>>()
-        .join(", ");
-        let remove = if dedup.is_empty() {
-            "rejection_reason, #ttl, dedup_key"
-        } else {
-            "rejection_reason, #ttl"
-        };
-        update = update
-            .update_expression(format!("SET {set} REMOVE {remove}"))
-            .expression_attribute_names("#ttl", item::TTL);
-        self.conditional_update(update, "UpdateItem settle_verified")
-            .await
-    }
-
-    /// Settles the current job `job_id` as rejected; a verified earlier version stays in place.
-    pub async fn settle_rejected(
-        &self,
-        file_id: FileId,
-        job_id: JobId,
-        reason: RejectionReason,
-        now: OffsetDateTime,
-    ) -> Result<Conditional, ApiError> {
-        let update = self
-            .unsettled_job_update(file_id, job_id, now)
-            .update_expression(
-                "SET #status = :rejected, rejection_reason = :reason, updated_at = :now",
-            )
-            .expression_attribute_values(":rejected", s(FileStatus::Rejected.as_str()))
-            .expression_attribute_values(":reason", s(reason.as_str()));
-        self.conditional_update(update, "UpdateItem settle_rejected")
-            .await
-    }
-
-    /// An update of `file_id` that applies only while `job_id` is current and not yet settled.
-    fn unsettled_job_update(
-        &self,
-        file_id: FileId,
-        job_id: JobId,
-        now: OffsetDateTime,
-    ) -> UpdateItemFluentBuilder {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(item::file_key(file_id)))
-            .condition_expression("job.job_id = :job AND #status IN (:pending, :uploaded)")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":job", s(job_id.to_string()))
-            .expression_attribute_values(":pending", s(FileStatus::PendingUpload.as_str()))
-            .expression_attribute_values(":uploaded", s(FileStatus::Uploaded.as_str()))
-            .expression_attribute_values(":now", s(timestamp::format(now)))
-    }
-
-    /// Sends a conditional update that returns the new item, or the current one if refused.
-    pub async fn conditional_update(
-        &self,
-        update: UpdateItemFluentBuilder,
-        operation: &str,
-    ) -> Result<Conditional, ApiError> {
-        let result = update
-            .return_values(ReturnValue::AllNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(output) => {
-                let item = output.attributes.ok_or_else(|| {
-                    ApiError::Internal(format!("{operation}: no attributes returned"))
-                })?;
-                Ok(Conditional::Applied(decode(&item)?))
-            }
-            Err(err) => match err.as_service_error() {
-                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
-                    let current = failed.item.as_ref().map(decode).transpose()?;
-                    Ok(Conditional::Refused { current })
-                }
-                _ => Err(aws::failure(operation, err)),
             },
         }
     }
@@ -424,15 +324,6 @@ impl ListCursor {
         );
         key
     }
-}
-
-/// The item of `record`, which DynamoDB may delete at `expires_at` (files never verified).
-fn item_expiring(record: &FileRecord, expires_at: Option<OffsetDateTime>) -> Item {
-    let mut item = Item::from(record);
-    if let Some(expires_at) = expires_at {
-        item.insert(item::TTL.into(), n(expires_at.unix_timestamp()));
-    }
-    item
 }
 
 fn decode(item: &Item) -> Result<FileRecord, ApiError> {

@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::domain::timestamp;
+use crate::domain::values::{FileName, Md5, MediaType, Metadata, Sha256};
 use crate::domain::{
     ContentDeclaration, FileId, FileRecord, FileStatus, JobId, RejectionReason, UploadJob,
     VerifiedVersion,
@@ -44,7 +45,7 @@ pub fn api_key_pk(key_hash_hex: &str) -> String {
     format!("APIKEY#{key_hash_hex}")
 }
 
-pub fn dedup_key(project_id: &str, sha256: &str, file_size: u64) -> String {
+pub fn dedup_key(project_id: &str, sha256: &Sha256, file_size: u64) -> String {
     format!("{project_id}#{sha256}#{file_size}")
 }
 
@@ -81,7 +82,7 @@ impl From<&FileRecord> for Item {
         item.insert("file_id".into(), s(record.file_id.to_string()));
         item.insert("project_id".into(), s(&record.project_id));
         put_content(&mut item, &record.content);
-        item.insert("metadata".into(), string_map(&record.metadata));
+        item.insert("metadata".into(), string_map(record.metadata.as_map()));
         item.insert("status".into(), s(record.status.as_str()));
         if let Some(reason) = record.rejection_reason {
             item.insert("rejection_reason".into(), s(reason.as_str()));
@@ -90,6 +91,9 @@ impl From<&FileRecord> for Item {
         item.insert("updated_at".into(), s(timestamp::format(record.updated_at)));
         if let Some(job) = &record.job {
             item.insert("job".into(), job_value(job));
+        }
+        if let Some(expires_at) = record.expires_at {
+            item.insert(TTL.into(), n(expires_at.unix_timestamp()));
         }
         if let Some(verified) = &record.verified {
             item.insert("verified".into(), verified_value(verified));
@@ -140,14 +144,14 @@ pub fn verified_value(verified: &VerifiedVersion) -> AttributeValue {
 }
 
 fn put_content(item: &mut Item, content: &ContentDeclaration) {
-    item.insert("file_name".into(), s(&content.file_name));
-    item.insert("content_type".into(), s(&content.content_type));
+    item.insert("file_name".into(), s(content.file_name.as_str()));
+    item.insert("content_type".into(), s(content.content_type.as_str()));
     item.insert("file_size".into(), n(content.file_size));
     if let Some(sha256) = &content.sha256 {
-        item.insert("sha256".into(), s(sha256));
+        item.insert("sha256".into(), s(sha256.to_base64()));
     }
     if let Some(md5) = &content.md5 {
-        item.insert("md5".into(), s(md5));
+        item.insert("md5".into(), s(md5.to_base64()));
     }
 }
 
@@ -160,7 +164,7 @@ impl TryFrom<&Item> for FileRecord {
             file_id: parsed(item, "file_id")?,
             project_id: string(item, "project_id")?.to_owned(),
             content: content(item)?,
-            metadata: read_string_map(item, "metadata")?,
+            metadata: Metadata::from_stored(read_string_map(item, "metadata")?),
             status: FileStatus::parse(status)
                 .ok_or_else(|| MalformedItem(format!("status {status:?}")))?,
             rejection_reason: optional_string(item, "rejection_reason")
@@ -192,6 +196,16 @@ impl TryFrom<&Item> for FileRecord {
                 }),
                 _ => None,
             },
+            expires_at: match item.get(TTL) {
+                Some(AttributeValue::N(_)) => {
+                    let seconds: i64 = number(item, TTL)?;
+                    Some(
+                        time::OffsetDateTime::from_unix_timestamp(seconds)
+                            .map_err(|_| MalformedItem(format!("{TTL} {seconds}")))?,
+                    )
+                }
+                _ => None,
+            },
         })
     }
 }
@@ -215,12 +229,26 @@ fn read_string_map(item: &Item, name: &str) -> Result<BTreeMap<String, String>, 
 
 fn content(item: &Item) -> Result<ContentDeclaration, MalformedItem> {
     Ok(ContentDeclaration {
-        file_name: string(item, "file_name")?.to_owned(),
-        content_type: string(item, "content_type")?.to_owned(),
+        file_name: value(item, "file_name", FileName::parse)?,
+        content_type: value(item, "content_type", MediaType::parse)?,
         file_size: number(item, "file_size")?,
-        sha256: optional_string(item, "sha256").map(str::to_owned),
-        md5: optional_string(item, "md5").map(str::to_owned),
+        sha256: optional_string(item, "sha256")
+            .map(|_| value(item, "sha256", Sha256::parse))
+            .transpose()?,
+        md5: optional_string(item, "md5")
+            .map(|_| value(item, "md5", Md5::parse))
+            .transpose()?,
     })
+}
+
+/// The attribute `name`, parsed as the value type it was written from.
+fn value<T>(
+    item: &Item,
+    name: &str,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, MalformedItem> {
+    let text = string(item, name)?;
+    parse(text).map_err(|message| MalformedItem(format!("{name} {text:?}: {message}")))
 }
 
 pub fn optional_string<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
@@ -257,43 +285,33 @@ fn time(item: &Item, name: &str) -> Result<time::OffsetDateTime, MalformedItem> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::ids::object_key;
+    use crate::domain::file::Verdict;
+    use crate::domain::fixtures;
 
+    /// A verified file with a new upload in progress.
     fn record() -> FileRecord {
-        let (file_id, job_id) = (FileId::random(), JobId::random());
-        let now = timestamp::now();
-        let content = ContentDeclaration {
-            file_name: "report \"final\".pdf".into(),
-            content_type: "application/pdf".into(),
-            file_size: 1_048_576,
-            sha256: Some("47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=".into()),
-            md5: None,
-        };
-        FileRecord {
-            file_id,
-            project_id: "p1".into(),
-            content: content.clone(),
-            metadata: BTreeMap::from([("category".into(), "invoice".into())]),
-            status: FileStatus::Verified,
-            rejection_reason: None,
-            created_at: now,
-            updated_at: now,
-            job: Some(UploadJob {
+        let file = fixtures::declared();
+        let job_id = file.job.as_ref().unwrap().job_id;
+        let verified = file
+            .settle(
                 job_id,
-                s3_key: object_key(file_id, job_id),
-                upload_id: Some("upload-1".into()),
-                part_size: 5 << 20,
-                part_count: 3,
-                expires_at: now,
-                headers: BTreeMap::from([("content-length".into(), "5242880".into())]),
-            }),
-            verified: Some(VerifiedVersion {
-                job_id,
-                s3_key: object_key(file_id, job_id),
-                content,
-                verified_at: now,
-            }),
-        }
+                Verdict::Verified { s3_key: "k".into() },
+                timestamp::now(),
+            )
+            .unwrap();
+        let job = fixtures::job(file.file_id, timestamp::now());
+        let mut reupload = verified.clone();
+        reupload.job = Some(job);
+        reupload
+    }
+
+    #[test]
+    fn an_unverified_record_and_its_expiry_survive_the_round_trip() {
+        let record = fixtures::declared();
+        assert!(record.expires_at.is_some());
+        let item = Item::from(&record);
+        assert!(item.contains_key(TTL));
+        assert_eq!(FileRecord::try_from(&item).unwrap(), record);
     }
 
     #[test]
@@ -303,7 +321,7 @@ mod tests {
         assert_eq!(FileRecord::try_from(&item).unwrap(), record);
         assert_eq!(
             optional_string(&item, DEDUP_KEY),
-            Some(format!("p1#{}#1048576", record.content.sha256.as_deref().unwrap()).as_str())
+            Some(format!("p1#{}#1048576", fixtures::SHA256).as_str())
         );
     }
 

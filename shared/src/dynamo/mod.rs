@@ -10,5 +10,5 @@ pub(crate) mod item;
 mod keys;
 pub mod provision;
 
-pub use files::{Conditional, FilePage, FileStore, ListCursor};
+pub use files::{FilePage, FileStore, ListCursor, Update};
 pub use keys::{ApiKeys, is_project_id};

@@ -7,6 +7,7 @@ use serde::Serialize;
 use crate::app::Services;
 use crate::domain::error::ApiError;
 use crate::domain::timestamp;
+use crate::domain::values::{FileName, Md5, MediaType, Metadata, Sha256};
 use crate::domain::{FileId, FileRecord, FileStatus, JobId, RejectionReason, UploadJob};
 
 #[derive(Debug, Serialize)]
@@ -25,6 +26,11 @@ pub struct UploadPlan {
 }
 
 impl UploadPlan {
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self)
+            .unwrap_or_else(|err| unreachable!("an UploadPlan always serializes: {err}"))
+    }
+
     pub fn new(file_id: FileId, job: &UploadJob, urls: Vec<String>) -> Self {
         Self {
             file_id,
@@ -46,12 +52,12 @@ impl UploadPlan {
 pub struct FileResource {
     pub file_id: FileId,
     pub project_id: String,
-    pub file_name: String,
-    pub content_type: String,
+    pub file_name: FileName,
+    pub content_type: MediaType,
     pub file_size: u64,
-    pub sha256: Option<String>,
-    pub md5: Option<String>,
-    pub metadata: BTreeMap<String, String>,
+    pub sha256: Option<Sha256>,
+    pub md5: Option<Md5>,
+    pub metadata: Metadata,
     pub status: FileStatus,
     pub rejection_reason: Option<RejectionReason>,
     pub created_at: String,
@@ -74,8 +80,8 @@ impl FileResource {
                     .presigner
                     .presign_download(
                         &verified.s3_key,
-                        &verified.content.file_name,
-                        &verified.content.content_type,
+                        verified.content.file_name.as_str(),
+                        verified.content.content_type.as_str(),
                         services.config.download_url_expiry,
                     )
                     .await?,
@@ -94,8 +100,8 @@ impl FileResource {
             file_name: record.content.file_name.clone(),
             content_type: record.content.content_type.clone(),
             file_size: record.content.file_size,
-            sha256: record.content.sha256.clone(),
-            md5: record.content.md5.clone(),
+            sha256: record.content.sha256,
+            md5: record.content.md5,
             metadata: record.metadata.clone(),
             status: record.status,
             rejection_reason: record.rejection_reason,

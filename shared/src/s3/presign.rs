@@ -64,10 +64,10 @@ impl Presigner {
             .put_object()
             .bucket(&self.bucket)
             .key(key)
-            .content_type(&content.content_type)
+            .content_type(content.content_type.as_str())
             .content_length(length)
-            .set_checksum_sha256(content.sha256.clone())
-            .set_content_md5(content.md5.clone())
+            .set_checksum_sha256(content.sha256.map(|digest| digest.to_base64()))
+            .set_content_md5(content.md5.map(|digest| digest.to_base64()))
             // Write-once: a second PUT with this URL cannot replace what landed (or was verified).
             .if_none_match("*")
             .presigned(presigning(expires_in)?)

@@ -1,0 +1,52 @@
+//! Values for unit tests: a declared content and files at each step of the lifecycle.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::domain::ids::object_key;
+use crate::domain::timestamp;
+use crate::domain::values::{FileName, MediaType, Metadata, Sha256};
+use crate::domain::{ContentDeclaration, FileId, FileRecord, JobId, UploadJob};
+
+pub const SHA256: &str = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
+pub const PENDING_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+pub fn content(file_name: &str, content_type: &str, file_size: u64) -> ContentDeclaration {
+    ContentDeclaration {
+        file_name: FileName::parse(file_name).unwrap(),
+        content_type: MediaType::parse(content_type).unwrap(),
+        file_size,
+        sha256: Some(Sha256::parse(SHA256).unwrap()),
+        md5: None,
+    }
+}
+
+/// A multipart job of 3 parts of 5 MiB for `file_id`.
+pub fn job(file_id: FileId, now: OffsetDateTime) -> UploadJob {
+    let job_id = JobId::random();
+    UploadJob {
+        job_id,
+        s3_key: object_key(file_id, job_id),
+        upload_id: Some("upload-1".into()),
+        part_size: 5 << 20,
+        part_count: 3,
+        expires_at: now,
+        headers: BTreeMap::from([("content-length".into(), "5242880".into())]),
+    }
+}
+
+/// A file just declared, awaiting its first upload.
+pub fn declared() -> FileRecord {
+    let (file_id, now) = (FileId::random(), timestamp::now());
+    FileRecord::declare(
+        file_id,
+        "p1".into(),
+        content("report \"final\".pdf", "application/pdf", 1_048_576),
+        Metadata::from_stored(BTreeMap::from([("category".into(), "invoice".into())])),
+        job(file_id, now),
+        now,
+        PENDING_TTL,
+    )
+}
