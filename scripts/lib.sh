@@ -88,6 +88,11 @@ ensure_tools() {
   export PATH="$TOOLS_VENV/bin:$PATH"
 }
 
+# Where cargo puts what it builds: target/ unless CARGO_TARGET_DIR or cargo's config moves it.
+target_dir() {
+  cargo metadata --format-version 1 --no-deps --manifest-path "$ROOT/Cargo.toml" | jq -r .target_directory
+}
+
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
