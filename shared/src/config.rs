@@ -137,4 +137,70 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().contains("S3_FORCE_PATH_STYLE"), "{err}");
     }
+
+    /// The README's table is the one description of the settings: it must name exactly the
+    /// variables this module reads, each with the default the code applies.
+    #[test]
+    fn the_readme_table_documents_every_setting_and_its_default() {
+        let readme = include_str!("../../README.md");
+        let table = readme
+            .split("## Configuration")
+            .nth(1)
+            .and_then(|section| section.split("\n## ").next())
+            .unwrap();
+        let documented: Vec<(&str, &str)> = table
+            .lines()
+            .filter_map(|line| {
+                let mut cells = line.split('|').map(str::trim).skip(1);
+                let name = cells.next()?.strip_prefix('`')?.strip_suffix('`')?;
+                Some((name, cells.next()?))
+            })
+            .collect();
+        let read = std::cell::RefCell::new(Vec::new());
+        let defaults = Config::from_lookup(|name| {
+            read.borrow_mut().push(name.to_owned());
+            matches!(name, "TABLE_NAME" | "BUCKET_NAME").then(|| "x".to_owned())
+        })
+        .unwrap();
+        let names: Vec<&str> = documented.iter().map(|(name, _)| *name).collect();
+        assert_eq!(
+            names,
+            *read.borrow(),
+            "README rows, in the order the code reads them"
+        );
+        let default_of = |name: &str| {
+            documented
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, default)| default.split(' ').next().unwrap_or_default())
+                .unwrap()
+        };
+        let secs = |d: Duration| d.as_secs().to_string();
+        for (name, value) in [
+            ("TABLE_NAME", "required".to_owned()),
+            ("BUCKET_NAME", "required".to_owned()),
+            ("UPLOAD_URL_EXPIRY_SECS", secs(defaults.upload_url_expiry)),
+            (
+                "DOWNLOAD_URL_EXPIRY_SECS",
+                secs(defaults.download_url_expiry),
+            ),
+            ("MAX_FILE_SIZE", defaults.max_file_size.to_string()),
+            (
+                "MULTIPART_THRESHOLD",
+                defaults.multipart_threshold.to_string(),
+            ),
+            ("PART_SIZE", defaults.part_size.to_string()),
+            ("PENDING_TTL_SECS", secs(defaults.pending_ttl)),
+            (
+                "S3_FORCE_PATH_STYLE",
+                defaults.s3_force_path_style.to_string(),
+            ),
+            (
+                "TRUST_SYSTEM_ROOTS",
+                defaults.trust_system_roots.to_string(),
+            ),
+        ] {
+            assert_eq!(default_of(name), value, "{name}");
+        }
+    }
 }

@@ -125,7 +125,7 @@ impl ApiError {
         }
     }
 
-    /// The body of the error response, as `API.md` fixes it.
+    /// The body of the error response, as `docs/API.md` fixes it.
     pub fn body(&self, request_id: &str) -> serde_json::Value {
         serde_json::json!({
             "error": {

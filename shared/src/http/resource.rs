@@ -1,4 +1,4 @@
-//! The JSON shapes of `API.md`: the file resource and the upload plan.
+//! The JSON shapes of `docs/API.md`: the file resource and the upload plan.
 
 use std::collections::BTreeMap;
 
