@@ -2,6 +2,8 @@
 //! storage; the service checks that they are (assembling a multipart upload from its parts) and
 //! marks the file `uploaded`. Idempotent.
 
+use std::time::Duration;
+
 use lambda_http::{Body, Request, Response};
 use serde_json::{Map, Value};
 use shared::app::{Services, upload};
@@ -27,11 +29,14 @@ async fn complete_upload(services: &Services, request: Request) -> Result<Reply,
         // Completed before, or already settled by the verify trigger: the file as it is.
         return render(services, &file).await;
     }
-    if let Some(upload_id) = &job.upload_id {
-        let claimed = validate::claimed_parts(body.as_ref(), job.part_count)?;
-        assemble(services, &file, &job, upload_id, claimed.as_deref()).await?;
-    }
-    check_stored_object(services, &file, &job).await?;
+    let assembled_elsewhere = match &job.upload_id {
+        Some(upload_id) => {
+            let claimed = validate::claimed_parts(body.as_ref(), job.part_count)?;
+            !assemble(services, &file, &job, upload_id, claimed.as_deref()).await?
+        }
+        None => false,
+    };
+    check_stored_object(services, &file, &job, assembled_elsewhere).await?;
 
     let now = timestamp::now();
     match services
@@ -53,49 +58,67 @@ async fn complete_upload(services: &Services, request: Request) -> Result<Reply,
     }
 }
 
-/// Checks every part and asks storage to assemble them. An upload that no longer exists was
-/// assembled by a racing or interrupted complete, or aborted: the object check that follows
-/// tells which.
+/// Checks every part and asks storage to assemble them; `false` when the upload no longer
+/// exists: assembled by a racing or interrupted complete, or aborted. The object check that
+/// follows tells which.
 async fn assemble(
     services: &Services,
     record: &FileRecord,
     job: &UploadJob,
     upload_id: &str,
     claimed: Option<&[ClaimedPart]>,
-) -> Result<(), ApiError> {
+) -> Result<bool, ApiError> {
     let Some(stored) = services.objects.list_parts(&job.s3_key, upload_id).await? else {
-        return Ok(());
+        return Ok(false);
     };
     let parts = parts_to_assemble(job, record.content.file_size, &stored, claimed)?;
     services
         .objects
         .complete_multipart_upload(&job.s3_key, upload_id, &parts)
-        .await?;
-    Ok(())
+        .await
 }
 
-/// The job's object must exist with the declared size.
+/// How often, and how far apart, the object of an upload that a racing complete is assembling
+/// is looked at before concluding it is not there: the upload can be gone a moment before its
+/// object is in place (LocalStack shows it empty meanwhile).
+const ASSEMBLY_CHECKS: u32 = 10;
+const ASSEMBLY_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The job's object must exist with the declared size. When the upload was `assembled_elsewhere`
+/// the object may still be on its way, so it is looked at a few times before the verdict.
 async fn check_stored_object(
     services: &Services,
     record: &FileRecord,
     job: &UploadJob,
+    assembled_elsewhere: bool,
 ) -> Result<(), ApiError> {
-    let Some(head) = services.objects.head(&job.s3_key).await? else {
-        return Err(ApiError::conflict(
-            "upload_incomplete",
-            "no object has been uploaded for this job",
-        ));
+    let checks = if assembled_elsewhere {
+        ASSEMBLY_CHECKS
+    } else {
+        1
     };
-    if head.size != record.content.file_size {
-        return Err(ApiError::conflict(
-            "upload_incomplete",
-            format!(
-                "the stored object has {} bytes, {} were declared",
-                head.size, record.content.file_size
-            ),
-        ));
+    let mut found = None;
+    for check in 1..=checks {
+        found = services
+            .objects
+            .head(&job.s3_key)
+            .await?
+            .map(|head| head.size);
+        if found == Some(record.content.file_size) {
+            return Ok(());
+        }
+        if check < checks {
+            tokio::time::sleep(ASSEMBLY_CHECK_INTERVAL).await;
+        }
     }
-    Ok(())
+    let message = match found {
+        None => "no object has been uploaded for this job".to_owned(),
+        Some(size) => format!(
+            "the stored object has {size} bytes, {} were declared",
+            record.content.file_size
+        ),
+    };
+    Err(ApiError::conflict("upload_incomplete", message))
 }
 
 /// The optional `job_id` of the body: completing a job that is no longer current is refused.
