@@ -1,0 +1,188 @@
+//! Failure branches, over SDK clients answered by mock rules (`integration_tests::mocks`): what
+//! a client of the API sees when DynamoDB or S3 throttle, fail or refuse, and what the adapters
+//! make of the answers the real servers cannot be made to give. No servers, no network.
+
+use aws_sdk_dynamodb::Client as DynamoDb;
+use aws_sdk_dynamodb::operation::put_item::PutItemOutput;
+use aws_sdk_s3::Client as S3;
+use aws_smithy_mocks::mock;
+use integration_tests::mocks::{
+    BUCKET, TABLE, dynamodb_error, file_lookup, keys_file, pending_file, s3_error, s3_head_error,
+};
+use integration_tests::{ApiReply, TestApi, declaration};
+use shared::domain::FileId;
+
+/// Attempts per call in the SDK's standard retry mode, which the functions' clients get from
+/// `aws-config` and the mocked ones copy.
+const ATTEMPTS: usize = 3;
+
+/// The contract's error body with `status` and `code`, and nothing of the failure behind it.
+fn assert_error(reply: &ApiReply, status: u16, code: &str) {
+    assert_eq!(reply.status, status, "{reply:?}");
+    let body = reply.body.as_object().expect("an object");
+    assert_eq!(sorted_keys(body), ["error", "request_id"], "{reply:?}");
+    let error = body["error"].as_object().expect("an error object");
+    assert_eq!(
+        sorted_keys(error),
+        ["code", "details", "message"],
+        "{reply:?}"
+    );
+    assert_eq!(error["code"], code, "{reply:?}");
+    assert!(
+        error["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{reply:?}"
+    );
+    assert!(error["details"].is_array(), "{reply:?}");
+    let request_id = body["request_id"].as_str().expect("a request id");
+    assert!(!request_id.is_empty());
+    assert_eq!(reply.request_id.as_deref(), Some(request_id));
+    let text = reply.body.to_string();
+    for internal in [
+        TABLE,
+        BUCKET,
+        "MOCKED",
+        "mocked",
+        "amazonaws",
+        "Exception",
+        "SlowDown",
+        "AccessDenied",
+        "InternalError",
+        "InternalServerError",
+        "PutItem",
+        "GetItem",
+        "HeadObject",
+        "ListParts",
+        "service error",
+        "uploads/",
+    ] {
+        assert!(!text.contains(internal), "{internal:?} leaks: {text}");
+    }
+}
+
+fn sorted_keys(object: &serde_json::Map<String, serde_json::Value>) -> Vec<&str> {
+    let mut keys: Vec<_> = object.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    keys
+}
+
+fn small_file() -> serde_json::Value {
+    declaration("notes.txt", "text/plain", b"hello world", false, false)
+}
+
+// Throttling and 5xx: 503 `unavailable`, once the SDK has retried in vain.
+
+#[tokio::test]
+async fn create_is_unavailable_while_dynamodb_throttles_the_write() {
+    for code in [
+        "ThrottlingException",
+        "ProvisionedThroughputExceededException",
+    ] {
+        // GIVEN a table that throttles every write
+        let put = mock!(DynamoDb::put_item).then_http_response(move || dynamodb_error(400, code));
+        let api = TestApi::mocked(&[&put], &[]);
+
+        // WHEN a file is declared
+        let reply = api.create(small_file()).await;
+
+        // THEN the client is told to retry later, after the SDK's own attempts
+        assert_error(&reply, 503, "unavailable");
+        assert_eq!(put.num_calls(), ATTEMPTS, "{code}");
+    }
+}
+
+#[tokio::test]
+async fn create_is_unavailable_when_dynamodb_answers_500() {
+    let put =
+        mock!(DynamoDb::put_item).then_http_response(|| dynamodb_error(500, "InternalServerError"));
+    let api = TestApi::mocked(&[&put], &[]);
+
+    let reply = api.create(small_file()).await;
+
+    assert_error(&reply, 503, "unavailable");
+    assert_eq!(put.num_calls(), ATTEMPTS);
+}
+
+#[tokio::test]
+async fn a_write_throttled_until_the_last_attempt_goes_unnoticed() {
+    let put = mock!(DynamoDb::put_item)
+        .sequence()
+        .http_response(|| dynamodb_error(400, "ProvisionedThroughputExceededException"))
+        .times(ATTEMPTS - 1)
+        .output(|| PutItemOutput::builder().build())
+        .build();
+    let api = TestApi::mocked(&[&put], &[]);
+
+    let reply = api.create(small_file()).await;
+
+    assert_eq!(reply.status, 201, "{reply:?}");
+    assert_eq!(put.num_calls(), ATTEMPTS);
+}
+
+#[tokio::test]
+async fn get_file_is_unavailable_while_dynamodb_throttles_the_read() {
+    let file_id = FileId::random();
+    let get = mock!(DynamoDb::get_item)
+        .match_requests(move |get| keys_file(get.key(), file_id))
+        .then_http_response(|| dynamodb_error(400, "ThrottlingException"));
+    let api = TestApi::mocked(&[&get], &[]);
+
+    let reply = api.get(&file_id.to_string()).await;
+
+    assert_error(&reply, 503, "unavailable");
+    assert_eq!(get.num_calls(), ATTEMPTS);
+}
+
+#[tokio::test]
+async fn complete_is_unavailable_while_s3_slows_down_listing_parts() {
+    // GIVEN a multipart upload, and S3 slowing down every request
+    let record = pending_file(12 << 20, Some("upload-1"));
+    let list_parts = mock!(S3::list_parts).then_http_response(|| s3_error(503, "SlowDown"));
+    let api = TestApi::mocked(&[&file_lookup(&record)], &[&list_parts]);
+
+    // WHEN the client completes it
+    let reply = api.complete(&record.file_id.to_string()).await;
+
+    // THEN it is told to retry later, and nothing is recorded (an UpdateItem would find no rule)
+    assert_error(&reply, 503, "unavailable");
+    assert_eq!(list_parts.num_calls(), ATTEMPTS);
+}
+
+// S3 answers a HEAD with a status and no body, so the error has no code for
+// `shared::aws::failure` to classify: a 503 (or 500) becomes 500 `internal`.
+#[tokio::test]
+#[ignore = "known defect: HeadObject answering 503 gives 500 `internal`, not 503 `unavailable`"]
+async fn complete_is_unavailable_while_s3_slows_down_the_head_of_the_object() {
+    let record = pending_file(11, None);
+    let head = mock!(S3::head_object).then_http_response(|| s3_head_error(503));
+    let api = TestApi::mocked(&[&file_lookup(&record)], &[&head]);
+
+    let reply = api.complete(&record.file_id.to_string()).await;
+
+    assert_error(&reply, 503, "unavailable");
+}
+
+// Not every failure is worth a retry: a request AWS refuses is a fault of ours, 500 `internal`.
+
+#[tokio::test]
+async fn access_denied_by_s3_is_internal_and_not_retried() {
+    let record = pending_file(12 << 20, Some("upload-1"));
+    let list_parts = mock!(S3::list_parts).then_http_response(|| s3_error(403, "AccessDenied"));
+    let api = TestApi::mocked(&[&file_lookup(&record)], &[&list_parts]);
+
+    let reply = api.complete(&record.file_id.to_string()).await;
+
+    assert_error(&reply, 500, "internal");
+    assert_eq!(list_parts.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn a_validation_exception_from_dynamodb_is_internal_and_not_retried() {
+    let put =
+        mock!(DynamoDb::put_item).then_http_response(|| dynamodb_error(400, "ValidationException"));
+    let api = TestApi::mocked(&[&put], &[]);
+
+    let reply = api.create(small_file()).await;
+
+    assert_error(&reply, 500, "internal");
+    assert_eq!(put.num_calls(), 1);
+}
