@@ -3,14 +3,19 @@
 //! make of the answers the real servers cannot be made to give. No servers, no network.
 
 use aws_sdk_dynamodb::Client as DynamoDb;
-use aws_sdk_dynamodb::operation::put_item::PutItemOutput;
+use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
+use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
 use aws_sdk_s3::Client as S3;
 use aws_smithy_mocks::mock;
 use integration_tests::mocks::{
     BUCKET, TABLE, dynamodb_error, file_lookup, keys_file, pending_file, s3_error, s3_head_error,
 };
 use integration_tests::{ApiReply, TestApi, declaration};
-use shared::domain::FileId;
+use shared::domain::{FileId, FileRecord, FileStatus};
+use shared::dynamo::Conditional;
+use shared::dynamo::item::Item;
 
 /// Attempts per call in the SDK's standard retry mode, which the functions' clients get from
 /// `aws-config` and the mocked ones copy.
@@ -67,6 +72,10 @@ fn sorted_keys(object: &serde_json::Map<String, serde_json::Value>) -> Vec<&str>
 
 fn small_file() -> serde_json::Value {
     declaration("notes.txt", "text/plain", b"hello world", false, false)
+}
+
+fn s3_key(record: &FileRecord) -> String {
+    record.job.as_ref().expect("a job").s3_key.clone()
 }
 
 // Throttling and 5xx: 503 `unavailable`, once the SDK has retried in vain.
@@ -185,4 +194,160 @@ async fn a_validation_exception_from_dynamodb_is_internal_and_not_retried() {
 
     assert_error(&reply, 500, "internal");
     assert_eq!(put.num_calls(), 1);
+}
+
+// Conditional writes refused: the adapter hands back the item DynamoDB returned with the refusal.
+
+/// DynamoDB's refusal of a conditional write, with the item as it is when there is one.
+fn refusal(current: Option<&FileRecord>) -> ConditionalCheckFailedException {
+    ConditionalCheckFailedException::builder()
+        .message("The conditional request failed")
+        .set_item(current.map(Item::from))
+        .build()
+}
+
+/// The file of `record` once its bytes are in storage.
+fn uploaded(record: &FileRecord) -> FileRecord {
+    FileRecord {
+        status: FileStatus::Uploaded,
+        ..record.clone()
+    }
+}
+
+fn all_old(asked: Option<&ReturnValuesOnConditionCheckFailure>) -> bool {
+    asked == Some(&ReturnValuesOnConditionCheckFailure::AllOld)
+}
+
+#[tokio::test]
+async fn a_refused_replace_gives_the_file_as_it_is() {
+    for current in [Some(uploaded(&pending_file(11, None))), None] {
+        // GIVEN a table that refuses the write (asked for the item as it is)
+        let expected = pending_file(11, None);
+        let refused = current.clone();
+        let put = mock!(DynamoDb::put_item)
+            .match_requests(|put| all_old(put.return_values_on_condition_check_failure()))
+            .then_error(move || {
+                PutItemError::ConditionalCheckFailedException(refusal(refused.as_ref()))
+            });
+        let api = TestApi::mocked(&[&put], &[]);
+        let updated = FileRecord {
+            status: FileStatus::Rejected,
+            job: None,
+            ..expected.clone()
+        };
+
+        // WHEN the file is replaced
+        let outcome = api.services.files.replace(&updated, &expected, None).await;
+
+        // THEN the refusal carries the current file, decoded, or nothing if there is none
+        match outcome {
+            Ok(Conditional::Refused { current: found }) => assert_eq!(found, current),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_refused_status_change_gives_the_file_as_it_is() {
+    for current in [Some(uploaded(&pending_file(11, None))), None] {
+        let record = pending_file(11, None);
+        let job = record.job.clone().expect("a job");
+        let refused = current.clone();
+        let update = mock!(DynamoDb::update_item)
+            .match_requests(|update| all_old(update.return_values_on_condition_check_failure()))
+            .then_error(move || {
+                UpdateItemError::ConditionalCheckFailedException(refusal(refused.as_ref()))
+            });
+        let api = TestApi::mocked(&[&update], &[]);
+        let files = &api.services.files;
+        let now = shared::domain::timestamp::now();
+
+        let marked = files.mark_uploaded(record.file_id, job.job_id, now).await;
+        let settled = files
+            .settle_verified(&record, job.job_id, &job.s3_key, now)
+            .await;
+
+        for outcome in [marked, settled] {
+            match outcome {
+                Ok(Conditional::Refused { current: found }) => assert_eq!(found, current),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(update.num_calls(), 2);
+    }
+}
+
+// Multipart uploads S3 no longer has (completed, aborted, or expired by the bucket's lifecycle).
+
+#[tokio::test]
+async fn an_upload_s3_no_longer_has_is_absent_to_the_object_store() {
+    let no_such_upload = || s3_error(404, "NoSuchUpload");
+    let list_parts = mock!(S3::list_parts).then_http_response(no_such_upload);
+    let complete = mock!(S3::complete_multipart_upload).then_http_response(no_such_upload);
+    let abort = mock!(S3::abort_multipart_upload).then_http_response(no_such_upload);
+    let api = TestApi::mocked(&[], &[&list_parts, &complete, &abort]);
+    let objects = &api.services.objects;
+    let key = s3_key(&pending_file(12 << 20, Some("upload-1")));
+
+    assert_eq!(objects.list_parts(&key, "upload-1").await.unwrap(), None);
+    assert!(
+        !objects
+            .complete_multipart_upload(&key, "upload-1", &[])
+            .await
+            .unwrap()
+    );
+    assert!(
+        !objects
+            .abort_multipart_upload(&key, "upload-1")
+            .await
+            .unwrap()
+    );
+    for rule in [&list_parts, &complete, &abort] {
+        assert_eq!(rule.num_calls(), 1);
+    }
+}
+
+#[tokio::test]
+async fn the_parts_of_an_upload_s3_no_longer_has_are_a_conflict() {
+    // GIVEN a file awaiting a multipart upload that S3 no longer has
+    let record = pending_file(12 << 20, Some("upload-1"));
+    let list_parts = mock!(S3::list_parts).then_http_response(|| s3_error(404, "NoSuchUpload"));
+    let api = TestApi::mocked(&[&file_lookup(&record)], &[&list_parts]);
+
+    // WHEN the client asks which parts are in storage, to resume
+    let reply = api.list_parts(&record.file_id.to_string()).await;
+
+    // THEN there is no upload to resume
+    assert_error(&reply, 409, "conflict");
+    assert_eq!(
+        reply.body["error"]["details"][0]["reason"],
+        "no_upload_in_progress"
+    );
+}
+
+// Objects that are not there.
+
+#[tokio::test]
+async fn a_missing_object_has_no_head() {
+    let head = mock!(S3::head_object).then_http_response(|| s3_head_error(404));
+    let api = TestApi::mocked(&[], &[&head]);
+
+    let key = s3_key(&pending_file(11, None));
+    assert_eq!(api.services.objects.head(&key).await.unwrap(), None);
+    assert_eq!(head.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn completing_a_single_part_upload_whose_object_is_missing_is_a_conflict() {
+    let record = pending_file(11, None);
+    let head = mock!(S3::head_object).then_http_response(|| s3_head_error(404));
+    let api = TestApi::mocked(&[&file_lookup(&record)], &[&head]);
+
+    let reply = api.complete(&record.file_id.to_string()).await;
+
+    assert_error(&reply, 409, "conflict");
+    assert_eq!(
+        reply.body["error"]["details"][0]["reason"],
+        "upload_incomplete"
+    );
 }
