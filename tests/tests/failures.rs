@@ -4,16 +4,19 @@
 
 use aws_sdk_dynamodb::Client as DynamoDb;
 use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
 use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
 use aws_sdk_s3::Client as S3;
+use aws_sdk_s3::operation::get_object::GetObjectOutput;
+use aws_sdk_s3::operation::head_object::HeadObjectOutput;
+use aws_sdk_s3::primitives::ByteStream;
 use aws_smithy_mocks::mock;
 use integration_tests::mocks::{
     BUCKET, TABLE, dynamodb_error, file_lookup, keys_file, pending_file, s3_error, s3_head_error,
 };
 use integration_tests::{ApiReply, TestApi, declaration};
-use shared::domain::{FileId, FileRecord, FileStatus};
+use shared::domain::{FileId, FileRecord, FileStatus, VerifiedVersion};
 use shared::dynamo::Conditional;
 use shared::dynamo::item::Item;
 
@@ -350,4 +353,81 @@ async fn completing_a_single_part_upload_whose_object_is_missing_is_a_conflict()
         reply.body["error"]["details"][0]["reason"],
         "upload_incomplete"
     );
+}
+
+// The verify trigger: an error makes Lambda deliver the event again; a verdict is not an error.
+
+#[tokio::test]
+async fn verify_fails_for_a_retry_while_dynamodb_throttles() {
+    let record = pending_file(11, None);
+    let file_id = record.file_id;
+    let get = mock!(DynamoDb::get_item)
+        .match_requests(move |get| keys_file(get.key(), file_id))
+        .then_http_response(|| dynamodb_error(400, "ThrottlingException"));
+    let api = TestApi::mocked(&[&get], &[]);
+
+    let result = verify::handle(&api.services, api.s3_event("s3-put", &s3_key(&record))).await;
+
+    assert!(result.is_err(), "{result:?}");
+    assert_eq!(get.num_calls(), ATTEMPTS);
+}
+
+#[tokio::test]
+async fn verify_fails_for_a_retry_when_s3_answers_500() {
+    let record = pending_file(11, None);
+    let head = mock!(S3::head_object).then_http_response(|| s3_head_error(500));
+    let api = TestApi::mocked(&[&file_lookup(&record)], &[&head]);
+
+    let result = verify::handle(&api.services, api.s3_event("s3-put", &s3_key(&record))).await;
+
+    assert!(result.is_err(), "{result:?}");
+    assert_eq!(head.num_calls(), ATTEMPTS);
+}
+
+#[tokio::test]
+async fn verify_settles_a_sound_object() {
+    // GIVEN a file whose 11 bytes of text are in storage as declared
+    let record = pending_file(11, None);
+    let job = record.job.clone().expect("a job");
+    let etag = "\"5eb63bbbe01eeed093cb22bb8f5acdc3\"";
+    let head = mock!(S3::head_object).then_output(move || {
+        HeadObjectOutput::builder()
+            .content_length(11)
+            .content_type("text/plain")
+            .e_tag(etag)
+            .build()
+    });
+    let read = mock!(S3::get_object)
+        .match_requests(move |get| get.if_match() == Some(etag))
+        .then_output(|| {
+            GetObjectOutput::builder()
+                .body(ByteStream::from_static(b"hello world"))
+                .build()
+        });
+    let verified = FileRecord {
+        status: FileStatus::Verified,
+        verified: Some(VerifiedVersion {
+            job_id: job.job_id,
+            s3_key: job.s3_key.clone(),
+            content: record.content.clone(),
+            verified_at: record.updated_at,
+        }),
+        ..record.clone()
+    };
+    let file_id = record.file_id;
+    let settle = mock!(DynamoDb::update_item)
+        .match_requests(move |update| keys_file(update.key(), file_id))
+        .then_output(move || {
+            UpdateItemOutput::builder()
+                .set_attributes(Some(Item::from(&verified)))
+                .build()
+        });
+    let api = TestApi::mocked(&[&file_lookup(&record), &settle], &[&head, &read]);
+
+    // WHEN storage reports the object created
+    let result = verify::handle(&api.services, api.s3_event("s3-put", &job.s3_key)).await;
+
+    // THEN the file is settled as verified
+    assert_eq!(result.unwrap(), [verify::Outcome::Verified]);
+    assert_eq!(settle.num_calls(), 1);
 }
