@@ -356,6 +356,7 @@ async fn completing_a_single_part_upload_whose_object_is_missing_is_a_conflict()
 }
 
 // The verify trigger: an error makes Lambda deliver the event again; a verdict is not an error.
+// (`::verify` is the function's crate, also beside a test module named `verify`.)
 
 #[tokio::test]
 async fn verify_fails_for_a_retry_while_dynamodb_throttles() {
@@ -366,7 +367,7 @@ async fn verify_fails_for_a_retry_while_dynamodb_throttles() {
         .then_http_response(|| dynamodb_error(400, "ThrottlingException"));
     let api = TestApi::mocked(&[&get], &[]);
 
-    let result = verify::handle(&api.services, api.s3_event("s3-put", &s3_key(&record))).await;
+    let result = ::verify::handle(&api.services, api.s3_event("s3-put", &s3_key(&record))).await;
 
     assert!(result.is_err(), "{result:?}");
     assert_eq!(get.num_calls(), ATTEMPTS);
@@ -378,7 +379,7 @@ async fn verify_fails_for_a_retry_when_s3_answers_500() {
     let head = mock!(S3::head_object).then_http_response(|| s3_head_error(500));
     let api = TestApi::mocked(&[&file_lookup(&record)], &[&head]);
 
-    let result = verify::handle(&api.services, api.s3_event("s3-put", &s3_key(&record))).await;
+    let result = ::verify::handle(&api.services, api.s3_event("s3-put", &s3_key(&record))).await;
 
     assert!(result.is_err(), "{result:?}");
     assert_eq!(head.num_calls(), ATTEMPTS);
@@ -425,9 +426,9 @@ async fn verify_settles_a_sound_object() {
     let api = TestApi::mocked(&[&file_lookup(&record), &settle], &[&head, &read]);
 
     // WHEN storage reports the object created
-    let result = verify::handle(&api.services, api.s3_event("s3-put", &job.s3_key)).await;
+    let result = ::verify::handle(&api.services, api.s3_event("s3-put", &job.s3_key)).await;
 
     // THEN the file is settled as verified
-    assert_eq!(result.unwrap(), [verify::Outcome::Verified]);
+    assert_eq!(result.unwrap(), [::verify::Outcome::Verified]);
     assert_eq!(settle.num_calls(), 1);
 }
