@@ -12,6 +12,7 @@ use shared::aws;
 use shared::config::Config;
 use shared::dynamo::item::{self, Item};
 
+pub mod mocks;
 pub use serde_json;
 
 const EVENTS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../events");

@@ -1,0 +1,257 @@
+//! Test support without servers: the functions' services over SDK clients whose every call is
+//! answered by [`aws_smithy_mocks`] rules, for the failures DynamoDB Local and LocalStack cannot
+//! be made to produce (throttling, 5xx, refusals that carry the item, uploads S3 has forgotten).
+//!
+//! - Failures are answered as the services put them on the wire ([`dynamodb_error`],
+//!   [`s3_error`], [`s3_head_error`]), so the SDK's own deserializers and retry classifiers see
+//!   what they would see in production.
+//! - The clients are configured as the functions configure theirs ([`Services::from_clients`],
+//!   [`shared::aws::s3_config`], the standard retry mode of `aws-config` with its 3 attempts),
+//!   except that they wait only a millisecond between attempts.
+//! - A call that no rule answers panics: nothing here reaches the network.
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::retry::RetryPartition;
+use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::config::{Credentials, SharedCredentialsProvider};
+use aws_sdk_s3::operation::get_object::GetObjectOutput;
+use aws_sdk_s3::operation::put_object::PutObjectOutput;
+use aws_sdk_s3::operation::upload_part::UploadPartOutput;
+use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock};
+use aws_smithy_runtime_api::http::StatusCode;
+use aws_smithy_types::body::SdkBody;
+use base64::Engine;
+use sha2::Digest;
+use shared::app::Services;
+use shared::config::Config;
+use shared::domain::ids::object_key;
+use shared::domain::{ContentDeclaration, FileId, FileRecord, FileStatus, JobId, UploadJob};
+use shared::dynamo::item::{self, Item};
+
+use crate::TestApi;
+
+pub const TABLE: &str = "files-mocked";
+pub const BUCKET: &str = "uploads-mocked";
+/// The project of every mocked API: each has clients and a key of its own, so they share nothing.
+pub const PROJECT: &str = "p1";
+/// The region the clients sign for; nothing is sent there.
+const REGION: &str = "eu-west-1";
+
+impl TestApi {
+    /// Like [`TestApi::new`], over clients that answer only from `dynamodb` and `s3` rules (and
+    /// the lookup of this API's key, which every route makes first).
+    pub fn mocked(dynamodb: &[&Rule], s3: &[&Rule]) -> Self {
+        let config = Config::from_lookup(|name| match name {
+            "TABLE_NAME" => Some(TABLE.into()),
+            "BUCKET_NAME" => Some(BUCKET.into()),
+            _ => None,
+        })
+        .expect("mocked config");
+        let key = new_api_key();
+        let key_lookup = key_lookup(&key, PROJECT);
+        let presigning = presigning_rules();
+
+        let sdk = sdk_config();
+        // Each client retries from a quota of its own: the SDK shares one per partition name
+        // across the process, and tests that exhaust it would change each other's attempts.
+        let partition = || RetryPartition::new(format!("mocked-{}", uuid::Uuid::new_v4()));
+        let dynamodb = aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .retry_partition(partition())
+            .interceptor(answering(dynamodb.iter().copied().chain([&key_lookup])))
+            .build();
+        let s3 = shared::aws::s3_config(&sdk, config.s3_force_path_style)
+            .to_builder()
+            .retry_partition(partition())
+            .interceptor(answering(s3.iter().copied().chain(&presigning)))
+            .build();
+        let services = Services::from_clients(
+            config,
+            aws_sdk_dynamodb::Client::from_conf(dynamodb),
+            aws_sdk_s3::Client::from_conf(s3),
+            sdk.credentials_provider(),
+        );
+        Self {
+            services,
+            project: PROJECT.to_owned(),
+            key,
+            http: reqwest::Client::new(),
+        }
+    }
+}
+
+/// What the clients share with the functions' `aws_config::defaults`: behavior version and the
+/// standard retry mode, with a region and static credentials instead of the environment's.
+fn sdk_config() -> SdkConfig {
+    SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "AKIDMOCKED",
+            "mocked-secret",
+            None,
+            None,
+            "mocks",
+        )))
+        .retry_config(RetryConfig::standard().with_initial_backoff(Duration::from_millis(1)))
+        .http_client(create_mock_http_client())
+        .build()
+}
+
+/// An interceptor answering each call from the first of `rules` that matches it; a call that
+/// none matches panics.
+fn answering<'a>(rules: impl IntoIterator<Item = &'a Rule>) -> MockResponseInterceptor {
+    rules.into_iter().fold(
+        MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny),
+        MockResponseInterceptor::with_rule,
+    )
+}
+
+/// A well-formed key, random like those `ApiKeys::mint` makes.
+fn new_api_key() -> String {
+    let secret = [
+        uuid::Uuid::new_v4().into_bytes(),
+        uuid::Uuid::new_v4().into_bytes(),
+    ]
+    .concat();
+    format!(
+        "upk_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)
+    )
+}
+
+/// GetItem of the item of `key` answers it, granting `project`, as `ApiKeys::mint` wrote it.
+fn key_lookup(key: &str, project: &str) -> Rule {
+    let hash: String = sha2::Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    let pk = AttributeValue::S(item::api_key_pk(&hash));
+    let found = Item::from([
+        (item::PK.to_owned(), pk.clone()),
+        (item::SK.to_owned(), item::s(item::API_KEY_SK)),
+        (
+            "projects".to_owned(),
+            AttributeValue::Ss(vec![project.to_owned()]),
+        ),
+        ("label".to_owned(), item::s("mocks")),
+    ]);
+    mock!(aws_sdk_dynamodb::Client::get_item)
+        .match_requests(move |get| get.key().and_then(|key| key.get(item::PK)) == Some(&pk))
+        .then_output(move || {
+            GetItemOutput::builder()
+                .set_item(Some(found.clone()))
+                .build()
+        })
+}
+
+/// Presigning runs the client's interceptors up to signing, so the mock sees the requests of
+/// every URL the functions sign; these rules let them through. Nothing is sent for them: the
+/// functions never send a PutObject or an UploadPart, and their GetObject reads set no
+/// `response-content-disposition`, so a real call of these is still answered by no rule.
+fn presigning_rules() -> [Rule; 3] {
+    [
+        mock!(aws_sdk_s3::Client::put_object).then_output(|| PutObjectOutput::builder().build()),
+        mock!(aws_sdk_s3::Client::upload_part).then_output(|| UploadPartOutput::builder().build()),
+        mock!(aws_sdk_s3::Client::get_object)
+            .match_requests(|get| get.response_content_disposition().is_some())
+            .then_output(|| GetObjectOutput::builder().build()),
+    ]
+}
+
+/// A DynamoDB error as DynamoDB sends it: `status` and a JSON body naming the error type.
+pub fn dynamodb_error(status: u16, code: &str) -> HttpResponse {
+    let body = serde_json::json!({
+        "__type": format!("com.amazonaws.dynamodb.v20120810#{code}"),
+        "message": format!("mocked {code}"),
+    });
+    let mut response = HttpResponse::new(status_code(status), SdkBody::from(body.to_string()));
+    let headers = response.headers_mut();
+    headers.insert("content-type", "application/x-amz-json-1.0");
+    headers.insert("x-amzn-requestid", "MOCKED");
+    response
+}
+
+/// An S3 error as S3 sends it: `status` and an XML body with the code.
+pub fn s3_error(status: u16, code: &str) -> HttpResponse {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code>\
+         <Message>mocked {code}</Message><RequestId>MOCKED</RequestId></Error>"
+    );
+    let mut response = s3_head_error(status);
+    *response.body_mut() = SdkBody::from(body);
+    response
+        .headers_mut()
+        .insert("content-type", "application/xml");
+    response
+}
+
+/// An S3 error answering a HEAD request: S3 sends the status alone, without a body.
+pub fn s3_head_error(status: u16) -> HttpResponse {
+    let mut response = HttpResponse::new(status_code(status), SdkBody::empty());
+    response.headers_mut().insert("x-amz-request-id", "MOCKED");
+    response
+}
+
+fn status_code(status: u16) -> StatusCode {
+    StatusCode::try_from(status).expect("an HTTP status")
+}
+
+/// A file of [`PROJECT`] awaiting the bytes of its current job: one PUT of `file_size` bytes of
+/// text, or with `upload_id` a multipart upload of parts of 5 MiB.
+pub fn pending_file(file_size: u64, upload_id: Option<&str>) -> FileRecord {
+    let (file_id, job_id) = (FileId::random(), JobId::random());
+    let now = shared::domain::timestamp::now();
+    let part_size = if upload_id.is_some() {
+        5 << 20
+    } else {
+        file_size
+    };
+    FileRecord {
+        file_id,
+        project_id: PROJECT.to_owned(),
+        content: ContentDeclaration {
+            file_name: "notes.txt".into(),
+            content_type: "text/plain".into(),
+            file_size,
+            sha256: None,
+            md5: None,
+        },
+        metadata: Default::default(),
+        status: FileStatus::PendingUpload,
+        rejection_reason: None,
+        created_at: now,
+        updated_at: now,
+        job: Some(UploadJob {
+            job_id,
+            s3_key: object_key(file_id, job_id),
+            upload_id: upload_id.map(str::to_owned),
+            part_size,
+            part_count: u32::try_from(file_size.div_ceil(part_size)).expect("part count"),
+            expires_at: now + Duration::from_secs(900),
+            headers: Default::default(),
+        }),
+        verified: None,
+    }
+}
+
+/// Whether the key of a GetItem or an UpdateItem is that of the item of `file_id`.
+pub fn keys_file(key: Option<&Item>, file_id: FileId) -> bool {
+    key == Some(&item::file_key(file_id))
+}
+
+/// GetItem of `record`'s file answers its item.
+pub fn file_lookup(record: &FileRecord) -> Rule {
+    let (file_id, found) = (record.file_id, Item::from(record));
+    mock!(aws_sdk_dynamodb::Client::get_item)
+        .match_requests(move |get| keys_file(get.key(), file_id))
+        .then_output(move || {
+            GetItemOutput::builder()
+                .set_item(Some(found.clone()))
+                .build()
+        })
+}

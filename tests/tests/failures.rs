@@ -1,0 +1,434 @@
+//! Failure branches, over SDK clients answered by mock rules (`integration_tests::mocks`): what
+//! a client of the API sees when DynamoDB or S3 throttle, fail or refuse, and what the adapters
+//! make of the answers the real servers cannot be made to give. No servers, no network.
+
+use aws_sdk_dynamodb::Client as DynamoDb;
+use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
+use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
+use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
+use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
+use aws_sdk_s3::Client as S3;
+use aws_sdk_s3::operation::get_object::GetObjectOutput;
+use aws_sdk_s3::operation::head_object::HeadObjectOutput;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_smithy_mocks::mock;
+use integration_tests::mocks::{
+    BUCKET, TABLE, dynamodb_error, file_lookup, keys_file, pending_file, s3_error, s3_head_error,
+};
+use integration_tests::{ApiReply, TestApi, declaration};
+use shared::domain::{FileId, FileRecord, FileStatus, VerifiedVersion};
+use shared::dynamo::Conditional;
+use shared::dynamo::item::Item;
+
+/// Attempts per call in the SDK's standard retry mode, which the functions' clients get from
+/// `aws-config` and the mocked ones copy.
+const ATTEMPTS: usize = 3;
+
+/// The contract's error body with `status` and `code`, and nothing of the failure behind it.
+fn assert_error(reply: &ApiReply, status: u16, code: &str) {
+    assert_eq!(reply.status, status, "{reply:?}");
+    let body = reply.body.as_object().expect("an object");
+    assert_eq!(sorted_keys(body), ["error", "request_id"], "{reply:?}");
+    let error = body["error"].as_object().expect("an error object");
+    assert_eq!(
+        sorted_keys(error),
+        ["code", "details", "message"],
+        "{reply:?}"
+    );
+    assert_eq!(error["code"], code, "{reply:?}");
+    assert!(
+        error["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{reply:?}"
+    );
+    assert!(error["details"].is_array(), "{reply:?}");
+    let request_id = body["request_id"].as_str().expect("a request id");
+    assert!(!request_id.is_empty());
+    assert_eq!(reply.request_id.as_deref(), Some(request_id));
+    let text = reply.body.to_string();
+    for internal in [
+        TABLE,
+        BUCKET,
+        "MOCKED",
+        "mocked",
+        "amazonaws",
+        "Exception",
+        "SlowDown",
+        "AccessDenied",
+        "InternalError",
+        "InternalServerError",
+        "PutItem",
+        "GetItem",
+        "HeadObject",
+        "ListParts",
+        "service error",
+        "uploads/",
+    ] {
+        assert!(!text.contains(internal), "{internal:?} leaks: {text}");
+    }
+}
+
+fn sorted_keys(object: &serde_json::Map<String, serde_json::Value>) -> Vec<&str> {
+    let mut keys: Vec<_> = object.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    keys
+}
+
+fn small_file() -> serde_json::Value {
+    declaration("notes.txt", "text/plain", b"hello world", false, false)
+}
+
+fn s3_key(record: &FileRecord) -> String {
+    record.job.as_ref().expect("a job").s3_key.clone()
+}
+
+// Throttling and 5xx: 503 `unavailable`, once the SDK has retried in vain.
+
+#[tokio::test]
+async fn create_is_unavailable_while_dynamodb_throttles_the_write() {
+    for code in [
+        "ThrottlingException",
+        "ProvisionedThroughputExceededException",
+    ] {
+        // GIVEN a table that throttles every write
+        let put = mock!(DynamoDb::put_item).then_http_response(move || dynamodb_error(400, code));
+        let api = TestApi::mocked(&[&put], &[]);
+
+        // WHEN a file is declared
+        let reply = api.create(small_file()).await;
+
+        // THEN the client is told to retry later, after the SDK's own attempts
+        assert_error(&reply, 503, "unavailable");
+        assert_eq!(put.num_calls(), ATTEMPTS, "{code}");
+    }
+}
+
+#[tokio::test]
+async fn create_is_unavailable_when_dynamodb_answers_500() {
+    let put =
+        mock!(DynamoDb::put_item).then_http_response(|| dynamodb_error(500, "InternalServerError"));
+    let api = TestApi::mocked(&[&put], &[]);
+
+    let reply = api.create(small_file()).await;
+
+    assert_error(&reply, 503, "unavailable");
+    assert_eq!(put.num_calls(), ATTEMPTS);
+}
+
+#[tokio::test]
+async fn a_write_throttled_until_the_last_attempt_goes_unnoticed() {
+    let put = mock!(DynamoDb::put_item)
+        .sequence()
+        .http_response(|| dynamodb_error(400, "ProvisionedThroughputExceededException"))
+        .times(ATTEMPTS - 1)
+        .output(|| PutItemOutput::builder().build())
+        .build();
+    let api = TestApi::mocked(&[&put], &[]);
+
+    let reply = api.create(small_file()).await;
+
+    assert_eq!(reply.status, 201, "{reply:?}");
+    assert_eq!(put.num_calls(), ATTEMPTS);
+}
+
+#[tokio::test]
+async fn get_file_is_unavailable_while_dynamodb_throttles_the_read() {
+    let file_id = FileId::random();
+    let get = mock!(DynamoDb::get_item)
+        .match_requests(move |get| keys_file(get.key(), file_id))
+        .then_http_response(|| dynamodb_error(400, "ThrottlingException"));
+    let api = TestApi::mocked(&[&get], &[]);
+
+    let reply = api.get(&file_id.to_string()).await;
+
+    assert_error(&reply, 503, "unavailable");
+    assert_eq!(get.num_calls(), ATTEMPTS);
+}
+
+#[tokio::test]
+async fn complete_is_unavailable_while_s3_slows_down_listing_parts() {
+    // GIVEN a multipart upload, and S3 slowing down every request
+    let record = pending_file(12 << 20, Some("upload-1"));
+    let list_parts = mock!(S3::list_parts).then_http_response(|| s3_error(503, "SlowDown"));
+    let api = TestApi::mocked(&[&file_lookup(&record)], &[&list_parts]);
+
+    // WHEN the client completes it
+    let reply = api.complete(&record.file_id.to_string()).await;
+
+    // THEN it is told to retry later, and nothing is recorded (an UpdateItem would find no rule)
+    assert_error(&reply, 503, "unavailable");
+    assert_eq!(list_parts.num_calls(), ATTEMPTS);
+}
+
+// S3 answers a HEAD with a status and no body, so the error has no code for
+// `shared::aws::failure` to classify: a 503 (or 500) becomes 500 `internal`.
+#[tokio::test]
+#[ignore = "known defect: HeadObject answering 503 gives 500 `internal`, not 503 `unavailable`"]
+async fn complete_is_unavailable_while_s3_slows_down_the_head_of_the_object() {
+    let record = pending_file(11, None);
+    let head = mock!(S3::head_object).then_http_response(|| s3_head_error(503));
+    let api = TestApi::mocked(&[&file_lookup(&record)], &[&head]);
+
+    let reply = api.complete(&record.file_id.to_string()).await;
+
+    assert_error(&reply, 503, "unavailable");
+}
+
+// Not every failure is worth a retry: a request AWS refuses is a fault of ours, 500 `internal`.
+
+#[tokio::test]
+async fn access_denied_by_s3_is_internal_and_not_retried() {
+    let record = pending_file(12 << 20, Some("upload-1"));
+    let list_parts = mock!(S3::list_parts).then_http_response(|| s3_error(403, "AccessDenied"));
+    let api = TestApi::mocked(&[&file_lookup(&record)], &[&list_parts]);
+
+    let reply = api.complete(&record.file_id.to_string()).await;
+
+    assert_error(&reply, 500, "internal");
+    assert_eq!(list_parts.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn a_validation_exception_from_dynamodb_is_internal_and_not_retried() {
+    let put =
+        mock!(DynamoDb::put_item).then_http_response(|| dynamodb_error(400, "ValidationException"));
+    let api = TestApi::mocked(&[&put], &[]);
+
+    let reply = api.create(small_file()).await;
+
+    assert_error(&reply, 500, "internal");
+    assert_eq!(put.num_calls(), 1);
+}
+
+// Conditional writes refused: the adapter hands back the item DynamoDB returned with the refusal.
+
+/// DynamoDB's refusal of a conditional write, with the item as it is when there is one.
+fn refusal(current: Option<&FileRecord>) -> ConditionalCheckFailedException {
+    ConditionalCheckFailedException::builder()
+        .message("The conditional request failed")
+        .set_item(current.map(Item::from))
+        .build()
+}
+
+/// The file of `record` once its bytes are in storage.
+fn uploaded(record: &FileRecord) -> FileRecord {
+    FileRecord {
+        status: FileStatus::Uploaded,
+        ..record.clone()
+    }
+}
+
+fn all_old(asked: Option<&ReturnValuesOnConditionCheckFailure>) -> bool {
+    asked == Some(&ReturnValuesOnConditionCheckFailure::AllOld)
+}
+
+#[tokio::test]
+async fn a_refused_replace_gives_the_file_as_it_is() {
+    for current in [Some(uploaded(&pending_file(11, None))), None] {
+        // GIVEN a table that refuses the write (asked for the item as it is)
+        let expected = pending_file(11, None);
+        let refused = current.clone();
+        let put = mock!(DynamoDb::put_item)
+            .match_requests(|put| all_old(put.return_values_on_condition_check_failure()))
+            .then_error(move || {
+                PutItemError::ConditionalCheckFailedException(refusal(refused.as_ref()))
+            });
+        let api = TestApi::mocked(&[&put], &[]);
+        let updated = FileRecord {
+            status: FileStatus::Rejected,
+            job: None,
+            ..expected.clone()
+        };
+
+        // WHEN the file is replaced
+        let outcome = api.services.files.replace(&updated, &expected, None).await;
+
+        // THEN the refusal carries the current file, decoded, or nothing if there is none
+        match outcome {
+            Ok(Conditional::Refused { current: found }) => assert_eq!(found, current),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_refused_status_change_gives_the_file_as_it_is() {
+    for current in [Some(uploaded(&pending_file(11, None))), None] {
+        let record = pending_file(11, None);
+        let job = record.job.clone().expect("a job");
+        let refused = current.clone();
+        let update = mock!(DynamoDb::update_item)
+            .match_requests(|update| all_old(update.return_values_on_condition_check_failure()))
+            .then_error(move || {
+                UpdateItemError::ConditionalCheckFailedException(refusal(refused.as_ref()))
+            });
+        let api = TestApi::mocked(&[&update], &[]);
+        let files = &api.services.files;
+        let now = shared::domain::timestamp::now();
+
+        let marked = files.mark_uploaded(record.file_id, job.job_id, now).await;
+        let settled = files
+            .settle_verified(&record, job.job_id, &job.s3_key, now)
+            .await;
+
+        for outcome in [marked, settled] {
+            match outcome {
+                Ok(Conditional::Refused { current: found }) => assert_eq!(found, current),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(update.num_calls(), 2);
+    }
+}
+
+// Multipart uploads S3 no longer has (completed, aborted, or expired by the bucket's lifecycle).
+
+#[tokio::test]
+async fn an_upload_s3_no_longer_has_is_absent_to_the_object_store() {
+    let no_such_upload = || s3_error(404, "NoSuchUpload");
+    let list_parts = mock!(S3::list_parts).then_http_response(no_such_upload);
+    let complete = mock!(S3::complete_multipart_upload).then_http_response(no_such_upload);
+    let abort = mock!(S3::abort_multipart_upload).then_http_response(no_such_upload);
+    let api = TestApi::mocked(&[], &[&list_parts, &complete, &abort]);
+    let objects = &api.services.objects;
+    let key = s3_key(&pending_file(12 << 20, Some("upload-1")));
+
+    assert_eq!(objects.list_parts(&key, "upload-1").await.unwrap(), None);
+    assert!(
+        !objects
+            .complete_multipart_upload(&key, "upload-1", &[])
+            .await
+            .unwrap()
+    );
+    assert!(
+        !objects
+            .abort_multipart_upload(&key, "upload-1")
+            .await
+            .unwrap()
+    );
+    for rule in [&list_parts, &complete, &abort] {
+        assert_eq!(rule.num_calls(), 1);
+    }
+}
+
+#[tokio::test]
+async fn the_parts_of_an_upload_s3_no_longer_has_are_a_conflict() {
+    // GIVEN a file awaiting a multipart upload that S3 no longer has
+    let record = pending_file(12 << 20, Some("upload-1"));
+    let list_parts = mock!(S3::list_parts).then_http_response(|| s3_error(404, "NoSuchUpload"));
+    let api = TestApi::mocked(&[&file_lookup(&record)], &[&list_parts]);
+
+    // WHEN the client asks which parts are in storage, to resume
+    let reply = api.list_parts(&record.file_id.to_string()).await;
+
+    // THEN there is no upload to resume
+    assert_error(&reply, 409, "conflict");
+    assert_eq!(
+        reply.body["error"]["details"][0]["reason"],
+        "no_upload_in_progress"
+    );
+}
+
+// Objects that are not there.
+
+#[tokio::test]
+async fn a_missing_object_has_no_head() {
+    let head = mock!(S3::head_object).then_http_response(|| s3_head_error(404));
+    let api = TestApi::mocked(&[], &[&head]);
+
+    let key = s3_key(&pending_file(11, None));
+    assert_eq!(api.services.objects.head(&key).await.unwrap(), None);
+    assert_eq!(head.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn completing_a_single_part_upload_whose_object_is_missing_is_a_conflict() {
+    let record = pending_file(11, None);
+    let head = mock!(S3::head_object).then_http_response(|| s3_head_error(404));
+    let api = TestApi::mocked(&[&file_lookup(&record)], &[&head]);
+
+    let reply = api.complete(&record.file_id.to_string()).await;
+
+    assert_error(&reply, 409, "conflict");
+    assert_eq!(
+        reply.body["error"]["details"][0]["reason"],
+        "upload_incomplete"
+    );
+}
+
+// The verify trigger: an error makes Lambda deliver the event again; a verdict is not an error.
+// (`::verify` is the function's crate, also beside a test module named `verify`.)
+
+#[tokio::test]
+async fn verify_fails_for_a_retry_while_dynamodb_throttles() {
+    let record = pending_file(11, None);
+    let file_id = record.file_id;
+    let get = mock!(DynamoDb::get_item)
+        .match_requests(move |get| keys_file(get.key(), file_id))
+        .then_http_response(|| dynamodb_error(400, "ThrottlingException"));
+    let api = TestApi::mocked(&[&get], &[]);
+
+    let result = ::verify::handle(&api.services, api.s3_event("s3-put", &s3_key(&record))).await;
+
+    assert!(result.is_err(), "{result:?}");
+    assert_eq!(get.num_calls(), ATTEMPTS);
+}
+
+#[tokio::test]
+async fn verify_fails_for_a_retry_when_s3_answers_500() {
+    let record = pending_file(11, None);
+    let head = mock!(S3::head_object).then_http_response(|| s3_head_error(500));
+    let api = TestApi::mocked(&[&file_lookup(&record)], &[&head]);
+
+    let result = ::verify::handle(&api.services, api.s3_event("s3-put", &s3_key(&record))).await;
+
+    assert!(result.is_err(), "{result:?}");
+    assert_eq!(head.num_calls(), ATTEMPTS);
+}
+
+#[tokio::test]
+async fn verify_settles_a_sound_object() {
+    // GIVEN a file whose 11 bytes of text are in storage as declared
+    let record = pending_file(11, None);
+    let job = record.job.clone().expect("a job");
+    let etag = "\"5eb63bbbe01eeed093cb22bb8f5acdc3\"";
+    let head = mock!(S3::head_object).then_output(move || {
+        HeadObjectOutput::builder()
+            .content_length(11)
+            .content_type("text/plain")
+            .e_tag(etag)
+            .build()
+    });
+    let read = mock!(S3::get_object)
+        .match_requests(move |get| get.if_match() == Some(etag))
+        .then_output(|| {
+            GetObjectOutput::builder()
+                .body(ByteStream::from_static(b"hello world"))
+                .build()
+        });
+    let verified = FileRecord {
+        status: FileStatus::Verified,
+        verified: Some(VerifiedVersion {
+            job_id: job.job_id,
+            s3_key: job.s3_key.clone(),
+            content: record.content.clone(),
+            verified_at: record.updated_at,
+        }),
+        ..record.clone()
+    };
+    let file_id = record.file_id;
+    let settle = mock!(DynamoDb::update_item)
+        .match_requests(move |update| keys_file(update.key(), file_id))
+        .then_output(move || {
+            UpdateItemOutput::builder()
+                .set_attributes(Some(Item::from(&verified)))
+                .build()
+        });
+    let api = TestApi::mocked(&[&file_lookup(&record), &settle], &[&head, &read]);
+
+    // WHEN storage reports the object created
+    let result = ::verify::handle(&api.services, api.s3_event("s3-put", &job.s3_key)).await;
+
+    // THEN the file is settled as verified
+    assert_eq!(result.unwrap(), [::verify::Outcome::Verified]);
+    assert_eq!(settle.num_calls(), 1);
+}
