@@ -2,6 +2,7 @@
 //! failed AWS call becomes the contract's error.
 
 use aws_config::SdkConfig;
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ErrorMetadata, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::config::{
     RequestChecksumCalculation, ResponseChecksumValidation, SharedHttpClient,
@@ -11,23 +12,31 @@ use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 use crate::config::ConfigError;
 use crate::domain::error::ApiError;
 
-/// Classifies a failed AWS call: throttling, timeouts, 5xx and transport failures are
-/// retryable (503); anything else means we sent a request the service refuses (500).
-pub(crate) fn failure<E, R>(operation: &str, err: SdkError<E, R>) -> ApiError
+/// Classifies a failed AWS call: throttling, timeouts, 5xx (with or without an error code:
+/// S3 answers HEAD requests with a bare status) and transport failures are retryable (503);
+/// anything else means we sent a request the service refuses (500).
+pub(crate) fn failure<E>(operation: &str, err: SdkError<E, HttpResponse>) -> ApiError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
 {
     let text = format!("{operation}: {}", DisplayErrorContext(&err));
     match &err {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             ApiError::Unavailable(text)
         }
-        SdkError::ServiceError(service) if is_retryable(service.err().meta()) => {
+        SdkError::ServiceError(service)
+            if is_retryable(service.err().meta())
+                || is_retryable_status(service.raw().status().as_u16()) =>
+        {
             ApiError::Unavailable(text)
         }
         _ => ApiError::Internal(text),
     }
+}
+
+/// Too many requests, or the service failed.
+fn is_retryable_status(status: u16) -> bool {
+    status == 429 || status >= 500
 }
 
 fn is_retryable(meta: &ErrorMetadata) -> bool {

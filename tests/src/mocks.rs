@@ -30,7 +30,8 @@ use sha2::Digest;
 use shared::app::Services;
 use shared::config::Config;
 use shared::domain::ids::object_key;
-use shared::domain::{ContentDeclaration, FileId, FileRecord, FileStatus, JobId, UploadJob};
+use shared::domain::values::{FileName, MediaType, Metadata};
+use shared::domain::{ContentDeclaration, FileId, FileRecord, JobId, UploadJob};
 use shared::dynamo::item::{self, Item};
 
 use crate::TestApi;
@@ -211,35 +212,34 @@ pub fn pending_file(file_size: u64, upload_id: Option<&str>) -> FileRecord {
     } else {
         file_size
     };
-    FileRecord {
+    let content = ContentDeclaration {
+        file_name: FileName::parse("notes.txt").expect("a file name"),
+        content_type: MediaType::parse("text/plain").expect("a media type"),
+        file_size,
+        sha256: None,
+        md5: None,
+    };
+    let job = UploadJob {
+        job_id,
+        s3_key: object_key(file_id, job_id),
+        upload_id: upload_id.map(str::to_owned),
+        part_size,
+        part_count: u32::try_from(file_size.div_ceil(part_size)).expect("part count"),
+        expires_at: now + Duration::from_secs(900),
+        headers: Default::default(),
+    };
+    FileRecord::declare(
         file_id,
-        project_id: PROJECT.to_owned(),
-        content: ContentDeclaration {
-            file_name: "notes.txt".into(),
-            content_type: "text/plain".into(),
-            file_size,
-            sha256: None,
-            md5: None,
-        },
-        metadata: Default::default(),
-        status: FileStatus::PendingUpload,
-        rejection_reason: None,
-        created_at: now,
-        updated_at: now,
-        job: Some(UploadJob {
-            job_id,
-            s3_key: object_key(file_id, job_id),
-            upload_id: upload_id.map(str::to_owned),
-            part_size,
-            part_count: u32::try_from(file_size.div_ceil(part_size)).expect("part count"),
-            expires_at: now + Duration::from_secs(900),
-            headers: Default::default(),
-        }),
-        verified: None,
-    }
+        PROJECT.to_owned(),
+        content,
+        Metadata::default(),
+        job,
+        now,
+        Duration::from_secs(7 * 24 * 3600),
+    )
 }
 
-/// Whether the key of a GetItem or an UpdateItem is that of the item of `file_id`.
+/// Whether the key of a GetItem is that of the item of `file_id`.
 pub fn keys_file(key: Option<&Item>, file_id: FileId) -> bool {
     key == Some(&item::file_key(file_id))
 }
