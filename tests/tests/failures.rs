@@ -7,10 +7,13 @@ use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
 use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
 use aws_sdk_s3::Client as S3;
+use aws_sdk_s3::operation::abort_multipart_upload::AbortMultipartUploadOutput;
+use aws_sdk_s3::operation::create_multipart_upload::CreateMultipartUploadOutput;
+use aws_sdk_s3::operation::delete_object::DeleteObjectOutput;
 use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_smithy_mocks::mock;
+use aws_smithy_mocks::{Rule, mock};
 use integration_tests::mocks::{
     BUCKET, TABLE, dynamodb_error, file_lookup, keys_file, pending_file, s3_error, s3_head_error,
 };
@@ -80,6 +83,11 @@ fn s3_key(record: &FileRecord) -> String {
     record.job.as_ref().expect("a job").s3_key.clone()
 }
 
+/// Storage deleting whatever object an upload job may have left.
+fn object_deleted() -> Rule {
+    mock!(S3::delete_object).then_output(|| DeleteObjectOutput::builder().build())
+}
+
 // Throttling and 5xx: 503 `unavailable`, once the SDK has retried in vain.
 
 #[tokio::test]
@@ -90,14 +98,17 @@ async fn create_is_unavailable_while_dynamodb_throttles_the_write() {
     ] {
         // GIVEN a table that throttles every write
         let put = mock!(DynamoDb::put_item).then_http_response(move || dynamodb_error(400, code));
-        let api = TestApi::mocked(&[&put], &[]);
+        let delete = object_deleted();
+        let api = TestApi::mocked(&[&put], &[&delete]);
 
         // WHEN a file is declared
         let reply = api.create(small_file()).await;
 
-        // THEN the client is told to retry later, after the SDK's own attempts
+        // THEN the client is told to retry later, after the SDK's own attempts, and the upload
+        // job that was planned for it leaves nothing in storage
         assert_error(&reply, 503, "unavailable");
         assert_eq!(put.num_calls(), ATTEMPTS, "{code}");
+        assert_eq!(delete.num_calls(), 1, "{code}");
     }
 }
 
@@ -105,7 +116,7 @@ async fn create_is_unavailable_while_dynamodb_throttles_the_write() {
 async fn create_is_unavailable_when_dynamodb_answers_500() {
     let put =
         mock!(DynamoDb::put_item).then_http_response(|| dynamodb_error(500, "InternalServerError"));
-    let api = TestApi::mocked(&[&put], &[]);
+    let api = TestApi::mocked(&[&put], &[&object_deleted()]);
 
     let reply = api.create(small_file()).await;
 
@@ -189,12 +200,38 @@ async fn access_denied_by_s3_is_internal_and_not_retried() {
 async fn a_validation_exception_from_dynamodb_is_internal_and_not_retried() {
     let put =
         mock!(DynamoDb::put_item).then_http_response(|| dynamodb_error(400, "ValidationException"));
-    let api = TestApi::mocked(&[&put], &[]);
+    let api = TestApi::mocked(&[&put], &[&object_deleted()]);
 
     let reply = api.create(small_file()).await;
 
     assert_error(&reply, 500, "internal");
     assert_eq!(put.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn a_create_that_cannot_be_recorded_aborts_the_multipart_upload_it_opened() {
+    // GIVEN storage that opens multipart uploads, and a table that refuses the write
+    let open = mock!(S3::create_multipart_upload).then_output(|| {
+        CreateMultipartUploadOutput::builder()
+            .upload_id("opened")
+            .build()
+    });
+    let abort = mock!(S3::abort_multipart_upload)
+        .match_requests(|abort| abort.upload_id() == Some("opened"))
+        .then_output(|| AbortMultipartUploadOutput::builder().build());
+    let delete = object_deleted();
+    let put =
+        mock!(DynamoDb::put_item).then_http_response(|| dynamodb_error(400, "ValidationException"));
+    let api = TestApi::mocked(&[&put], &[&open, &abort, &delete]);
+
+    // WHEN a file above the multipart threshold is declared
+    let reply = api
+        .create(serde_json::json!({"file_name": "big.bin", "file_size": 200u64 << 20}))
+        .await;
+
+    // THEN the request fails and the upload it opened is aborted
+    assert_error(&reply, 500, "internal");
+    assert_eq!((open.num_calls(), abort.num_calls()), (1, 1));
 }
 
 // Conditional writes refused: the adapter hands back the item DynamoDB returned with the refusal.
@@ -263,6 +300,55 @@ async fn a_refused_write_judges_the_change_again_on_the_file_the_refusal_returne
             }
         }
         assert_eq!(put.num_calls(), 2, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_write_whose_answer_was_lost_is_recognised_as_applied() {
+    // GIVEN a write that applied, but whose answer was lost: the SDK's retry is refused, and
+    // the refusal carries exactly what the first attempt wrote
+    let record = pending_file(11, None);
+    let job = record.job.clone().expect("a job");
+    let now = shared::domain::timestamp::now();
+    let written = record
+        .mark_uploaded(job.job_id, now)
+        .expect("current")
+        .expect("a change");
+    let ours = written.clone();
+    let put = mock!(DynamoDb::put_item)
+        .then_error(move || PutItemError::ConditionalCheckFailedException(refusal(Some(&ours))));
+    let api = TestApi::mocked(&[&put], &[]);
+
+    // WHEN the change is applied
+    let outcome = api
+        .services
+        .files
+        .update(record.clone(), |file| file.mark_uploaded(job.job_id, now))
+        .await;
+
+    // THEN it is applied, once, not judged again on its own result
+    match outcome {
+        Ok(Update::Applied { after, .. }) => assert_eq!(after, written),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(put.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn a_create_whose_answer_was_lost_is_not_an_error_but_another_file_under_its_id_is() {
+    let record = pending_file(11, None);
+    for (existing, created) in [(record.clone(), true), (superseded(&record), false)] {
+        let put = mock!(DynamoDb::put_item).then_error(move || {
+            PutItemError::ConditionalCheckFailedException(refusal(Some(&existing)))
+        });
+        let api = TestApi::mocked(&[&put], &[]);
+
+        let inserted = api.services.files.insert_new(&record).await;
+
+        assert_eq!(inserted.is_ok(), created, "{inserted:?}");
+        if let Err(err) = inserted {
+            assert_eq!(err.status(), 500);
+        }
     }
 }
 

@@ -40,7 +40,11 @@ async fn create_file(services: &Services, request: Request) -> Result<Reply, Api
         now,
         services.config.pending_ttl,
     );
-    services.files.insert_new(&file).await?;
+    if let Err(err) = services.files.insert_new(&file).await {
+        // Nothing refers to the upload just opened: a failed request leaves nothing behind.
+        upload::discard_storage(services, &started.job).await;
+        return Err(err);
+    }
     tracing::info!(file_id = %file_id, job_id = %started.job.job_id, project_id = %file.project_id, "file created");
     Ok(Reply::created(
         UploadPlan::new(file_id, &started.job, started.urls).to_json(),

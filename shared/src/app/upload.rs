@@ -136,6 +136,13 @@ pub async fn discard_storage(services: &Services, job: &UploadJob) {
     };
     let result = aborted.and(services.objects.delete(&job.s3_key).await);
     if let Err(err) = result {
-        tracing::warn!(job_id = %job.job_id, error = ?err, "could not discard the storage of a job");
+        // Findable: every such line names what is left in storage, for a sweep to remove.
+        tracing::error!(
+            job_id = %job.job_id,
+            s3_key = %job.s3_key,
+            upload_id = job.upload_id.as_deref().unwrap_or_default(),
+            error = %err,
+            "orphaned storage: could not discard the storage of a job"
+        );
     }
 }

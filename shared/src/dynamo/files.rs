@@ -78,16 +78,35 @@ impl FileStore {
     }
 
     /// Writes a new file.
+    /// A refusal that returns exactly this record is our own write, applied by an attempt whose
+    /// answer was lost (the SDK retried it); anything else under a fresh id is a broken invariant.
     pub async fn insert_new(&self, record: &FileRecord) -> Result<(), ApiError> {
-        self.client
+        let result = self
+            .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(Item::from(record)))
             .condition_expression("attribute_not_exists(pk)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
-            .await
-            .map_err(|err| aws::failure("PutItem file", err))?;
-        Ok(())
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) => match err.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(failed)) => {
+                    let existing = failed.item.as_ref().map(decode).transpose()?;
+                    if existing.as_ref() == Some(record) {
+                        Ok(())
+                    } else {
+                        Err(ApiError::Internal(format!(
+                            "file {} exists already",
+                            record.file_id
+                        )))
+                    }
+                }
+                _ => Err(aws::failure("PutItem file", err)),
+            },
+        }
     }
 
     pub async fn get(&self, file_id: FileId) -> Result<Option<FileRecord>, ApiError> {
@@ -169,6 +188,13 @@ impl FileStore {
             };
             match self.replace(&updated, &current).await? {
                 Replaced::Applied => {
+                    return Ok(Update::Applied {
+                        before: current,
+                        after: updated,
+                    });
+                }
+                // Our own write, applied by an attempt whose answer was lost (the SDK retried it).
+                Replaced::Refused(Some(latest)) if latest == updated => {
                     return Ok(Update::Applied {
                         before: current,
                         after: updated,
