@@ -1,7 +1,10 @@
 //! What the DynamoDB and S3 adapters share: the SDK clients' HTTPS and S3 settings, and how a
 //! failed AWS call becomes the contract's error.
 
+use std::time::Duration;
+
 use aws_config::SdkConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ErrorMetadata, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::config::{
@@ -54,6 +57,19 @@ fn is_retryable(meta: &ErrorMetadata) -> bool {
                 | "TransactionInProgressException"
         )
     )
+}
+
+/// The deadlines of every S3 and DynamoDB call: `budget` for the whole call, retries
+/// included; half of it for each attempt (so a hung dependency costs at most two attempts);
+/// connecting at most a second. A call past them fails as a timeout, which is 503.
+pub fn timeouts(budget: Duration) -> TimeoutConfig {
+    let attempt = budget / 2;
+    TimeoutConfig::builder()
+        .connect_timeout(attempt.min(Duration::from_secs(1)))
+        .read_timeout(attempt)
+        .operation_attempt_timeout(attempt)
+        .operation_timeout(budget)
+        .build()
 }
 
 /// Amazon Trust Services' roots, which S3 and DynamoDB endpoints chain to.

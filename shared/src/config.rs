@@ -25,6 +25,7 @@ pub struct Config {
     pub pending_ttl: Duration,
     pub s3_force_path_style: bool,
     pub trust_system_roots: bool,
+    pub dependency_timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -82,6 +83,8 @@ impl Config {
             pending_ttl: secs("PENDING_TTL_SECS", 7 * 24 * 3600, 365 * 24 * 3600)?,
             s3_force_path_style: flag("S3_FORCE_PATH_STYLE")?,
             trust_system_roots: flag("TRUST_SYSTEM_ROOTS")?,
+            dependency_timeout: number("DEPENDENCY_TIMEOUT_MS", 3000, 100, 20_000)
+                .map(Duration::from_millis)?,
         };
         Ok(config)
     }
@@ -198,6 +201,10 @@ mod tests {
             (
                 "TRUST_SYSTEM_ROOTS",
                 defaults.trust_system_roots.to_string(),
+            ),
+            (
+                "DEPENDENCY_TIMEOUT_MS",
+                defaults.dependency_timeout.as_millis().to_string(),
             ),
         ] {
             assert_eq!(default_of(name), value, "{name}");

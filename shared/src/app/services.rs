@@ -3,7 +3,7 @@
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_s3::config::SharedCredentialsProvider;
 
-use crate::aws::{https_client, s3_config};
+use crate::aws::{https_client, s3_config, timeouts};
 use crate::config::{Config, ConfigError};
 use crate::dynamo::{ApiKeys, FileStore};
 use crate::s3::{ObjectStore, Presigner};
@@ -29,10 +29,16 @@ impl Services {
         Ok(Self::new(config, &sdk))
     }
 
+    /// Clients over `sdk`, each call bounded by the configured deadlines.
     pub fn new(config: Config, sdk: &SdkConfig) -> Self {
-        let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
-        let s3 = aws_sdk_s3::Client::from_conf(s3_config(sdk, config.s3_force_path_style));
-        Self::from_clients(config, dynamodb, s3, sdk.credentials_provider())
+        let sdk = sdk
+            .to_builder()
+            .timeout_config(timeouts(config.dependency_timeout))
+            .build();
+        let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+        let s3 = aws_sdk_s3::Client::from_conf(s3_config(&sdk, config.s3_force_path_style));
+        let credentials = sdk.credentials_provider();
+        Self::from_clients(config, dynamodb, s3, credentials)
     }
 
     /// Services over clients built elsewhere (tests hand in clients with mocked responses);

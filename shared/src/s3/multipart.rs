@@ -1,5 +1,7 @@
 //! Multipart uploads: open, list the parts storage has, assemble, abort.
 
+use std::time::Duration;
+
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
@@ -19,6 +21,11 @@ fn is_no_such_upload<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -
         None => status == Some(404),
     }
 }
+
+/// S3 may take seconds to assemble thousands of parts, and answers only when it is done: the
+/// one call allowed longer than `DEPENDENCY_TIMEOUT_MS`, still inside the API functions'
+/// 10-second timeout (template.yaml).
+const ASSEMBLY_TIMEOUT: Duration = Duration::from_secs(8);
 
 impl ObjectStore {
     /// Starts a multipart upload whose object will have `content_type`; returns its upload id.
@@ -113,6 +120,11 @@ impl ObjectStore {
                 CompletedMultipartUpload::builder()
                     .set_parts(Some(completed))
                     .build(),
+            )
+            .customize()
+            .config_override(
+                aws_sdk_s3::config::Builder::default()
+                    .timeout_config(aws::timeouts(ASSEMBLY_TIMEOUT)),
             )
             .send()
             .await;
