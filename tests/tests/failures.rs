@@ -3,6 +3,7 @@
 //! make of the answers the real servers cannot be made to give. No servers, no network.
 
 use aws_sdk_dynamodb::Client as DynamoDb;
+use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
 use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
 use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
@@ -569,4 +570,31 @@ async fn a_hung_or_resetting_table_answers_503_within_the_deadline() {
             "{fault:?}: {took:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn an_unknown_key_costs_one_table_read_however_often_it_is_tried() {
+    // GIVEN a table that has no such key
+    let unknown = format!("upk_{}A", "B".repeat(42));
+    let lookup = mock!(DynamoDb::get_item)
+        .match_requests(|get| {
+            get.key()
+                .and_then(|key| key.get("pk"))
+                .and_then(|pk| pk.as_s().ok())
+                .is_some_and(|pk| pk.starts_with("APIKEY#"))
+        })
+        .then_output(|| GetItemOutput::builder().build());
+    let api = TestApi::mocked(&[&lookup], &[]);
+
+    // WHEN it is tried again and again
+    for _ in 0..5 {
+        let reply = api
+            .call(integration_tests::Event::ListFiles)
+            .key(Some(&unknown))
+            .send()
+            .await;
+        // THEN each try is refused, but only the first reads the table
+        assert_error(&reply, 401, "unauthorized");
+    }
+    assert_eq!(lookup.num_calls(), 1);
 }

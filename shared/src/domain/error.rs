@@ -67,9 +67,15 @@ pub enum ApiError {
     Unavailable(String),
 }
 
+/// Details an error body lists at most.
+pub const MAX_DETAILS: usize = 50;
+
 fn validation_message(details: &[Detail]) -> String {
     match details.len() {
         1 => "1 field is invalid".to_owned(),
+        n if n > MAX_DETAILS => {
+            format!("{n} fields are invalid; the first {MAX_DETAILS} are listed")
+        }
         n => format!("{n} fields are invalid"),
     }
 }
@@ -125,13 +131,16 @@ impl ApiError {
         }
     }
 
-    /// The body of the error response, as `docs/API.md` fixes it.
+    /// The body of the error response, as `docs/API.md` fixes it. At most [`MAX_DETAILS`]
+    /// details are listed (the message still counts them all), so that no body can outgrow
+    /// Lambda's 6 MB response limit however many fields a request got wrong.
     pub fn body(&self, request_id: &str) -> serde_json::Value {
+        let details = self.details();
         serde_json::json!({
             "error": {
                 "code": self.code(),
                 "message": self.to_string(),
-                "details": self.details(),
+                "details": &details[..details.len().min(MAX_DETAILS)],
             },
             "request_id": request_id,
         })
@@ -154,6 +163,25 @@ mod tests {
         assert_eq!(body["error"]["details"][1]["field"], "sha256");
         assert_eq!(body["request_id"], "req-1");
         assert_eq!(err.status(), 422);
+    }
+
+    #[test]
+    fn a_body_lists_a_bounded_number_of_details_and_counts_them_all() {
+        let err = ApiError::Validation(
+            (0..100_000)
+                .map(|i| Detail::field(format!("metadata[{i}]"), "must be a string"))
+                .collect(),
+        );
+        let body = err.body("r");
+        assert_eq!(
+            body["error"]["details"].as_array().unwrap().len(),
+            MAX_DETAILS
+        );
+        assert_eq!(
+            body["error"]["message"],
+            "100000 fields are invalid; the first 50 are listed"
+        );
+        assert!(body.to_string().len() < 10_000);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::fmt;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Serialize, Serializer};
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 pub const MAX_FILE_NAME_CHARS: usize = 255;
 pub const MAX_CONTENT_TYPE_CHARS: usize = 255;
@@ -34,7 +35,10 @@ macro_rules! text_value {
     };
 }
 
-/// A file's name: 1 to 255 characters, none of them a control character.
+/// A file's name: 1 to 255 characters, not all blank, no control characters and no invisible
+/// format characters (bidirectional controls such as U+202E, zero-width characters): the name is
+/// replayed in `Content-Disposition`, where `invoice\u{202e}fdp.exe` would show as
+/// `invoiceexe.pdf`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileName(String);
 
@@ -45,6 +49,13 @@ impl FileName {
             Err(format!("must be 1 to {MAX_FILE_NAME_CHARS} characters"))
         } else if text.chars().any(char::is_control) {
             Err("must not contain control characters".into())
+        } else if text
+            .chars()
+            .any(|c| c.general_category() == GeneralCategory::Format)
+        {
+            Err("must not contain invisible format characters (bidirectional controls, zero-width characters)".into())
+        } else if text.trim().is_empty() {
+            Err("must not be blank".into())
         } else {
             Ok(Self(text.to_owned()))
         }
@@ -309,6 +320,14 @@ mod tests {
             ("", false),
             ("bad\u{7}name", false),
             ("line\nbreak", false),
+            ("   ", false),
+            ("\u{3000}", false),
+            ("invoice\u{202e}fdp.exe", false),
+            ("a\u{200b}b", false),
+            ("\u{feff}bom.txt", false),
+            ("a\u{2066}b\u{2069}", false),
+            (" padded name.txt ", true),
+            ("résumé 日本.pdf", true),
         ];
         for (text, ok) in cases {
             assert_eq!(FileName::parse(text).is_ok(), *ok, "{text:?}");

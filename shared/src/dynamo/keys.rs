@@ -20,15 +20,21 @@ pub const KEY_PREFIX: &str = "upk_";
 /// A grant read from the table is trusted this long in a warm container: revoking a key takes
 /// effect within this time.
 const CACHE_TTL: Duration = Duration::from_secs(60);
+/// An unknown or revoked key is remembered this long, so that a stream of random keys costs one
+/// table read per key and per container, not one per request; a key minted meanwhile is not
+/// affected (keys are random, never guessed before they exist).
+const REFUSAL_TTL: Duration = Duration::from_secs(10);
 const CACHE_MAX_ENTRIES: usize = 1024;
 
 type Grant = Arc<BTreeSet<String>>;
+/// What the table says of a key: the projects it grants, or why it grants nothing.
+type Lookup = Result<Grant, &'static str>;
 
 #[derive(Debug)]
 pub struct ApiKeys {
     client: Client,
     table: String,
-    cache: Mutex<HashMap<String, (Grant, Instant)>>,
+    cache: Mutex<HashMap<String, (Lookup, Instant)>>,
 }
 
 impl ApiKeys {
@@ -56,11 +62,30 @@ impl ApiKeys {
     }
 
     async fn grant(&self, hash: &str) -> Result<Grant, ApiError> {
-        if let Some((grant, at)) = self.cached(hash)
-            && at.elapsed() < CACHE_TTL
-        {
-            return Ok(grant);
+        if let Some((lookup, at)) = self.cached(hash) {
+            let ttl = if lookup.is_ok() {
+                CACHE_TTL
+            } else {
+                REFUSAL_TTL
+            };
+            if at.elapsed() < ttl {
+                return lookup.map_err(ApiError::Unauthorized);
+            }
         }
+        let lookup = self.lookup(hash).await?;
+        let mut cache = self
+            .cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if cache.len() >= CACHE_MAX_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(hash.to_owned(), (lookup.clone(), Instant::now()));
+        lookup.map_err(ApiError::Unauthorized)
+    }
+
+    /// The key's item, read from the table.
+    async fn lookup(&self, hash: &str) -> Result<Lookup, ApiError> {
         let output = self
             .client
             .get_item()
@@ -71,27 +96,18 @@ impl ApiKeys {
             .await
             .map_err(|err| aws::failure("GetItem api key", err))?;
         let Some(found) = output.item else {
-            return Err(ApiError::Unauthorized("unknown API key"));
+            return Ok(Err("unknown API key"));
         };
         if matches!(found.get("revoked"), Some(AttributeValue::Bool(true))) {
-            return Err(ApiError::Unauthorized("revoked API key"));
+            return Ok(Err("revoked API key"));
         }
-        let grant: Grant = match found.get("projects") {
+        Ok(Ok(match found.get("projects") {
             Some(AttributeValue::Ss(projects)) => Arc::new(projects.iter().cloned().collect()),
             _ => Arc::default(),
-        };
-        let mut cache = self
-            .cache
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if cache.len() >= CACHE_MAX_ENTRIES {
-            cache.clear();
-        }
-        cache.insert(hash.to_owned(), (grant.clone(), Instant::now()));
-        Ok(grant)
+        }))
     }
 
-    fn cached(&self, hash: &str) -> Option<(Grant, Instant)> {
+    fn cached(&self, hash: &str) -> Option<(Lookup, Instant)> {
         self.cache
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
