@@ -53,6 +53,20 @@ impl ObjectStore {
             Err(err) if matches!(err.as_service_error(), Some(HeadObjectError::NotFound(_))) => {
                 Ok(None)
             }
+            // A role without s3:ListBucket is told 403, not 404, for a key that does not exist.
+            // Every key looked at here is one of ours, under the prefix the role may read: 403
+            // means missing (and a role that may not read its own keys fails loudly elsewhere).
+            Err(err)
+                if err
+                    .raw_response()
+                    .is_some_and(|raw| raw.status().as_u16() == 403) =>
+            {
+                tracing::warn!(
+                    key,
+                    "HeadObject answered 403: taken as missing (grant s3:ListBucket to get 404)"
+                );
+                Ok(None)
+            }
             Err(err) => Err(aws::failure("HeadObject", err)),
         }
     }
