@@ -13,6 +13,9 @@ use shared::config::Config;
 use shared::dynamo::item::{self, Item};
 
 pub mod mocks;
+pub mod operations;
+
+use operations::{OperationLog, as_function};
 pub use serde_json;
 
 const EVENTS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../events");
@@ -86,7 +89,7 @@ impl TestApi {
         })
         .expect("test config");
         adjust(&mut config);
-        let services = Services::new(config, &sdk_config().await);
+        let services = Services::with_interceptor(config, &sdk_config().await, OperationLog);
         let project = format!("p-{}", uuid::Uuid::new_v4().simple());
         let key = services
             .keys
@@ -201,11 +204,20 @@ impl TestApi {
 
     /// Delivers an `ObjectCreated:Put` event for `key` to the verify function.
     pub async fn deliver(&self, key: &str) -> verify::Outcome {
-        let mut outcomes = verify::handle(&self.services, self.s3_event("s3-put", key))
+        let mut outcomes = self
+            .verify(self.s3_event("s3-put", key))
             .await
             .expect("verify succeeds");
         assert_eq!(outcomes.len(), 1);
         outcomes.remove(0)
+    }
+
+    /// Hands `event` to the verify function, as S3's notification does.
+    pub async fn verify(
+        &self,
+        event: aws_lambda_events::s3::S3Event,
+    ) -> Result<Vec<verify::Outcome>, shared::domain::ApiError> {
+        as_function("verify", verify::handle(&self.services, event)).await
     }
 
     /// The bytes behind the file's download URL.
@@ -474,11 +486,13 @@ impl Call<'_> {
 /// Hands `request` to the function that serves `event`'s route, as API Gateway would.
 pub async fn dispatch(services: &Services, event: Event, request: Request) -> Response<Body> {
     match event {
-        Event::Create => presign::handle(services, request).await,
-        Event::Complete => complete::handle(services, request).await,
-        Event::GetFile | Event::ListFiles => files::handle(services, request).await,
+        Event::Create => as_function("presign", presign::handle(services, request)).await,
+        Event::Complete => as_function("complete", complete::handle(services, request)).await,
+        Event::GetFile | Event::ListFiles => {
+            as_function("files", files::handle(services, request)).await
+        }
         Event::Reupload | Event::SignParts | Event::ListParts | Event::AbortUpload => {
-            reupload::handle(services, request).await
+            as_function("reupload", reupload::handle(services, request)).await
         }
     }
 }

@@ -35,6 +35,7 @@ use shared::domain::{ContentDeclaration, FileId, FileRecord, JobId, UploadJob};
 use shared::dynamo::item::{self, Item};
 
 use crate::TestApi;
+use crate::operations::OperationLog;
 
 pub const TABLE: &str = "files-mocked";
 pub const BUCKET: &str = "uploads-mocked";
@@ -63,11 +64,13 @@ impl TestApi {
         let partition = || RetryPartition::new(format!("mocked-{}", uuid::Uuid::new_v4()));
         let dynamodb = aws_sdk_dynamodb::config::Builder::from(&sdk)
             .retry_partition(partition())
+            .interceptor(OperationLog)
             .interceptor(answering(dynamodb.iter().copied().chain([&key_lookup])))
             .build();
         let s3 = shared::aws::s3_config(&sdk, config.s3_force_path_style)
             .to_builder()
             .retry_partition(partition())
+            .interceptor(OperationLog)
             .interceptor(answering(s3.iter().copied().chain(&presigning)))
             .build();
         let services = Services::from_clients(

@@ -9,10 +9,12 @@ use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
 use aws_sdk_s3::Client as S3;
 use aws_sdk_s3::operation::abort_multipart_upload::AbortMultipartUploadOutput;
+use aws_sdk_s3::operation::complete_multipart_upload::CompleteMultipartUploadOutput;
 use aws_sdk_s3::operation::create_multipart_upload::CreateMultipartUploadOutput;
 use aws_sdk_s3::operation::delete_object::DeleteObjectOutput;
 use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
+use aws_sdk_s3::operation::list_parts::ListPartsOutput;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_smithy_mocks::{Rule, mock};
 use integration_tests::mocks::{
@@ -372,6 +374,60 @@ async fn a_create_whose_answer_was_lost_is_not_an_error_but_another_file_under_i
     }
 }
 
+#[tokio::test]
+async fn a_complete_whose_upload_was_replaced_meanwhile_discards_what_it_assembled() {
+    // GIVEN a multipart upload whose parts are all stored, replaced by a newer upload while
+    // the complete assembles it (the write is refused with the file as the reupload left it)
+    let record = pending_file(12 << 20, Some("upload-1"));
+    let replaced = superseded(&record);
+    let parts = mock!(S3::list_parts).then_output(|| {
+        let part = |number: i32, size: i64| {
+            aws_sdk_s3::types::Part::builder()
+                .part_number(number)
+                .size(size)
+                .e_tag(format!("\"etag{number}\""))
+                .build()
+        };
+        ListPartsOutput::builder()
+            .parts(part(1, 5 << 20))
+            .parts(part(2, 5 << 20))
+            .parts(part(3, 2 << 20))
+            .build()
+    });
+    let assemble = mock!(S3::complete_multipart_upload)
+        .then_output(|| CompleteMultipartUploadOutput::builder().build());
+    let head = mock!(S3::head_object).then_output(|| {
+        HeadObjectOutput::builder()
+            .content_length(12 << 20)
+            .content_type("text/plain")
+            .build()
+    });
+    let abort =
+        mock!(S3::abort_multipart_upload).then_http_response(|| s3_error(404, "NoSuchUpload"));
+    let delete = object_deleted();
+    let mark = mock!(DynamoDb::put_item).then_error(move || {
+        PutItemError::ConditionalCheckFailedException(refusal(Some(&replaced)))
+    });
+    let api = TestApi::mocked(
+        &[&file_lookup(&record), &mark],
+        &[&parts, &assemble, &head, &abort, &delete],
+    );
+
+    // WHEN the client completes it
+    let reply = api.complete(&record.file_id.to_string()).await;
+
+    // THEN it is told its upload was superseded, and the object it assembled is removed
+    assert_error(&reply, 409, "conflict");
+    assert_eq!(
+        reply.body["error"]["details"][0]["reason"],
+        "job_superseded"
+    );
+    assert_eq!(
+        (assemble.num_calls(), abort.num_calls(), delete.num_calls()),
+        (1, 1, 1)
+    );
+}
+
 // Multipart uploads S3 no longer has (completed, aborted, or expired by the bucket's lifecycle).
 
 #[tokio::test]
@@ -459,7 +515,7 @@ async fn verify_fails_for_a_retry_while_dynamodb_throttles() {
         .then_http_response(|| dynamodb_error(400, "ThrottlingException"));
     let api = TestApi::mocked(&[&get], &[]);
 
-    let result = ::verify::handle(&api.services, api.s3_event("s3-put", &s3_key(&record))).await;
+    let result = api.verify(api.s3_event("s3-put", &s3_key(&record))).await;
 
     assert!(result.is_err(), "{result:?}");
     assert_eq!(get.num_calls(), ATTEMPTS);
@@ -471,7 +527,7 @@ async fn verify_fails_for_a_retry_when_s3_answers_500() {
     let head = mock!(S3::head_object).then_http_response(|| s3_head_error(500));
     let api = TestApi::mocked(&[&file_lookup(&record)], &[&head]);
 
-    let result = ::verify::handle(&api.services, api.s3_event("s3-put", &s3_key(&record))).await;
+    let result = api.verify(api.s3_event("s3-put", &s3_key(&record))).await;
 
     assert!(result.is_err(), "{result:?}");
     assert_eq!(head.num_calls(), ATTEMPTS);
@@ -510,7 +566,7 @@ async fn verify_settles_a_sound_object() {
     let api = TestApi::mocked(&[&file_lookup(&record), &settle], &[&head, &read]);
 
     // WHEN storage reports the object created
-    let result = ::verify::handle(&api.services, api.s3_event("s3-put", &job.s3_key)).await;
+    let result = api.verify(api.s3_event("s3-put", &job.s3_key)).await;
 
     // THEN the file is settled as verified
     assert_eq!(result.unwrap(), [::verify::Outcome::Verified]);

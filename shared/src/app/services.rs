@@ -31,14 +31,35 @@ impl Services {
 
     /// Clients over `sdk`, each call bounded by the configured deadlines.
     pub fn new(config: Config, sdk: &SdkConfig) -> Self {
-        let sdk = sdk
-            .to_builder()
-            .timeout_config(timeouts(config.dependency_timeout))
-            .build();
+        let sdk = bounded(sdk, &config);
         let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
         let s3 = aws_sdk_s3::Client::from_conf(s3_config(&sdk, config.s3_force_path_style));
         let credentials = sdk.credentials_provider();
         Self::from_clients(config, dynamodb, s3, credentials)
+    }
+
+    /// [`Services::new`], with `interceptor` seeing every call of both clients (tests record
+    /// which operations each function performs, to check its IAM policy).
+    #[cfg(feature = "testing")]
+    pub fn with_interceptor<I>(config: Config, sdk: &SdkConfig, interceptor: I) -> Self
+    where
+        I: aws_sdk_s3::config::Intercept + Clone + 'static,
+    {
+        let sdk = bounded(sdk, &config);
+        let dynamodb = aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .interceptor(interceptor.clone())
+            .build();
+        let s3 = s3_config(&sdk, config.s3_force_path_style)
+            .to_builder()
+            .interceptor(interceptor)
+            .build();
+        let credentials = sdk.credentials_provider();
+        Self::from_clients(
+            config,
+            aws_sdk_dynamodb::Client::from_conf(dynamodb),
+            aws_sdk_s3::Client::from_conf(s3),
+            credentials,
+        )
     }
 
     /// Services over clients built elsewhere (tests hand in clients with mocked responses);
@@ -57,6 +78,13 @@ impl Services {
             config,
         }
     }
+}
+
+/// `sdk` with every call bounded by the configured deadlines.
+fn bounded(sdk: &SdkConfig, config: &Config) -> SdkConfig {
+    sdk.to_builder()
+        .timeout_config(timeouts(config.dependency_timeout))
+        .build()
 }
 
 /// JSON logs, one line per event, filtered by `RUST_LOG` (default `info`).

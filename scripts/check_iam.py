@@ -1,0 +1,103 @@
+"""Holds each function's IAM policy in template.yaml against the AWS operations its code performs.
+
+The operations come from the tests (tests/src/operations.rs records `<function> <service>
+<operation>` lines while the tests drive the handlers, against the real servers and SDK-level
+mocks). LocalStack and DynamoDB Local enforce no IAM, so a grant that is missing would otherwise
+only show in AWS. Fails when a function performs an operation its policy does not allow, and when
+a policy allows an action no operation of the function needs.
+
+Usage: check_iam.py TEMPLATE OPERATIONS_LOG   (run by scripts/test, with the tools' Python)
+"""
+
+import sys
+from collections import defaultdict
+
+from cfnlint.decode import decode
+
+# The IAM actions each SDK operation needs. Looking at an object (HeadObject, which the code
+# does before reading one) also needs s3:ListBucket, without which S3 answers 403 instead of 404
+# for a key that does not exist. A presigned URL is signed by the function (the SDK runs the
+# operation's pipeline to sign it, which records it too), so the function's role needs what the
+# URL does: a download URL needs s3:GetObject.
+ACTIONS = {
+    ("DynamoDB", "GetItem"): {"dynamodb:GetItem"},
+    ("DynamoDB", "PutItem"): {"dynamodb:PutItem"},
+    ("DynamoDB", "UpdateItem"): {"dynamodb:UpdateItem"},
+    ("DynamoDB", "DeleteItem"): {"dynamodb:DeleteItem"},
+    ("DynamoDB", "Query"): {"dynamodb:Query"},
+    ("S3", "HeadObject"): {"s3:GetObject", "s3:ListBucket"},
+    ("S3", "GetObject"): {"s3:GetObject"},
+    ("S3", "PutObject"): {"s3:PutObject"},
+    ("S3", "DeleteObject"): {"s3:DeleteObject"},
+    ("S3", "CreateMultipartUpload"): {"s3:PutObject"},
+    ("S3", "UploadPart"): {"s3:PutObject"},
+    ("S3", "CompleteMultipartUpload"): {"s3:PutObject"},
+    ("S3", "ListParts"): {"s3:ListMultipartUploadParts"},
+    ("S3", "AbortMultipartUpload"): {"s3:AbortMultipartUpload"},
+}
+
+
+def granted_actions(template_path):
+    """{binary: set of IAM actions its policies allow}, for every function of the template."""
+    template, matches = decode(template_path)
+    if matches:
+        sys.exit(f"check-iam: cannot read {template_path}: {matches}")
+    granted = {}
+    for name, resource in template["Resources"].items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        binary = resource.get("Metadata", {}).get("BuildProperties", {}).get("Binary", name)
+        actions = set()
+        for policy in resource["Properties"].get("Policies", []):
+            for statement in policy.get("Statement", []):
+                if statement.get("Effect") != "Allow":
+                    continue
+                action = statement["Action"]
+                actions.update([action] if isinstance(action, str) else action)
+        granted[str(binary)] = {str(a) for a in actions}
+    return granted
+
+
+def performed_operations(log_path):
+    """{function: set of (service, operation)} from the tests' log."""
+    performed = defaultdict(set)
+    with open(log_path, encoding="utf-8") as log:
+        for line in log:
+            function, service, operation = line.split()
+            performed[function].add((service, operation))
+    return performed
+
+
+def main():
+    template_path, log_path = sys.argv[1], sys.argv[2]
+    granted = granted_actions(template_path)
+    performed = performed_operations(log_path)
+    problems = []
+    for function in sorted(set(granted) | set(performed)):
+        if function not in granted:
+            problems.append(f"{function}: performs AWS operations but has no function in the template")
+            continue
+        if function not in performed:
+            problems.append(f"{function}: the tests recorded no operation of it")
+            continue
+        needed = set()
+        for service, operation in sorted(performed[function]):
+            actions = ACTIONS.get((service, operation))
+            if actions is None:
+                problems.append(f"{function}: calls {service} {operation}, which this check does not know; add it to ACTIONS")
+                continue
+            needed |= actions
+            for action in sorted(actions - granted[function]):
+                problems.append(f"{function}: calls {service} {operation}, needing {action}, which its policy does not allow")
+        for action in sorted(granted[function] - needed):
+            problems.append(f"{function}: its policy allows {action}, which no operation of its code needs")
+    for problem in problems:
+        print(f"check-iam: {problem}", file=sys.stderr)
+    if problems:
+        sys.exit(1)
+    counts = ", ".join(f"{f} {len(performed[f])}" for f in sorted(performed))
+    print(f"check-iam: every function's policy allows exactly what its code calls ({counts} operations)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+//! Which AWS operations each function performs, recorded while the tests drive it, so that
+//! `scripts/check-iam` can hold them against the function's policy in `template.yaml`
+//! (LocalStack and DynamoDB Local enforce no IAM: without this, a missing grant shows only in AWS).
+//!
+//! The kit runs each handler inside [`FUNCTION`]'s scope; [`OperationLog`], an interceptor on
+//! the test clients, appends `<function> <service> <operation>` to the file named by
+//! `OPERATIONS_LOG`, once per process and line. Calls outside a handler (the kit's own set-up
+//! and checks) are not the functions' and are not recorded.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::io::Write;
+use std::sync::{Mutex, OnceLock};
+
+use aws_sdk_s3::config::interceptors::BeforeSerializationInterceptorContextRef;
+use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+
+tokio::task_local! {
+    /// The function whose handler is running on this task.
+    static FUNCTION: &'static str;
+}
+
+/// Runs `handler` as the code of `function`: the AWS calls it makes are that function's.
+pub async fn as_function<F: Future>(function: &'static str, handler: F) -> F::Output {
+    FUNCTION.scope(function, handler).await
+}
+
+/// Records the operation of every call made inside [`as_function`].
+#[derive(Debug, Clone, Default)]
+pub struct OperationLog;
+
+impl Intercept for OperationLog {
+    fn name(&self) -> &'static str {
+        "OperationLog"
+    }
+
+    fn read_before_serialization(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        config: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let (Ok(function), Some(operation)) = (
+            FUNCTION.try_with(|function| *function),
+            config.load::<Metadata>(),
+        ) {
+            record(function, operation.service(), operation.name());
+        }
+        Ok(())
+    }
+}
+
+fn record(function: &str, service: &str, operation: &str) {
+    let Some(path) = std::env::var_os("OPERATIONS_LOG") else {
+        return;
+    };
+    static SEEN: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
+    let line = format!("{function} {service} {operation}\n");
+    let mut seen = SEEN
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if seen.insert(line.clone()) {
+        let appended = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut file| file.write_all(line.as_bytes()));
+        if let Err(err) = appended {
+            panic!("OPERATIONS_LOG {path:?}: {err}");
+        }
+    }
+}
