@@ -119,6 +119,7 @@ impl TestApi {
             body: None,
             binary: None,
             query: Vec::new(),
+            headers: Vec::new(),
         }
     }
 
@@ -387,6 +388,7 @@ pub struct Call<'a> {
     body: Option<String>,
     binary: Option<String>,
     query: Vec<(String, String)>,
+    headers: Vec<(String, String)>,
 }
 
 impl Call<'_> {
@@ -427,6 +429,13 @@ impl Call<'_> {
         self
     }
 
+    /// A request header, as API Gateway passes it: lowercased.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers
+            .push((name.to_ascii_lowercase(), value.to_owned()));
+        self
+    }
+
     /// The API Gateway HTTP API event, deserialized by `lambda_http` as Lambda would.
     pub fn request(&self) -> Request {
         let mut event = self.template.clone();
@@ -451,6 +460,9 @@ impl Call<'_> {
         headers.remove("authorization");
         if let Some(key) = &self.key {
             headers.insert("authorization".into(), json!(format!("Bearer {key}")));
+        }
+        for (name, value) in &self.headers {
+            headers.insert(name.clone(), json!(value));
         }
         if let Some(body) = &self.body {
             event["body"] = json!(body);
@@ -502,6 +514,8 @@ pub async fn dispatch(services: &Services, event: Event, request: Request) -> Re
 pub struct ApiReply {
     pub status: u16,
     pub request_id: Option<String>,
+    /// Whether the answer is one kept for an `Idempotency-Key`, given again.
+    pub replayed: bool,
     pub body: Value,
 }
 
@@ -513,11 +527,19 @@ impl From<Response<Body>> for ApiReply {
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let replayed = match response.headers().get("idempotent-replayed") {
+            None => false,
+            Some(value) => {
+                assert_eq!(value, "true", "idempotent-replayed is true when present");
+                true
+            }
+        };
         let body =
             serde_json::from_slice(response.body().as_ref()).expect("every response is JSON");
         Self {
             status,
             request_id,
+            replayed,
             body,
         }
     }

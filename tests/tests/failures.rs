@@ -3,6 +3,7 @@
 //! make of the answers the real servers cannot be made to give. No servers, no network.
 
 use aws_sdk_dynamodb::Client as DynamoDb;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemOutput;
 use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
 use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
 use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
@@ -20,7 +21,7 @@ use aws_smithy_mocks::{Rule, mock};
 use integration_tests::mocks::{
     BUCKET, TABLE, dynamodb_error, file_lookup, keys_file, pending_file, s3_error, s3_head_error,
 };
-use integration_tests::{ApiReply, TestApi, declaration};
+use integration_tests::{ApiReply, Event, TestApi, declaration};
 use shared::domain::{FileId, FileRecord, FileStatus, Refusal, Verdict};
 use shared::dynamo::Update;
 use shared::dynamo::item::Item;
@@ -658,4 +659,43 @@ async fn an_unknown_key_costs_one_table_read_however_often_it_is_tried() {
         assert_error(&reply, 401, "unauthorized");
     }
     assert_eq!(lookup.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn a_request_that_fails_with_5xx_forgets_its_idempotency_key() {
+    for event in [Event::Create, Event::Complete, Event::Reupload] {
+        // GIVEN a table that takes the key's claim, but fails every read and write of files
+        let pk_starts = |item: Option<&Item>, prefix: &str| {
+            item.and_then(|item| item.get("pk"))
+                .and_then(|pk| pk.as_s().ok())
+                .is_some_and(|pk| pk.starts_with(prefix))
+        };
+        let claim = mock!(DynamoDb::put_item)
+            .match_requests(move |put| pk_starts(put.item(), "IDEMPOTENCY#"))
+            .then_output(|| PutItemOutput::builder().build());
+        let write = mock!(DynamoDb::put_item)
+            .match_requests(move |put| pk_starts(put.item(), "FILE#"))
+            .then_http_response(|| dynamodb_error(500, "InternalServerError"));
+        let read = mock!(DynamoDb::get_item)
+            .match_requests(move |get| pk_starts(get.key(), "FILE#"))
+            .then_http_response(|| dynamodb_error(500, "InternalServerError"));
+        let forget = mock!(DynamoDb::delete_item)
+            .match_requests(move |delete| pk_starts(delete.key(), "IDEMPOTENCY#"))
+            .then_output(|| DeleteItemOutput::builder().build());
+        let api = TestApi::mocked(&[&claim, &write, &read, &forget], &[&object_deleted()]);
+
+        // WHEN a request with a key fails for want of the table
+        let mut call = api
+            .call(event)
+            .header("Idempotency-Key", "k-1")
+            .json(serde_json::json!({"file_name": "a.txt", "file_size": 5}));
+        if event != Event::Create {
+            call = call.file(&FileId::random().to_string());
+        }
+        let reply = call.send().await;
+
+        // THEN it answers 503, and its key is forgotten so that the retry runs afresh
+        assert_error(&reply, 503, "unavailable");
+        assert_eq!((claim.num_calls(), forget.num_calls()), (1, 1), "{event:?}");
+    }
 }

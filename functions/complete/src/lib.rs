@@ -19,11 +19,20 @@ pub async fn handle(services: &Services, request: Request) -> Response<Body> {
 
 async fn complete_upload(services: &Services, request: Request) -> Result<Reply, ApiError> {
     let project_id = http::authorized_project(&services.keys, &request).await?;
-    let file_id = http::file_id(&request)?;
-    let body = http::json_object(&request)?;
+    let complete = Box::pin(complete(services, &project_id, &request));
+    http::idempotent(services, &project_id, &request, complete).await
+}
+
+async fn complete(
+    services: &Services,
+    project_id: &str,
+    request: &Request,
+) -> Result<Reply, ApiError> {
+    let file_id = http::file_id(request)?;
+    let body = http::json_object(request)?;
     let expected_job = requested_job(body.as_ref())?;
 
-    let file = services.files.get_in_project(&project_id, file_id).await?;
+    let file = services.files.get_in_project(project_id, file_id).await?;
     let job = file.current_job(expected_job)?.clone();
     if file.upload_in_progress().is_err() {
         // Completed before, or already settled by the verify trigger: the file as it is.

@@ -13,14 +13,23 @@ pub async fn handle(services: &Services, request: Request) -> Response<Body> {
 
 async fn create_file(services: &Services, request: Request) -> Result<Reply, ApiError> {
     let project_id = http::authorized_project(&services.keys, &request).await?;
-    let body = http::required_json_object(&request)?;
+    let create = Box::pin(create(services, &project_id, &request));
+    http::idempotent(services, &project_id, &request, create).await
+}
+
+async fn create(
+    services: &Services,
+    project_id: &str,
+    request: &Request,
+) -> Result<Reply, ApiError> {
+    let body = http::required_json_object(request)?;
     let new_file = validate::new_file(&body, services.config.max_file_size)?;
 
     let content = &new_file.content;
     if let Some(sha256) = &content.sha256
         && let Some(existing) = services
             .files
-            .find_verified_by_content(&project_id, sha256, content.file_size)
+            .find_verified_by_content(project_id, sha256, content.file_size)
             .await?
     {
         let mut resource = FileResource::render(services, &existing).await?;
@@ -33,7 +42,7 @@ async fn create_file(services: &Services, request: Request) -> Result<Reply, Api
     let started = upload::start_job(services, file_id, content, now).await?;
     let file = FileRecord::declare(
         file_id,
-        project_id,
+        project_id.to_owned(),
         new_file.content,
         new_file.metadata,
         started.job.clone(),

@@ -25,7 +25,10 @@ pub async fn handle(services: &Services, request: Request) -> Response<Body> {
             .unwrap_or_default()
             .to_owned();
         match (request.method().as_str(), action.as_str()) {
-            ("POST", "reupload") => reupload(services, &project_id, file_id, &request).await,
+            ("POST", "reupload") => {
+                let reupload = Box::pin(reupload(services, &project_id, file_id, &request));
+                http::idempotent(services, &project_id, &request, reupload).await
+            }
             ("POST", "parts") => sign_parts(services, &project_id, file_id, &request).await,
             ("GET", "parts") => list_parts(services, &project_id, file_id).await,
             ("DELETE", "upload") => abort_upload(services, &project_id, file_id).await,

@@ -5,7 +5,7 @@ use aws_sdk_s3::config::SharedCredentialsProvider;
 
 use crate::aws::{https_client, s3_config, timeouts};
 use crate::config::{Config, ConfigError};
-use crate::dynamo::{ApiKeys, FileStore};
+use crate::dynamo::{ApiKeys, FileStore, IdempotencyKeys};
 use crate::s3::{ObjectStore, Presigner};
 
 /// The configuration and the adapters every use case works with.
@@ -14,6 +14,7 @@ pub struct Services {
     pub config: Config,
     pub files: FileStore,
     pub keys: ApiKeys,
+    pub idempotency: IdempotencyKeys,
     pub objects: ObjectStore,
     pub presigner: Presigner,
 }
@@ -72,7 +73,8 @@ impl Services {
     ) -> Self {
         Self {
             files: FileStore::new(dynamodb.clone(), &config.table_name),
-            keys: ApiKeys::new(dynamodb, &config.table_name),
+            keys: ApiKeys::new(dynamodb.clone(), &config.table_name),
+            idempotency: IdempotencyKeys::new(dynamodb, &config.table_name),
             objects: ObjectStore::new(s3.clone(), &config.bucket_name),
             presigner: Presigner::new(s3, &config.bucket_name, credentials),
             config,

@@ -59,6 +59,10 @@ pub enum ApiError {
     PayloadTooLarge { max: u64, details: Vec<Detail> },
     #[error("{}", validation_message(.0))]
     Validation(Vec<Detail>),
+    #[error("this Idempotency-Key was used for another request")]
+    IdempotencyKeyReused,
+    #[error("a request with this Idempotency-Key is still running; retry later")]
+    IdempotencyKeyInUse,
     /// A bug or a broken invariant: the text is logged, never sent.
     #[error("internal error")]
     Internal(String),
@@ -102,7 +106,8 @@ impl ApiError {
             Self::NotFound => 404,
             Self::Conflict { .. } => 409,
             Self::PayloadTooLarge { .. } => 413,
-            Self::Validation(_) => 422,
+            Self::Validation(_) | Self::IdempotencyKeyReused => 422,
+            Self::IdempotencyKeyInUse => 409,
             Self::Internal(_) => 500,
             Self::Unavailable(_) => 503,
         }
@@ -117,6 +122,8 @@ impl ApiError {
             Self::Conflict { .. } => "conflict",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::Validation(_) => "validation_error",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
+            Self::IdempotencyKeyInUse => "idempotency_key_in_use",
             Self::Internal(_) => "internal",
             Self::Unavailable(_) => "unavailable",
         }

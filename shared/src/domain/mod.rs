@@ -6,6 +6,7 @@ pub mod error;
 pub mod file;
 #[cfg(test)]
 pub(crate) mod fixtures;
+pub mod idempotency;
 pub mod ids;
 pub mod parts;
 pub mod plan;

@@ -2,6 +2,7 @@
 //! of a file is one conditional write on its item.
 
 mod files;
+mod idempotency;
 // The key schema is the adapter's own; tests that check "nothing was written" read raw items.
 #[cfg(feature = "testing")]
 pub mod item;
@@ -11,4 +12,5 @@ mod keys;
 pub mod provision;
 
 pub use files::{FilePage, FileStore, ListCursor, Update};
+pub use idempotency::IdempotencyKeys;
 pub use keys::{ApiKeys, is_project_id};

@@ -1,6 +1,9 @@
 //! The HTTP edge: request ids, path and body parsing, and rendering results as responses.
 
+mod idempotency;
 pub mod resource;
+
+pub use idempotency::{Action, idempotent};
 
 use std::future::Future;
 
@@ -19,20 +22,24 @@ use crate::dynamo::ApiKeys;
 pub struct Reply {
     pub status: StatusCode,
     pub body: Value,
+    /// The answer kept for an `Idempotency-Key`, given again.
+    pub replayed: bool,
 }
 
 impl Reply {
     pub fn ok(body: Value) -> Self {
-        Self {
-            status: StatusCode::OK,
-            body,
-        }
+        Self::new(StatusCode::OK, body)
     }
 
     pub fn created(body: Value) -> Self {
+        Self::new(StatusCode::CREATED, body)
+    }
+
+    fn new(status: StatusCode, body: Value) -> Self {
         Self {
-            status: StatusCode::CREATED,
+            status,
             body,
+            replayed: false,
         }
     }
 }
@@ -50,8 +57,8 @@ where
 }
 
 pub fn render(request_id: &str, result: Result<Reply, ApiError>) -> Response<Body> {
-    let (status, body) = match result {
-        Ok(reply) => (reply.status, reply.body),
+    let (status, body, replayed) = match result {
+        Ok(reply) => (reply.status, reply.body, reply.replayed),
         Err(err) => {
             match &err {
                 ApiError::Internal(text) => tracing::error!(error = %text, "internal error"),
@@ -64,7 +71,7 @@ pub fn render(request_id: &str, result: Result<Reply, ApiError>) -> Response<Bod
                     "request refused"
                 ),
             }
-            (status_of(&err), err.body(request_id))
+            (status_of(&err), err.body(request_id), false)
         }
     };
     let mut response = Response::new(Body::Text(body.to_string()));
@@ -77,11 +84,14 @@ pub fn render(request_id: &str, result: Result<Reply, ApiError>) -> Response<Bod
     if let Ok(value) = HeaderValue::from_str(request_id) {
         headers.insert("x-request-id", value);
     }
+    if replayed {
+        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
     response
 }
 
 /// The contract's status of `err`; an unknown one would be a bug, answered as 500.
-fn status_of(err: &ApiError) -> StatusCode {
+pub(crate) fn status_of(err: &ApiError) -> StatusCode {
     StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
