@@ -102,14 +102,16 @@ async fn keys_are_per_project_and_checked() {
             .await;
         assert_eq!((reply.status, reply.replayed), (201, false));
     }
-    let bad = api
-        .call(Event::Create)
-        .header("Idempotency-Key", &"k".repeat(256))
-        .json(body)
-        .send()
-        .await;
-    assert_eq!(bad.status, 422);
-    assert_eq!(bad.error_fields(), ["Idempotency-Key"]);
+    for bad_key in ["k".repeat(256), "clé".to_owned(), String::new()] {
+        let bad = api
+            .call(Event::Create)
+            .header("Idempotency-Key", &bad_key)
+            .json(body.clone())
+            .send()
+            .await;
+        assert_eq!(bad.status, 422, "{bad_key:?}");
+        assert_eq!(bad.error_fields(), ["Idempotency-Key"]);
+    }
 }
 
 #[tokio::test]
