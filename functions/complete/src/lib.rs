@@ -38,14 +38,11 @@ async fn complete(
         // Completed before, or already settled by the verify trigger: the file as it is.
         return render(services, &file).await;
     }
-    let assembled_elsewhere = match &job.upload_id {
-        Some(upload_id) => {
-            let claimed = validate::claimed_parts(body.as_ref(), job.part_count)?;
-            !assemble(services, &file, &job, upload_id, claimed.as_deref()).await?
-        }
-        None => false,
-    };
-    check_stored_object(services, &file, &job, assembled_elsewhere).await?;
+    if let Some(upload_id) = &job.upload_id {
+        let claimed = validate::claimed_parts(body.as_ref(), job.part_count)?;
+        assemble(services, &file, &job, upload_id, claimed.as_deref()).await?;
+    }
+    check_stored_object(services, &file, &job).await?;
 
     let now = timestamp::now();
     match services
@@ -67,41 +64,42 @@ async fn complete(
     }
 }
 
-/// Checks every part and asks storage to assemble them; `false` when the upload no longer
-/// exists: assembled by a racing or interrupted complete, or aborted. The object check that
-/// follows tells which.
+/// Checks every part and asks storage to assemble them. An upload that no longer exists was
+/// assembled by a racing or interrupted complete, or aborted: the object check that follows
+/// tells which.
 async fn assemble(
     services: &Services,
     record: &FileRecord,
     job: &UploadJob,
     upload_id: &str,
     claimed: Option<&[ClaimedPart]>,
-) -> Result<bool, ApiError> {
+) -> Result<(), ApiError> {
     let Some(stored) = services.objects.list_parts(&job.s3_key, upload_id).await? else {
-        return Ok(false);
+        return Ok(());
     };
     let parts = parts_to_assemble(job, record.content.file_size, &stored, claimed)?;
     services
         .objects
         .complete_multipart_upload(&job.s3_key, upload_id, &parts)
-        .await
+        .await?;
+    Ok(())
 }
 
-/// How often, and how far apart, the object of an upload that a racing complete is assembling
-/// is looked at before concluding it is not there: the upload can be gone a moment before its
-/// object is in place (LocalStack shows it empty meanwhile).
+/// How often, and how far apart, the object of a multipart upload is looked at before
+/// concluding it is not there: a racing complete of the same upload may be assembling it, and
+/// the upload can be gone, or answered, a moment before the object is in place (LocalStack
+/// shows it empty meanwhile, seen with two racing completes).
 const ASSEMBLY_CHECKS: u32 = 10;
 const ASSEMBLY_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 
-/// The job's object must exist with the declared size. When the upload was `assembled_elsewhere`
-/// the object may still be on its way, so it is looked at a few times before the verdict.
+/// The job's object must exist with the declared size. A multipart upload's object may be
+/// still on its way, so it is looked at a few times before the verdict; a single PUT once.
 async fn check_stored_object(
     services: &Services,
     record: &FileRecord,
     job: &UploadJob,
-    assembled_elsewhere: bool,
 ) -> Result<(), ApiError> {
-    let checks = if assembled_elsewhere {
+    let checks = if job.upload_id.is_some() {
         ASSEMBLY_CHECKS
     } else {
         1

@@ -1,5 +1,5 @@
 //! `Idempotency-Key` on create, complete and reupload, against the real servers: a retry gets
-//! the first answer and acts no twice; another request under the key, or the same one while
+//! the first answer and does not act twice; another request under the key, or the same one while
 //! the first runs, is refused.
 
 use integration_tests::serde_json::json;

@@ -1,0 +1,12 @@
+//! The integration tests: one binary, a module per area. They drive the functions' handlers
+//! with the sample events of `events/` against DynamoDB Local and LocalStack (started by
+//! `scripts/test`), except `failures`, whose clients are answered by SDK-level mocks.
+
+mod access;
+mod events;
+mod failures;
+mod files;
+mod idempotency;
+mod multipart;
+mod upload;
+mod verify;
