@@ -1,0 +1,195 @@
+//! [`TestApi`]: a project of its own on the tests' table and bucket, with a method per route
+//! and per step of the verify trigger.
+
+use std::sync::OnceLock;
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use serde_json::{Value, json};
+use shared::app::Services;
+use shared::aws;
+use shared::config::Config;
+
+use crate::call::{ApiReply, Event, sample_event};
+use crate::operations::{OperationLog, as_function};
+
+/// The table and bucket this test process uses, created once.
+static RESOURCES: OnceLock<(String, String)> = OnceLock::new();
+
+/// The SDK configuration of the local servers that `scripts/test` starts.
+pub async fn sdk_config() -> SdkConfig {
+    for variable in ["AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_S3"] {
+        assert!(
+            std::env::var_os(variable).is_some(),
+            "{variable} is not set: run the tests with scripts/test, which starts DynamoDB Local and LocalStack"
+        );
+    }
+    aws_config::load_defaults(BehaviorVersion::latest()).await
+}
+
+fn resources() -> (String, String) {
+    RESOURCES
+        .get_or_init(|| {
+            // A runtime of its own: clients must not outlive the runtime that made them.
+            std::thread::spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                runtime.block_on(async {
+                    let suffix = uuid::Uuid::new_v4().simple().to_string();
+                    let (table, bucket) = (format!("files-{suffix}"), format!("uploads-{suffix}"));
+                    let sdk = sdk_config().await;
+                    shared::dynamo::provision::create_table(
+                        &aws_sdk_dynamodb::Client::new(&sdk),
+                        &table,
+                    )
+                    .await
+                    .expect("create table");
+                    let s3 = aws_sdk_s3::Client::from_conf(aws::s3_config(&sdk, true));
+                    shared::s3::provision::create_bucket(&s3, &bucket, &["*".to_owned()])
+                        .await
+                        .expect("create bucket");
+                    (table, bucket)
+                })
+            })
+            .join()
+            .expect("creating the test table and bucket")
+        })
+        .clone()
+}
+
+/// A project of its own with a key for it, and the services the functions would build.
+pub struct TestApi {
+    pub services: Services,
+    pub project: String,
+    pub key: String,
+    pub http: reqwest::Client,
+}
+
+impl TestApi {
+    pub async fn new() -> Self {
+        Self::with_config(|_| {}).await
+    }
+
+    /// Like [`TestApi::new`], with deployment settings changed by `adjust`.
+    pub async fn with_config(adjust: impl FnOnce(&mut Config)) -> Self {
+        let (table, bucket) = resources();
+        let mut config = Config::from_lookup(|name| match name {
+            "TABLE_NAME" => Some(table.clone()),
+            "BUCKET_NAME" => Some(bucket.clone()),
+            "S3_FORCE_PATH_STYLE" => Some("true".into()),
+            _ => None,
+        })
+        .expect("test config");
+        adjust(&mut config);
+        let services = Services::with_interceptor(config, &sdk_config().await, OperationLog);
+        let project = format!("p-{}", uuid::Uuid::new_v4().simple());
+        let key = services
+            .keys
+            .mint(std::slice::from_ref(&project), "tests")
+            .await
+            .expect("mint key");
+        Self {
+            services,
+            project,
+            key,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn create(&self, body: Value) -> ApiReply {
+        self.call(Event::Create).json(body).send().await
+    }
+
+    pub async fn complete(&self, file_id: &str) -> ApiReply {
+        self.call(Event::Complete).file(file_id).send().await
+    }
+
+    pub async fn get(&self, file_id: &str) -> ApiReply {
+        self.call(Event::GetFile).file(file_id).send().await
+    }
+
+    pub async fn reupload(&self, file_id: &str, body: Value) -> ApiReply {
+        self.call(Event::Reupload)
+            .file(file_id)
+            .json(body)
+            .send()
+            .await
+    }
+
+    pub async fn sign_parts(&self, file_id: &str, part_numbers: &[u32]) -> ApiReply {
+        self.call(Event::SignParts)
+            .file(file_id)
+            .json(json!({ "part_numbers": part_numbers }))
+            .send()
+            .await
+    }
+
+    pub async fn list_parts(&self, file_id: &str) -> ApiReply {
+        self.call(Event::ListParts).file(file_id).send().await
+    }
+
+    pub async fn abort(&self, file_id: &str) -> ApiReply {
+        self.call(Event::AbortUpload).file(file_id).send().await
+    }
+
+    /// The file as the store holds it.
+    pub async fn record(&self, file_id: &str) -> shared::domain::FileRecord {
+        let file_id = file_id.parse().expect("file id");
+        self.services
+            .files
+            .get(file_id)
+            .await
+            .expect("GetItem")
+            .expect("the file exists")
+    }
+
+    /// Settles the file's current job as verified, as the verify trigger does once it has
+    /// checked the stored object.
+    pub async fn settle_verified(&self, file_id: &str) {
+        let record = self.record(file_id).await;
+        let job = record.job.clone().expect("a job");
+        let verdict = shared::domain::Verdict::Verified { s3_key: job.s3_key };
+        let now = shared::domain::timestamp::now();
+        let settled = self
+            .services
+            .files
+            .update(record, |file| {
+                file.settle(job.job_id, verdict.clone(), now).map(Some)
+            })
+            .await
+            .unwrap();
+        assert!(
+            matches!(settled, shared::dynamo::Update::Applied { .. }),
+            "{settled:?}"
+        );
+    }
+
+    /// `events/<sample>.json`, an S3 notification, for `key` in this test's bucket.
+    pub fn s3_event(&self, sample: &str, key: &str) -> aws_lambda_events::s3::S3Event {
+        let mut event = sample_event(sample);
+        let record = &mut event["Records"][0]["s3"];
+        record["bucket"]["name"] = json!(self.services.objects.bucket());
+        record["bucket"]["arn"] = json!(format!("arn:aws:s3:::{}", self.services.objects.bucket()));
+        record["object"]["key"] = json!(key.replace(' ', "+"));
+        serde_json::from_value(event).expect("aws_lambda_events reads the sample")
+    }
+
+    /// Delivers an `ObjectCreated:Put` event for `key` to the verify function.
+    pub async fn deliver(&self, key: &str) -> verify::Outcome {
+        let mut outcomes = self
+            .verify(self.s3_event("s3-put", key))
+            .await
+            .expect("verify succeeds");
+        assert_eq!(outcomes.len(), 1);
+        outcomes.remove(0)
+    }
+
+    /// Hands `event` to the verify function, as S3's notification does.
+    pub async fn verify(
+        &self,
+        event: aws_lambda_events::s3::S3Event,
+    ) -> Result<Vec<verify::Outcome>, shared::domain::ApiError> {
+        as_function("verify", verify::handle(&self.services, event)).await
+    }
+}

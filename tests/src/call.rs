@@ -1,0 +1,287 @@
+//! One request to a function, as API Gateway would hand it over: the sample events of `events/`
+//! as templates ([`Event`], [`Call`]), and the answer ([`ApiReply`]).
+
+use lambda_http::{Body, Request, Response};
+use serde_json::{Value, json};
+use shared::app::Services;
+
+use crate::TestApi;
+use crate::operations::as_function;
+
+const EVENTS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../events");
+
+/// `events/<name>.json`, read as JSON.
+pub(crate) fn sample_event(name: &str) -> Value {
+    let text = std::fs::read_to_string(format!("{EVENTS_DIR}/{name}.json"))
+        .unwrap_or_else(|err| panic!("events/{name}.json: {err}"));
+    serde_json::from_str(&text).unwrap_or_else(|err| panic!("events/{name}.json: {err}"))
+}
+
+/// The sample events in `events/`, one per route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    Create,
+    Complete,
+    GetFile,
+    ListFiles,
+    Reupload,
+    SignParts,
+    ListParts,
+    AbortUpload,
+}
+
+impl Event {
+    pub const ALL: [Event; 8] = [
+        Event::Create,
+        Event::Complete,
+        Event::GetFile,
+        Event::ListFiles,
+        Event::Reupload,
+        Event::SignParts,
+        Event::ListParts,
+        Event::AbortUpload,
+    ];
+
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Event::Create => "presign",
+            Event::Complete => "complete",
+            Event::GetFile => "files-get",
+            Event::ListFiles => "files-list",
+            Event::Reupload => "reupload",
+            Event::SignParts => "parts-sign",
+            Event::ListParts => "parts-list",
+            Event::AbortUpload => "upload-abort",
+        }
+    }
+
+    /// The route in `template.yaml` that this event is a sample of.
+    pub fn route_key(self) -> &'static str {
+        match self {
+            Event::Create => "POST /v1/projects/{project_id}/files",
+            Event::Complete => "POST /v1/projects/{project_id}/files/{file_id}/complete",
+            Event::GetFile => "GET /v1/projects/{project_id}/files/{file_id}",
+            Event::ListFiles => "GET /v1/projects/{project_id}/files",
+            Event::Reupload => "POST /v1/projects/{project_id}/files/{file_id}/reupload",
+            Event::SignParts => "POST /v1/projects/{project_id}/files/{file_id}/parts",
+            Event::ListParts => "GET /v1/projects/{project_id}/files/{file_id}/parts",
+            Event::AbortUpload => "DELETE /v1/projects/{project_id}/files/{file_id}/upload",
+        }
+    }
+
+    pub fn has_file_id(self) -> bool {
+        !matches!(self, Event::Create | Event::ListFiles)
+    }
+}
+
+impl TestApi {
+    /// A request built from `events/<event>.json` for this project, with this project's key.
+    pub fn call(&self, event: Event) -> Call<'_> {
+        Call {
+            api: self,
+            event,
+            template: sample_event(event.file_name()),
+            project: self.project.clone(),
+            file_id: None,
+            key: Some(self.key.clone()),
+            body: None,
+            binary: None,
+            query: Vec::new(),
+            headers: Vec::new(),
+        }
+    }
+}
+
+/// One request being prepared from a sample event.
+pub struct Call<'a> {
+    api: &'a TestApi,
+    event: Event,
+    template: Value,
+    project: String,
+    file_id: Option<String>,
+    key: Option<String>,
+    body: Option<String>,
+    binary: Option<String>,
+    query: Vec<(String, String)>,
+    headers: Vec<(String, String)>,
+}
+
+impl Call<'_> {
+    pub fn project(mut self, project: &str) -> Self {
+        self.project = project.to_owned();
+        self
+    }
+
+    pub fn file(mut self, file_id: &str) -> Self {
+        self.file_id = Some(file_id.to_owned());
+        self
+    }
+
+    /// The Authorization header's key; `None` sends no header.
+    pub fn key(mut self, key: Option<&str>) -> Self {
+        self.key = key.map(str::to_owned);
+        self
+    }
+
+    pub fn json(self, body: Value) -> Self {
+        self.raw_body(&body.to_string())
+    }
+
+    pub fn raw_body(mut self, body: &str) -> Self {
+        self.body = Some(body.to_owned());
+        self
+    }
+
+    /// A body API Gateway passes base64-encoded, as it does for bytes that are not text.
+    pub fn binary_body(mut self, bytes: &[u8]) -> Self {
+        use base64::Engine;
+        self.binary = Some(base64::engine::general_purpose::STANDARD.encode(bytes));
+        self
+    }
+
+    pub fn query(mut self, name: &str, value: &str) -> Self {
+        self.query.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// A request header, as API Gateway passes it: lowercased.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers
+            .push((name.to_ascii_lowercase(), value.to_owned()));
+        self
+    }
+
+    /// The API Gateway HTTP API event, deserialized by `lambda_http` as Lambda would.
+    pub fn request(&self) -> Request {
+        let mut event = self.template.clone();
+        let route_path = event["routeKey"]
+            .as_str()
+            .expect("routeKey")
+            .split_once(' ')
+            .expect("METHOD /path")
+            .1
+            .to_owned();
+        let mut params = json!({ "project_id": self.project });
+        let mut raw_path = route_path.replace("{project_id}", &self.project);
+        if let Some(file_id) = &self.file_id {
+            params["file_id"] = json!(file_id);
+            raw_path = raw_path.replace("{file_id}", file_id);
+        }
+        event["pathParameters"] = params;
+        event["rawPath"] = json!(raw_path);
+        event["requestContext"]["http"]["path"] = json!(raw_path);
+        event["requestContext"]["requestId"] = json!(uuid::Uuid::new_v4().to_string());
+        let headers = event["headers"].as_object_mut().expect("headers");
+        headers.remove("authorization");
+        if let Some(key) = &self.key {
+            headers.insert("authorization".into(), json!(format!("Bearer {key}")));
+        }
+        for (name, value) in &self.headers {
+            headers.insert(name.clone(), json!(value));
+        }
+        if let Some(body) = &self.body {
+            event["body"] = json!(body);
+            event["isBase64Encoded"] = json!(false);
+        }
+        if let Some(encoded) = &self.binary {
+            event["body"] = json!(encoded);
+            event["isBase64Encoded"] = json!(true);
+        }
+        if !self.query.is_empty() {
+            let query: serde_json::Map<String, Value> = self
+                .query
+                .iter()
+                .map(|(k, v)| (k.clone(), json!(v)))
+                .collect();
+            event["rawQueryString"] = json!(
+                self.query
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join("&")
+            );
+            event["queryStringParameters"] = Value::Object(query);
+        }
+        lambda_http::request::from_str(&event.to_string()).expect("lambda_http accepts the event")
+    }
+
+    pub async fn send(self) -> ApiReply {
+        ApiReply::from(dispatch(&self.api.services, self.event, self.request()).await)
+    }
+}
+
+/// Hands `request` to the function that serves `event`'s route, as API Gateway would.
+pub async fn dispatch(services: &Services, event: Event, request: Request) -> Response<Body> {
+    match event {
+        Event::Create => as_function("presign", presign::handle(services, request)).await,
+        Event::Complete => as_function("complete", complete::handle(services, request)).await,
+        Event::GetFile | Event::ListFiles => {
+            as_function("files", files::handle(services, request)).await
+        }
+        Event::Reupload | Event::SignParts | Event::ListParts | Event::AbortUpload => {
+            as_function("reupload", reupload::handle(services, request)).await
+        }
+    }
+}
+
+/// A handler's response: status, request id header and JSON body.
+#[derive(Debug)]
+pub struct ApiReply {
+    pub status: u16,
+    pub request_id: Option<String>,
+    /// Whether the answer is one kept for an `Idempotency-Key`, given again.
+    pub replayed: bool,
+    pub body: Value,
+}
+
+impl From<Response<Body>> for ApiReply {
+    fn from(response: Response<Body>) -> Self {
+        let status = response.status().as_u16();
+        let request_id = response
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let replayed = match response.headers().get("idempotent-replayed") {
+            None => false,
+            Some(value) => {
+                assert_eq!(value, "true", "idempotent-replayed is true when present");
+                true
+            }
+        };
+        let body =
+            serde_json::from_slice(response.body().as_ref()).expect("every response is JSON");
+        Self {
+            status,
+            request_id,
+            replayed,
+            body,
+        }
+    }
+}
+
+impl ApiReply {
+    /// The `field` of every detail of an error body.
+    pub fn error_fields(&self) -> Vec<String> {
+        self.body["error"]["details"]
+            .as_array()
+            .map(|details| {
+                details
+                    .iter()
+                    .filter_map(|d| d["field"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn error_code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+
+    pub fn file_id(&self) -> String {
+        self.body["file_id"]
+            .as_str()
+            .expect("body has file_id")
+            .to_owned()
+    }
+}
