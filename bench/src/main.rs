@@ -211,15 +211,12 @@ async fn verification() -> Result<(), String> {
     // A single PUT signed with its SHA-256: storage checked it; only the type check reads.
     let body: Vec<u8> = (0..(8 << 20)).map(|i: u32| (i % 251) as u8).collect();
     let (digest, _) = integration_tests::digests(&body);
-    let created = api
+    let plan = api
         .create(integration_tests::serde_json::json!({"file_name": "one.bin", "file_size": body.len(), "sha256": digest}))
-        .await;
-    let response = api.put(&created.body, 0, body.clone()).await;
-    if !response.status().is_success() {
-        return Err(format!("single PUT: {}", response.status()));
-    }
-    let check =
-        verify::inspect_in_child(&api, created.body["file_id"].as_str().ok_or("no file id")?)?;
+        .await
+        .plan();
+    api.upload_whole(&plan, body.clone()).await;
+    let check = verify::inspect_in_child(&api, &plan.file_id)?;
     row(
         "3d. bytes read verifying an 8 MiB single PUT whose SHA-256 storage checked",
         format!("{} bytes (the type check's prefix)", check.bytes_read),

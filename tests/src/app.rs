@@ -1,5 +1,5 @@
 //! [`TestApi`]: a project of its own on the tests' table and bucket, with a method per route
-//! and per step of the verify trigger.
+//! and per step of the verify trigger, so that a test reads as the story it checks.
 
 use std::sync::OnceLock;
 
@@ -97,16 +97,38 @@ impl TestApi {
         }
     }
 
+    /// `POST …/files`: declares a file; [`ApiReply::plan`] is its upload plan.
     pub async fn create(&self, body: Value) -> ApiReply {
         self.call(Event::Create).json(body).send().await
     }
 
+    /// `POST …/complete` without a body: the service lists the parts itself.
     pub async fn complete(&self, file_id: &str) -> ApiReply {
         self.call(Event::Complete).file(file_id).send().await
     }
 
+    /// `POST …/complete` with `body` (`job_id`, `parts`).
+    pub async fn complete_with(&self, file_id: &str, body: Value) -> ApiReply {
+        self.call(Event::Complete)
+            .file(file_id)
+            .json(body)
+            .send()
+            .await
+    }
+
     pub async fn get(&self, file_id: &str) -> ApiReply {
         self.call(Event::GetFile).file(file_id).send().await
+    }
+
+    /// `GET …/files` with the query parameters `query`.
+    pub async fn list(&self, query: &[(&str, &str)]) -> ApiReply {
+        query
+            .iter()
+            .fold(self.call(Event::ListFiles), |call, (name, value)| {
+                call.query(name, value)
+            })
+            .send()
+            .await
     }
 
     pub async fn reupload(&self, file_id: &str, body: Value) -> ApiReply {

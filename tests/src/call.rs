@@ -1,12 +1,15 @@
 //! One request to a function, as API Gateway would hand it over: the sample events of `events/`
-//! as templates ([`Event`], [`Call`]), and the answer ([`ApiReply`]).
+//! as templates ([`Event`], [`Call`]), and the answer ([`ApiReply`]) read as the contract's
+//! types, each accessor asserting the status that comes with it.
 
 use lambda_http::{Body, Request, Response};
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use shared::app::Services;
 
 use crate::TestApi;
 use crate::operations::as_function;
+use crate::wire::{ApiErrorBody, File, FilePage, Plan, SignedParts, StoredParts};
 
 const EVENTS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../events");
 
@@ -224,7 +227,9 @@ pub async fn dispatch(services: &Services, event: Event, request: Request) -> Re
     }
 }
 
-/// A handler's response: status, request id header and JSON body.
+/// A handler's response: status, request id header and JSON body. The accessors read the body
+/// as the contract's types; `body` stays for the checks of the exact wire (a field absent, a
+/// replay byte for byte).
 #[derive(Debug)]
 pub struct ApiReply {
     pub status: u16,
@@ -261,27 +266,82 @@ impl From<Response<Body>> for ApiReply {
 }
 
 impl ApiReply {
-    /// The `field` of every detail of an error body.
+    /// The upload plan of a 201, as create and reupload answer.
+    pub fn plan(&self) -> Plan {
+        self.expect_status(201);
+        self.json()
+    }
+
+    /// The file resource of a 200.
+    pub fn file(&self) -> File {
+        self.expect_status(200);
+        self.json()
+    }
+
+    /// The page of a 200 to a listing.
+    pub fn files(&self) -> FilePage {
+        self.expect_status(200);
+        self.json()
+    }
+
+    /// The stored parts of a 200 to `GET …/parts`.
+    pub fn parts(&self) -> StoredParts {
+        self.expect_status(200);
+        self.json()
+    }
+
+    /// The fresh URLs of a 200 to `POST …/parts`.
+    pub fn signed(&self) -> SignedParts {
+        self.expect_status(200);
+        self.json()
+    }
+
+    /// The error body of a 4xx or 5xx, whose `request_id` is the `x-request-id` header's.
+    pub fn error(&self) -> ApiErrorBody {
+        assert!(
+            (400..600).contains(&self.status),
+            "expected an error, got {}: {:#}",
+            self.status,
+            self.body
+        );
+        let body: ApiErrorBody = self.json();
+        assert_eq!(
+            self.request_id.as_deref(),
+            Some(body.request_id.as_str()),
+            "the body repeats the x-request-id header"
+        );
+        body
+    }
+
+    /// The error body of a 409 `conflict`, whose details say why.
+    pub fn conflict(&self) -> ApiErrorBody {
+        self.expect_status(409);
+        let body = self.error();
+        assert_eq!(body.error.code, "conflict", "{:#}", self.body);
+        body
+    }
+
+    pub fn error_code(&self) -> String {
+        self.error().error.code
+    }
+
+    /// The `field` of every detail of the error body.
     pub fn error_fields(&self) -> Vec<String> {
-        self.body["error"]["details"]
-            .as_array()
-            .map(|details| {
-                details
-                    .iter()
-                    .filter_map(|d| d["field"].as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.error().fields()
     }
 
-    pub fn error_code(&self) -> &str {
-        self.body["error"]["code"].as_str().unwrap_or("")
+    /// The body read as `T`, whatever the status.
+    pub fn json<T: DeserializeOwned>(&self) -> T {
+        serde_json::from_value(self.body.clone()).unwrap_or_else(|err| {
+            panic!(
+                "the body is not a {}: {err}\n{:#}",
+                std::any::type_name::<T>(),
+                self.body
+            )
+        })
     }
 
-    pub fn file_id(&self) -> String {
-        self.body["file_id"]
-            .as_str()
-            .expect("body has file_id")
-            .to_owned()
+    fn expect_status(&self, status: u16) {
+        assert_eq!(self.status, status, "{:#}", self.body);
     }
 }

@@ -1,11 +1,13 @@
 //! The test kit: drives the functions' handlers like a client of the API would, against real
 //! DynamoDB Local and LocalStack (started by `scripts/test`) or SDK-level mocks, with the sample
-//! events of `events/` as request templates.
+//! events of `events/` as request templates, and reads their answers as the contract's types.
 //! The integration tests (`tests/api`) and the benchmarks (`bench`) are written on it.
 //!
 //! - `app`: [`TestApi`], a project of its own with a method per route and per verify step.
-//! - `call`: one request built from a sample event ([`Call`]), and its answer ([`ApiReply`]).
-//! - `wire`: request bodies ([`declaration`], [`digests`]).
+//! - `call`: one request built from a sample event ([`Call`]), and its answer ([`ApiReply`]),
+//!   whose accessors assert the status and read the body as a type of `wire`.
+//! - `wire`: the JSON of `docs/API.md` declared on the test side ([`Plan`], [`File`],
+//!   [`ApiErrorBody`], …), and request bodies ([`declaration`], [`digests`]).
 //! - `storage`: PUTs to the plan's URLs, and what the tests read behind the API's back
 //!   (objects, raw items, file counts).
 //! - [`mocks`]: the services over mocked SDK clients, for failures the servers cannot produce.
@@ -21,4 +23,7 @@ mod wire;
 pub use app::{TestApi, sdk_config};
 pub use call::{ApiReply, Call, Event, dispatch};
 pub use serde_json;
-pub use wire::{declaration, digests};
+pub use wire::{
+    ApiErrorBody, ErrorDetail, ErrorInfo, File, FilePage, Part, Plan, SignedParts, Status,
+    StoredParts, declaration, digests,
+};

@@ -2,19 +2,69 @@
 //! behind the API's back: stored objects, raw table items, the project's file count.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use serde_json::Value;
 use shared::dynamo::item::{self, Item};
 
 use crate::TestApi;
+use crate::wire::Plan;
 
 impl TestApi {
+    /// PUTs `bytes` to the plan's URL for part `number` (1 for a single-part upload) with the
+    /// plan's signed headers; storage's answer is the test's to check.
+    pub async fn put(&self, plan: &Plan, number: u32, bytes: Vec<u8>) -> reqwest::Response {
+        self.put_to(plan.url(number), plan, bytes).await
+    }
+
+    /// PUTs `bytes` to `url` with the plan's signed headers.
+    pub async fn put_to(&self, url: &str, plan: &Plan, bytes: Vec<u8>) -> reqwest::Response {
+        plan.put(&self.http, url, bytes)
+            .send()
+            .await
+            .expect("storage answers")
+    }
+
+    /// PUTs the whole of a single-part upload, which storage must take.
+    pub async fn upload_whole(&self, plan: &Plan, bytes: Vec<u8>) {
+        let response = self.put(plan, 1, bytes).await;
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    }
+
+    /// PUTs `bytes` to a part URL (a multipart plan signs no headers), which storage must take;
+    /// the part's ETag.
+    pub async fn put_part(&self, url: &str, bytes: Vec<u8>) -> String {
+        let response = self
+            .http
+            .put(url)
+            .body(bytes)
+            .send()
+            .await
+            .expect("storage answers");
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+        response.headers()["etag"].to_str().unwrap().to_owned()
+    }
+
+    /// PUTs every part of `bytes` to the plan's URLs, cut at its `part_size`; their ETags.
+    pub async fn upload_parts(&self, plan: &Plan, bytes: &[u8]) -> Vec<String> {
+        let part_size = usize::try_from(plan.part_size).expect("a part size");
+        assert_eq!(
+            bytes.len().div_ceil(part_size),
+            plan.urls.len(),
+            "the plan has a URL for every part"
+        );
+        let mut etags = Vec::new();
+        for (url, part) in plan.urls.iter().zip(bytes.chunks(part_size)) {
+            etags.push(self.put_part(url, part.to_vec()).await);
+        }
+        etags
+    }
+
     /// The bytes behind the file's download URL.
     pub async fn download(&self, file_id: &str) -> Vec<u8> {
-        let file = self.get(file_id).await.body;
-        let url = file["download_url"]
-            .as_str()
-            .expect("a download URL")
-            .to_owned();
+        let url = self
+            .get(file_id)
+            .await
+            .file()
+            .download_url
+            .expect("a download URL");
         let response = self.http.get(url).send().await.expect("storage answers");
         response.bytes().await.expect("the body").to_vec()
     }
@@ -40,18 +90,23 @@ impl TestApi {
             .to_vec()
     }
 
-    /// PUTs `bytes` to the plan's URL for part `index` with the plan's signed headers.
-    pub async fn put(&self, plan: &Value, index: usize, bytes: Vec<u8>) -> reqwest::Response {
-        let url = plan["urls"][index].as_str().expect("plan has the url");
-        self.put_to(url, plan, bytes).await
-    }
-
-    pub async fn put_to(&self, url: &str, plan: &Value, bytes: Vec<u8>) -> reqwest::Response {
-        let mut request = self.http.put(url).body(bytes);
-        for (name, value) in plan["headers"].as_object().expect("plan has headers") {
-            request = request.header(name, value.as_str().expect("header values are strings"));
-        }
-        request.send().await.expect("storage answers")
+    /// The keys of every object stored under a file's prefix.
+    pub async fn stored_objects(&self, file_id: &str) -> Vec<String> {
+        let output = self
+            .services
+            .objects
+            .client()
+            .list_objects_v2()
+            .bucket(self.services.objects.bucket())
+            .prefix(format!("{}{file_id}/", shared::domain::ids::UPLOAD_PREFIX))
+            .send()
+            .await
+            .expect("ListObjectsV2");
+        output
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_owned))
+            .collect()
     }
 
     /// The raw table item of a file, to check that a failed request changed nothing.
@@ -85,24 +140,5 @@ impl TestApi {
             .await
             .expect("Query");
         output.items().len()
-    }
-
-    /// The keys of every object stored under a file's prefix.
-    pub async fn stored_objects(&self, file_id: &str) -> Vec<String> {
-        let output = self
-            .services
-            .objects
-            .client()
-            .list_objects_v2()
-            .bucket(self.services.objects.bucket())
-            .prefix(format!("{}{file_id}/", shared::domain::ids::UPLOAD_PREFIX))
-            .send()
-            .await
-            .expect("ListObjectsV2");
-        output
-            .contents()
-            .iter()
-            .filter_map(|o| o.key().map(str::to_owned))
-            .collect()
     }
 }

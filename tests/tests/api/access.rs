@@ -8,23 +8,18 @@ const UNKNOWN_KEY: &str = "upk_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 
 /// A file of the api's project, so that file routes have something to refuse access to.
 async fn some_file(api: &TestApi) -> String {
-    let created = api
-        .create(json!({"file_name": "a.txt", "file_size": 3, "content_type": "text/plain"}))
-        .await;
-    assert_eq!(created.status, 201, "{:#}", created.body);
-    created.file_id()
+    api.create(json!({"file_name": "a.txt", "file_size": 3, "content_type": "text/plain"}))
+        .await
+        .plan()
+        .file_id
 }
 
+/// The contract's error body (whose request id `error()` holds to the x-request-id header).
 fn assert_error(reply: &ApiReply, status: u16, code: &str) {
     assert_eq!(reply.status, status, "{:#}", reply.body);
-    assert_eq!(reply.error_code(), code);
-    assert!(
-        reply.body["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty())
-    );
-    let request_id = reply.request_id.as_deref().expect("x-request-id header");
-    assert_eq!(reply.body["request_id"], request_id);
+    let error = reply.error().error;
+    assert_eq!(error.code, code);
+    assert!(!error.message.is_empty());
 }
 
 #[tokio::test]
@@ -216,12 +211,7 @@ async fn complete_answers_422_for_a_malformed_job_id() {
     let file_id = some_file(&api).await;
     let before = api.raw_item(&file_id).await;
     for body in [json!({"job_id": "nope"}), json!({"job_id": 7})] {
-        let reply = api
-            .call(Event::Complete)
-            .file(&file_id)
-            .json(body)
-            .send()
-            .await;
+        let reply = api.complete_with(&file_id, body).await;
         assert_error(&reply, 422, "validation_error");
         assert_eq!(reply.error_fields(), ["job_id"]);
     }
@@ -232,20 +222,12 @@ async fn complete_answers_422_for_a_malformed_job_id() {
 async fn list_answers_422_listing_every_bad_query_parameter() {
     let api = TestApi::new().await;
     let reply = api
-        .call(Event::ListFiles)
-        .query("status", "lost")
-        .query("limit", "0")
-        .query("cursor", "!!")
-        .send()
+        .list(&[("status", "lost"), ("limit", "0"), ("cursor", "!!")])
         .await;
     assert_error(&reply, 422, "validation_error");
     assert_eq!(reply.error_fields(), ["status", "limit", "cursor"]);
     for limit in ["101", "-1", "ten"] {
-        let reply = api
-            .call(Event::ListFiles)
-            .query("limit", limit)
-            .send()
-            .await;
+        let reply = api.list(&[("limit", limit)]).await;
         assert_eq!(reply.error_fields(), ["limit"]);
     }
 }

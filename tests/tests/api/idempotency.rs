@@ -120,9 +120,10 @@ async fn a_retried_complete_and_reupload_get_their_first_answers() {
     let bytes = b"hello".to_vec();
     let plan = api
         .create(declaration("a.txt", "text/plain", &bytes, false, false))
-        .await;
-    let file_id = plan.file_id();
-    assert_eq!(api.put(&plan.body, 0, bytes).await.status(), 200);
+        .await
+        .plan();
+    let file_id = plan.file_id.clone();
+    api.upload_whole(&plan, bytes).await;
     let complete = || {
         api.call(Event::Complete)
             .file(&file_id)
@@ -152,6 +153,6 @@ async fn a_retried_complete_and_reupload_get_their_first_answers() {
         (201, &first.body, true)
     );
     // one reupload happened: the file's job is the first answer's
-    let file = api.get(&file_id).await.body;
-    assert_eq!(file["upload"]["job_id"], first.body["job_id"]);
+    let file = api.get(&file_id).await.file();
+    assert_eq!(file.upload.expect("an upload").job_id, first.plan().job_id);
 }

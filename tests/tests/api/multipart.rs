@@ -1,7 +1,9 @@
 //! Multipart uploads and reuploads against real storage: parts, resume, abort, races.
 
+use std::collections::BTreeMap;
+
 use integration_tests::serde_json::{Value, json};
-use integration_tests::{Event, TestApi, digests};
+use integration_tests::{Event, Part, Plan, Status, TestApi, digests};
 
 const MIB: usize = 1 << 20;
 /// Three full parts of 5 MiB and a remainder.
@@ -21,24 +23,16 @@ fn content(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
-fn part(bytes: &[u8], number: usize) -> Vec<u8> {
-    let start = (number - 1) * 5 * MIB;
+fn part(bytes: &[u8], number: u32) -> Vec<u8> {
+    let start = (number as usize - 1) * 5 * MIB;
     bytes[start..(start + 5 * MIB).min(bytes.len())].to_vec()
 }
 
-async fn create_multipart(api: &TestApi, bytes: &[u8]) -> Value {
+async fn create_multipart(api: &TestApi, bytes: &[u8]) -> Plan {
     let (sha256, _) = digests(bytes);
-    let reply = api
-        .create(json!({"file_name": "big.bin", "file_size": bytes.len(), "sha256": sha256}))
-        .await;
-    assert_eq!(reply.status, 201, "{:#}", reply.body);
-    reply.body
-}
-
-async fn put_part(api: &TestApi, url: &str, bytes: Vec<u8>) -> String {
-    let response = api.http.put(url).body(bytes).send().await.unwrap();
-    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
-    response.headers()["etag"].to_str().unwrap().to_owned()
+    api.create(json!({"file_name": "big.bin", "file_size": bytes.len(), "sha256": sha256}))
+        .await
+        .plan()
 }
 
 #[tokio::test]
@@ -47,24 +41,19 @@ async fn a_multipart_upload_completes_without_etags_and_is_byte_identical() {
     let api = multipart_api().await;
     let bytes = content(FILE_SIZE, 1);
     let plan = create_multipart(&api, &bytes).await;
-    assert_eq!(plan["part_count"], 4);
-    assert_eq!(plan["part_size"], 5 * MIB);
-    assert!(plan["upload_id"].is_string());
-    assert_eq!(plan["headers"], json!({}));
-    let urls = plan["urls"].as_array().unwrap();
-    assert_eq!(urls.len(), 4);
+    assert_eq!(plan.part_count, 4);
+    assert_eq!(plan.part_size, 5 * MIB as u64);
+    assert!(plan.upload_id.is_some());
+    assert_eq!(plan.headers, BTreeMap::new());
+    assert_eq!(plan.urls.len(), 4);
 
     // WHEN every part is PUT and the upload completed without ETags
-    for (index, url) in urls.iter().enumerate() {
-        put_part(&api, url.as_str().unwrap(), part(&bytes, index + 1)).await;
-    }
-    let file_id = plan["file_id"].as_str().unwrap();
-    let completed = api.complete(file_id).await;
+    api.upload_parts(&plan, &bytes).await;
+    let completed = api.complete(&plan.file_id).await.file();
 
     // THEN storage holds exactly the bytes
-    assert_eq!(completed.status, 200, "{:#}", completed.body);
-    assert_eq!(completed.body["status"], "uploaded");
-    assert!(api.stored_bytes(plan["s3_key"].as_str().unwrap()).await == bytes);
+    assert_eq!(completed.status, Status::Uploaded);
+    assert!(api.stored_bytes(&plan.s3_key).await == bytes);
 }
 
 #[tokio::test]
@@ -73,35 +62,24 @@ async fn an_interrupted_upload_resumes_from_the_listed_parts_with_fresh_urls() {
     let api = multipart_api().await;
     let bytes = content(FILE_SIZE, 2);
     let plan = create_multipart(&api, &bytes).await;
-    let file_id = plan["file_id"].as_str().unwrap();
+    let file_id = &plan.file_id;
     let mut etags = Vec::new();
     for number in [1, 2] {
-        etags.push(
-            put_part(
-                &api,
-                plan["urls"][number - 1].as_str().unwrap(),
-                part(&bytes, number),
-            )
-            .await,
-        );
+        etags.push(api.put_part(plan.url(number), part(&bytes, number)).await);
     }
 
     // WHEN it lists the stored parts and asks for URLs for the rest
-    let listed = api.list_parts(file_id).await;
-    assert_eq!(listed.status, 200, "{:#}", listed.body);
-    assert_eq!(
-        listed.body["parts"],
-        json!([
-            {"part_number": 1, "size": 5 * MIB, "etag": etags[0]},
-            {"part_number": 2, "size": 5 * MIB, "etag": etags[1]},
-        ])
-    );
-    let fresh = api.sign_parts(file_id, &[3, 4]).await;
-    assert_eq!(fresh.status, 200, "{:#}", fresh.body);
-    assert!(fresh.body["expires_at"].is_string());
+    let listed = api.list_parts(file_id).await.parts();
+    let stored = |part_number: u32, etag: &str| Part {
+        part_number,
+        size: 5 * MIB as u64,
+        etag: etag.to_owned(),
+    };
+    assert_eq!(listed.parts, [stored(1, &etags[0]), stored(2, &etags[1])]);
+    // signed(): a 200 with the URLs and their expires_at, a string
+    let fresh = api.sign_parts(file_id, &[3, 4]).await.signed();
     for number in [3, 4] {
-        let url = fresh.body["urls"][number.to_string()].as_str().unwrap();
-        etags.push(put_part(&api, url, part(&bytes, number)).await);
+        etags.push(api.put_part(fresh.url(number), part(&bytes, number)).await);
     }
 
     // THEN completing with the ETags it holds assembles the file
@@ -111,13 +89,10 @@ async fn an_interrupted_upload_resumes_from_the_listed_parts_with_fresh_urls() {
         .map(|(i, e)| json!({"part_number": i + 1, "etag": e}))
         .collect();
     let completed = api
-        .call(Event::Complete)
-        .file(file_id)
-        .json(json!({"job_id": plan["job_id"], "parts": parts}))
-        .send()
+        .complete_with(file_id, json!({"job_id": plan.job_id, "parts": parts}))
         .await;
     assert_eq!(completed.status, 200, "{:#}", completed.body);
-    assert!(api.stored_bytes(plan["s3_key"].as_str().unwrap()).await == bytes);
+    assert!(api.stored_bytes(&plan.s3_key).await == bytes);
 }
 
 #[tokio::test]
@@ -125,31 +100,27 @@ async fn complete_names_missing_and_wrong_sized_parts_and_changes_nothing() {
     let api = multipart_api().await;
     let bytes = content(FILE_SIZE, 3);
     let plan = create_multipart(&api, &bytes).await;
-    let file_id = plan["file_id"].as_str().unwrap();
-    put_part(&api, plan["urls"][0].as_str().unwrap(), part(&bytes, 1)).await;
-    put_part(&api, plan["urls"][1].as_str().unwrap(), vec![0; 100]).await;
+    let file_id = &plan.file_id;
+    api.put_part(plan.url(1), part(&bytes, 1)).await;
+    api.put_part(plan.url(2), vec![0; 100]).await;
     let before = api.raw_item(file_id).await;
 
     let completed = api.complete(file_id).await;
 
-    assert_eq!(completed.status, 409, "{:#}", completed.body);
-    let details = &completed.body["error"]["details"];
-    assert_eq!(details[0]["reason"], "upload_incomplete");
-    assert_eq!(details[0]["part_numbers"], json!([3, 4]));
-    assert_eq!(details[1]["part_numbers"], json!([2]));
+    let details = completed.conflict().error.details;
+    assert_eq!(details[0].reason.as_deref(), Some("upload_incomplete"));
+    assert_eq!(details[0].part_numbers, [3, 4]);
+    assert_eq!(details[1].part_numbers, [2]);
     assert_eq!(api.raw_item(file_id).await, before);
     let wrong_etag = api
-        .call(Event::Complete)
-        .file(file_id)
-        .json(json!({"parts": [{"part_number": 1, "etag": "\"0000\""}]}))
-        .send()
+        .complete_with(
+            file_id,
+            json!({"parts": [{"part_number": 1, "etag": "\"0000\""}]}),
+        )
         .await;
     assert_eq!(wrong_etag.status, 409);
     assert_eq!(
-        api.list_parts(file_id).await.body["parts"]
-            .as_array()
-            .unwrap()
-            .len(),
+        api.list_parts(file_id).await.parts().parts.len(),
         2,
         "parts kept for a retry"
     );
@@ -160,8 +131,8 @@ async fn storage_refuses_part_urls_with_a_tampered_part_number_or_upload_id() {
     let api = multipart_api().await;
     let bytes = content(FILE_SIZE, 4);
     let plan = create_multipart(&api, &bytes).await;
-    let url = plan["urls"][0].as_str().unwrap();
-    let upload_id = plan["upload_id"].as_str().unwrap();
+    let url = plan.url(1);
+    let upload_id = plan.upload_id.as_deref().expect("a multipart upload");
     assert!(url.contains("partNumber=1&"), "{url}");
     for tampered in [
         url.replace("partNumber=1&", "partNumber=2&"),
@@ -176,10 +147,7 @@ async fn storage_refuses_part_urls_with_a_tampered_part_number_or_upload_id() {
             .unwrap();
         assert_eq!(response.status(), 403, "{tampered}");
     }
-    assert_eq!(
-        api.list_parts(plan["file_id"].as_str().unwrap()).await.body["parts"],
-        json!([])
-    );
+    assert!(api.list_parts(&plan.file_id).await.parts().parts.is_empty());
 }
 
 #[tokio::test]
@@ -187,7 +155,7 @@ async fn part_requests_refuse_bad_numbers_and_files_without_an_upload() {
     let api = multipart_api().await;
     let bytes = content(FILE_SIZE, 5);
     let plan = create_multipart(&api, &bytes).await;
-    let file_id = plan["file_id"].as_str().unwrap();
+    let file_id = &plan.file_id;
     let before = api.raw_item(file_id).await;
     for (numbers, fields) in [
         (json!([0]), vec!["part_numbers[0]"]),
@@ -220,20 +188,17 @@ async fn part_requests_refuse_bad_numbers_and_files_without_an_upload() {
     // a file whose upload is over has no parts to sign, list or abort
     let small = api
         .create(json!({"file_name": "s.txt", "file_size": 2}))
-        .await;
-    let small_id = small.file_id();
-    assert_eq!(api.put(&small.body, 0, b"hi".to_vec()).await.status(), 200);
-    assert_eq!(api.complete(&small_id).await.status, 200);
+        .await
+        .plan();
+    let small_id = &small.file_id;
+    api.upload_whole(&small, b"hi".to_vec()).await;
+    assert_eq!(api.complete(small_id).await.status, 200);
     for reply in [
-        api.sign_parts(&small_id, &[1]).await,
-        api.list_parts(&small_id).await,
-        api.abort(&small_id).await,
+        api.sign_parts(small_id, &[1]).await,
+        api.list_parts(small_id).await,
+        api.abort(small_id).await,
     ] {
-        assert_eq!(reply.status, 409, "{:#}", reply.body);
-        assert_eq!(
-            reply.body["error"]["details"][0]["reason"],
-            "no_upload_in_progress"
-        );
+        assert_eq!(reply.conflict().reason(), Some("no_upload_in_progress"));
     }
     assert_eq!(api.raw_item(file_id).await, before);
 }
@@ -243,21 +208,20 @@ async fn a_single_part_upload_gets_fresh_urls_and_lists_its_object_as_part_one()
     let api = TestApi::new().await;
     let created = api
         .create(json!({"file_name": "a.txt", "file_size": 5, "content_type": "text/plain"}))
-        .await;
-    let file_id = created.file_id();
-    assert_eq!(api.list_parts(&file_id).await.body, json!({"parts": []}));
-    let fresh = api.sign_parts(&file_id, &[1]).await;
-    assert_eq!(fresh.status, 200, "{:#}", fresh.body);
-    let url = fresh.body["urls"]["1"].as_str().unwrap();
+        .await
+        .plan();
+    let file_id = &created.file_id;
+    assert_eq!(api.list_parts(file_id).await.body, json!({"parts": []}));
+    let fresh = api.sign_parts(file_id, &[1]).await.signed();
     assert_eq!(
-        api.put_to(url, &created.body, b"hello".to_vec())
+        api.put_to(fresh.url(1), &created, b"hello".to_vec())
             .await
             .status(),
         200
     );
-    let listed = api.list_parts(&file_id).await;
-    assert_eq!(listed.body["parts"][0]["size"], 5);
-    assert_eq!(api.sign_parts(&file_id, &[2]).await.status, 422);
+    let listed = api.list_parts(file_id).await.parts();
+    assert_eq!(listed.parts[0].size, 5);
+    assert_eq!(api.sign_parts(file_id, &[2]).await.status, 422);
 }
 
 #[tokio::test]
@@ -267,37 +231,29 @@ async fn an_aborted_reupload_leaves_the_verified_version_in_place() {
     let original = b"version one".to_vec();
     let created = api
         .create(json!({"file_name": "v.bin", "file_size": original.len()}))
-        .await;
-    let file_id = created.file_id();
-    assert_eq!(
-        api.put(&created.body, 0, original.clone()).await.status(),
-        200
-    );
-    api.settle_verified(&file_id).await;
+        .await
+        .plan();
+    let file_id = &created.file_id;
+    api.upload_whole(&created, original.clone()).await;
+    api.settle_verified(file_id).await;
     let bytes = content(FILE_SIZE, 6);
     let plan = api
-        .reupload(&file_id, json!({"file_size": bytes.len()}))
-        .await;
-    assert_eq!(plan.status, 201, "{:#}", plan.body);
-    assert_ne!(plan.body["job_id"], created.body["job_id"]);
-    put_part(
-        &api,
-        plan.body["urls"][0].as_str().unwrap(),
-        part(&bytes, 1),
-    )
-    .await;
+        .reupload(file_id, json!({"file_size": bytes.len()}))
+        .await
+        .plan();
+    assert_ne!(plan.job_id, created.job_id);
+    api.put_part(plan.url(1), part(&bytes, 1)).await;
 
     // WHEN the client aborts
-    let aborted = api.abort(&file_id).await;
+    let aborted = api.abort(file_id).await.file();
 
     // THEN the file is its verified version again, and the upload is gone from storage
-    assert_eq!(aborted.status, 200, "{:#}", aborted.body);
-    assert_eq!(aborted.body["status"], "verified");
-    assert_eq!(aborted.body["file_size"], original.len());
-    assert_eq!(aborted.body["upload"], json!(null));
+    assert_eq!(aborted.status, Status::Verified);
+    assert_eq!(aborted.file_size, original.len() as u64);
+    assert_eq!(aborted.upload, None);
     let late_part = api
         .http
-        .put(plan.body["urls"][1].as_str().unwrap())
+        .put(plan.url(2))
         .body(part(&bytes, 2))
         .send()
         .await
@@ -307,25 +263,20 @@ async fn an_aborted_reupload_leaves_the_verified_version_in_place() {
         "{}",
         late_part.status()
     );
-    let completed = api.complete(&file_id).await;
-    assert_eq!(completed.status, 409);
-    assert_eq!(
-        completed.body["error"]["details"][0]["reason"],
-        "no_upload_in_progress"
-    );
-    assert_eq!(api.download(&file_id).await, original);
+    let completed = api.complete(file_id).await;
+    assert_eq!(completed.conflict().reason(), Some("no_upload_in_progress"));
+    assert_eq!(api.download(file_id).await, original);
 }
 
 #[tokio::test]
 async fn an_aborted_first_upload_is_rejected_as_aborted() {
     let api = multipart_api().await;
     let plan = create_multipart(&api, &content(FILE_SIZE, 7)).await;
-    let file_id = plan["file_id"].as_str().unwrap();
-    let aborted = api.abort(file_id).await;
-    assert_eq!(aborted.status, 200, "{:#}", aborted.body);
-    assert_eq!(aborted.body["status"], "rejected");
-    assert_eq!(aborted.body["rejection_reason"], "upload_aborted");
-    assert_eq!(aborted.body["download_url"], json!(null));
+    let file_id = &plan.file_id;
+    let aborted = api.abort(file_id).await.file();
+    assert_eq!(aborted.status, Status::Rejected);
+    assert_eq!(aborted.rejection_reason.as_deref(), Some("upload_aborted"));
+    assert_eq!(aborted.download_url, None);
     assert_eq!(
         api.abort(file_id).await.status,
         409,
@@ -342,33 +293,37 @@ async fn a_reupload_keeps_the_old_content_downloadable_until_the_new_is_verified
         .create(
             json!({"file_name": "doc.txt", "file_size": old.len(), "content_type": "text/plain"}),
         )
-        .await;
-    let file_id = created.file_id();
-    assert_eq!(api.put(&created.body, 0, old.clone()).await.status(), 200);
-    api.settle_verified(&file_id).await;
+        .await
+        .plan();
+    let file_id = &created.file_id;
+    api.upload_whole(&created, old.clone()).await;
+    api.settle_verified(file_id).await;
 
     // WHEN new content is uploaded and completed
     let plan = api
         .reupload(
-            &file_id,
+            file_id,
             json!({"file_size": new.len(), "content_type": "text/plain", "metadata": {"v": "2"}}),
         )
-        .await;
-    assert_eq!(plan.status, 201, "{:#}", plan.body);
-    let file = api.get(&file_id).await.body;
+        .await
+        .plan();
+    let file = api.get(file_id).await.file();
     assert_eq!(
-        (file["status"].as_str(), file["file_name"].as_str()),
-        (Some("pending_upload"), Some("doc.txt"))
+        (file.status, file.file_name.as_str()),
+        (Status::PendingUpload, "doc.txt")
     );
-    assert_eq!(api.download(&file_id).await, old);
-    assert_eq!(api.put(&plan.body, 0, new.clone()).await.status(), 200);
-    assert_eq!(api.complete(&file_id).await.body["status"], "uploaded");
+    assert_eq!(api.download(file_id).await, old);
+    api.upload_whole(&plan, new.clone()).await;
+    assert_eq!(api.complete(file_id).await.file().status, Status::Uploaded);
 
     // THEN the old content is served until the new content is verified
-    assert_eq!(api.download(&file_id).await, old);
-    api.settle_verified(&file_id).await;
-    assert_eq!(api.download(&file_id).await, new);
-    assert_eq!(api.get(&file_id).await.body["metadata"], json!({"v": "2"}));
+    assert_eq!(api.download(file_id).await, old);
+    api.settle_verified(file_id).await;
+    assert_eq!(api.download(file_id).await, new);
+    assert_eq!(
+        api.get(file_id).await.file().metadata,
+        BTreeMap::from([("v".to_owned(), "2".to_owned())])
+    );
 }
 
 #[tokio::test]
@@ -376,10 +331,8 @@ async fn racing_completes_end_in_one_state() {
     let api = multipart_api().await;
     let bytes = content(FILE_SIZE, 8);
     let plan = create_multipart(&api, &bytes).await;
-    let file_id = plan["file_id"].as_str().unwrap();
-    for (index, url) in plan["urls"].as_array().unwrap().iter().enumerate() {
-        put_part(&api, url.as_str().unwrap(), part(&bytes, index + 1)).await;
-    }
+    let file_id = &plan.file_id;
+    api.upload_parts(&plan, &bytes).await;
     let (a, b) = tokio::join!(api.complete(file_id), api.complete(file_id));
     assert_eq!(
         (a.status, b.status),
@@ -388,9 +341,9 @@ async fn racing_completes_end_in_one_state() {
         a.body,
         b.body
     );
-    assert_eq!(a.body["status"], "uploaded");
-    assert_eq!(b.body["status"], "uploaded");
-    assert!(api.stored_bytes(plan["s3_key"].as_str().unwrap()).await == bytes);
+    assert_eq!(a.file().status, Status::Uploaded);
+    assert_eq!(b.file().status, Status::Uploaded);
+    assert!(api.stored_bytes(&plan.s3_key).await == bytes);
 }
 
 #[tokio::test]
@@ -399,21 +352,19 @@ async fn a_complete_racing_an_abort_ends_in_one_consistent_state() {
         let api = multipart_api().await;
         let bytes = content(FILE_SIZE, 10 + seed);
         let plan = create_multipart(&api, &bytes).await;
-        let file_id = plan["file_id"].as_str().unwrap();
-        for (index, url) in plan["urls"].as_array().unwrap().iter().enumerate() {
-            put_part(&api, url.as_str().unwrap(), part(&bytes, index + 1)).await;
-        }
+        let file_id = &plan.file_id;
+        api.upload_parts(&plan, &bytes).await;
         let (completed, aborted) = tokio::join!(api.complete(file_id), api.abort(file_id));
-        let file = api.get(file_id).await.body;
+        let file = api.get(file_id).await.file();
         let stored = api.stored_objects(file_id).await;
         match (completed.status, aborted.status) {
             (200, 409) => {
-                assert_eq!(file["status"], "uploaded");
+                assert_eq!(file.status, Status::Uploaded);
                 assert_eq!(stored.len(), 1);
             }
             (409, 200) => {
-                assert_eq!(file["status"], "rejected");
-                assert_eq!(file["rejection_reason"], "upload_aborted");
+                assert_eq!(file.status, Status::Rejected);
+                assert_eq!(file.rejection_reason.as_deref(), Some("upload_aborted"));
                 assert!(
                     stored.is_empty(),
                     "an aborted upload leaves no object: {stored:?}"
@@ -433,27 +384,25 @@ async fn a_reupload_racing_a_complete_ends_in_one_consistent_state() {
         let api = TestApi::new().await;
         let created = api
             .create(json!({"file_name": "r.txt", "file_size": 3}))
-            .await;
-        let file_id = created.file_id();
-        assert_eq!(
-            api.put(&created.body, 0, b"abc".to_vec()).await.status(),
-            200
-        );
+            .await
+            .plan();
+        let file_id = &created.file_id;
+        api.upload_whole(&created, b"abc".to_vec()).await;
         let (completed, replaced) = tokio::join!(
-            api.complete(&file_id),
-            api.reupload(&file_id, json!({"file_size": 4}))
+            api.complete(file_id),
+            api.reupload(file_id, json!({"file_size": 4}))
         );
         // whichever came first, the reupload wins: the new job is current and waits for its bytes
-        assert_eq!(replaced.status, 201, "{:#}", replaced.body);
+        let replaced = replaced.plan();
         assert!(
             matches!(completed.status, 200 | 409),
             "{:#}",
             completed.body
         );
-        let file = api.get(&file_id).await.body;
-        assert_eq!(file["status"], "pending_upload");
-        assert_eq!(file["upload"]["job_id"], replaced.body["job_id"]);
-        assert_eq!(file["file_size"], 4);
+        let file = api.get(file_id).await.file();
+        assert_eq!(file.status, Status::PendingUpload);
+        assert_eq!(file.upload.expect("an upload").job_id, replaced.job_id);
+        assert_eq!(file.file_size, 4);
     }
 }
 
@@ -464,8 +413,8 @@ async fn bulk_signed_part_urls_are_the_sdks_and_storage_takes_them() {
     let bytes = content(FILE_SIZE, 20);
     let plan = create_multipart(&api, &bytes).await;
     let (key, upload_id) = (
-        plan["s3_key"].as_str().unwrap(),
-        plan["upload_id"].as_str().unwrap(),
+        plan.s3_key.as_str(),
+        plan.upload_id.as_deref().expect("a multipart upload"),
     );
     let objects = &api.services.presigner;
     let expiry = std::time::Duration::from_secs(900);
@@ -484,9 +433,9 @@ async fn bulk_signed_part_urls_are_the_sdks_and_storage_takes_them() {
             .await
             .unwrap();
         assert_eq!(bulk[&number], sdk, "part {number}");
-        put_part(&api, &bulk[&number], part(&bytes, number as usize)).await;
+        api.put_part(&bulk[&number], part(&bytes, number)).await;
     }
-    let completed = api.complete(plan["file_id"].as_str().unwrap()).await;
+    let completed = api.complete(&plan.file_id).await;
     assert_eq!(completed.status, 200, "{:#}", completed.body);
     assert!(api.stored_bytes(key).await == bytes);
 }

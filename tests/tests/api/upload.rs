@@ -1,8 +1,10 @@
 //! The single-part upload path against real storage: create → PUT → complete → get, and the
 //! PUTs that storage must refuse.
 
+use std::collections::BTreeMap;
+
 use integration_tests::serde_json::json;
-use integration_tests::{TestApi, declaration, digests};
+use integration_tests::{Plan, Status, TestApi, declaration, digests};
 
 fn pdf_bytes(len: usize) -> Vec<u8> {
     let mut bytes = b"%PDF-1.7\n".to_vec();
@@ -16,73 +18,58 @@ async fn create_put_complete_get_with_sha256_and_md5() {
     let api = TestApi::new().await;
     let bytes = pdf_bytes(300_000);
     let (sha256, md5) = digests(&bytes);
-    let created = api
+    let plan = api
         .create(json!({
             "file_name": "report.pdf", "file_size": bytes.len(), "content_type": "application/pdf",
             "sha256": sha256, "md5": md5, "metadata": {"category": "invoice"}
         }))
-        .await;
-    assert_eq!(created.status, 201, "{:#}", created.body);
-    let plan = &created.body;
-    assert_eq!(plan["method"], "PUT");
-    assert_eq!(plan["part_count"], 1);
-    assert_eq!(plan["upload_id"], json!(null));
-    assert_eq!(plan["urls"].as_array().unwrap().len(), 1);
-    assert_eq!(plan["headers"]["content-type"], "application/pdf");
-    assert_eq!(plan["headers"]["x-amz-checksum-sha256"], sha256);
-    assert_eq!(plan["headers"]["content-md5"], md5);
-    let file_id = created.file_id();
-    assert_eq!(
-        plan["s3_key"],
-        format!("uploads/{file_id}/{}", plan["job_id"].as_str().unwrap())
-    );
+        .await
+        .plan();
+    assert_eq!(plan.method, "PUT");
+    assert_eq!(plan.part_count, 1);
+    assert_eq!(plan.upload_id, None);
+    assert_eq!(plan.urls.len(), 1);
+    assert_eq!(plan.headers["content-type"], "application/pdf");
+    assert_eq!(plan.headers["x-amz-checksum-sha256"], sha256);
+    assert_eq!(plan.headers["content-md5"], md5);
+    let file_id = &plan.file_id;
+    assert_eq!(plan.s3_key, format!("uploads/{file_id}/{}", plan.job_id));
 
     // WHEN the client PUTs the bytes with the signed headers and completes
-    let put = api.put(plan, 0, bytes.clone()).await;
-    assert_eq!(put.status(), 200, "{}", put.text().await.unwrap());
-    let completed = api.complete(&file_id).await;
+    api.upload_whole(&plan, bytes.clone()).await;
+    let completed = api.complete(file_id).await.file();
 
     // THEN the file is uploaded, and reads back as declared
-    assert_eq!(completed.status, 200, "{:#}", completed.body);
-    assert_eq!(completed.body["status"], "uploaded");
-    let file = api.get(&file_id).await;
-    assert_eq!(file.status, 200);
-    assert_eq!(file.body["file_name"], "report.pdf");
-    assert_eq!(file.body["sha256"], sha256);
-    assert_eq!(file.body["md5"], md5);
-    assert_eq!(file.body["metadata"], json!({"category": "invoice"}));
-    assert_eq!(file.body["download_url"], json!(null), "not verified yet");
+    assert_eq!(completed.status, Status::Uploaded);
+    let file = api.get(file_id).await.file();
+    assert_eq!(file.file_name, "report.pdf");
+    assert_eq!(file.sha256, Some(sha256));
+    assert_eq!(file.md5, Some(md5));
+    assert_eq!(
+        file.metadata,
+        BTreeMap::from([("category".to_owned(), "invoice".to_owned())])
+    );
+    assert_eq!(file.download_url, None, "not verified yet");
 
     // AND the stored object is byte-identical
-    assert!(api.stored_bytes(plan["s3_key"].as_str().unwrap()).await == bytes);
+    assert!(api.stored_bytes(&plan.s3_key).await == bytes);
 }
 
 /// Declares `bytes` as a PDF (with the given digests) and returns the plan.
-async fn declare(
-    api: &TestApi,
-    bytes: &[u8],
-    with_sha256: bool,
-    with_md5: bool,
-) -> integration_tests::serde_json::Value {
+async fn declare(api: &TestApi, bytes: &[u8], with_sha256: bool, with_md5: bool) -> Plan {
     let body = declaration("doc.pdf", "application/pdf", bytes, with_sha256, with_md5);
-    let created = api.create(body).await;
-    assert_eq!(created.status, 201, "{:#}", created.body);
-    created.body
+    api.create(body).await.plan()
 }
 
 /// After a PUT that storage refused: nothing is stored, complete answers 409, the record is unchanged.
-async fn assert_nothing_landed(api: &TestApi, plan: &integration_tests::serde_json::Value) {
-    let file_id = plan["file_id"].as_str().unwrap();
+async fn assert_nothing_landed(api: &TestApi, plan: &Plan) {
+    let file_id = &plan.file_id;
     assert_eq!(api.stored_objects(file_id).await, Vec::<String>::new());
     let before = api.raw_item(file_id).await.expect("record exists");
     let completed = api.complete(file_id).await;
-    assert_eq!(completed.status, 409, "{:#}", completed.body);
-    assert_eq!(
-        completed.body["error"]["details"][0]["reason"],
-        "upload_incomplete"
-    );
+    assert_eq!(completed.conflict().reason(), Some("upload_incomplete"));
     assert_eq!(api.raw_item(file_id).await, Some(before));
-    assert_eq!(api.get(file_id).await.body["status"], "pending_upload");
+    assert_eq!(api.get(file_id).await.file().status, Status::PendingUpload);
 }
 
 #[tokio::test]
@@ -90,9 +77,8 @@ async fn storage_refuses_a_url_whose_key_was_tampered_with() {
     let api = TestApi::new().await;
     let bytes = pdf_bytes(10_000);
     let plan = declare(&api, &bytes, true, false).await;
-    let url = plan["urls"][0].as_str().unwrap();
-    let job_id = plan["job_id"].as_str().unwrap();
-    let tampered = url.replace(job_id, &uuid_like());
+    let url = plan.url(1);
+    let tampered = url.replace(&plan.job_id, &uuid_like());
     assert_ne!(tampered, url);
     let put = api.put_to(&tampered, &plan, bytes).await;
     assert_eq!(put.status(), 403);
@@ -111,7 +97,7 @@ async fn storage_refuses_an_expired_url() {
     let bytes = pdf_bytes(10_000);
     let plan = declare(&api, &bytes, true, false).await;
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
-    let put = api.put(&plan, 0, bytes).await;
+    let put = api.put(&plan, 1, bytes).await;
     assert_eq!(put.status(), 403);
     assert_nothing_landed(&api, &plan).await;
 }
@@ -121,8 +107,9 @@ async fn storage_refuses_a_different_content_type() {
     let api = TestApi::new().await;
     let bytes = pdf_bytes(10_000);
     let mut plan = declare(&api, &bytes, false, false).await;
-    plan["headers"]["content-type"] = json!("text/html");
-    let put = api.put(&plan, 0, bytes).await;
+    plan.headers
+        .insert("content-type".to_owned(), "text/html".to_owned());
+    let put = api.put(&plan, 1, bytes).await;
     assert_eq!(put.status(), 403);
     assert_nothing_landed(&api, &plan).await;
 }
@@ -134,7 +121,7 @@ async fn storage_refuses_a_body_whose_sha256_differs() {
     let plan = declare(&api, &bytes, true, false).await;
     let mut other = bytes.clone();
     other[5000] ^= 1;
-    let put = api.put(&plan, 0, other).await;
+    let put = api.put(&plan, 1, other).await;
     assert_eq!(put.status(), 400, "{}", put.text().await.unwrap());
     assert_nothing_landed(&api, &plan).await;
 }
@@ -146,7 +133,7 @@ async fn storage_refuses_a_body_whose_md5_differs() {
     let plan = declare(&api, &bytes, false, true).await;
     let mut other = bytes.clone();
     other[9999] ^= 1;
-    let put = api.put(&plan, 0, other).await;
+    let put = api.put(&plan, 1, other).await;
     assert_eq!(put.status(), 400, "{}", put.text().await.unwrap());
     assert_nothing_landed(&api, &plan).await;
 }
@@ -158,10 +145,9 @@ async fn storage_refuses_a_body_of_another_length() {
     let bytes = pdf_bytes(10_000);
     let plan = declare(&api, &bytes, false, false).await;
     // WHEN the client sends fewer bytes, with their true length
-    let url = plan["urls"][0].as_str().unwrap();
     let put = api
         .http
-        .put(url)
+        .put(plan.url(1))
         .header("content-type", "application/pdf")
         .body(bytes[..9_000].to_vec())
         .send()
@@ -177,34 +163,23 @@ async fn complete_is_idempotent_and_checks_the_job_id() {
     let api = TestApi::new().await;
     let bytes = pdf_bytes(10_000);
     let plan = declare(&api, &bytes, true, true).await;
-    let file_id = plan["file_id"].as_str().unwrap();
-    assert_eq!(api.put(&plan, 0, bytes).await.status(), 200);
+    let file_id = &plan.file_id;
+    api.upload_whole(&plan, bytes).await;
 
     let stale = api
-        .call(integration_tests::Event::Complete)
-        .file(file_id)
-        .json(json!({"job_id": uuid_like()}))
-        .send()
+        .complete_with(file_id, json!({"job_id": uuid_like()}))
         .await;
-    assert_eq!(stale.status, 409);
-    assert_eq!(
-        stale.body["error"]["details"][0]["reason"],
-        "job_superseded"
-    );
-    assert_eq!(api.get(file_id).await.body["status"], "pending_upload");
+    assert_eq!(stale.conflict().reason(), Some("job_superseded"));
+    assert_eq!(api.get(file_id).await.file().status, Status::PendingUpload);
 
     let first = api
-        .call(integration_tests::Event::Complete)
-        .file(file_id)
-        .json(json!({"job_id": plan["job_id"]}))
-        .send()
-        .await;
-    assert_eq!(first.status, 200);
+        .complete_with(file_id, json!({"job_id": plan.job_id}))
+        .await
+        .file();
     let item = api.raw_item(file_id).await;
-    let second = api.complete(file_id).await;
-    assert_eq!(second.status, 200);
-    assert_eq!(second.body["status"], "uploaded");
-    assert_eq!(second.body["updated_at"], first.body["updated_at"]);
+    let second = api.complete(file_id).await.file();
+    assert_eq!(second.status, Status::Uploaded);
+    assert_eq!(second.updated_at, first.updated_at);
     assert_eq!(
         api.raw_item(file_id).await,
         item,
@@ -218,15 +193,15 @@ async fn an_upload_url_writes_once_and_cannot_replace_what_landed() {
     let api = TestApi::new().await;
     let bytes = pdf_bytes(10_000);
     let plan = declare(&api, &bytes, false, false).await;
-    assert_eq!(plan["headers"]["if-none-match"], "*");
-    assert_eq!(api.put(&plan, 0, bytes.clone()).await.status(), 200);
+    assert_eq!(plan.headers["if-none-match"], "*");
+    api.upload_whole(&plan, bytes.clone()).await;
 
     // WHEN the same URL is used again with other bytes of the same length and type
     let mut other = bytes.clone();
     other[100] ^= 0xff;
-    let again = api.put(&plan, 0, other).await;
+    let again = api.put(&plan, 1, other).await;
 
     // THEN storage refuses, and the object is what landed first
     assert_eq!(again.status(), 412);
-    assert!(api.stored_bytes(plan["s3_key"].as_str().unwrap()).await == bytes);
+    assert!(api.stored_bytes(&plan.s3_key).await == bytes);
 }

@@ -1,8 +1,8 @@
 //! The verify trigger against real storage: what lands is checked against what was declared,
 //! the file settles once, and repeated, stale or foreign events change nothing.
 
-use integration_tests::serde_json::{Value, json};
-use integration_tests::{TestApi, declaration, digests};
+use integration_tests::serde_json::json;
+use integration_tests::{Plan, Status, TestApi, declaration, digests};
 use shared::app::inspect::{self, Finding};
 use shared::domain::RejectionReason;
 use verify::Outcome;
@@ -18,31 +18,24 @@ fn png(variant: u8) -> Vec<u8> {
 }
 
 /// Declares and PUTs `bytes` through the API; returns the plan.
-async fn upload(api: &TestApi, bytes: &[u8], content_type: &str, sha256: bool, md5: bool) -> Value {
+async fn upload(api: &TestApi, bytes: &[u8], content_type: &str, sha256: bool, md5: bool) -> Plan {
     let plan = api
         .create(declaration("f", content_type, bytes, sha256, md5))
-        .await;
-    assert_eq!(plan.status, 201, "{:#}", plan.body);
-    let put = api.put(&plan.body, 0, bytes.to_vec()).await;
-    assert_eq!(put.status(), 200, "{}", put.text().await.unwrap());
-    plan.body
-}
-
-fn key(plan: &Value) -> &str {
-    plan["s3_key"].as_str().unwrap()
+        .await
+        .plan();
+    api.upload_whole(&plan, bytes.to_vec()).await;
+    plan
 }
 
 /// Delivers the event for the plan's object, which must be rejected for `reason` and deleted.
-async fn assert_delivery_rejects(api: &TestApi, plan: &Value, reason: RejectionReason) {
-    assert_eq!(api.deliver(key(plan)).await, Outcome::Rejected(reason));
-    let file = api.get(plan["file_id"].as_str().unwrap()).await.body;
-    assert_eq!(file["status"], "rejected");
-    assert_eq!(file["rejection_reason"], reason.as_str());
-    assert_eq!(file["download_url"], json!(null));
+async fn assert_delivery_rejects(api: &TestApi, plan: &Plan, reason: RejectionReason) {
+    assert_eq!(api.deliver(&plan.s3_key).await, Outcome::Rejected(reason));
+    let file = api.get(&plan.file_id).await.file();
+    assert_eq!(file.status, Status::Rejected);
+    assert_eq!(file.rejection_reason.as_deref(), Some(reason.as_str()));
+    assert_eq!(file.download_url, None);
     assert!(
-        api.stored_objects(plan["file_id"].as_str().unwrap())
-            .await
-            .is_empty(),
+        api.stored_objects(&plan.file_id).await.is_empty(),
         "the rejected object is deleted"
     );
 }
@@ -54,14 +47,14 @@ async fn single_part_uploads_verify_with_and_without_declared_hashes() {
         let bytes = format!("%PDF-1.7 sha256={sha256} md5={md5}").into_bytes();
         let plan = upload(&api, &bytes, "application/pdf", sha256, md5).await;
         assert_eq!(
-            api.deliver(key(&plan)).await,
+            api.deliver(&plan.s3_key).await,
             Outcome::Verified,
             "sha256={sha256} md5={md5}"
         );
-        let file = api.get(plan["file_id"].as_str().unwrap()).await.body;
-        assert_eq!(file["status"], "verified");
-        assert!(file["verified_at"].is_string());
-        assert_eq!(api.download(plan["file_id"].as_str().unwrap()).await, bytes);
+        let file = api.get(&plan.file_id).await.file();
+        assert_eq!(file.status, Status::Verified);
+        assert!(file.verified_at.is_some());
+        assert_eq!(api.download(&plan.file_id).await, bytes);
     }
 }
 
@@ -72,10 +65,10 @@ async fn a_checksum_storage_verified_is_not_read_again() {
     let mut bytes = PNG.to_vec();
     bytes.resize(1 << 20, 7);
     let plan = upload(&api, &bytes, "image/png", true, true).await;
-    let record = api.record(plan["file_id"].as_str().unwrap()).await;
+    let record = api.record(&plan.file_id).await;
 
     // WHEN it is inspected
-    let inspection = inspect::inspect(&api.services.objects, key(&plan), &record.content)
+    let inspection = inspect::inspect(&api.services.objects, &plan.s3_key, &record.content)
         .await
         .unwrap();
 
@@ -102,24 +95,13 @@ async fn a_multipart_upload_is_verified_by_streaming_and_then_deduplicates() {
     let plan = api
         .create(json!({"file_name": "data.bin", "file_size": bytes.len(), "sha256": sha256, "md5": md5}))
         .await
-        .body;
-    for (index, url) in plan["urls"].as_array().unwrap().iter().enumerate() {
-        let part = bytes[index * (5 << 20)..((index + 1) * (5 << 20)).min(bytes.len())].to_vec();
-        assert_eq!(
-            api.http
-                .put(url.as_str().unwrap())
-                .body(part)
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            200
-        );
-    }
-    let file_id = plan["file_id"].as_str().unwrap();
-    assert_eq!(api.complete(file_id).await.body["status"], "uploaded");
+        .plan();
+    assert_eq!(plan.part_size, 5 << 20);
+    api.upload_parts(&plan, &bytes).await;
+    let file_id = &plan.file_id;
+    assert_eq!(api.complete(file_id).await.file().status, Status::Uploaded);
     let record = api.record(file_id).await;
-    let inspection = inspect::inspect(&api.services.objects, key(&plan), &record.content)
+    let inspection = inspect::inspect(&api.services.objects, &plan.s3_key, &record.content)
         .await
         .unwrap();
     assert_eq!(
@@ -133,20 +115,20 @@ async fn a_multipart_upload_is_verified_by_streaming_and_then_deduplicates() {
     // WHEN the trigger runs
     let outcome = verify::handle(
         &api.services,
-        api.s3_event("s3-complete-multipart", key(&plan)),
+        api.s3_event("s3-complete-multipart", &plan.s3_key),
     )
     .await
     .unwrap();
 
     // THEN the file is verified, and the same content declared again is that file
     assert_eq!(outcome, [Outcome::Verified]);
-    assert_eq!(api.get(file_id).await.body["status"], "verified");
+    assert_eq!(api.get(file_id).await.file().status, Status::Verified);
     let again = api
         .create(json!({"file_name": "copy.bin", "file_size": bytes.len(), "sha256": sha256}))
-        .await;
-    assert_eq!(again.status, 200, "{:#}", again.body);
-    assert_eq!(again.body["deduplicated"], true);
-    assert_eq!(again.body["file_id"], file_id);
+        .await
+        .file();
+    assert_eq!(again.deduplicated, Some(true));
+    assert_eq!(&again.file_id, file_id);
 }
 
 #[tokio::test]
@@ -155,8 +137,8 @@ async fn an_object_of_another_size_written_to_the_key_is_rejected() {
     let created = api
         .create(json!({"file_name": "f.txt", "file_size": 10, "content_type": "text/plain"}))
         .await
-        .body;
-    put_directly(&api, key(&created), b"only 7!".to_vec(), "text/plain").await;
+        .plan();
+    put_directly(&api, &created.s3_key, b"only 7!".to_vec(), "text/plain").await;
     assert_delivery_rejects(&api, &created, RejectionReason::SizeMismatch).await;
 }
 
@@ -166,10 +148,10 @@ async fn an_object_with_other_bytes_written_without_checksums_is_rejected() {
     for (sha256, md5) in [(true, false), (false, true)] {
         let declared = b"%PDF-1.7 the declared content".to_vec();
         let body = declaration("f.pdf", "application/pdf", &declared, sha256, md5);
-        let created = api.create(body).await.body;
+        let created = api.create(body).await.plan();
         let mut other = declared.clone();
         *other.last_mut().unwrap() ^= 1;
-        put_directly(&api, key(&created), other, "application/pdf").await;
+        put_directly(&api, &created.s3_key, other, "application/pdf").await;
         assert_delivery_rejects(&api, &created, RejectionReason::ChecksumMismatch).await;
     }
 }
@@ -193,10 +175,10 @@ async fn content_that_is_not_what_its_type_claims_is_rejected() {
     let created = api
         .create(json!({"file_name": "a.png", "file_size": PNG.len(), "content_type": "image/png"}))
         .await
-        .body;
-    put_directly(&api, key(&created), PNG.to_vec(), "text/html").await;
+        .plan();
+    put_directly(&api, &created.s3_key, PNG.to_vec(), "text/html").await;
     assert_eq!(
-        api.deliver(key(&created)).await,
+        api.deliver(&created.s3_key).await,
         Outcome::Rejected(RejectionReason::ContentTypeMismatch)
     );
 }
@@ -205,13 +187,13 @@ async fn content_that_is_not_what_its_type_claims_is_rejected() {
 async fn repeated_stale_and_foreign_events_change_nothing() {
     let api = TestApi::new().await;
     let plan = upload(&api, PNG, "image/png", true, false).await;
-    let file_id = plan["file_id"].as_str().unwrap();
-    assert_eq!(api.deliver(key(&plan)).await, Outcome::Verified);
+    let file_id = &plan.file_id;
+    assert_eq!(api.deliver(&plan.s3_key).await, Outcome::Verified);
     let settled = api.raw_item(file_id).await;
 
     // the same event again
     assert_eq!(
-        api.deliver(key(&plan)).await,
+        api.deliver(&plan.s3_key).await,
         Outcome::Ignored("already settled")
     );
     assert_eq!(api.raw_item(file_id).await, settled);
@@ -223,15 +205,15 @@ async fn repeated_stale_and_foreign_events_change_nothing() {
             json!({"file_size": 3, "content_type": "text/plain"}),
         )
         .await
-        .body;
+        .plan();
     let replaced = api.raw_item(file_id).await;
     assert_eq!(
-        api.deliver(key(&plan)).await,
+        api.deliver(&plan.s3_key).await,
         Outcome::Ignored("not the file's current upload")
     );
     assert_eq!(api.raw_item(file_id).await, replaced);
     assert_eq!(
-        api.deliver(key(&new_plan)).await,
+        api.deliver(&new_plan.s3_key).await,
         Outcome::Ignored("object no longer exists")
     );
     assert_eq!(api.raw_item(file_id).await, replaced);
@@ -271,27 +253,24 @@ async fn the_verdict_does_not_depend_on_when_complete_is_called() {
     let api = TestApi::new().await;
     // verify first, then complete
     let first = upload(&api, &png(1), "image/png", true, false).await;
-    assert_eq!(api.deliver(key(&first)).await, Outcome::Verified);
-    let completed = api.complete(first["file_id"].as_str().unwrap()).await;
-    assert_eq!(
-        (completed.status, completed.body["status"].as_str()),
-        (200, Some("verified"))
-    );
+    assert_eq!(api.deliver(&first.s3_key).await, Outcome::Verified);
+    let completed = api.complete(&first.file_id).await.file();
+    assert_eq!(completed.status, Status::Verified);
     // complete first, then verify
     let second = upload(&api, &png(2), "image/png", false, false).await;
     assert_eq!(
-        api.complete(second["file_id"].as_str().unwrap()).await.body["status"],
-        "uploaded"
+        api.complete(&second.file_id).await.file().status,
+        Status::Uploaded
     );
-    assert_eq!(api.deliver(key(&second)).await, Outcome::Verified);
+    assert_eq!(api.deliver(&second.s3_key).await, Outcome::Verified);
     // both at once, several times
     for variant in 3..8 {
         let plan = upload(&api, &png(variant), "image/png", true, true).await;
-        let file_id = plan["file_id"].as_str().unwrap();
-        let (completed, outcome) = tokio::join!(api.complete(file_id), api.deliver(key(&plan)));
+        let file_id = &plan.file_id;
+        let (completed, outcome) = tokio::join!(api.complete(file_id), api.deliver(&plan.s3_key));
         assert_eq!(completed.status, 200, "{:#}", completed.body);
         assert_eq!(outcome, Outcome::Verified);
-        assert_eq!(api.get(file_id).await.body["status"], "verified");
+        assert_eq!(api.get(file_id).await.file().status, Status::Verified);
     }
 }
 
@@ -299,8 +278,8 @@ async fn the_verdict_does_not_depend_on_when_complete_is_called() {
 async fn a_rejected_reupload_keeps_the_verified_version_and_a_verified_one_replaces_it() {
     let api = TestApi::new().await;
     let plan = upload(&api, PNG, "image/png", true, false).await;
-    let file_id = plan["file_id"].as_str().unwrap();
-    assert_eq!(api.deliver(key(&plan)).await, Outcome::Verified);
+    let file_id = &plan.file_id;
+    assert_eq!(api.deliver(&plan.s3_key).await, Outcome::Verified);
 
     // a reupload whose bytes are not a PNG is rejected; the first version stays downloadable
     let bad = api
@@ -309,16 +288,16 @@ async fn a_rejected_reupload_keeps_the_verified_version_and_a_verified_one_repla
             json!({"file_size": 4, "content_type": "image/png"}),
         )
         .await
-        .body;
-    assert_eq!(api.put(&bad, 0, b"nope".to_vec()).await.status(), 200);
+        .plan();
+    api.upload_whole(&bad, b"nope".to_vec()).await;
     assert_eq!(
-        api.deliver(key(&bad)).await,
+        api.deliver(&bad.s3_key).await,
         Outcome::Rejected(RejectionReason::ContentTypeMismatch)
     );
-    let file = api.get(file_id).await.body;
+    let file = api.get(file_id).await.file();
     assert_eq!(
-        (file["status"].as_str(), file["rejection_reason"].as_str()),
-        (Some("rejected"), Some("content_type_mismatch"))
+        (file.status, file.rejection_reason.as_deref()),
+        (Status::Rejected, Some("content_type_mismatch"))
     );
     assert_eq!(api.download(file_id).await, PNG);
 
@@ -331,10 +310,10 @@ async fn a_rejected_reupload_keeps_the_verified_version_and_a_verified_one_repla
             json!({"file_size": png2.len(), "content_type": "image/png"}),
         )
         .await
-        .body;
-    assert_eq!(api.put(&good, 0, png2.clone()).await.status(), 200);
-    assert_eq!(api.deliver(key(&good)).await, Outcome::Verified);
-    assert_eq!(api.stored_objects(file_id).await, [key(&good).to_owned()]);
+        .plan();
+    api.upload_whole(&good, png2.clone()).await;
+    assert_eq!(api.deliver(&good.s3_key).await, Outcome::Verified);
+    assert_eq!(api.stored_objects(file_id).await, [good.s3_key]);
     assert_eq!(api.download(file_id).await, png2);
 }
 
