@@ -4,9 +4,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use integration_tests::serde_json::{Value, json};
-use sha2::{Digest, Sha256};
+use integration_tests::serde_json::json;
+use integration_tests::{File, Plan, Status, digests};
 
 use crate::stats::millis;
 
@@ -30,7 +29,7 @@ async fn one_upload(
 ) -> Result<Result<Stages, ()>, String> {
     let mut body = format!("upload {index} {}\n", uuid::Uuid::new_v4()).into_bytes();
     body.resize(1024 + (index * 997) % (63 * 1024), b'.');
-    let sha256 = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&body));
+    let (sha256, _) = digests(&body);
     let auth = format!("Bearer {key}");
 
     let t = Instant::now();
@@ -44,23 +43,22 @@ async fn one_upload(
     if response.status() != 201 {
         return Err(format!("create answered {}", response.status()));
     }
-    let plan: Value = response.json().await.map_err(|e| e.to_string())?;
+    let plan: Plan = response.json().await.map_err(|e| format!("plan: {e}"))?;
     let create = millis(t.elapsed());
 
     let t = Instant::now();
-    let mut put = http
-        .put(plan["urls"][0].as_str().ok_or("no url")?)
-        .body(body);
-    for (name, value) in plan["headers"].as_object().ok_or("no headers")? {
-        put = put.header(name, value.as_str().unwrap_or_default());
-    }
-    let response = put.send().await.map_err(|e| format!("PUT: {e}"))?;
+    let url = plan.urls.first().ok_or("no url")?;
+    let response = plan
+        .put(http, url, body)
+        .send()
+        .await
+        .map_err(|e| format!("PUT: {e}"))?;
     if !response.status().is_success() {
         return Err(format!("PUT answered {}", response.status()));
     }
     let put = millis(t.elapsed());
 
-    let file_id = plan["file_id"].as_str().ok_or("no file_id")?;
+    let file_id = &plan.file_id;
     let t = Instant::now();
     let response = http
         .post(format!("{api}/files/{file_id}/complete"))
@@ -75,7 +73,7 @@ async fn one_upload(
 
     let t = Instant::now();
     while t.elapsed() < Duration::from_secs(60) {
-        let file: Value = http
+        let file: File = http
             .get(format!("{api}/files/{file_id}"))
             .header("authorization", &auth)
             .send()
@@ -83,10 +81,10 @@ async fn one_upload(
             .map_err(|e| format!("get: {e}"))?
             .json()
             .await
-            .map_err(|e| e.to_string())?;
-        match file["status"].as_str() {
-            Some("verified") => return Ok(Ok([create, put, complete, millis(t.elapsed())])),
-            Some("rejected") => return Err(format!("rejected: {}", file["rejection_reason"])),
+            .map_err(|e| format!("file: {e}"))?;
+        match file.status {
+            Status::Verified => return Ok(Ok([create, put, complete, millis(t.elapsed())])),
+            Status::Rejected => return Err(format!("rejected: {:?}", file.rejection_reason)),
             _ => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     }

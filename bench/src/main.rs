@@ -121,7 +121,7 @@ fn raw_signing() -> Result<(), String> {
 async fn presign_load() -> Result<(), String> {
     let api = Arc::new(TestApi::new().await);
     presign::load(api.clone(), 4, 40).await?; // warm up connections and caches
-    let floor = presign::put_item_p50(&api, 200).await?;
+    let floor = presign::put_item_p50(&api, 200).await;
     for (concurrency, requests) in [(1, 200), (16, 800)] {
         let mut runs = Vec::new();
         for _ in 0..RUNS {
@@ -171,10 +171,9 @@ async fn verification() -> Result<(), String> {
     // The whole check of stored objects, each in a process of its own for its peak memory.
     let api = TestApi::new().await;
     let plan = verify::upload_multipart(&api, &path, verify::GIB, &sha256).await?;
-    let file_id = plan["file_id"].as_str().ok_or("no file id")?;
     let mut checks = Vec::new();
     for _ in 0..RUNS {
-        checks.push(verify::inspect_in_child(&api, file_id)?);
+        checks.push(verify::inspect_in_child(&api, &plan.file_id)?);
     }
     let rate = mib(median(
         &checks.iter().map(|c| c.seconds).collect::<Vec<_>>(),
@@ -198,8 +197,7 @@ async fn verification() -> Result<(), String> {
     let (small, small_sha) = verify::make_file(&dir, 64 << 20)?;
     let plan = verify::upload_multipart(&small_api, &small, 64 << 20, &small_sha).await;
     let _ = std::fs::remove_file(&small);
-    let check =
-        verify::inspect_in_child(&small_api, plan?["file_id"].as_str().ok_or("no file id")?)?;
+    let check = verify::inspect_in_child(&small_api, &plan?.file_id)?;
     row(
         "3c. peak RSS verifying a 64 MiB multipart object",
         format!("{:.1} MiB", check.peak_rss_kib as f64 / 1024.0),

@@ -4,9 +4,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use base64::Engine;
-use integration_tests::TestApi;
 use integration_tests::serde_json::json;
+use integration_tests::{TestApi, digests};
 
 use crate::stats::{millis, percentile};
 
@@ -18,9 +17,7 @@ pub struct Load {
 
 /// One create with a fresh SHA-256, so that the dedup lookup runs and finds nothing.
 async fn create(api: &TestApi) -> Result<f64, String> {
-    let mut digest = [0u8; 32];
-    digest[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-    let sha256 = base64::engine::general_purpose::STANDARD.encode(digest);
+    let (sha256, _) = digests(uuid::Uuid::new_v4().as_bytes());
     let started = Instant::now();
     let reply = api
         .create(json!({"file_name": "bench.bin", "file_size": 1_048_576, "content_type": "application/pdf", "sha256": sha256}))
@@ -56,22 +53,12 @@ pub async fn load(api: Arc<TestApi>, concurrency: usize, requests: usize) -> Res
     })
 }
 
-/// The floor under a create: one PutItem of a file-sized item to the same DynamoDB.
-pub async fn put_item_p50(api: &TestApi, samples: usize) -> Result<f64, String> {
-    let client = api.services.files.client();
+/// The floor under a create: the median of `samples` PutItems of a file-sized item to the same
+/// DynamoDB.
+pub async fn put_item_p50(api: &TestApi, samples: usize) -> f64 {
     let mut latencies = Vec::with_capacity(samples);
-    for i in 0..samples {
-        let started = Instant::now();
-        client
-            .put_item()
-            .table_name(api.services.files.table())
-            .item("pk", shared::dynamo::item::s(format!("BENCH#{i}")))
-            .item("sk", shared::dynamo::item::s("BENCH"))
-            .item("payload", shared::dynamo::item::s("x".repeat(600)))
-            .send()
-            .await
-            .map_err(|e| format!("PutItem: {e:?}"))?;
-        latencies.push(millis(started.elapsed()));
+    for _ in 0..samples {
+        latencies.push(millis(api.put_item_baseline().await));
     }
-    Ok(percentile(&latencies, 50.0))
+    percentile(&latencies, 50.0)
 }

@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use aws_sdk_s3::primitives::ByteStream;
 use base64::Engine;
-use integration_tests::TestApi;
 use integration_tests::serde_json::{Value, json};
+use integration_tests::{Plan, TestApi};
 use sha2::{Digest, Sha256};
 
 pub const GIB: u64 = 1 << 30;
@@ -68,56 +68,29 @@ pub async fn pipeline_seconds(path: &Path, md5_too: bool) -> Result<f64, String>
     Ok(started.elapsed().as_secs_f64())
 }
 
-/// Uploads the file as a multipart upload through the API (create, part PUTs, complete) and
-/// returns the plan.
+/// Uploads the file as a multipart upload through the API (create, part PUTs with URLs signed
+/// in batches, as `POST …/parts` hands them out, complete) and returns the plan.
 pub async fn upload_multipart(
     api: &TestApi,
     path: &Path,
     size: u64,
     sha256: &str,
-) -> Result<Value, String> {
-    let created = api
+) -> Result<Plan, String> {
+    let plan = api
         .create(json!({"file_name": "big.bin", "file_size": size, "sha256": sha256}))
-        .await;
-    if created.status != 201 {
-        return Err(format!(
-            "create answered {}: {}",
-            created.status, created.body
-        ));
-    }
-    let plan = created.body;
-    let part_size = plan["part_size"].as_u64().ok_or("no part_size")?;
-    let part_count = plan["part_count"].as_u64().ok_or("no part_count")? as u32;
-    let file_id = plan["file_id"].as_str().ok_or("no file_id")?.to_owned();
-    let numbers: Vec<u32> = (1..=part_count).collect();
+        .await
+        .plan();
+    let numbers: Vec<u32> = (1..=plan.part_count).collect();
     for batch in numbers.chunks(100) {
-        let urls = api.sign_parts(&file_id, batch).await;
+        let signed = api.sign_parts(&plan.file_id, batch).await.signed();
         for &number in batch {
-            let url = urls.body["urls"][number.to_string()]
-                .as_str()
-                .ok_or("no part url")?;
-            let offset = u64::from(number - 1) * part_size;
-            let len = part_size.min(size - offset);
-            let bytes = read_range(path, offset, len)?;
-            let response = api
-                .http
-                .put(url)
-                .body(bytes)
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
-            if !response.status().is_success() {
-                return Err(format!("part {number}: {}", response.status()));
-            }
+            let offset = u64::from(number - 1) * plan.part_size;
+            let len = plan.part_size.min(size - offset);
+            api.put_part(signed.url(number), read_range(path, offset, len)?)
+                .await;
         }
     }
-    let completed = api.complete(&file_id).await;
-    if completed.status != 200 {
-        return Err(format!(
-            "complete answered {}: {}",
-            completed.status, completed.body
-        ));
-    }
+    api.complete(&plan.file_id).await.file();
     Ok(plan)
 }
 
@@ -169,15 +142,10 @@ pub fn inspect_in_child(api: &TestApi, file_id: &str) -> Result<ChildInspection,
 
 /// The child side: checks the current job's object of `file_id` and reports as JSON.
 pub async fn inspect_child(table: &str, bucket: &str, file_id: &str) -> Result<(), String> {
-    let config = shared::config::Config::from_lookup(|name| match name {
-        "TABLE_NAME" => Some(table.to_owned()),
-        "BUCKET_NAME" => Some(bucket.to_owned()),
-        "S3_FORCE_PATH_STYLE" => Some("true".to_owned()),
-        _ => None,
-    })
-    .map_err(|e| e.to_string())?;
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let services = shared::app::Services::new(config, &sdk);
+    let services = shared::app::Services::new(
+        integration_tests::config(table, bucket),
+        &integration_tests::sdk_config().await,
+    );
     let record = services
         .files
         .get(file_id.parse().map_err(|_| "file id")?)

@@ -26,6 +26,17 @@ pub async fn sdk_config() -> SdkConfig {
     aws_config::load_defaults(BehaviorVersion::latest()).await
 }
 
+/// The functions' configuration over `table` and `bucket` of the local servers.
+pub fn config(table: &str, bucket: &str) -> Config {
+    Config::from_lookup(|name| match name {
+        "TABLE_NAME" => Some(table.to_owned()),
+        "BUCKET_NAME" => Some(bucket.to_owned()),
+        "S3_FORCE_PATH_STYLE" => Some("true".into()),
+        _ => None,
+    })
+    .expect("test config")
+}
+
 fn resources() -> (String, String) {
     RESOURCES
         .get_or_init(|| {
@@ -74,13 +85,7 @@ impl TestApi {
     /// Like [`TestApi::new`], with deployment settings changed by `adjust`.
     pub async fn with_config(adjust: impl FnOnce(&mut Config)) -> Self {
         let (table, bucket) = resources();
-        let mut config = Config::from_lookup(|name| match name {
-            "TABLE_NAME" => Some(table.clone()),
-            "BUCKET_NAME" => Some(bucket.clone()),
-            "S3_FORCE_PATH_STYLE" => Some("true".into()),
-            _ => None,
-        })
-        .expect("test config");
+        let mut config = config(&table, &bucket);
         adjust(&mut config);
         let services = Services::with_interceptor(config, &sdk_config().await, OperationLog);
         let project = format!("p-{}", uuid::Uuid::new_v4().simple());

@@ -20,7 +20,7 @@ pub mod operations;
 mod storage;
 mod wire;
 
-pub use app::{TestApi, sdk_config};
+pub use app::{TestApi, config, sdk_config};
 pub use call::{ApiReply, Call, Event, dispatch};
 pub use serde_json;
 pub use wire::{

@@ -1,5 +1,8 @@
 //! What a client does with storage (PUTs to the plan's URLs, downloads), and what the tests read
-//! behind the API's back: stored objects, raw table items, the project's file count.
+//! behind the API's back: stored objects, raw table items, the project's file count, and the
+//! latency of a bare PutItem beside which the bench puts a create.
+
+use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use shared::dynamo::item::{self, Item};
@@ -140,5 +143,29 @@ impl TestApi {
             .await
             .expect("Query");
         output.items().len()
+    }
+
+    /// How long one PutItem of a throwaway item, about the size of a file's, takes on the
+    /// tests' table: the floor under a create. The item is no file nor key: nothing reads it.
+    pub async fn put_item_baseline(&self) -> Duration {
+        let throwaway = Item::from([
+            (
+                item::PK.to_owned(),
+                item::s(format!("BASELINE#{}", uuid::Uuid::new_v4())),
+            ),
+            (item::SK.to_owned(), item::s("BASELINE")),
+            ("payload".to_owned(), item::s("x".repeat(600))),
+        ]);
+        let started = Instant::now();
+        self.services
+            .files
+            .client()
+            .put_item()
+            .table_name(self.services.files.table())
+            .set_item(Some(throwaway))
+            .send()
+            .await
+            .expect("PutItem");
+        started.elapsed()
     }
 }
