@@ -6,8 +6,18 @@ it as Latin-1, so it arrives as bytes that are not UTF-8): neither fits in an ev
 are left out and such header values escaped here. What the functions answer to them (400 for the
 body, which arrives base64-encoded from API Gateway; 422 for an Idempotency-Key that is not
 printable ASCII) is covered by the Rust tests.
+
+It also loses a function's answer now and then, when the answer is larger than a few kilobytes
+and requests run concurrently (a list of files, a plan with 100 part URLs): the function answers,
+and cargo lambda answers the client 500 with a body of its own (`https://httpstatuses.com/500`,
+no `x-request-id`: every answer of ours has one). Measured: 1 of 40 concurrent lists of 100
+files, none of 40 lists of one file. Such a request is sent again (at most three times) and the
+retry's answer is checked instead; each retry is reported on stderr.
 """
 
+import sys
+
+import requests
 import schemathesis
 
 
@@ -34,3 +44,28 @@ def before_call(ctx, case, kwargs):
     for name, value in list((case.headers or {}).items()):
         if isinstance(value, str) and not value.isascii():
             case.headers[name] = value.encode("ascii", "backslashreplace").decode("ascii")
+
+
+def lost_by_cargo_lambda(response):
+    return (
+        response.status_code == 500
+        and "x-request-id" not in response.headers
+        and b"httpstatuses.com/500" in response.content
+    )
+
+
+@schemathesis.hook
+def after_call(ctx, case, response):
+    for _ in range(3):
+        if not lost_by_cargo_lambda(response):
+            return
+        print(
+            f"schemathesis_hooks: cargo lambda lost the answer to {response.request.method} "
+            f"{response.request.url}; sending it again",
+            file=sys.stderr,
+        )
+        with requests.Session() as session:
+            retried = session.send(response.request, timeout=60)
+        fresh = type(response).from_requests(retried, verify=response.verify)
+        for slot in type(response).__slots__:
+            setattr(response, slot, getattr(fresh, slot))
