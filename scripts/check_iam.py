@@ -25,6 +25,8 @@ ACTIONS = {
     ("DynamoDB", "UpdateItem"): {"dynamodb:UpdateItem"},
     ("DynamoDB", "DeleteItem"): {"dynamodb:DeleteItem"},
     ("DynamoDB", "Query"): {"dynamodb:Query"},
+    # IAM authorizes each item of a transaction by its own action; the code's transactions put.
+    ("DynamoDB", "TransactWriteItems"): {"dynamodb:PutItem"},
     ("S3", "HeadObject"): {"s3:GetObject", "s3:ListBucket"},
     ("S3", "GetObject"): {"s3:GetObject"},
     ("S3", "PutObject"): {"s3:PutObject"},

@@ -83,7 +83,7 @@ impl Config {
             pending_ttl: secs("PENDING_TTL_SECS", 7 * 24 * 3600, 365 * 24 * 3600)?,
             s3_force_path_style: flag("S3_FORCE_PATH_STYLE")?,
             trust_system_roots: flag("TRUST_SYSTEM_ROOTS")?,
-            dependency_timeout: number("DEPENDENCY_TIMEOUT_MS", 3000, 100, 20_000)
+            dependency_timeout: number("DEPENDENCY_TIMEOUT_MS", 2000, 100, 20_000)
                 .map(Duration::from_millis)?,
         };
         Ok(config)

@@ -2,14 +2,17 @@
 //! and per step of the verify trigger, so that a test reads as the story it checks.
 
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use serde_json::{Value, json};
 use shared::app::Services;
+use shared::app::services::Endpoints;
 use shared::aws;
 use shared::config::Config;
 
 use crate::call::{ApiReply, Event, sample_event};
+use crate::faults::FaultProxy;
 use crate::operations::{OperationLog, as_function};
 
 /// The table and bucket this test process uses, created once.
@@ -69,6 +72,12 @@ fn resources() -> (String, String) {
         .clone()
 }
 
+/// The servers behind a [`TestApi::behind_proxies`], each through a proxy a test can make fail.
+pub struct Dependencies {
+    pub dynamodb: FaultProxy,
+    pub s3: FaultProxy,
+}
+
 /// A project of its own with a key for it, and the services the functions would build.
 pub struct TestApi {
     pub services: Services,
@@ -84,10 +93,31 @@ impl TestApi {
 
     /// Like [`TestApi::new`], with deployment settings changed by `adjust`.
     pub async fn with_config(adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::build(adjust, &Endpoints::default()).await
+    }
+
+    /// Like [`TestApi::new`], with the functions reaching DynamoDB and S3 through fault
+    /// proxies, and each of their calls bounded by `deadline` (`DEPENDENCY_TIMEOUT_MS`).
+    pub async fn behind_proxies(deadline: Duration) -> (Self, Dependencies) {
+        let endpoint = |variable| std::env::var(variable).expect("scripts/test sets it");
+        let dependencies = Dependencies {
+            dynamodb: FaultProxy::start(&endpoint("AWS_ENDPOINT_URL_DYNAMODB")).await,
+            s3: FaultProxy::start(&endpoint("AWS_ENDPOINT_URL_S3")).await,
+        };
+        let endpoints = Endpoints {
+            dynamodb: Some(dependencies.dynamodb.url().to_owned()),
+            s3: Some(dependencies.s3.url().to_owned()),
+        };
+        let api = Self::build(|config| config.dependency_timeout = deadline, &endpoints).await;
+        (api, dependencies)
+    }
+
+    async fn build(adjust: impl FnOnce(&mut Config), endpoints: &Endpoints) -> Self {
         let (table, bucket) = resources();
         let mut config = config(&table, &bucket);
         adjust(&mut config);
-        let services = Services::with_interceptor(config, &sdk_config().await, OperationLog);
+        let sdk = sdk_config().await;
+        let services = Services::with_interceptor(config, &sdk, OperationLog, endpoints);
         let project = format!("p-{}", uuid::Uuid::new_v4().simple());
         let key = services
             .keys

@@ -236,6 +236,8 @@ pub struct ApiReply {
     pub request_id: Option<String>,
     /// Whether the answer is one kept for an `Idempotency-Key`, given again.
     pub replayed: bool,
+    /// The `Retry-After` header, which a 503 carries.
+    pub retry_after: Option<String>,
     pub body: Value,
 }
 
@@ -245,6 +247,11 @@ impl From<Response<Body>> for ApiReply {
         let request_id = response
             .headers()
             .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let retry_after = response
+            .headers()
+            .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let replayed = match response.headers().get("idempotent-replayed") {
@@ -260,6 +267,7 @@ impl From<Response<Body>> for ApiReply {
             status,
             request_id,
             replayed,
+            retry_after,
             body,
         }
     }

@@ -10,17 +10,19 @@
 //!   [`ApiErrorBody`], …), and request bodies ([`declaration`], [`digests`]).
 //! - `storage`: PUTs to the plan's URLs, and what the tests read behind the API's back
 //!   (objects, raw items, file counts).
+//! - [`faults`]: a TCP proxy that makes a real server hang, answer late, reset or cut answers.
 //! - [`mocks`]: the services over mocked SDK clients, for failures the servers cannot produce.
 //! - [`operations`]: the AWS operations each function performs, for `scripts/check-iam`.
 
 mod app;
 mod call;
+pub mod faults;
 pub mod mocks;
 pub mod operations;
 mod storage;
 mod wire;
 
-pub use app::{TestApi, config, sdk_config};
+pub use app::{Dependencies, TestApi, config, sdk_config};
 pub use call::{ApiReply, Call, Event, dispatch};
 pub use serde_json;
 pub use wire::{

@@ -19,8 +19,10 @@ pub async fn handle(services: &Services, request: Request) -> Response<Body> {
 
 async fn complete_upload(services: &Services, request: Request) -> Result<Reply, ApiError> {
     let project_id = http::authorized_project(&services.keys, &request).await?;
-    let complete = Box::pin(complete(services, &project_id, &request));
-    http::idempotent(services, &project_id, &request, complete).await
+    http::idempotent(services, &project_id, &request, |_| {
+        Box::pin(complete(services, &project_id, &request))
+    })
+    .await
 }
 
 async fn complete(

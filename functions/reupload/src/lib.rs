@@ -26,8 +26,10 @@ pub async fn handle(services: &Services, request: Request) -> Response<Body> {
             .to_owned();
         match (request.method().as_str(), action.as_str()) {
             ("POST", "reupload") => {
-                let reupload = Box::pin(reupload(services, &project_id, file_id, &request));
-                http::idempotent(services, &project_id, &request, reupload).await
+                http::idempotent(services, &project_id, &request, |_| {
+                    Box::pin(reupload(services, &project_id, file_id, &request))
+                })
+                .await
             }
             ("POST", "parts") => sign_parts(services, &project_id, file_id, &request).await,
             ("GET", "parts") => list_parts(services, &project_id, file_id).await,

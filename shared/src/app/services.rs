@@ -40,25 +40,35 @@ impl Services {
     }
 
     /// [`Services::new`], with `interceptor` seeing every call of both clients (tests record
-    /// which operations each function performs, to check its IAM policy).
+    /// which operations each function performs, to check its IAM policy), and the endpoints of
+    /// `endpoints` in place of the configured ones (tests put fault proxies in between).
     #[cfg(feature = "testing")]
-    pub fn with_interceptor<I>(config: Config, sdk: &SdkConfig, interceptor: I) -> Self
+    pub fn with_interceptor<I>(
+        config: Config,
+        sdk: &SdkConfig,
+        interceptor: I,
+        endpoints: &Endpoints,
+    ) -> Self
     where
         I: aws_sdk_s3::config::Intercept + Clone + 'static,
     {
         let sdk = bounded(sdk, &config);
-        let dynamodb = aws_sdk_dynamodb::config::Builder::from(&sdk)
-            .interceptor(interceptor.clone())
-            .build();
-        let s3 = s3_config(&sdk, config.s3_force_path_style)
+        let mut dynamodb =
+            aws_sdk_dynamodb::config::Builder::from(&sdk).interceptor(interceptor.clone());
+        if let Some(endpoint) = &endpoints.dynamodb {
+            dynamodb = dynamodb.endpoint_url(endpoint);
+        }
+        let mut s3 = s3_config(&sdk, config.s3_force_path_style)
             .to_builder()
-            .interceptor(interceptor)
-            .build();
+            .interceptor(interceptor);
+        if let Some(endpoint) = &endpoints.s3 {
+            s3 = s3.endpoint_url(endpoint);
+        }
         let credentials = sdk.credentials_provider();
         Self::from_clients(
             config,
-            aws_sdk_dynamodb::Client::from_conf(dynamodb),
-            aws_sdk_s3::Client::from_conf(s3),
+            aws_sdk_dynamodb::Client::from_conf(dynamodb.build()),
+            aws_sdk_s3::Client::from_conf(s3.build()),
             credentials,
         )
     }
@@ -80,6 +90,14 @@ impl Services {
             config,
         }
     }
+}
+
+/// Endpoints that replace the configured ones, for tests.
+#[cfg(feature = "testing")]
+#[derive(Debug, Default, Clone)]
+pub struct Endpoints {
+    pub dynamodb: Option<String>,
+    pub s3: Option<String>,
 }
 
 /// `sdk` with every call bounded by the configured deadlines.

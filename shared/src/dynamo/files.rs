@@ -1,8 +1,14 @@
 //! The file table: reads, listing, and each change of a file as one conditional write.
 
+use std::collections::HashMap;
+
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -12,6 +18,7 @@ use crate::domain::file::Refusal;
 use crate::domain::timestamp;
 use crate::domain::values::Sha256;
 use crate::domain::{FileId, FileRecord, FileStatus};
+use crate::dynamo::AnswerWrite;
 use crate::dynamo::item::{self, Item, s};
 
 /// What became of a change of a file.
@@ -28,6 +35,26 @@ pub enum Update {
     Unchanged(FileRecord),
     /// The change does not apply to the file as it now is.
     Refused(Refusal, FileRecord),
+}
+
+/// The code of a transaction's item whose condition failed.
+const CONDITION_FAILED: &str = "ConditionalCheckFailed";
+
+/// A new file's write was refused with `existing` under its id: fine if that is this very
+/// record (written by an earlier attempt of the same write), a broken invariant otherwise.
+fn own_write(
+    record: &FileRecord,
+    existing: Option<&HashMap<String, AttributeValue>>,
+) -> Result<(), ApiError> {
+    let existing = existing.map(decode).transpose()?;
+    if existing.as_ref() == Some(record) {
+        Ok(())
+    } else {
+        Err(ApiError::Internal(format!(
+            "file {} exists already",
+            record.file_id
+        )))
+    }
 }
 
 /// The outcome of one conditional write: applied, or refused because the file is not in the
@@ -77,35 +104,80 @@ impl FileStore {
         &self.table
     }
 
-    /// Writes a new file.
+    /// Writes a new file; with `answer`, in one transaction with the answer of the request's
+    /// `Idempotency-Key`, so that a write applied after its request gave up (a paused table, a
+    /// lost answer) is found by the retry as its answer, and a write of a request that lost its
+    /// key applies not at all.
     /// A refusal that returns exactly this record is our own write, applied by an attempt whose
     /// answer was lost (the SDK retried it); anything else under a fresh id is a broken invariant.
-    pub async fn insert_new(&self, record: &FileRecord) -> Result<(), ApiError> {
-        let result = self
-            .client
-            .put_item()
+    pub async fn insert_new(
+        &self,
+        record: &FileRecord,
+        answer: Option<&AnswerWrite>,
+    ) -> Result<(), ApiError> {
+        let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(Item::from(record)))
             .condition_expression("attribute_not_exists(pk)")
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(|err| ApiError::Internal(format!("file put: {err}")))?;
+        let Some(answer) = answer else {
+            let result = self
+                .client
+                .put_item()
+                .table_name(put.table_name)
+                .set_item(Some(put.item))
+                .set_condition_expression(put.condition_expression)
+                .set_return_values_on_condition_check_failure(
+                    put.return_values_on_condition_check_failure,
+                )
+                .send()
+                .await;
+            return match result {
+                Ok(_) => Ok(()),
+                Err(err) => match err.as_service_error() {
+                    Some(PutItemError::ConditionalCheckFailedException(failed)) => {
+                        own_write(record, failed.item.as_ref())
+                    }
+                    _ => Err(aws::failure("PutItem file", err)),
+                },
+            };
+        };
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(TransactWriteItem::builder().put(answer.put()).build())
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) => match err.as_service_error() {
-                Some(PutItemError::ConditionalCheckFailedException(failed)) => {
-                    let existing = failed.item.as_ref().map(decode).transpose()?;
-                    if existing.as_ref() == Some(record) {
-                        Ok(())
-                    } else {
-                        Err(ApiError::Internal(format!(
-                            "file {} exists already",
-                            record.file_id
-                        )))
-                    }
-                }
-                _ => Err(aws::failure("PutItem file", err)),
-            },
+        let err = match result {
+            Ok(_) => {
+                answer.applied();
+                return Ok(());
+            }
+            Err(err) => err,
+        };
+        let reasons = match err.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(canceled)) => {
+                canceled.cancellation_reasons().to_vec()
+            }
+            _ => Vec::new(),
+        };
+        match reasons.as_slice() {
+            [file, _] if file.code() == Some(CONDITION_FAILED) => {
+                // Transactions apply whole: if the file is ours, so is the answer.
+                own_write(record, file.item())?;
+                answer.applied();
+                Ok(())
+            }
+            [_, key] if key.code() == Some(CONDITION_FAILED) => Err(ApiError::IdempotencyKeyInUse),
+            [] => Err(aws::failure("TransactWriteItems file", err)),
+            // Another transaction on the same items, or throttling: worth a retry.
+            _ => Err(ApiError::Unavailable(format!(
+                "TransactWriteItems file: {}",
+                DisplayErrorContext(&err)
+            ))),
         }
     }
 

@@ -1,9 +1,15 @@
 //! Idempotency keys in the table: `IDEMPOTENCY#<project>#<sha256 of the key>` items, claimed by
 //! the first request with one conditional write, answered once it is done, expiring after 24 h.
+//! Each claim carries a token of its own: only the request holding the claim answers or releases
+//! the key, so a late write of a request that lost its claim changes nothing.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValuesOnConditionCheckFailure};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
@@ -29,21 +35,18 @@ impl IdempotencyKeys {
         }
     }
 
-    /// Claims `key` for a request with `fingerprint`, in one conditional write; `Some` is what
-    /// the key already holds, when another request claimed it first (one whose lease ran out
-    /// does not count).
+    /// Claims the key of `claim` in one conditional write; `Some` is what the key holds when
+    /// another request claimed it first (one whose lease ran out does not count).
     pub async fn claim(
         &self,
-        project_id: &str,
-        key: &IdempotencyKey,
-        fingerprint: &str,
+        claim: &Claim,
         now: OffsetDateTime,
     ) -> Result<Option<Recorded>, ApiError> {
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(self.item(project_id, key, fingerprint, now)))
+            .set_item(Some(item(claim, now)))
             .item("state", s("running"))
             .item("since", s(timestamp::format(now)))
             .condition_expression(
@@ -59,6 +62,14 @@ impl IdempotencyKeys {
             Ok(_) => Ok(None),
             Err(err) => match err.as_service_error() {
                 Some(PutItemError::ConditionalCheckFailedException(failed)) => {
+                    let held_by = failed
+                        .item
+                        .as_ref()
+                        .and_then(|item| item::optional_string(item, "claim_token"));
+                    if held_by == Some(claim.token.as_str()) {
+                        // This very claim, applied by an attempt whose answer was lost.
+                        return Ok(None);
+                    }
                     match failed.item.as_ref().map(decode) {
                         Some(recorded) => recorded.map(Some),
                         None => Err(ApiError::Internal(
@@ -71,59 +82,159 @@ impl IdempotencyKeys {
         }
     }
 
-    /// Keeps the answer of the request that claimed `key`, for its retries.
+    /// Keeps the answer of the request that holds `claim`, for its retries. Changes nothing
+    /// if the request lost its claim meanwhile.
     pub async fn answer(
         &self,
-        project_id: &str,
-        key: &IdempotencyKey,
-        fingerprint: &str,
+        claim: &Claim,
         status: u16,
         body: &str,
         now: OffsetDateTime,
     ) -> Result<(), ApiError> {
-        self.client
+        let result = self
+            .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(self.item(project_id, key, fingerprint, now)))
-            .item("state", s("answered"))
-            .item("status", n(status))
-            .item("body", s(body))
+            .set_item(Some(answer_item(claim, status, body, now)))
+            .condition_expression(HELD)
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":running", s("running"))
+            .expression_attribute_values(":token", s(&claim.token))
             .send()
-            .await
-            .map_err(|err| aws::failure("PutItem idempotency answer", err))?;
-        Ok(())
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(PutItemError::is_conditional_check_failed_exception) =>
+            {
+                tracing::warn!("an idempotent request lost its key before it could answer");
+                Ok(())
+            }
+            Err(err) => Err(aws::failure("PutItem idempotency answer", err)),
+        }
     }
 
-    /// Forgets `key` (after a 5xx: the retry runs afresh).
-    pub async fn release(&self, project_id: &str, key: &IdempotencyKey) -> Result<(), ApiError> {
-        self.client
+    /// The write that keeps `status` and `body` as the answer under `claim`, for a request whose
+    /// own write carries it ([`crate::dynamo::FileStore::insert_new`]): both apply, or neither.
+    pub fn answer_write(
+        &self,
+        claim: &Claim,
+        status: u16,
+        body: &str,
+        now: OffsetDateTime,
+    ) -> Result<AnswerWrite, ApiError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(answer_item(claim, status, body, now)))
+            .condition_expression(HELD)
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":running", s("running"))
+            .expression_attribute_values(":token", s(&claim.token))
+            .build()
+            .map_err(|err| ApiError::Internal(format!("idempotency answer: {err}")))?;
+        Ok(AnswerWrite {
+            claim: claim.clone(),
+            put,
+        })
+    }
+
+    /// Forgets the key `claim` holds (after a 5xx: the retry runs afresh). Changes nothing if
+    /// the request lost its claim meanwhile.
+    pub async fn release(&self, claim: &Claim) -> Result<(), ApiError> {
+        let result = self
+            .client
             .delete_item()
             .table_name(&self.table)
-            .key(item::PK, s(pk(project_id, key)))
+            .key(item::PK, s(&claim.pk))
             .key(item::SK, s(SK))
+            .condition_expression(HELD)
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":running", s("running"))
+            .expression_attribute_values(":token", s(&claim.token))
             .send()
-            .await
-            .map_err(|err| aws::failure("DeleteItem idempotency key", err))?;
-        Ok(())
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(DeleteItemError::is_conditional_check_failed_exception) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(aws::failure("DeleteItem idempotency key", err)),
+        }
+    }
+}
+
+/// A request's claim on its key, with a token of its own.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pk: String,
+    fingerprint: String,
+    token: String,
+    /// Set once the answer was written with the request's own write.
+    answer_kept: Arc<AtomicBool>,
+}
+
+impl Claim {
+    pub fn new(project_id: &str, key: &IdempotencyKey, fingerprint: &str) -> Self {
+        Self {
+            pk: pk(project_id, key),
+            fingerprint: fingerprint.to_owned(),
+            token: uuid::Uuid::new_v4().to_string(),
+            answer_kept: Arc::default(),
+        }
     }
 
-    fn item(
-        &self,
-        project_id: &str,
-        key: &IdempotencyKey,
-        fingerprint: &str,
-        now: OffsetDateTime,
-    ) -> Item {
-        Item::from([
-            (item::PK.to_owned(), s(pk(project_id, key))),
-            (item::SK.to_owned(), s(SK)),
-            ("fingerprint".to_owned(), s(fingerprint)),
-            (
-                item::TTL.to_owned(),
-                n((now + KEY_LIFETIME).unix_timestamp()),
-            ),
-        ])
+    /// Whether the answer is kept already, written together with the request's own write.
+    pub fn answer_kept(&self) -> bool {
+        self.answer_kept.load(Ordering::Acquire)
     }
+}
+
+/// The answer of a claimed request, to go with the request's own write in one transaction.
+#[derive(Debug)]
+pub struct AnswerWrite {
+    claim: Claim,
+    put: Put,
+}
+
+impl AnswerWrite {
+    pub(crate) fn put(&self) -> Put {
+        self.put.clone()
+    }
+
+    /// The transaction applied: the answer is kept.
+    pub(crate) fn applied(&self) {
+        self.claim.answer_kept.store(true, Ordering::Release);
+    }
+}
+
+/// The key is still held by the claim whose token is `:token`, and not answered yet.
+const HELD: &str = "#state = :running AND claim_token = :token";
+
+fn answer_item(claim: &Claim, status: u16, body: &str, now: OffsetDateTime) -> Item {
+    let mut item = item(claim, now);
+    item.insert("state".into(), s("answered"));
+    item.insert("status".into(), n(status));
+    item.insert("body".into(), s(body));
+    item
+}
+
+fn item(claim: &Claim, now: OffsetDateTime) -> Item {
+    Item::from([
+        (item::PK.to_owned(), s(&claim.pk)),
+        (item::SK.to_owned(), s(SK)),
+        ("fingerprint".to_owned(), s(&claim.fingerprint)),
+        ("claim_token".to_owned(), s(&claim.token)),
+        (
+            item::TTL.to_owned(),
+            n((now + KEY_LIFETIME).unix_timestamp()),
+        ),
+    ])
 }
 
 const SK: &str = "IDEMPOTENCY";

@@ -12,5 +12,5 @@ mod keys;
 pub mod provision;
 
 pub use files::{FilePage, FileStore, ListCursor, Update};
-pub use idempotency::IdempotencyKeys;
+pub use idempotency::{AnswerWrite, Claim, IdempotencyKeys};
 pub use keys::{ApiKeys, is_project_id};

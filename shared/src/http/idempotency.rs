@@ -11,6 +11,7 @@ use crate::app::Services;
 use crate::domain::error::ApiError;
 use crate::domain::idempotency::{IdempotencyKey, Verdict, fingerprint};
 use crate::domain::timestamp;
+use crate::dynamo::{Claim, IdempotencyKeys};
 
 const HEADER: &str = "idempotency-key";
 
@@ -20,16 +21,17 @@ pub type Action<'a> = Pin<Box<dyn Future<Output = Result<Reply, ApiError>> + Sen
 
 /// Runs `act` once per `Idempotency-Key` of `project_id`: a request without the header just
 /// runs it; the first with a key claims it (one conditional write), runs, and keeps its answer
-/// (a second write); a retry gets that answer again. A 5xx is forgotten, so its retry runs
-/// afresh. Costs two table writes per request with a key.
-pub async fn idempotent(
+/// (a second write, unless `act` wrote the answer together with its own write, as create does
+/// through [`crate::dynamo::IdempotencyKeys::answer_write`]); a retry gets that answer again. A
+/// 5xx is forgotten, so its retry runs afresh.
+pub async fn idempotent<'a>(
     services: &Services,
     project_id: &str,
     request: &Request,
-    act: Action<'_>,
+    act: impl FnOnce(Option<Claim>) -> Action<'a>,
 ) -> Result<Reply, ApiError> {
     let Some(header) = request.headers().get(HEADER) else {
-        return act.await;
+        return act(None).await;
     };
     let key = header
         .to_str()
@@ -42,42 +44,51 @@ pub async fn idempotent(
         request.body().as_ref(),
     );
     let keys = &services.idempotency;
-    if let Some(recorded) = keys
-        .claim(project_id, &key, &fingerprint, timestamp::now())
-        .await?
-    {
-        return match recorded.verdict(&fingerprint) {
-            Verdict::Replay { status, body } => replay(status, &body),
-            Verdict::Reused => Err(ApiError::IdempotencyKeyReused),
-            Verdict::InUse => Err(ApiError::IdempotencyKeyInUse),
-        };
+    let claim = Claim::new(project_id, &key, &fingerprint);
+    match keys.claim(&claim, timestamp::now()).await {
+        Ok(None) => {}
+        Ok(Some(recorded)) => {
+            return match recorded.verdict(&fingerprint) {
+                Verdict::Replay { status, body } => replay(status, &body),
+                Verdict::Reused => Err(ApiError::IdempotencyKeyReused),
+                Verdict::InUse => Err(ApiError::IdempotencyKeyInUse),
+            };
+        }
+        Err(err) => {
+            // The claim may have applied with its answer lost: take it back, or a retry would
+            // be told the key is in use until the lease runs out.
+            forget(keys, &claim).await;
+            return Err(err);
+        }
     }
 
-    let result = act.await;
+    let result = act(Some(claim.clone())).await;
+    if claim.answer_kept() {
+        return result;
+    }
     let (status, body) = match &result {
         Ok(reply) => (reply.status, reply.body.clone()),
         Err(err) => (status_of(err), err.body(&request_id(request))),
     };
-    let kept = if status.is_server_error() {
-        keys.release(project_id, &key).await
-    } else {
-        let body = body.to_string();
-        keys.answer(
-            project_id,
-            &key,
-            &fingerprint,
-            status.as_u16(),
-            &body,
-            timestamp::now(),
-        )
+    if status.is_server_error() {
+        forget(keys, &claim).await;
+    } else if let Err(err) = keys
+        .answer(&claim, status.as_u16(), &body.to_string(), timestamp::now())
         .await
-    };
-    if let Err(err) = kept {
+    {
         // The action is done: its answer goes out. A retry within the key's lease is told the
         // key is in use; after it, the retry acts again.
         tracing::error!(error = %err, "could not keep the answer of an idempotent request");
     }
     result
+}
+
+/// Releases `claim` so that a retry runs afresh; if that fails too, the key stays in use until
+/// its lease runs out.
+async fn forget(keys: &IdempotencyKeys, claim: &Claim) {
+    if let Err(err) = keys.release(claim).await {
+        tracing::warn!(error = %err, "could not release an idempotency key");
+    }
 }
 
 fn replay(status: u16, body: &str) -> Result<Reply, ApiError> {

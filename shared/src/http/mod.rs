@@ -56,6 +56,9 @@ where
     span.in_scope(|| render(&request_id, result))
 }
 
+/// What a 503 asks a client to wait before retrying, in seconds.
+pub const RETRY_AFTER_SECS: &str = "1";
+
 pub fn render(request_id: &str, result: Result<Reply, ApiError>) -> Response<Body> {
     let (status, body, replayed) = match result {
         Ok(reply) => (reply.status, reply.body, reply.replayed),
@@ -86,6 +89,13 @@ pub fn render(request_id: &str, result: Result<Reply, ApiError>) -> Response<Bod
     }
     if replayed {
         headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        // A dependency failed or timed out: worth retrying, not at once.
+        headers.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECS),
+        );
     }
     response
 }

@@ -330,7 +330,7 @@ async fn a_create_whose_answer_was_lost_is_not_an_error_but_another_file_under_i
         });
         let api = TestApi::mocked(&[&put], &[]);
 
-        let inserted = api.services.files.insert_new(&record).await;
+        let inserted = api.services.files.insert_new(&record, None).await;
 
         assert_eq!(inserted.is_ok(), created, "{inserted:?}");
         if let Err(err) = inserted {
@@ -657,10 +657,16 @@ async fn a_request_that_fails_with_5xx_forgets_its_idempotency_key() {
         let read = mock!(DynamoDb::get_item)
             .match_requests(move |get| pk_starts(get.key(), "FILE#"))
             .then_http_response(|| dynamodb_error(500, "InternalServerError"));
+        // (create writes its file and the key's answer in one transaction)
+        let transaction = mock!(DynamoDb::transact_write_items)
+            .then_http_response(|| dynamodb_error(500, "InternalServerError"));
         let forget = mock!(DynamoDb::delete_item)
             .match_requests(move |delete| pk_starts(delete.key(), "IDEMPOTENCY#"))
             .then_output(|| DeleteItemOutput::builder().build());
-        let api = TestApi::mocked(&[&claim, &write, &read, &forget], &[&object_deleted()]);
+        let api = TestApi::mocked(
+            &[&claim, &write, &transaction, &read, &forget],
+            &[&object_deleted()],
+        );
 
         // WHEN a request with a key fails for want of the table
         let mut call = api

@@ -66,15 +66,11 @@ async fn the_same_request_while_the_first_runs_is_told_the_key_is_in_use() {
         body.to_string().as_bytes(),
     );
     let key = IdempotencyKey::parse(KEY).unwrap();
+    let claim = shared::dynamo::Claim::new(&api.project, &key, &running);
     let claimed = api
         .services
         .idempotency
-        .claim(
-            &api.project,
-            &key,
-            &running,
-            shared::domain::timestamp::now(),
-        )
+        .claim(&claim, shared::domain::timestamp::now())
         .await
         .unwrap();
     assert_eq!(claimed, None);
