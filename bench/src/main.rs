@@ -4,11 +4,12 @@
 //! binaries and starts the local stack (and `scripts/dev --release` for the end-to-end row).
 //!
 //! ```text
-//! upload-bench [cold-start] [signing] [presign] [verify] [e2e]   (all when none is named)
+//! upload-bench [cold-start] [signing] [presign] [faults] [verify] [e2e]   (all when none is named)
 //! ```
 
 mod cold_start;
 mod e2e;
+mod faults;
 mod presign;
 mod signing;
 mod stats;
@@ -20,9 +21,15 @@ use std::sync::Arc;
 use integration_tests::TestApi;
 use stats::{median, percentile};
 
-const RUNS: usize = 3;
+pub(crate) const RUNS: usize = 3;
 
-fn row(benchmark: &str, measured: String, baseline: String, ratio: String, target: &str) {
+pub(crate) fn row(
+    benchmark: &str,
+    measured: String,
+    baseline: String,
+    ratio: String,
+    target: &str,
+) {
     println!("| {benchmark} | {measured} | {baseline} | {ratio} | {target} |");
 }
 
@@ -53,6 +60,9 @@ fn main() -> std::process::ExitCode {
     }
     if wanted("presign") {
         result = result.and_then(|()| runtime.block_on(presign_load()));
+    }
+    if wanted("faults") {
+        result = result.and_then(|()| runtime.block_on(faults::rows()));
     }
     if wanted("verify") {
         result = result.and_then(|()| runtime.block_on(verification()));
@@ -120,12 +130,12 @@ fn raw_signing() -> Result<(), String> {
 
 async fn presign_load() -> Result<(), String> {
     let api = Arc::new(TestApi::new().await);
-    presign::load(api.clone(), 4, 40).await?; // warm up connections and caches
+    presign::load(api.clone(), 4, 40, false).await?; // warm up connections and caches
     let floor = presign::put_item_p50(&api, 200).await;
     for (concurrency, requests) in [(1, 200), (16, 800)] {
         let mut runs = Vec::new();
         for _ in 0..RUNS {
-            runs.push(presign::load(api.clone(), concurrency, requests).await?);
+            runs.push(presign::load(api.clone(), concurrency, requests, false).await?);
         }
         let rps = median(&runs.iter().map(|r| r.per_second).collect::<Vec<_>>());
         let p50 = median(&runs.iter().map(|r| r.p50_ms).collect::<Vec<_>>());

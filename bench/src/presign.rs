@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use integration_tests::serde_json::json;
-use integration_tests::{TestApi, digests};
+use integration_tests::{Event, TestApi, digests};
 
 use crate::stats::{millis, percentile};
 
@@ -15,20 +15,31 @@ pub struct Load {
     pub p99_ms: f64,
 }
 
-/// One create with a fresh SHA-256, so that the dedup lookup runs and finds nothing.
-async fn create(api: &TestApi) -> Result<f64, String> {
+/// One create with a fresh SHA-256, so that the dedup lookup runs and finds nothing; with an
+/// `Idempotency-Key` of its own if `keyed`.
+async fn create(api: &TestApi, keyed: bool) -> Result<f64, String> {
     let (sha256, _) = digests(uuid::Uuid::new_v4().as_bytes());
+    let key = uuid::Uuid::new_v4().to_string();
     let started = Instant::now();
-    let reply = api
-        .create(json!({"file_name": "bench.bin", "file_size": 1_048_576, "content_type": "application/pdf", "sha256": sha256}))
-        .await;
+    let mut call = api
+        .call(Event::Create)
+        .json(json!({"file_name": "bench.bin", "file_size": 1_048_576, "content_type": "application/pdf", "sha256": sha256}));
+    if keyed {
+        call = call.header("Idempotency-Key", &key);
+    }
+    let reply = call.send().await;
     if reply.status != 201 {
         return Err(format!("create answered {}: {}", reply.status, reply.body));
     }
     Ok(millis(started.elapsed()))
 }
 
-pub async fn load(api: Arc<TestApi>, concurrency: usize, requests: usize) -> Result<Load, String> {
+pub async fn load(
+    api: Arc<TestApi>,
+    concurrency: usize,
+    requests: usize,
+    keyed: bool,
+) -> Result<Load, String> {
     let started = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
@@ -36,7 +47,7 @@ pub async fn load(api: Arc<TestApi>, concurrency: usize, requests: usize) -> Res
         workers.spawn(async move {
             let mut latencies = Vec::new();
             for _ in 0..requests / concurrency {
-                latencies.push(create(&api).await?);
+                latencies.push(create(&api, keyed).await?);
             }
             Ok::<_, String>(latencies)
         });
