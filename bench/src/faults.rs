@@ -10,7 +10,7 @@ use integration_tests::{Event, TestApi};
 
 use crate::presign;
 use crate::row;
-use crate::stats::{median, millis, percentile};
+use crate::stats::{millis, percentile};
 
 /// The deployment default of `DEPENDENCY_TIMEOUT_MS`.
 const DEADLINE: Duration = Duration::from_secs(2);
@@ -77,15 +77,9 @@ async fn keyed_creates() -> Result<(), String> {
         plain.push(presign::load(api.clone(), 1, 200, false).await?);
         keyed.push(presign::load(api.clone(), 1, 200, true).await?);
     }
-    let summary = |runs: &[presign::Load]| {
-        (
-            median(&runs.iter().map(|r| r.per_second).collect::<Vec<_>>()),
-            median(&runs.iter().map(|r| r.p50_ms).collect::<Vec<_>>()),
-            median(&runs.iter().map(|r| r.p99_ms).collect::<Vec<_>>()),
-        )
-    };
-    let (plain_rps, plain_p50, plain_p99) = summary(&plain);
-    let (rps, p50, p99) = summary(&keyed);
+    let (plain, keyed) = (presign::Load::median(&plain), presign::Load::median(&keyed));
+    let (plain_rps, plain_p50, plain_p99) = (plain.per_second, plain.p50_ms, plain.p99_ms);
+    let (rps, p50, p99) = (keyed.per_second, keyed.p50_ms, keyed.p99_ms);
     row(
         "9b. create with an Idempotency-Key, 1 caller",
         format!("{rps:.0} req/s, p50 {p50:.2} ms, p99 {p99:.2} ms"),

@@ -137,9 +137,11 @@ async fn presign_load() -> Result<(), String> {
         for _ in 0..RUNS {
             runs.push(presign::load(api.clone(), concurrency, requests, false).await?);
         }
-        let rps = median(&runs.iter().map(|r| r.per_second).collect::<Vec<_>>());
-        let p50 = median(&runs.iter().map(|r| r.p50_ms).collect::<Vec<_>>());
-        let p99 = median(&runs.iter().map(|r| r.p99_ms).collect::<Vec<_>>());
+        let presign::Load {
+            per_second: rps,
+            p50_ms: p50,
+            p99_ms: p99,
+        } = presign::Load::median(&runs);
         row(
             &format!("2a. create through the presign handler, {concurrency} caller(s)"),
             format!("{rps:.0} req/s, p50 {p50:.2} ms, p99 {p99:.2} ms"),

@@ -7,12 +7,24 @@ use std::time::Instant;
 use integration_tests::serde_json::json;
 use integration_tests::{Event, TestApi, digests};
 
-use crate::stats::{millis, percentile};
+use crate::stats::{median, millis, percentile};
 
 pub struct Load {
     pub per_second: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
+}
+
+impl Load {
+    /// Each figure's median over `runs`.
+    pub fn median(runs: &[Load]) -> Load {
+        let of = |figure: fn(&Load) -> f64| median(&runs.iter().map(figure).collect::<Vec<_>>());
+        Load {
+            per_second: of(|run| run.per_second),
+            p50_ms: of(|run| run.p50_ms),
+            p99_ms: of(|run| run.p99_ms),
+        }
+    }
 }
 
 /// One create with a fresh SHA-256, so that the dedup lookup runs and finds nothing; with an

@@ -123,17 +123,7 @@ impl FileStore {
             .build()
             .map_err(|err| ApiError::Internal(format!("file put: {err}")))?;
         let Some(answer) = answer else {
-            let result = self
-                .client
-                .put_item()
-                .table_name(put.table_name)
-                .set_item(Some(put.item))
-                .set_condition_expression(put.condition_expression)
-                .set_return_values_on_condition_check_failure(
-                    put.return_values_on_condition_check_failure,
-                )
-                .send()
-                .await;
+            let result = super::put_alone(&self.client, put).send().await;
             return match result {
                 Ok(_) => Ok(()),
                 Err(err) => match err.as_service_error() {

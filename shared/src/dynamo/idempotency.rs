@@ -3,6 +3,7 @@
 //! Each claim carries a token of its own: only the request holding the claim answers or releases
 //! the key, so a late write of a request that lost its claim changes nothing.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -91,17 +92,8 @@ impl IdempotencyKeys {
         body: &str,
         now: OffsetDateTime,
     ) -> Result<(), ApiError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(answer_item(claim, status, body, now)))
-            .condition_expression(HELD)
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":running", s("running"))
-            .expression_attribute_values(":token", s(&claim.token))
-            .send()
-            .await;
+        let answer = self.answer_put(claim, status, body, now)?;
+        let result = super::put_alone(&self.client, answer).send().await;
         match result {
             Ok(_) => Ok(()),
             Err(err)
@@ -125,24 +117,40 @@ impl IdempotencyKeys {
         body: &str,
         now: OffsetDateTime,
     ) -> Result<AnswerWrite, ApiError> {
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(answer_item(claim, status, body, now)))
-            .condition_expression(HELD)
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":running", s("running"))
-            .expression_attribute_values(":token", s(&claim.token))
-            .build()
-            .map_err(|err| ApiError::Internal(format!("idempotency answer: {err}")))?;
         Ok(AnswerWrite {
             claim: claim.clone(),
-            put,
+            put: self.answer_put(claim, status, body, now)?,
         })
+    }
+
+    /// The conditional write of an answer under `claim`: [`IdempotencyKeys::answer`] sends it
+    /// alone, [`IdempotencyKeys::answer_write`] with the request's own write.
+    fn answer_put(
+        &self,
+        claim: &Claim,
+        status: u16,
+        body: &str,
+        now: OffsetDateTime,
+    ) -> Result<Put, ApiError> {
+        let mut item = item(claim, now);
+        item.insert("state".into(), s("answered"));
+        item.insert("status".into(), n(status));
+        item.insert("body".into(), s(body));
+        let (names, values) = held_by(claim);
+        Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(HELD)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(|err| ApiError::Internal(format!("idempotency answer: {err}")))
     }
 
     /// Forgets the key `claim` holds (after a 5xx: the retry runs afresh). Changes nothing if
     /// the request lost its claim meanwhile.
     pub async fn release(&self, claim: &Claim) -> Result<(), ApiError> {
+        let (names, values) = held_by(claim);
         let result = self
             .client
             .delete_item()
@@ -150,9 +158,8 @@ impl IdempotencyKeys {
             .key(item::PK, s(&claim.pk))
             .key(item::SK, s(SK))
             .condition_expression(HELD)
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":running", s("running"))
-            .expression_attribute_values(":token", s(&claim.token))
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
             .send()
             .await;
         match result {
@@ -216,12 +223,14 @@ impl AnswerWrite {
 /// The key is still held by the claim whose token is `:token`, and not answered yet.
 const HELD: &str = "#state = :running AND claim_token = :token";
 
-fn answer_item(claim: &Claim, status: u16, body: &str, now: OffsetDateTime) -> Item {
-    let mut item = item(claim, now);
-    item.insert("state".into(), s("answered"));
-    item.insert("status".into(), n(status));
-    item.insert("body".into(), s(body));
-    item
+/// The names and values of [`HELD`] for `claim`.
+fn held_by(claim: &Claim) -> (HashMap<String, String>, Item) {
+    let names = HashMap::from([("#state".to_owned(), "state".to_owned())]);
+    let values = Item::from([
+        (":running".to_owned(), s("running")),
+        (":token".to_owned(), s(&claim.token)),
+    ]);
+    (names, values)
 }
 
 fn item(claim: &Claim, now: OffsetDateTime) -> Item {

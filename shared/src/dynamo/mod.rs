@@ -14,3 +14,18 @@ pub mod provision;
 pub use files::{FilePage, FileStore, ListCursor, Update};
 pub use idempotency::{AnswerWrite, Claim, IdempotencyKeys};
 pub use keys::{ApiKeys, is_project_id};
+
+/// `put`, the write a transaction would make, sent as a PutItem of its own.
+fn put_alone(
+    client: &aws_sdk_dynamodb::Client,
+    put: aws_sdk_dynamodb::types::Put,
+) -> aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder {
+    client
+        .put_item()
+        .table_name(put.table_name)
+        .set_item(Some(put.item))
+        .set_condition_expression(put.condition_expression)
+        .set_expression_attribute_names(put.expression_attribute_names)
+        .set_expression_attribute_values(put.expression_attribute_values)
+        .set_return_values_on_condition_check_failure(put.return_values_on_condition_check_failure)
+}
