@@ -6,7 +6,11 @@
 //! upload-admin revoke-key             # reads the key from stdin, so it stays out of shell history
 //! upload-admin create-table          # local runs and tests; deployments use template.yaml
 //! upload-admin create-bucket [--allow-origin <origin>…]
+//! upload-admin create-events --bus <name> --queue <name> [--max-attempts <n>]
 //! ```
+//! `create-events` makes the event bus, the webhook delivery queue (with its dead-letter queue
+//! after `--max-attempts` receives, 18 by default as in template.yaml) and the rule between them,
+//! and prints the queue's URL.
 
 use std::process::ExitCode;
 
@@ -19,7 +23,8 @@ const USAGE: &str =
     "usage: upload-admin mint-key --project <id> [--project <id>...] [--label <text>]
        upload-admin revoke-key   (the key on stdin)
        upload-admin create-table
-       upload-admin create-bucket [--allow-origin <origin>...]";
+       upload-admin create-bucket [--allow-origin <origin>...]
+       upload-admin create-events --bus <name> --queue <name> [--max-attempts <n>]";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -76,6 +81,34 @@ async fn run(args: &[String]) -> Result<(), String> {
                 .await
                 .map_err(describe)?;
             eprintln!("created bucket {}", config.bucket_name);
+        }
+        "create-events" => {
+            only(options, &["--bus", "--queue", "--max-attempts"])?;
+            let required = |name: &str| {
+                values(options, name)
+                    .pop()
+                    .ok_or_else(|| format!("{name} is required\n{USAGE}"))
+            };
+            let (bus, queue) = (required("--bus")?, required("--queue")?);
+            let max_attempts = match values(options, "--max-attempts").pop() {
+                None => 18,
+                Some(text) => text
+                    .parse()
+                    .map_err(|_| format!("--max-attempts {text:?} is not a number"))?,
+            };
+            let created = shared::events::provision::create(
+                &aws_sdk_eventbridge::Client::new(&sdk),
+                &aws_sdk_sqs::Client::new(&sdk),
+                &bus,
+                &queue,
+                max_attempts,
+            )
+            .await?;
+            eprintln!(
+                "created event bus {bus} and queue {queue} (dead letters: {})",
+                created.dead_letter_queue_url
+            );
+            println!("{}", created.queue_url);
         }
         _ => return Err(USAGE.to_owned()),
     }

@@ -26,6 +26,13 @@ pub struct Config {
     pub s3_force_path_style: bool,
     pub trust_system_roots: bool,
     pub dependency_timeout: Duration,
+    /// Where `notify` publishes events; only `notify` needs it.
+    pub event_bus_name: Option<String>,
+    /// The queue of webhook deliveries, whose messages `deliver` puts back for a retry.
+    pub webhook_queue_url: Option<String>,
+    pub webhook_retry_base: Duration,
+    pub webhook_timeout: Duration,
+    pub webhook_allow_loopback: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -85,6 +92,13 @@ impl Config {
             trust_system_roots: flag("TRUST_SYSTEM_ROOTS")?,
             dependency_timeout: number("DEPENDENCY_TIMEOUT_MS", 2000, 100, 20_000)
                 .map(Duration::from_millis)?,
+            event_bus_name: lookup("EVENT_BUS_NAME").filter(|name| !name.is_empty()),
+            webhook_queue_url: lookup("WEBHOOK_QUEUE_URL").filter(|url| !url.is_empty()),
+            webhook_retry_base: number("WEBHOOK_RETRY_BASE_SECS", 30, 0, 3600)
+                .map(Duration::from_secs)?,
+            webhook_timeout: number("WEBHOOK_TIMEOUT_MS", 10_000, 100, 10_000)
+                .map(Duration::from_millis)?,
+            webhook_allow_loopback: flag("WEBHOOK_ALLOW_LOOPBACK")?,
         };
         Ok(config)
     }
@@ -205,6 +219,17 @@ mod tests {
             (
                 "DEPENDENCY_TIMEOUT_MS",
                 defaults.dependency_timeout.as_millis().to_string(),
+            ),
+            ("EVENT_BUS_NAME", "none".to_owned()),
+            ("WEBHOOK_QUEUE_URL", "none".to_owned()),
+            ("WEBHOOK_RETRY_BASE_SECS", secs(defaults.webhook_retry_base)),
+            (
+                "WEBHOOK_TIMEOUT_MS",
+                defaults.webhook_timeout.as_millis().to_string(),
+            ),
+            (
+                "WEBHOOK_ALLOW_LOOPBACK",
+                defaults.webhook_allow_loopback.to_string(),
             ),
         ] {
             assert_eq!(default_of(name), value, "{name}");

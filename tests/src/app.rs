@@ -35,6 +35,9 @@ pub fn config(table: &str, bucket: &str) -> Config {
         "TABLE_NAME" => Some(table.to_owned()),
         "BUCKET_NAME" => Some(bucket.to_owned()),
         "S3_FORCE_PATH_STYLE" => Some("true".into()),
+        // The tests' webhook receivers listen on loopback; a failed delivery comes back in 1 s.
+        "WEBHOOK_ALLOW_LOOPBACK" => Some("true".into()),
+        "WEBHOOK_RETRY_BASE_SECS" => Some("1".into()),
         _ => None,
     })
     .expect("test config")
@@ -188,6 +191,24 @@ impl TestApi {
 
     pub async fn abort(&self, file_id: &str) -> ApiReply {
         self.call(Event::AbortUpload).file(file_id).send().await
+    }
+
+    /// `DELETE …/files/{file_id}`.
+    pub async fn delete(&self, file_id: &str) -> ApiReply {
+        self.call(Event::DeleteFile).file(file_id).send().await
+    }
+
+    /// `PUT …/webhook` with `body`.
+    pub async fn set_webhook(&self, body: Value) -> ApiReply {
+        self.call(Event::SetWebhook).json(body).send().await
+    }
+
+    pub async fn get_webhook(&self) -> ApiReply {
+        self.call(Event::GetWebhook).send().await
+    }
+
+    pub async fn delete_webhook(&self) -> ApiReply {
+        self.call(Event::DeleteWebhook).send().await
     }
 
     /// The file as the store holds it.

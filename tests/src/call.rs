@@ -31,10 +31,14 @@ pub enum Event {
     SignParts,
     ListParts,
     AbortUpload,
+    DeleteFile,
+    SetWebhook,
+    GetWebhook,
+    DeleteWebhook,
 }
 
 impl Event {
-    pub const ALL: [Event; 8] = [
+    pub const ALL: [Event; 12] = [
         Event::Create,
         Event::Complete,
         Event::GetFile,
@@ -43,6 +47,10 @@ impl Event {
         Event::SignParts,
         Event::ListParts,
         Event::AbortUpload,
+        Event::DeleteFile,
+        Event::SetWebhook,
+        Event::GetWebhook,
+        Event::DeleteWebhook,
     ];
 
     pub fn file_name(self) -> &'static str {
@@ -55,6 +63,10 @@ impl Event {
             Event::SignParts => "parts-sign",
             Event::ListParts => "parts-list",
             Event::AbortUpload => "upload-abort",
+            Event::DeleteFile => "files-delete",
+            Event::SetWebhook => "webhook-set",
+            Event::GetWebhook => "webhook-get",
+            Event::DeleteWebhook => "webhook-delete",
         }
     }
 
@@ -69,11 +81,22 @@ impl Event {
             Event::SignParts => "POST /v1/projects/{project_id}/files/{file_id}/parts",
             Event::ListParts => "GET /v1/projects/{project_id}/files/{file_id}/parts",
             Event::AbortUpload => "DELETE /v1/projects/{project_id}/files/{file_id}/upload",
+            Event::DeleteFile => "DELETE /v1/projects/{project_id}/files/{file_id}",
+            Event::SetWebhook => "PUT /v1/projects/{project_id}/webhook",
+            Event::GetWebhook => "GET /v1/projects/{project_id}/webhook",
+            Event::DeleteWebhook => "DELETE /v1/projects/{project_id}/webhook",
         }
     }
 
     pub fn has_file_id(self) -> bool {
-        !matches!(self, Event::Create | Event::ListFiles)
+        !matches!(
+            self,
+            Event::Create
+                | Event::ListFiles
+                | Event::SetWebhook
+                | Event::GetWebhook
+                | Event::DeleteWebhook
+        )
     }
 }
 
@@ -218,8 +241,11 @@ pub async fn dispatch(services: &Services, event: Event, request: Request) -> Re
     match event {
         Event::Create => as_function("presign", presign::handle(services, request)).await,
         Event::Complete => as_function("complete", complete::handle(services, request)).await,
-        Event::GetFile | Event::ListFiles => {
+        Event::GetFile | Event::ListFiles | Event::DeleteFile => {
             as_function("files", files::handle(services, request)).await
+        }
+        Event::SetWebhook | Event::GetWebhook | Event::DeleteWebhook => {
+            as_function("webhooks", webhooks::handle(services, request)).await
         }
         Event::Reupload | Event::SignParts | Event::ListParts | Event::AbortUpload => {
             as_function("reupload", reupload::handle(services, request)).await
@@ -261,8 +287,14 @@ impl From<Response<Body>> for ApiReply {
                 true
             }
         };
-        let body =
-            serde_json::from_slice(response.body().as_ref()).expect("every response is JSON");
+        let bytes: &[u8] = response.body().as_ref();
+        let body = if status == 204 {
+            assert!(bytes.is_empty(), "a 204 has no body");
+            assert!(response.headers().get("content-type").is_none());
+            Value::Null
+        } else {
+            serde_json::from_slice(bytes).expect("every other response is JSON")
+        };
         Self {
             status,
             request_id,

@@ -10,12 +10,15 @@
 //!   [`ApiErrorBody`], …), and request bodies ([`declaration`], [`digests`]).
 //! - `storage`: PUTs to the plan's URLs, and what the tests read behind the API's back
 //!   (objects, raw items, file counts).
+//! - [`delivery`]: the event path (stream → notify → bus → queue → deliver) of one test, and a
+//!   webhook [`delivery::Receiver`] on loopback that checks signatures.
 //! - [`faults`]: a TCP proxy that makes a real server hang, answer late, reset or cut answers.
 //! - [`mocks`]: the services over mocked SDK clients, for failures the servers cannot produce.
 //! - [`operations`]: the AWS operations each function performs, for `scripts/check-iam`.
 
 mod app;
 mod call;
+pub mod delivery;
 pub mod faults;
 pub mod mocks;
 pub mod operations;

@@ -1,9 +1,11 @@
-//! `GET /v1/projects/{project_id}/files` (newest first, paginated) and
-//! `GET /v1/projects/{project_id}/files/{file_id}`.
+//! The file resource:
+//! - `GET /v1/projects/{project_id}/files` (newest first, paginated)
+//! - `GET /v1/projects/{project_id}/files/{file_id}`
+//! - `DELETE /v1/projects/{project_id}/files/{file_id}`: the file and everything it stored
 
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
-use shared::app::Services;
+use shared::app::{Services, delete};
 use shared::domain::FileStatus;
 use shared::domain::{ApiError, Detail};
 use shared::dynamo::ListCursor;
@@ -16,9 +18,17 @@ pub const MAX_PAGE_SIZE: usize = 100;
 pub async fn handle(services: &Services, request: Request) -> Response<Body> {
     http::serve(request, |request| async move {
         let project_id = http::authorized_project(&services.keys, &request).await?;
-        match http::path_param(&request, "file_id") {
-            Some(_) => get_file(services, &project_id, &request).await,
-            None => list_files(services, &project_id, &request).await,
+        let by_id = http::path_param(&request, "file_id").is_some();
+        match (request.method().as_str(), by_id) {
+            ("GET", true) => get_file(services, &project_id, &request).await,
+            ("GET", false) => list_files(services, &project_id, &request).await,
+            ("DELETE", true) => {
+                http::idempotent(services, &project_id, &request, |_| {
+                    Box::pin(delete_file(services, &project_id, &request))
+                })
+                .await
+            }
+            _ => Err(ApiError::NotFound),
         }
     })
     .await
@@ -36,6 +46,19 @@ async fn get_file(
     Ok(Reply::ok(
         FileResource::render(services, &record).await?.to_json(),
     ))
+}
+
+/// 204 once nothing of the file is left; 404 for a file that is not (or no longer) there.
+async fn delete_file(
+    services: &Services,
+    project_id: &str,
+    request: &Request,
+) -> Result<Reply, ApiError> {
+    let file_id = http::file_id(request)?;
+    let record = services.files.get_in_project(project_id, file_id).await?;
+    delete::delete_file(services, record).await?;
+    tracing::info!(file_id = %file_id, "file deleted");
+    Ok(Reply::no_content())
 }
 
 async fn list_files(

@@ -1,6 +1,7 @@
 //! The S3 `ObjectCreated` trigger: checks what landed in storage against what was declared and
 //! settles the file as `verified` or `rejected`. Events for other keys, old jobs and settled
-//! files (S3 delivers at least once, sometimes out of order) change nothing.
+//! files (S3 delivers at least once, sometimes out of order) change nothing; an object of a file
+//! that no longer exists is removed.
 
 use aws_lambda_events::s3::{S3Event, S3EventRecord};
 use shared::app::Services;
@@ -64,6 +65,9 @@ async fn verify_upload(
     key: &str,
 ) -> Result<Outcome, ApiError> {
     let Some(file) = services.files.get(file_id).await? else {
+        // Deleted (or forgotten by the TTL) before its bytes arrived: a late PUT on a URL handed
+        // out before. Records are written before any URL is, so no upload precedes its file.
+        services.objects.delete(key).await?;
         return Ok(Outcome::Ignored("unknown file"));
     };
     if file.current_job(Some(job_id)).is_err() {

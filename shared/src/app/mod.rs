@@ -1,6 +1,8 @@
 //! The use cases the functions share, over the adapters: starting an upload job and discarding
-//! its storage, inspecting a stored object, and the services a function builds once.
+//! its storage, inspecting a stored object, deleting a file, and the services a function builds
+//! once.
 
+pub mod delete;
 pub mod inspect;
 pub mod services;
 pub mod upload;

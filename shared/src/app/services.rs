@@ -5,7 +5,7 @@ use aws_sdk_s3::config::SharedCredentialsProvider;
 
 use crate::aws::{https_client, s3_config, timeouts};
 use crate::config::{Config, ConfigError};
-use crate::dynamo::{ApiKeys, FileStore, IdempotencyKeys};
+use crate::dynamo::{ApiKeys, FileStore, IdempotencyKeys, Webhooks};
 use crate::s3::{ObjectStore, Presigner};
 
 /// The configuration and the adapters every use case works with.
@@ -15,6 +15,7 @@ pub struct Services {
     pub files: FileStore,
     pub keys: ApiKeys,
     pub idempotency: IdempotencyKeys,
+    pub webhooks: Webhooks,
     pub objects: ObjectStore,
     pub presigner: Presigner,
 }
@@ -23,10 +24,7 @@ impl Services {
     /// Reads the environment and the AWS configuration chain (region, credentials, endpoints).
     pub async fn from_env() -> Result<Self, ConfigError> {
         let config = Config::from_env()?;
-        let sdk = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(https_client(config.trust_system_roots)?)
-            .load()
-            .await;
+        let sdk = load_sdk(&config).await?;
         Ok(Self::new(config, &sdk))
     }
 
@@ -84,7 +82,8 @@ impl Services {
         Self {
             files: FileStore::new(dynamodb.clone(), &config.table_name),
             keys: ApiKeys::new(dynamodb.clone(), &config.table_name),
-            idempotency: IdempotencyKeys::new(dynamodb, &config.table_name),
+            idempotency: IdempotencyKeys::new(dynamodb.clone(), &config.table_name),
+            webhooks: Webhooks::new(dynamodb, &config.table_name),
             objects: ObjectStore::new(s3.clone(), &config.bucket_name),
             presigner: Presigner::new(s3, &config.bucket_name, credentials),
             config,
@@ -98,6 +97,16 @@ impl Services {
 pub struct Endpoints {
     pub dynamodb: Option<String>,
     pub s3: Option<String>,
+}
+
+/// The AWS configuration chain (region, credentials, endpoints) with this service's HTTPS client
+/// and every call bounded by the configured deadlines: for clients of other services too.
+pub async fn load_sdk(config: &Config) -> Result<SdkConfig, ConfigError> {
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https_client(config.trust_system_roots)?)
+        .load()
+        .await;
+    Ok(bounded(&sdk, config))
 }
 
 /// `sdk` with every call bounded by the configured deadlines.

@@ -50,6 +50,8 @@ pub enum ApiError {
     Forbidden,
     #[error("no such file")]
     NotFound,
+    #[error("this project has no webhook")]
+    NoWebhook,
     #[error("{message}")]
     Conflict {
         message: String,
@@ -103,7 +105,7 @@ impl ApiError {
             Self::BadRequest(_) => 400,
             Self::Unauthorized(_) => 401,
             Self::Forbidden => 403,
-            Self::NotFound => 404,
+            Self::NotFound | Self::NoWebhook => 404,
             Self::Conflict { .. } => 409,
             Self::PayloadTooLarge { .. } => 413,
             Self::Validation(_) | Self::IdempotencyKeyReused => 422,
@@ -118,7 +120,7 @@ impl ApiError {
             Self::BadRequest(_) => "bad_request",
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden => "forbidden",
-            Self::NotFound => "not_found",
+            Self::NotFound | Self::NoWebhook => "not_found",
             Self::Conflict { .. } => "conflict",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::Validation(_) => "validation_error",

@@ -3,6 +3,7 @@
 //! here is tested without servers. (`scripts/check-layout` fails the build if that changes.)
 
 pub mod error;
+pub mod event;
 pub mod file;
 #[cfg(test)]
 pub(crate) mod fixtures;
@@ -14,6 +15,7 @@ pub mod sniff;
 pub mod timestamp;
 pub mod validate;
 pub mod values;
+pub mod webhook;
 
 pub use error::{ApiError, Detail};
 pub use file::{

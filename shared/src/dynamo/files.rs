@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
@@ -65,8 +66,52 @@ enum Replaced {
     Refused(Option<FileRecord>),
 }
 
+/// A change given up after [`UPDATE_ATTEMPTS`] writes, each refused by another one.
+pub fn kept_changing() -> ApiError {
+    ApiError::conflict(
+        "concurrent_update",
+        "the file kept changing while this request was changing it; retry",
+    )
+}
+
+/// What became of a removal of a file.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Removal {
+    Removed,
+    /// The file changed since it was read (the file as it is), or is gone already (`None`).
+    Refused(Option<FileRecord>),
+}
+
+/// The condition of every write of a file read before: its job and status are still those it
+/// was read with. Every transition changes one of them, so no other write can be lost.
+struct Unchanged {
+    condition: &'static str,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+impl Unchanged {
+    fn since(expected: &FileRecord) -> Self {
+        let names = HashMap::from([("#status".to_owned(), "status".to_owned())]);
+        let mut values = HashMap::from([(":status".to_owned(), s(expected.status.as_str()))]);
+        let condition = match &expected.job {
+            Some(job) => {
+                values.insert(":job".to_owned(), s(job.job_id.to_string()));
+                "#status = :status AND job.job_id = :job"
+            }
+            None => "#status = :status AND attribute_not_exists(job)",
+        };
+        Self {
+            condition,
+            names,
+            values,
+        }
+    }
+}
+
 /// Writes of one change before giving up on a file that keeps changing under it.
-const UPDATE_ATTEMPTS: usize = 3;
+pub const UPDATE_ATTEMPTS: usize = 3;
 
 #[derive(Debug)]
 pub struct FilePage {
@@ -266,33 +311,25 @@ impl FileStore {
                 Replaced::Refused(None) => return Err(ApiError::NotFound),
             }
         }
-        Err(ApiError::conflict(
-            "concurrent_update",
-            "the file kept changing while this request was changing it; retry",
-        ))
+        Err(kept_changing())
     }
 
-    /// Writes `updated` in place of `expected`, only if the file's job and status are still those
-    /// of `expected`: every transition changes one of them, so no other write can be lost.
+    /// Writes `updated` in place of `expected`, only if the file is still as `expected` left it
+    /// ([`Unchanged`]).
     async fn replace(
         &self,
         updated: &FileRecord,
         expected: &FileRecord,
     ) -> Result<Replaced, ApiError> {
-        let mut put = self
+        let unchanged = Unchanged::since(expected);
+        let result = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(Item::from(updated)))
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":status", s(expected.status.as_str()));
-        put = match &expected.job {
-            Some(job) => put
-                .condition_expression("#status = :status AND job.job_id = :job")
-                .expression_attribute_values(":job", s(job.job_id.to_string())),
-            None => put.condition_expression("#status = :status AND attribute_not_exists(job)"),
-        };
-        let result = put
+            .condition_expression(unchanged.condition)
+            .set_expression_attribute_names(Some(unchanged.names))
+            .set_expression_attribute_values(Some(unchanged.values))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
@@ -303,6 +340,32 @@ impl FileStore {
                     Replaced::Refused(failed.item.as_ref().map(decode).transpose()?),
                 ),
                 _ => Err(aws::failure("PutItem replace file", err)),
+            },
+        }
+    }
+
+    /// Removes the file, only if it is still as `expected` left it ([`Unchanged`]); refused,
+    /// with the file as it now is (`None`: it is gone already).
+    pub async fn remove(&self, expected: &FileRecord) -> Result<Removal, ApiError> {
+        let unchanged = Unchanged::since(expected);
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(item::file_key(expected.file_id)))
+            .condition_expression(unchanged.condition)
+            .set_expression_attribute_names(Some(unchanged.names))
+            .set_expression_attribute_values(Some(unchanged.values))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Removal::Removed),
+            Err(err) => match err.as_service_error() {
+                Some(DeleteItemError::ConditionalCheckFailedException(failed)) => Ok(
+                    Removal::Refused(failed.item.as_ref().map(decode).transpose()?),
+                ),
+                _ => Err(aws::failure("DeleteItem file", err)),
             },
         }
     }

@@ -1,4 +1,4 @@
-//! The DynamoDB adapter: one table holds files and API keys (`item` has the layout). Every change
+//! The DynamoDB adapter: one table holds files, API keys and webhooks (`item` has the layout). Every change
 //! of a file is one conditional write on its item.
 
 mod files;
@@ -10,10 +10,13 @@ pub mod item;
 pub(crate) mod item;
 mod keys;
 pub mod provision;
+pub mod stream;
+mod webhooks;
 
-pub use files::{FilePage, FileStore, ListCursor, Update};
+pub use files::{FilePage, FileStore, ListCursor, Removal, UPDATE_ATTEMPTS, Update, kept_changing};
 pub use idempotency::{AnswerWrite, Claim, IdempotencyKeys};
 pub use keys::{ApiKeys, is_project_id};
+pub use webhooks::Webhooks;
 
 /// `put`, the write a transaction would make, sent as a PutItem of its own.
 fn put_alone(

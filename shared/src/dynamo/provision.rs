@@ -3,7 +3,7 @@
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
 };
 
 use crate::aws;
@@ -59,6 +59,14 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Res
         .key_schema(key(item::SK, KeyType::Range)?)
         .global_secondary_indexes(by_project)
         .global_secondary_indexes(by_content)
+        // The stream `notify` derives events from: every change, with the item before and after.
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewAndOldImages)
+                .build()
+                .map_err(|err| ApiError::Internal(err.to_string()))?,
+        )
         .send()
         .await
         .map_err(|err| aws::failure("CreateTable", err))?;

@@ -35,6 +35,11 @@ impl Reply {
         Self::new(StatusCode::CREATED, body)
     }
 
+    /// 204: done, nothing to say.
+    pub fn no_content() -> Self {
+        Self::new(StatusCode::NO_CONTENT, Value::Null)
+    }
+
     fn new(status: StatusCode, body: Value) -> Self {
         Self {
             status,
@@ -77,13 +82,20 @@ pub fn render(request_id: &str, result: Result<Reply, ApiError>) -> Response<Bod
             (status_of(&err), err.body(request_id), false)
         }
     };
-    let mut response = Response::new(Body::Text(body.to_string()));
+    let no_content = status == StatusCode::NO_CONTENT;
+    let mut response = Response::new(if no_content {
+        Body::Empty
+    } else {
+        Body::Text(body.to_string())
+    });
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    if !no_content {
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
     if let Ok(value) = HeaderValue::from_str(request_id) {
         headers.insert("x-request-id", value);
     }

@@ -1,11 +1,13 @@
-//! The JSON shapes of `docs/API.md`: the file resource and the upload plan.
+//! The JSON shapes of `docs/API.md`: the file resource, the upload plan and the event.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+use time::OffsetDateTime;
 
 use crate::app::Services;
 use crate::domain::error::ApiError;
+use crate::domain::event::{EventType, event_id};
 use crate::domain::timestamp;
 use crate::domain::values::{FileName, Md5, MediaType, Metadata, Sha256};
 use crate::domain::{FileId, FileRecord, FileStatus, JobId, RejectionReason, UploadJob};
@@ -74,8 +76,9 @@ pub struct FileResource {
 impl FileResource {
     /// Renders `record`, presigning a download URL for its verified version if it has one.
     pub async fn render(services: &Services, record: &FileRecord) -> Result<Self, ApiError> {
-        let download_url = match &record.verified {
-            Some(verified) => Some(
+        let mut resource = Self::of(record);
+        if let Some(verified) = &record.verified {
+            resource.download_url = Some(
                 services
                     .presigner
                     .presign_download(
@@ -85,16 +88,20 @@ impl FileResource {
                         services.config.download_url_expiry,
                     )
                     .await?,
-            ),
-            None => None,
-        };
+            );
+        }
+        Ok(resource)
+    }
+
+    /// `record` without a download URL.
+    pub fn of(record: &FileRecord) -> Self {
         let upload = match (&record.job, record.status) {
             (Some(job), FileStatus::PendingUpload) => {
                 Some(UploadPlan::new(record.file_id, job, Vec::new()))
             }
             _ => None,
         };
-        Ok(Self {
+        Self {
             file_id: record.file_id,
             project_id: record.project_id.clone(),
             file_name: record.content.file_name.clone(),
@@ -112,13 +119,70 @@ impl FileResource {
                 .as_ref()
                 .map(|v| timestamp::format(v.verified_at)),
             upload,
-            download_url,
+            download_url: None,
             deduplicated: None,
-        })
+        }
     }
 
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self)
             .unwrap_or_else(|err| unreachable!("a FileResource always serializes: {err}"))
+    }
+}
+
+/// An event (docs/API.md v1.1, "Events and webhooks"): EventBridge's `detail`, a webhook's body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventMessage {
+    pub id: String,
+    pub kind: EventType,
+    pub at: OffsetDateTime,
+    /// The file resource, without `download_url`: an event may be read long after any URL in it
+    /// expired, and goes to places the file's readers do not choose.
+    pub data: serde_json::Value,
+}
+
+impl EventMessage {
+    /// The event `kind` of the change that left `file` as it is (as it was, for a deletion),
+    /// made at `at`; `version` tells the file's changes apart ([`event_id`]).
+    pub fn new(
+        kind: EventType,
+        file: &FileRecord,
+        version: OffsetDateTime,
+        at: OffsetDateTime,
+    ) -> Self {
+        let mut data = FileResource::of(file).to_json();
+        if let Some(fields) = data.as_object_mut() {
+            fields.remove("download_url");
+        }
+        Self {
+            id: event_id(file, kind, version),
+            kind,
+            at,
+            data,
+        }
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id,
+            "type": self.kind.as_str(),
+            "timestamp": timestamp::format(self.at),
+            "data": self.data,
+        })
+    }
+
+    /// An event as [`EventMessage::to_json`] wrote it; `None` for anything else.
+    pub fn from_json(value: &serde_json::Value) -> Option<Self> {
+        Some(Self {
+            id: value.get("id")?.as_str()?.to_owned(),
+            kind: EventType::parse(value.get("type")?.as_str()?)?,
+            at: timestamp::parse(value.get("timestamp")?.as_str()?)?,
+            data: value.get("data")?.clone(),
+        })
+    }
+
+    /// The project of the file the event is about.
+    pub fn project_id(&self) -> Option<&str> {
+        self.data.get("project_id")?.as_str()
     }
 }

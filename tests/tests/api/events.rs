@@ -34,3 +34,37 @@ async fn every_sample_http_event_reaches_its_handler_as_it_stands() {
         );
     }
 }
+
+/// `events/notify-stream.json` (a verification, then a TTL expiry) and
+/// `events/deliver-sqs.json` (an event for a project without a webhook) are what Lambda hands
+/// `notify` and `deliver`: the first publishes one event, the second is dropped, not retried.
+#[tokio::test]
+async fn the_sample_trigger_events_reach_notify_and_deliver_as_they_stand() {
+    let api = TestApi::new().await;
+    let mut path = api.event_path(18).await;
+    let read = |name: &str| std::fs::read_to_string(format!("{ROOT}/events/{name}.json")).unwrap();
+
+    let stream: aws_lambda_events::dynamodb::Event =
+        integration_tests::serde_json::from_str(&read("notify-stream")).unwrap();
+    let response = notify::handle(path.bus(), stream).await;
+    assert!(response.batch_item_failures.is_empty());
+    path.until("the published event", |path| !path.envelopes.is_empty())
+        .await;
+    path.drain(std::time::Duration::from_secs(1)).await;
+    assert_eq!(
+        path.published_types(),
+        ["file.verified"],
+        "the expiry is no event"
+    );
+    let detail = &path.envelopes[0]["detail"];
+    assert_eq!(
+        detail["data"]["file_id"],
+        "3f8e2a8c-5d0b-4c1e-9a57-2b7c4d9e6f10"
+    );
+    assert_eq!(detail["data"]["status"], "verified");
+
+    let sqs: aws_lambda_events::sqs::SqsEvent =
+        integration_tests::serde_json::from_str(&read("deliver-sqs")).unwrap();
+    let response = path.deliverer.handle(sqs).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+}

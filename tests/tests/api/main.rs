@@ -4,6 +4,7 @@
 //! between the functions and the servers.
 
 mod access;
+mod delete;
 mod events;
 mod failures;
 mod faults;
@@ -12,3 +13,4 @@ mod idempotency;
 mod multipart;
 mod upload;
 mod verify;
+mod webhooks;

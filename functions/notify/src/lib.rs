@@ -1,0 +1,91 @@
+//! The table's stream trigger: derives the events of the files' changes (`file.verified`,
+//! `file.rejected`, `file.deleted`, `upload.aborted`) and publishes them to the event bus, in
+//! the stream's order. The stream is the outbox: a change is in it once it is written, so a
+//! crash between a write and its event loses nothing, and a write refused or never made is not
+//! in it at all. A record whose events cannot be published is reported as the batch's first
+//! failure, and Lambda hands it (and those after it) to the next invocation.
+
+use aws_lambda_events::dynamodb::{Event, EventRecord};
+use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use shared::domain::ApiError;
+use shared::domain::event::{EventType, event_of};
+use shared::dynamo::stream::{file_of_image, removal};
+use shared::events::EventBus;
+use shared::http::resource::EventMessage;
+
+/// Publishes the events of `event`'s records; the response names the first record not done.
+pub async fn handle(bus: &EventBus, event: Event) -> DynamoDbEventResponse {
+    let mut messages = Vec::new();
+    let mut sources = Vec::new();
+    for (index, record) in event.records.iter().enumerate() {
+        match event_message(record) {
+            Ok(Some(message)) => {
+                tracing::info!(event_id = %message.id, kind = message.kind.as_str(), file_id = %message.data["file_id"], "event");
+                messages.push(message);
+                sources.push(index);
+            }
+            Ok(None) => {}
+            Err(err) => {
+                // A bug, not a passing fault: stop here, publish what came before, and let
+                // Lambda's retries (then its failure destination) keep the record.
+                tracing::error!(error = ?err, event_id = %record.event_id, "unreadable stream record");
+                let published = publish(bus, &messages).await;
+                let first_failed = sources.get(published).copied().unwrap_or(index);
+                return failures(&event.records, first_failed);
+            }
+        }
+    }
+    let published = publish(bus, &messages).await;
+    match sources.get(published) {
+        Some(&first_failed) => failures(&event.records, first_failed),
+        None => DynamoDbEventResponse::default(),
+    }
+}
+
+/// How many of `messages` were published, in order.
+async fn publish(bus: &EventBus, messages: &[EventMessage]) -> usize {
+    match bus.publish(messages).await {
+        Ok(published) => published,
+        Err(err) => {
+            tracing::warn!(error = ?err, "could not publish events; they will be retried");
+            0
+        }
+    }
+}
+
+/// The event of one stream record, if its change is one.
+pub fn event_message(record: &EventRecord) -> Result<Option<EventMessage>, ApiError> {
+    let before = file_of_image(&record.change.old_image)?;
+    let after = file_of_image(&record.change.new_image)?;
+    let Some(kind) = event_of(before.as_ref(), after.as_ref(), removal(record)) else {
+        return Ok(None);
+    };
+    let message = match (kind, &before, &after) {
+        (EventType::FileDeleted, Some(file), _) => {
+            // A deletion leaves no `updated_at` behind: it happened when the stream saw it.
+            let at = record.change.approximate_creation_date_time;
+            let at = time::OffsetDateTime::from_unix_timestamp_nanos(
+                at.timestamp_nanos_opt().unwrap_or_default().into(),
+            )
+            .map_err(|err| ApiError::Internal(format!("stream time: {err}")))?;
+            EventMessage::new(kind, file, file.updated_at, at)
+        }
+        (_, _, Some(file)) => EventMessage::new(kind, file, file.updated_at, file.updated_at),
+        _ => return Ok(None),
+    };
+    Ok(Some(message))
+}
+
+/// The response asking Lambda to hand `records[first_failed..]` over again.
+fn failures(records: &[EventRecord], first_failed: usize) -> DynamoDbEventResponse {
+    let mut response = DynamoDbEventResponse::default();
+    if let Some(sequence_number) = records
+        .get(first_failed)
+        .and_then(|record| record.change.sequence_number.clone())
+    {
+        let mut failure = DynamoDbBatchItemFailure::default();
+        failure.item_identifier = Some(sequence_number);
+        response.batch_item_failures.push(failure);
+    }
+    response
+}

@@ -1,0 +1,89 @@
+//! A project's webhook (docs/API.md v1.1, "Events and webhooks"):
+//! - `PUT /v1/projects/{project_id}/webhook`: set it; the signing secret is shown when it is made
+//!   (a new webhook, or `"rotate_secret": true`) and never again
+//! - `GET /v1/projects/{project_id}/webhook`: the webhook, without its secret
+//! - `DELETE /v1/projects/{project_id}/webhook`: no more deliveries
+
+use lambda_http::{Body, Request, Response};
+use serde_json::json;
+use shared::app::Services;
+use shared::domain::ApiError;
+use shared::domain::timestamp;
+use shared::domain::webhook::{SigningSecret, WebhookConfig, WebhookRequest};
+use shared::http::{self, Reply};
+
+pub async fn handle(services: &Services, request: Request) -> Response<Body> {
+    http::serve(request, |request| async move {
+        let project_id = http::authorized_project(&services.keys, &request).await?;
+        match request.method().as_str() {
+            "PUT" => {
+                http::idempotent(services, &project_id, &request, |_| {
+                    Box::pin(set_webhook(services, &project_id, &request))
+                })
+                .await
+            }
+            "GET" => get_webhook(services, &project_id).await,
+            "DELETE" => delete_webhook(services, &project_id).await,
+            _ => Err(ApiError::NotFound),
+        }
+    })
+    .await
+}
+
+async fn set_webhook(
+    services: &Services,
+    project_id: &str,
+    request: &Request,
+) -> Result<Reply, ApiError> {
+    let body = http::required_json_object(request)?;
+    let wanted = WebhookRequest::parse(&body, services.config.webhook_allow_loopback)?;
+    let existing = services.webhooks.get(project_id).await?;
+    let (config, show_secret) = WebhookConfig::set(
+        existing.as_ref(),
+        project_id,
+        wanted,
+        fresh_secret()?,
+        timestamp::now(),
+    );
+    services.webhooks.put(&config).await?;
+    tracing::info!(url = %config.url, rotated = show_secret, "webhook set");
+    let mut body = render(&config);
+    if show_secret {
+        body["secret"] = json!(config.secret.expose());
+    }
+    Ok(Reply::ok(body))
+}
+
+async fn get_webhook(services: &Services, project_id: &str) -> Result<Reply, ApiError> {
+    match services.webhooks.get(project_id).await? {
+        Some(config) => Ok(Reply::ok(render(&config))),
+        None => Err(ApiError::NoWebhook),
+    }
+}
+
+async fn delete_webhook(services: &Services, project_id: &str) -> Result<Reply, ApiError> {
+    if services.webhooks.delete(project_id).await? {
+        Ok(Reply::no_content())
+    } else {
+        Err(ApiError::NoWebhook)
+    }
+}
+
+/// The webhook as the API shows it: everything but the secret.
+fn render(config: &WebhookConfig) -> serde_json::Value {
+    let events: Vec<_> = config.events.iter().map(|kind| kind.as_str()).collect();
+    json!({
+        "project_id": config.project_id,
+        "url": config.url,
+        "events": events,
+        "created_at": timestamp::format(config.created_at),
+        "updated_at": timestamp::format(config.updated_at),
+    })
+}
+
+fn fresh_secret() -> Result<SigningSecret, ApiError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|err| ApiError::Internal(format!("no randomness: {err}")))?;
+    Ok(SigningSecret::from_random(bytes))
+}

@@ -1,0 +1,43 @@
+//! Deleting a file (`DELETE …/files/{file_id}`): its storage first, then its record. A 204 thus
+//! means nothing of the file is left to serve, and a failure part-way leaves a file that a retry
+//! deletes. Each removal is conditional on the file being as it was read, so a complete, verify
+//! or reupload that changed it meanwhile makes the delete remove what that change stored too.
+//! An upload arriving after the record is gone is removed by verify, which keeps no object of
+//! a file that does not exist.
+
+use crate::app::Services;
+use crate::domain::FileRecord;
+use crate::domain::error::ApiError;
+use crate::dynamo::{Removal, UPDATE_ATTEMPTS, kept_changing};
+
+/// Deletes `file` (as last read) and everything it stored. `NotFound` if someone else did first.
+pub async fn delete_file(services: &Services, file: FileRecord) -> Result<(), ApiError> {
+    let mut file = file;
+    for _ in 0..UPDATE_ATTEMPTS {
+        remove_storage(services, &file).await?;
+        match services.files.remove(&file).await? {
+            Removal::Removed => return Ok(()),
+            Removal::Refused(Some(latest)) => file = latest,
+            Removal::Refused(None) => return Err(ApiError::NotFound),
+        }
+    }
+    Err(kept_changing())
+}
+
+/// The verified content, and the upload in progress: its multipart upload (so that no part
+/// can be added) and its object (a complete racing the abort may have assembled it).
+async fn remove_storage(services: &Services, file: &FileRecord) -> Result<(), ApiError> {
+    if let Some(job) = &file.job {
+        if let Some(upload_id) = &job.upload_id {
+            services
+                .objects
+                .abort_multipart_upload(&job.s3_key, upload_id)
+                .await?;
+        }
+        services.objects.delete(&job.s3_key).await?;
+    }
+    if let Some(verified) = &file.verified {
+        services.objects.delete(&verified.s3_key).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,82 @@
+//! The events adapter: the EventBridge bus `notify` publishes to, for AWS-native consumers and,
+//! through a rule and a queue, for `deliver` (docs/API.md v1.1, "Events and webhooks").
+
+pub mod provision;
+
+use aws_sdk_eventbridge::Client;
+use aws_sdk_eventbridge::primitives::DateTime;
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+
+use crate::aws;
+use crate::domain::error::ApiError;
+use crate::http::resource::EventMessage;
+
+/// The `source` of every event this service publishes.
+pub const SOURCE: &str = "upload-service";
+
+/// Entries PutEvents takes at once.
+const BATCH: usize = 10;
+
+#[derive(Clone, Debug)]
+pub struct EventBus {
+    client: Client,
+    bus: String,
+}
+
+impl EventBus {
+    pub fn new(client: Client, bus: impl Into<String>) -> Self {
+        Self {
+            client,
+            bus: bus.into(),
+        }
+    }
+
+    /// Publishes `events` in order, each with its type as `detail-type`. Returns how many were
+    /// published before the first that was not (all of them: `events.len()`); the caller tries
+    /// the rest again. Entries after a failed one may have been published too: consumers tell a
+    /// repeat by the event's `id`.
+    pub async fn publish(&self, events: &[EventMessage]) -> Result<usize, ApiError> {
+        let mut published = 0;
+        for batch in events.chunks(BATCH) {
+            let entries = batch
+                .iter()
+                .map(|event| {
+                    PutEventsRequestEntry::builder()
+                        .event_bus_name(&self.bus)
+                        .source(SOURCE)
+                        .detail_type(event.kind.as_str())
+                        .detail(event.to_json().to_string())
+                        .time(
+                            DateTime::from_nanos(event.at.unix_timestamp_nanos())
+                                .unwrap_or(DateTime::from_secs(event.at.unix_timestamp())),
+                        )
+                        .build()
+                })
+                .collect();
+            let output = self
+                .client
+                .put_events()
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|err| aws::failure("PutEvents", err))?;
+            let first_failed = output
+                .entries()
+                .iter()
+                .position(|entry| entry.error_code().is_some());
+            if output.failed_entry_count() > 0 || first_failed.is_some() {
+                let failed = first_failed.unwrap_or(0);
+                if let Some(entry) = output.entries().get(failed) {
+                    tracing::warn!(
+                        code = entry.error_code().unwrap_or_default(),
+                        message = entry.error_message().unwrap_or_default(),
+                        "PutEvents refused an entry"
+                    );
+                }
+                return Ok(published + failed);
+            }
+            published += batch.len();
+        }
+        Ok(published)
+    }
+}

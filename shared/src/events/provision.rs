@@ -1,0 +1,106 @@
+//! The bus, the rule and the queues of event delivery, for local runs and tests; deployments get
+//! them from template.yaml (keep the two in step).
+
+use aws_sdk_eventbridge::types::Target;
+
+use crate::events::SOURCE;
+
+/// What [`create`] made.
+#[derive(Debug, Clone)]
+pub struct EventResources {
+    pub queue_url: String,
+    pub dead_letter_queue_url: String,
+}
+
+/// Creates (or finds) the bus `bus`, the queue `queue` of webhook deliveries with its
+/// dead-letter queue `<queue>-dlq` (a message goes there after `max_attempts` receives), and a
+/// rule sending every event of this service on the bus to the queue.
+pub async fn create(
+    events: &aws_sdk_eventbridge::Client,
+    sqs: &aws_sdk_sqs::Client,
+    bus: &str,
+    queue: &str,
+    max_attempts: u32,
+) -> Result<EventResources, String> {
+    let dead_letters = create_queue(sqs, &format!("{queue}-dlq"), None).await?;
+    let dead_letters_arn = queue_arn(sqs, &dead_letters).await?;
+    let redrive = serde_json::json!({
+        "deadLetterTargetArn": dead_letters_arn,
+        "maxReceiveCount": max_attempts.to_string(),
+    });
+    let queue_url = create_queue(sqs, queue, Some(redrive.to_string())).await?;
+    let queue_arn = queue_arn(sqs, &queue_url).await?;
+
+    match events.create_event_bus().name(bus).send().await {
+        Ok(_) => {}
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_already_exists_exception()) => {}
+        Err(err) => return Err(format!("CreateEventBus {bus}: {err:?}")),
+    }
+    let rule = format!("{bus}-to-{queue}");
+    let pattern = serde_json::json!({ "source": [SOURCE] });
+    events
+        .put_rule()
+        .name(&rule)
+        .event_bus_name(bus)
+        .event_pattern(pattern.to_string())
+        .send()
+        .await
+        .map_err(|err| format!("PutRule {rule}: {err:?}"))?;
+    let target = Target::builder()
+        .id("webhook-queue")
+        .arn(&queue_arn)
+        .build()
+        .map_err(|err| err.to_string())?;
+    events
+        .put_targets()
+        .rule(&rule)
+        .event_bus_name(bus)
+        .targets(target)
+        .send()
+        .await
+        .map_err(|err| format!("PutTargets {rule}: {err:?}"))?;
+    Ok(EventResources {
+        queue_url,
+        dead_letter_queue_url: dead_letters,
+    })
+}
+
+async fn create_queue(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    redrive: Option<String>,
+) -> Result<String, String> {
+    let mut request = sqs.create_queue().queue_name(name);
+    if let Some(redrive) = redrive {
+        request = request.attributes(
+            aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy,
+            redrive,
+        );
+    }
+    let output = request
+        .send()
+        .await
+        .map_err(|err| format!("CreateQueue {name}: {err:?}"))?;
+    output
+        .queue_url
+        .ok_or_else(|| format!("CreateQueue {name}: no URL"))
+}
+
+async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, String> {
+    let output = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|err| format!("GetQueueAttributes {url}: {err:?}"))?;
+    output
+        .attributes
+        .and_then(|mut attributes| {
+            attributes.remove(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        })
+        .ok_or_else(|| format!("GetQueueAttributes {url}: no ARN"))
+}

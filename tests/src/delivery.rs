@@ -1,0 +1,537 @@
+//! The event path of one test, as Lambda wires it in AWS: the table's stream → `notify` → an
+//! event bus → a rule → a queue → `deliver` → a webhook [`Receiver`] on loopback that checks
+//! signatures. The bus, rule and queues are the test's own (made by the same provisioning as
+//! `scripts/dev`'s); the table is shared, so [`EventPath`] hands `notify` only the stream records
+//! of its project, as if the project had the table to itself.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::dynamodb::{Event as StreamEvent, EventRecord};
+use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+use serde_json::{Value, json};
+use shared::events::EventBus;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::TestApi;
+use crate::app::sdk_config;
+use crate::operations::{OperationLog, as_function};
+
+/// One test's bus, rule and queues, and its view of the table's stream.
+pub struct EventPath {
+    project: String,
+    config: shared::config::Config,
+    webhooks: shared::dynamo::Webhooks,
+    bus: EventBus,
+    pub deliverer: deliver::Deliverer,
+    sqs: aws_sdk_sqs::Client,
+    pub queue_url: String,
+    pub dead_letter_queue_url: String,
+    stream: StreamTap,
+    /// Every EventBridge envelope the queue handed over, in order, repeats included.
+    pub envelopes: Vec<Value>,
+}
+
+impl TestApi {
+    /// The event path of this test's project; a message goes to the dead-letter queue after
+    /// `max_attempts` failed deliveries.
+    pub async fn event_path(&self, max_attempts: u32) -> EventPath {
+        let sdk = sdk_config().await;
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        let (bus_name, queue) = (format!("bus-{suffix}"), format!("hooks-{suffix}"));
+        let eventbridge = aws_sdk_eventbridge::Client::from_conf(
+            aws_sdk_eventbridge::config::Builder::from(&sdk)
+                .interceptor(OperationLog)
+                .build(),
+        );
+        let sqs = aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::config::Builder::from(&sdk)
+                .interceptor(OperationLog)
+                .build(),
+        );
+        let created =
+            shared::events::provision::create(&eventbridge, &sqs, &bus_name, &queue, max_attempts)
+                .await
+                .expect("bus, rule and queues");
+        let deliverer = deliver::Deliverer::new(
+            &self.services.config,
+            self.services.webhooks.clone(),
+            sqs.clone(),
+            created.queue_url.clone(),
+        )
+        .expect("deliverer");
+        EventPath {
+            project: self.project.clone(),
+            config: self.services.config.clone(),
+            webhooks: self.services.webhooks.clone(),
+            bus: EventBus::new(eventbridge, bus_name),
+            deliverer,
+            sqs,
+            queue_url: created.queue_url,
+            dead_letter_queue_url: created.dead_letter_queue_url,
+            stream: StreamTap::open(self.services.files.table()).await,
+            envelopes: Vec::new(),
+        }
+    }
+}
+
+impl EventPath {
+    /// Hands the project's new stream records to `notify`, then the queue's messages to
+    /// `deliver`, as Lambda's event source mappings would; `true` if anything moved.
+    pub async fn pump(&mut self) -> bool {
+        let records = self.stream.read(&self.project).await;
+        let moved = !records.is_empty();
+        if moved {
+            let event = stream_event(records);
+            let response = as_function("notify", notify::handle(&self.bus, event)).await;
+            assert!(
+                response.batch_item_failures.is_empty(),
+                "notify failed: {response:?}"
+            );
+        }
+        moved | self.deliver_queued().await
+    }
+
+    /// Pumps until `done` holds, or panics after 30 s.
+    pub async fn until(&mut self, what: &str, mut done: impl FnMut(&Self) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !done(self) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            if !self.pump().await {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+
+    /// Pumps for `quiet` more, to show that nothing else arrives.
+    pub async fn drain(&mut self, quiet: Duration) {
+        let until = Instant::now() + quiet;
+        while Instant::now() < until {
+            if !self.pump().await {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+
+    /// Delivers with the functions' settings changed by `adjust` from here on.
+    pub fn deliver_with(&mut self, adjust: impl FnOnce(&mut shared::config::Config)) {
+        let mut config = self.config.clone();
+        adjust(&mut config);
+        self.deliverer = deliver::Deliverer::new(
+            &config,
+            self.webhooks.clone(),
+            self.sqs.clone(),
+            self.queue_url.clone(),
+        )
+        .expect("deliverer");
+    }
+
+    /// The test's bus, to publish to.
+    pub fn bus(&self) -> &EventBus {
+        &self.bus
+    }
+
+    /// The types of the events the bus carried, in order.
+    pub fn published_types(&self) -> Vec<String> {
+        self.envelopes
+            .iter()
+            .map(|envelope| {
+                envelope["detail-type"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    /// Messages in the dead-letter queue (received and left there).
+    pub async fn dead_letters(&self) -> Vec<Value> {
+        let output = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.dead_letter_queue_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .expect("ReceiveMessage dead letters");
+        output
+            .messages()
+            .iter()
+            .map(|message| serde_json::from_str(message.body().unwrap_or("null")).unwrap())
+            .collect()
+    }
+
+    /// One receive from the queue, handed to `deliver`; the messages it did not report failed
+    /// are deleted, as Lambda's SQS mapping does.
+    async fn deliver_queued(&mut self) -> bool {
+        let output = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(0)
+            .message_system_attribute_names(
+                aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
+            )
+            .send()
+            .await
+            .expect("ReceiveMessage");
+        let messages = output.messages();
+        if messages.is_empty() {
+            return false;
+        }
+        let mut records = Vec::new();
+        for message in messages {
+            let body = message.body().unwrap_or_default();
+            self.envelopes.push(serde_json::from_str(body).unwrap());
+            let attributes: HashMap<String, String> = message
+                .attributes()
+                .map(|attributes| {
+                    attributes
+                        .iter()
+                        .map(|(name, value)| (name.as_str().to_owned(), value.clone()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let record: SqsMessage = serde_json::from_value(json!({
+                "messageId": message.message_id(),
+                "receiptHandle": message.receipt_handle(),
+                "body": body,
+                "attributes": attributes,
+                "messageAttributes": {},
+                "md5OfBody": message.md5_of_body(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:test",
+                "awsRegion": "us-east-1",
+            }))
+            .unwrap();
+            records.push(record);
+        }
+        let mut event = SqsEvent::default();
+        event.records = records;
+        let response = as_function("deliver", self.deliverer.handle(event)).await;
+        let failed: Vec<&str> = response
+            .batch_item_failures
+            .iter()
+            .map(|failure| failure.item_identifier.as_str())
+            .collect();
+        for message in messages {
+            if !failed.contains(&message.message_id().unwrap_or_default()) {
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.queue_url)
+                    .receipt_handle(message.receipt_handle().unwrap_or_default())
+                    .send()
+                    .await
+                    .expect("DeleteMessage");
+            }
+        }
+        true
+    }
+}
+
+fn stream_event(records: Vec<EventRecord>) -> StreamEvent {
+    let mut event = StreamEvent::default();
+    event.records = records;
+    event
+}
+
+/// The table's stream, read from when the tap was opened, as Lambda's stream mapping reads it.
+struct StreamTap {
+    client: aws_sdk_dynamodbstreams::Client,
+    stream_arn: String,
+    /// The next iterator of each shard seen (`None` once a shard is closed and read).
+    iterators: HashMap<String, Option<String>>,
+}
+
+impl StreamTap {
+    async fn open(table: &str) -> Self {
+        let sdk = sdk_config().await;
+        let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").expect("scripts/test sets it");
+        let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+        let stream_arn = dynamodb
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .expect("DescribeTable")
+            .table
+            .and_then(|table| table.latest_stream_arn)
+            .expect("the table has a stream");
+        let client = aws_sdk_dynamodbstreams::Client::from_conf(
+            aws_sdk_dynamodbstreams::config::Builder::from(&sdk)
+                .endpoint_url(endpoint)
+                .build(),
+        );
+        let mut tap = Self {
+            client,
+            stream_arn,
+            iterators: HashMap::new(),
+        };
+        // What is in the stream already happened before this test looked.
+        for shard in tap.shards().await {
+            let iterator = tap.iterator(&shard, ShardIteratorType::Latest).await;
+            tap.iterators.insert(shard, iterator);
+        }
+        tap
+    }
+
+    async fn shards(&self) -> Vec<String> {
+        let output = self
+            .client
+            .describe_stream()
+            .stream_arn(&self.stream_arn)
+            .send()
+            .await
+            .expect("DescribeStream");
+        output
+            .stream_description
+            .map(|description| {
+                description
+                    .shards()
+                    .iter()
+                    .filter_map(|shard| shard.shard_id().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    async fn iterator(&self, shard: &str, kind: ShardIteratorType) -> Option<String> {
+        self.client
+            .get_shard_iterator()
+            .stream_arn(&self.stream_arn)
+            .shard_id(shard)
+            .shard_iterator_type(kind)
+            .send()
+            .await
+            .expect("GetShardIterator")
+            .shard_iterator
+    }
+
+    /// New records of `project`'s files, in Lambda's event shape, in stream order.
+    async fn read(&mut self, project: &str) -> Vec<EventRecord> {
+        for shard in self.shards().await {
+            if !self.iterators.contains_key(&shard) {
+                // A shard opened since: all of it is new.
+                let iterator = self.iterator(&shard, ShardIteratorType::TrimHorizon).await;
+                self.iterators.insert(shard, iterator);
+            }
+        }
+        let mut records = Vec::new();
+        let mut shards: Vec<_> = self.iterators.keys().cloned().collect();
+        shards.sort();
+        for shard in shards {
+            let Some(Some(iterator)) = self.iterators.get(&shard).cloned() else {
+                continue;
+            };
+            let output = self
+                .client
+                .get_records()
+                .shard_iterator(iterator)
+                .send()
+                .await
+                .expect("GetRecords");
+            for record in output.records() {
+                if let Some(record) = lambda_record(record, project) {
+                    records.push(record);
+                }
+            }
+            self.iterators.insert(shard, output.next_shard_iterator);
+        }
+        records
+    }
+}
+
+/// `record` as Lambda hands it over, if it is a change of a file of `project` (the template's
+/// filter passes files only).
+fn lambda_record(
+    record: &aws_sdk_dynamodbstreams::types::Record,
+    project: &str,
+) -> Option<EventRecord> {
+    let change = record.dynamodb()?;
+    let image =
+        |image: Option<&HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>>| {
+            image.map(|image| {
+                let item: serde_dynamo::Item = image.clone().into();
+                serde_json::to_value(item).unwrap()
+            })
+        };
+    let (old, new) = (image(change.old_image()), image(change.new_image()));
+    let of_project = |image: &Option<Value>| {
+        image
+            .as_ref()
+            .is_some_and(|image| image["sk"]["S"] == "FILE" && image["project_id"]["S"] == project)
+    };
+    if !of_project(&old) && !of_project(&new) {
+        return None;
+    }
+    let mut dynamodb = json!({
+        "ApproximateCreationDateTime": change
+            .approximate_creation_date_time()
+            .map(|at| at.as_secs_f64())
+            .unwrap_or_default(),
+        "Keys": image(change.keys()),
+        "SequenceNumber": change.sequence_number(),
+        "SizeBytes": change.size_bytes().unwrap_or_default(),
+        "StreamViewType": "NEW_AND_OLD_IMAGES",
+    });
+    if let Some(old) = old {
+        dynamodb["OldImage"] = old;
+    }
+    if let Some(new) = new {
+        dynamodb["NewImage"] = new;
+    }
+    let mut lambda = json!({
+        "eventID": record.event_id(),
+        "eventName": record.event_name().map(|name| name.as_str()),
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "dynamodb": dynamodb,
+        "eventSourceARN": "arn:aws:dynamodb:us-east-1:000000000000:table/test/stream/now",
+    });
+    if let Some(identity) = record.user_identity() {
+        lambda["userIdentity"] = json!({
+            "type": identity.r#type(),
+            "principalId": identity.principal_id(),
+        });
+    }
+    Some(serde_json::from_value(lambda).expect("aws_lambda_events reads the record"))
+}
+
+/// One delivery the receiver got.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub id: String,
+    pub body: Value,
+    /// Whether the signature checked out against the receiver's secret.
+    pub signed: bool,
+    pub answered: u16,
+    pub at: Instant,
+}
+
+#[derive(Default)]
+struct ReceiverState {
+    secret: Option<String>,
+    /// Answer 500 to the first this many attempts of each delivery.
+    fail_first: usize,
+    deliveries: Vec<Delivery>,
+}
+
+/// A webhook receiver on loopback: records each delivery, checks its Standard Webhooks
+/// signature with the `standardwebhooks` crate, and answers 204 (or 500 while told to fail).
+#[derive(Clone)]
+pub struct Receiver {
+    pub url: String,
+    state: Arc<Mutex<ReceiverState>>,
+}
+
+impl Receiver {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hooks/uploads", listener.local_addr().unwrap());
+        let state = Arc::new(Mutex::new(ReceiverState::default()));
+        let shared = state.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                tokio::spawn(serve(socket, shared.clone()));
+            }
+        });
+        Self { url, state }
+    }
+
+    /// The signing secret the webhook's PUT answered with.
+    pub fn trust(&self, secret: &str) {
+        self.state.lock().unwrap().secret = Some(secret.to_owned());
+    }
+
+    /// Answer 500 to the first `attempts` attempts of every delivery (`usize::MAX`: always).
+    pub fn fail_first(&self, attempts: usize) {
+        self.state.lock().unwrap().fail_first = attempts;
+    }
+
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.state.lock().unwrap().deliveries.clone()
+    }
+
+    /// The deliveries answered 2xx: what the receiver's application saw.
+    pub fn accepted(&self) -> Vec<Delivery> {
+        let mut deliveries = self.deliveries();
+        deliveries.retain(|delivery| delivery.answered < 300);
+        deliveries
+    }
+}
+
+async fn serve(mut socket: tokio::net::TcpStream, state: Arc<Mutex<ReceiverState>>) {
+    let mut buffer = Vec::new();
+    let (head_len, headers, content_length) = loop {
+        let mut chunk = [0u8; 4096];
+        let read = socket.read(&mut chunk).await.unwrap_or(0);
+        if read == 0 {
+            return;
+        }
+        buffer.extend_from_slice(&chunk[..read]);
+        let mut parsed = [httparse::EMPTY_HEADER; 32];
+        let mut request = httparse::Request::new(&mut parsed);
+        if let Ok(httparse::Status::Complete(head_len)) = request.parse(&buffer) {
+            let mut headers = http::HeaderMap::new();
+            for header in request.headers.iter() {
+                headers.insert(
+                    http::HeaderName::from_bytes(header.name.as_bytes()).unwrap(),
+                    http::HeaderValue::from_bytes(header.value).unwrap(),
+                );
+            }
+            let length = headers
+                .get("content-length")
+                .and_then(|value| value.to_str().ok()?.parse().ok())
+                .unwrap_or(0usize);
+            break (head_len, headers, length);
+        }
+    };
+    while buffer.len() < head_len + content_length {
+        let mut chunk = [0u8; 4096];
+        let read = socket.read(&mut chunk).await.unwrap_or(0);
+        if read == 0 {
+            return;
+        }
+        buffer.extend_from_slice(&chunk[..read]);
+    }
+    let body = &buffer[head_len..head_len + content_length];
+    let answered = {
+        let mut state = state.lock().unwrap();
+        let id = headers
+            .get("webhook-id")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let signed = state.secret.as_deref().is_some_and(|secret| {
+            standardwebhooks::Webhook::new(secret)
+                .and_then(|webhook| webhook.verify(body, &headers))
+                .is_ok()
+        });
+        let attempts = state.deliveries.iter().filter(|d| d.id == id).count();
+        let answered = if !signed {
+            401
+        } else if attempts < state.fail_first {
+            500
+        } else {
+            204
+        };
+        state.deliveries.push(Delivery {
+            id,
+            body: serde_json::from_slice(body).unwrap_or(Value::Null),
+            signed,
+            answered,
+            at: Instant::now(),
+        });
+        answered
+    };
+    let response =
+        format!("HTTP/1.1 {answered} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    let _ = socket.write_all(response.as_bytes()).await;
+    let _ = socket.shutdown().await;
+}

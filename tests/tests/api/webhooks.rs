@@ -1,0 +1,365 @@
+//! Events and webhooks against the real servers: each change of a file travels the table's
+//! stream → notify → EventBridge (LocalStack) → a rule → SQS → deliver → a loopback receiver that
+//! checks the Standard Webhooks signature.
+
+use std::time::{Duration, Instant};
+
+use integration_tests::delivery::{EventPath, Receiver};
+use integration_tests::serde_json::{Value, json};
+use integration_tests::{Status, TestApi, declaration};
+
+const TEXT: &str = "text/plain";
+const PNG: &str = "image/png";
+
+/// A webhook for every event type pointed at a fresh receiver that trusts its secret.
+async fn subscribed(api: &TestApi) -> Receiver {
+    let receiver = Receiver::start().await;
+    let reply = api.set_webhook(json!({ "url": receiver.url })).await;
+    assert_eq!(reply.status, 200, "{:#}", reply.body);
+    receiver.trust(
+        reply.body["secret"]
+            .as_str()
+            .expect("a new webhook shows its secret"),
+    );
+    receiver
+}
+
+/// Uploads `bytes` as `content_type` and runs the verify trigger on it: the file's id. Text
+/// declared `image/png` is rejected (`content_type_mismatch`); as `text/plain`, verified.
+async fn upload_checked(api: &TestApi, bytes: &[u8], content_type: &str) -> String {
+    let plan = api
+        .create(declaration("notes", content_type, bytes, true, false))
+        .await
+        .plan();
+    api.put(&plan, 1, bytes.to_vec()).await;
+    api.deliver(&plan.s3_key).await;
+    plan.file_id
+}
+
+fn types(deliveries: &[integration_tests::delivery::Delivery]) -> Vec<String> {
+    deliveries
+        .iter()
+        .map(|d| d.body["type"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn each_change_is_delivered_once_signed_with_the_file() {
+    let api = TestApi::new().await;
+    let mut path = api.event_path(18).await;
+    let receiver = subscribed(&api).await;
+
+    // WHEN a file is verified, another rejected, a third's upload aborted, and the first deleted
+    let verified = upload_checked(&api, b"hello", TEXT).await;
+    let rejected = upload_checked(&api, b"not a png either", PNG).await;
+    let aborted = api
+        .create(declaration("a.txt", "text/plain", b"abc", false, false))
+        .await
+        .plan()
+        .file_id;
+    assert_eq!(api.abort(&aborted).await.status, 200);
+    assert_eq!(api.delete(&verified).await.status, 204);
+    path.until("four deliveries", |_| receiver.accepted().len() >= 4)
+        .await;
+    path.drain(Duration::from_secs(2)).await;
+
+    // THEN each arrived once, signed, in the order of the changes of each file
+    let deliveries = receiver.deliveries();
+    assert!(deliveries.iter().all(|d| d.signed && d.answered == 204));
+    let mut got: Vec<(String, String)> = deliveries
+        .iter()
+        .map(|d| {
+            let body = &d.body;
+            (
+                body["data"]["file_id"].as_str().unwrap().to_owned(),
+                body["type"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    got.sort();
+    let mut expected = vec![
+        (verified.clone(), "file.verified".to_owned()),
+        (verified.clone(), "file.deleted".to_owned()),
+        (rejected.clone(), "file.rejected".to_owned()),
+        (aborted.clone(), "upload.aborted".to_owned()),
+    ];
+    expected.sort();
+    assert_eq!(got, expected);
+    let verified_events: Vec<_> = deliveries
+        .iter()
+        .filter(|d| d.body["data"]["file_id"] == verified.as_str())
+        .map(|d| d.body["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(verified_events, ["file.verified", "file.deleted"]);
+
+    // AND the event is the contract's: id, type, timestamp, the file resource without a URL
+    let event = deliveries
+        .iter()
+        .find(|d| d.body["type"] == "file.verified")
+        .unwrap();
+    assert!(event.id.starts_with("evt_"));
+    assert_eq!(event.body["id"], event.id.as_str());
+    assert!(event.body["timestamp"].as_str().unwrap().ends_with('Z'));
+    let file: integration_tests::File =
+        integration_tests::serde_json::from_value(event.body["data"].clone()).unwrap();
+    assert_eq!(file.status, Status::Verified);
+    assert_eq!(file.project_id, api.project);
+    assert!(event.body["data"].get("download_url").is_none());
+    let rejection = deliveries
+        .iter()
+        .find(|d| d.body["type"] == "file.rejected")
+        .unwrap();
+    assert_eq!(
+        rejection.body["data"]["rejection_reason"],
+        "content_type_mismatch"
+    );
+
+    // AND the bus carried each event once, typed, for AWS-native consumers
+    let mut published = path.published_types();
+    published.sort();
+    assert_eq!(
+        published,
+        [
+            "file.deleted",
+            "file.rejected",
+            "file.verified",
+            "upload.aborted"
+        ]
+    );
+    assert!(
+        path.envelopes
+            .iter()
+            .all(|e| e["source"] == "upload-service")
+    );
+}
+
+#[tokio::test]
+async fn repeated_s3_events_and_refused_writes_emit_nothing() {
+    let api = TestApi::new().await;
+    let mut path = api.event_path(18).await;
+    let receiver = subscribed(&api).await;
+    let plan = api
+        .create(declaration("n.txt", "text/plain", b"twice", true, false))
+        .await
+        .plan();
+    api.put(&plan, 1, b"twice".to_vec()).await;
+
+    // WHEN S3 delivers the same event three times, complete comes after the verdict, and a
+    // complete names a job that is not the file's
+    for _ in 0..3 {
+        api.deliver(&plan.s3_key).await;
+    }
+    assert_eq!(api.complete(&plan.file_id).await.status, 200);
+    let wrong_job = json!({ "job_id": uuid::Uuid::new_v4().to_string() });
+    assert_eq!(
+        api.complete_with(&plan.file_id, wrong_job).await.status,
+        409
+    );
+    path.until("the verdict", |_| !receiver.accepted().is_empty())
+        .await;
+    path.drain(Duration::from_secs(2)).await;
+
+    // THEN one event, for the one change
+    assert_eq!(types(&receiver.deliveries()), ["file.verified"]);
+    assert_eq!(path.published_types(), ["file.verified"]);
+}
+
+#[tokio::test]
+async fn a_failing_receiver_gets_the_third_attempt_after_backing_off() {
+    let api = TestApi::new().await;
+    let mut path = api.event_path(18).await;
+    let receiver = subscribed(&api).await;
+    receiver.fail_first(2);
+
+    upload_checked(&api, b"retry me", TEXT).await;
+    path.until("an accepted delivery", |_| !receiver.accepted().is_empty())
+        .await;
+
+    let attempts = receiver.deliveries();
+    assert_eq!(
+        attempts.iter().map(|d| d.answered).collect::<Vec<_>>(),
+        [500, 500, 204]
+    );
+    assert!(attempts.iter().all(|d| d.id == attempts[0].id && d.signed));
+    // WEBHOOK_RETRY_BASE_SECS is 1 here: 1 s, then 2 s.
+    let gap = |a: usize| attempts[a + 1].at - attempts[a].at;
+    assert!(gap(0) >= Duration::from_millis(900), "{:?}", gap(0));
+    assert!(gap(1) >= Duration::from_millis(1900), "{:?}", gap(1));
+}
+
+/// Pumps until the dead-letter queue holds something, and returns it.
+async fn dead_letters(path: &mut EventPath) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        path.pump().await;
+        let dead = path.dead_letters().await;
+        if !dead.is_empty() {
+            return dead;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing reached the dead-letter queue"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn deliveries_that_keep_failing_end_in_the_dead_letter_queue() {
+    let api = TestApi::new().await;
+    // A tiny retry budget: two attempts.
+    let mut path = api.event_path(2).await;
+    let receiver = subscribed(&api).await;
+    receiver.fail_first(usize::MAX);
+
+    let file_id = upload_checked(&api, b"doomed", TEXT).await;
+    let dead = dead_letters(&mut path).await;
+
+    assert_eq!(receiver.deliveries().len(), 2, "two attempts, then no more");
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0]["detail-type"], "file.verified");
+    assert_eq!(dead[0]["detail"]["data"]["file_id"], file_id.as_str());
+}
+
+#[tokio::test]
+async fn a_webhook_whose_name_resolves_to_a_private_address_is_refused_at_delivery() {
+    let api = TestApi::new().await;
+    let mut path = api.event_path(1).await;
+    let receiver = Receiver::start().await;
+    // `localhost` passes where loopback is allowed (as in `scripts/dev`), and resolves to
+    // 127.0.0.1, which a deployment's deliveries may not call.
+    let url = receiver.url.replace("127.0.0.1", "localhost");
+    let reply = api.set_webhook(json!({ "url": url })).await;
+    assert_eq!(reply.status, 200, "{:#}", reply.body);
+    path.deliver_with(|config| config.webhook_allow_loopback = false);
+
+    upload_checked(&api, b"ssrf", TEXT).await;
+    let dead = dead_letters(&mut path).await;
+
+    assert!(receiver.deliveries().is_empty(), "no connection was made");
+    assert_eq!(dead[0]["detail-type"], "file.verified");
+}
+
+#[tokio::test]
+async fn deliveries_follow_the_webhook_as_it_is_when_they_leave() {
+    let api = TestApi::new().await;
+    let mut path = api.event_path(18).await;
+    let receiver = subscribed(&api).await;
+    let reply = api
+        .set_webhook(json!({ "url": receiver.url, "events": ["file.rejected"] }))
+        .await;
+    assert_eq!(reply.status, 200);
+    assert!(reply.body.get("secret").is_none(), "shown only when made");
+
+    // WHEN a verification (not wanted) and a rejection (wanted) happen
+    upload_checked(&api, b"fine", TEXT).await;
+    upload_checked(&api, b"not a png", PNG).await;
+    path.until("the rejection", |_| !receiver.accepted().is_empty())
+        .await;
+    path.drain(Duration::from_secs(1)).await;
+
+    // THEN only the rejection is delivered; after the webhook is removed, nothing is
+    assert_eq!(types(&receiver.deliveries()), ["file.rejected"]);
+    assert_eq!(api.delete_webhook().await.status, 204);
+    upload_checked(&api, b"not a png", PNG).await;
+    path.until("the bus to carry it", |path| {
+        path.published_types().len() == 3
+    })
+    .await;
+    path.drain(Duration::from_secs(1)).await;
+    assert_eq!(receiver.deliveries().len(), 1);
+}
+
+#[tokio::test]
+async fn a_webhook_is_set_read_rotated_and_removed() {
+    let api = TestApi::new().await;
+    assert_eq!(api.get_webhook().await.error_code(), "not_found");
+
+    let set = api
+        .set_webhook(json!({"url": "https://hooks.example.com/u", "events": ["file.verified"]}))
+        .await;
+    assert_eq!(set.status, 200, "{:#}", set.body);
+    let secret = set.body["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"));
+    assert_eq!(set.body["url"], "https://hooks.example.com/u");
+    assert_eq!(set.body["events"], json!(["file.verified"]));
+
+    let read = api.get_webhook().await;
+    assert_eq!(read.status, 200);
+    assert!(read.body.get("secret").is_none());
+    assert_eq!(read.body["project_id"], api.project.as_str());
+    assert_eq!(read.body["events"], json!(["file.verified"]));
+
+    let changed = api
+        .set_webhook(json!({"url": "https://hooks.example.com/v"}))
+        .await;
+    assert!(changed.body.get("secret").is_none());
+    assert_eq!(
+        changed.body["events"].as_array().unwrap().len(),
+        4,
+        "every type by default"
+    );
+    assert_eq!(changed.body["created_at"], set.body["created_at"]);
+
+    let rotated = api
+        .set_webhook(json!({"url": "https://hooks.example.com/v", "rotate_secret": true}))
+        .await;
+    let new_secret = rotated.body["secret"].as_str().unwrap();
+    assert!(new_secret.starts_with("whsec_") && new_secret != secret);
+
+    assert_eq!(api.delete_webhook().await.status, 204);
+    assert_eq!(api.get_webhook().await.status, 404);
+    assert_eq!(api.delete_webhook().await.status, 404);
+}
+
+#[tokio::test]
+async fn bad_webhooks_are_refused_naming_the_field_and_change_nothing() {
+    let api = TestApi::with_config(|config| config.webhook_allow_loopback = false).await;
+    let long = format!("https://hooks.example.com/{}", "a".repeat(2048));
+    let refused = [
+        (json!({"url": "http://hooks.example.com/u"}), "url"),
+        (json!({"url": "not a url"}), "url"),
+        (json!({"url": "https://me:pw@hooks.example.com/u"}), "url"),
+        (json!({"url": long}), "url"),
+        (json!({"url": "https://10.0.0.8/u"}), "url"),
+        (
+            json!({"url": "https://169.254.169.254/latest/meta-data/"}),
+            "url",
+        ),
+        (json!({"url": "http://127.0.0.1:9/u"}), "url"),
+        (json!({"url": "https://localhost/u"}), "url"),
+        (json!({"url": 7}), "url"),
+        (json!({}), "url"),
+        (
+            json!({"url": "https://hooks.example.com/u", "events": ["file.created"]}),
+            "events[0]",
+        ),
+        (
+            json!({"url": "https://hooks.example.com/u", "events": "file.verified"}),
+            "events",
+        ),
+        (
+            json!({"url": "https://hooks.example.com/u", "rotate_secret": 1}),
+            "rotate_secret",
+        ),
+    ];
+    for (body, field) in refused {
+        let reply = api.set_webhook(body.clone()).await;
+        assert_eq!(reply.status, 422, "{body}: {:#}", reply.body);
+        assert_eq!(reply.error_fields(), [field], "{body}");
+    }
+    let not_json = api
+        .call(integration_tests::Event::SetWebhook)
+        .raw_body("url=https://x")
+        .send()
+        .await;
+    assert_eq!(not_json.error_code(), "bad_request");
+    let other_project = api
+        .call(integration_tests::Event::SetWebhook)
+        .project("someone-else")
+        .json(json!({"url": "https://hooks.example.com/u"}))
+        .send()
+        .await;
+    assert_eq!(other_project.status, 403);
+    assert_eq!(api.get_webhook().await.status, 404, "nothing was set");
+}
