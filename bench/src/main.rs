@@ -4,7 +4,7 @@
 //! binaries and starts the local stack (and `scripts/dev --release` for the end-to-end row).
 //!
 //! ```text
-//! upload-bench [cold-start] [signing] [presign] [faults] [verify] [e2e]   (all when none is named)
+//! upload-bench [cold-start] [signing] [presign] [faults] [verify] [e2e] [webhooks]   (all when none is named)
 //! ```
 
 mod cold_start;
@@ -14,6 +14,7 @@ mod presign;
 mod signing;
 mod stats;
 mod verify;
+mod webhooks;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -69,6 +70,12 @@ fn main() -> std::process::ExitCode {
     }
     if wanted("e2e") {
         result = result.and_then(|()| runtime.block_on(end_to_end()));
+    }
+    if wanted("webhooks") {
+        result = result.and_then(|()| {
+            let (api, key) = dev_api()?;
+            runtime.block_on(webhooks::rows(&api, &key))
+        });
     }
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -237,12 +244,16 @@ async fn verification() -> Result<(), String> {
     Ok(())
 }
 
+/// The API and key of the `scripts/dev` that `scripts/bench` started.
+fn dev_api() -> Result<(String, String), String> {
+    match (std::env::var("BENCH_API"), std::env::var("BENCH_KEY")) {
+        (Ok(api), Ok(key)) => Ok((api, key)),
+        _ => Err("this section needs BENCH_API and BENCH_KEY (scripts/bench sets them)".into()),
+    }
+}
+
 async fn end_to_end() -> Result<(), String> {
-    let (Ok(api), Ok(key)) = (std::env::var("BENCH_API"), std::env::var("BENCH_KEY")) else {
-        return Err(
-            "the e2e section needs BENCH_API and BENCH_KEY (scripts/bench sets them)".into(),
-        );
-    };
+    let (api, key) = dev_api()?;
     let (uploads, clients) = (200, 16);
     let mut runs = Vec::new();
     for _ in 0..RUNS {

@@ -412,6 +412,8 @@ pub struct Delivery {
     pub signed: bool,
     pub answered: u16,
     pub at: Instant,
+    /// The wall clock at arrival, to set against the event's own timestamps.
+    pub received_at: std::time::SystemTime,
 }
 
 #[derive(Default)]
@@ -527,6 +529,7 @@ async fn serve(mut socket: tokio::net::TcpStream, state: Arc<Mutex<ReceiverState
             signed,
             answered,
             at: Instant::now(),
+            received_at: std::time::SystemTime::now(),
         });
         answered
     };
