@@ -141,7 +141,7 @@ start_servers() {
   local ddb_pid=$!
 
   # Strict signatures: LocalStack refuses tampered, expired and mis-typed presigned requests.
-  GATEWAY_LISTEN=127.0.0.1:$ls_port SERVICES=s3,sqs S3_SKIP_SIGNATURE_VALIDATION=0 \
+  GATEWAY_LISTEN=127.0.0.1:$ls_port SERVICES=s3,sqs,events S3_SKIP_SIGNATURE_VALIDATION=0 \
     LOCALSTACK_HOST=127.0.0.1:$ls_port PERSISTENCE=0 DNS_ADDRESS=0 DISABLE_EVENTS=1 \
     FILESYSTEM_ROOT="$state/localstack" \
     bash -c 'cd "$1" && exec setsid "$2" -m localstack.runtime.main' _ "$state" "$LOCALSTACK_VENV/bin/python" \
@@ -154,6 +154,7 @@ start_servers() {
   export AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$ddb_port
   export AWS_ENDPOINT_URL_S3=http://127.0.0.1:$ls_port
   export AWS_ENDPOINT_URL_SQS=http://127.0.0.1:$ls_port
+  export AWS_ENDPOINT_URL_EVENTBRIDGE=http://127.0.0.1:$ls_port
   export S3_FORCE_PATH_STYLE=true
-  log "DynamoDB Local on :$ddb_port, LocalStack (S3, SQS) on :$ls_port"
+  log "DynamoDB Local (with streams) on :$ddb_port, LocalStack (S3, SQS, EventBridge) on :$ls_port"
 }

@@ -25,6 +25,8 @@ pub fn time_to_first_poll(binary: &Path, listener: &TcpListener) -> Result<Durat
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("TABLE_NAME", "bench")
         .env("BUCKET_NAME", "bench")
+        .env("EVENT_BUS_NAME", "bench")
+        .env("WEBHOOK_QUEUE_URL", "http://127.0.0.1:9/queue/bench")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

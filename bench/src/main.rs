@@ -94,7 +94,8 @@ fn release_dir() -> Result<PathBuf, String> {
 fn cold_starts() -> Result<(), String> {
     let dir = release_dir()?;
     let names = [
-        "hello", "presign", "complete", "files", "reupload", "verify",
+        "hello", "presign", "complete", "files", "reupload", "verify", "webhooks", "notify",
+        "deliver",
     ];
     let paths: Vec<PathBuf> = names.iter().map(|n| dir.join(n)).collect();
     let binaries: Vec<(&str, &std::path::Path)> = names

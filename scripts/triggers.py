@@ -1,0 +1,213 @@
+"""The Lambda triggers of template.yaml, for scripts/dev: what Lambda's event source mappings do in
+AWS, done against LocalStack and DynamoDB Local through `cargo lambda watch`'s Lambda API.
+
+- S3 → verify: LocalStack sends the bucket's ObjectCreated events for `uploads/` to an SQS queue;
+  each message is handed to `verify`. A failed invocation leaves the message in the queue, to be
+  retried when it becomes visible again, like Lambda's own retries.
+- the table's stream → notify: records of file items (the template's filter) in Lambda's
+  DynamoDB event shape, shard by shard, in order. A failed invocation is retried; a partial
+  failure (`batchItemFailures`) resumes from the first record named, as Lambda checkpoints.
+- the webhook queue → deliver: messages in Lambda's SQS event shape; those the function does not
+  name in `batchItemFailures` are deleted, the others come back when the queue makes them visible
+  again (deliver sets when), and after the queue's maxReceiveCount go to its dead-letter queue.
+
+Run by scripts/dev with LocalStack's Python (boto3); configured by the environment it exports.
+"""
+
+import json
+import os
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import boto3
+
+REGION = os.environ.get("AWS_REGION", "us-east-1")
+BUCKET = os.environ["BUCKET_NAME"]
+TABLE = os.environ["TABLE_NAME"]
+WEBHOOK_QUEUE_URL = os.environ["WEBHOOK_QUEUE_URL"]
+INVOKE = os.environ["INVOKE_URL"]  # …/2015-03-31/functions/{}/invocations
+# How often an idle stream is read: the latency a webhook adds locally is about this.
+STREAM_POLL_SECONDS = 0.1
+
+
+def log(message):
+    print(f"triggers: {message}", file=sys.stderr, flush=True)
+
+
+def invoke(function, event):
+    """The function's answer (parsed JSON or None), or raises on an invocation error."""
+    request = urllib.request.Request(
+        INVOKE.format(function),
+        data=json.dumps(event).encode(),
+        method="POST",
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=900) as response:
+        body = response.read().decode(errors="replace")
+        if response.headers.get("x-amz-function-error"):
+            raise RuntimeError(f"{function} failed: {body[:500]}")
+        return json.loads(body) if body.strip() else None
+
+
+def client(service, variable):
+    return boto3.client(service, endpoint_url=os.environ[variable], region_name=REGION)
+
+
+def s3_to_verify():
+    sqs = client("sqs", "AWS_ENDPOINT_URL_SQS")
+    s3 = client("s3", "AWS_ENDPOINT_URL_S3")
+    queue_url = sqs.create_queue(QueueName=f"{BUCKET}-events", Attributes={"VisibilityTimeout": "5"})["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    s3.put_bucket_notification_configuration(
+        Bucket=BUCKET,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {
+                    "QueueArn": queue_arn,
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "uploads/"}]}},
+                }
+            ]
+        },
+    )
+    log(f"ObjectCreated events of {BUCKET} → verify")
+    while True:
+        messages = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1, MaxNumberOfMessages=10).get("Messages", [])
+        for message in messages:
+            event = json.loads(message["Body"])
+            if "Records" in event:  # not the s3:TestEvent sent when the notification is set up
+                try:
+                    invoke("verify", event)
+                except (urllib.error.URLError, OSError, RuntimeError) as error:
+                    log(f"verify: {error}; will retry")
+                    continue
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def lambda_stream_record(record, stream_arn):
+    """A record of the streams API as Lambda hands it to a function."""
+    change = dict(record["dynamodb"])
+    created = change.get("ApproximateCreationDateTime")
+    if hasattr(created, "timestamp"):
+        change["ApproximateCreationDateTime"] = created.timestamp()
+    shaped = {
+        "eventID": record["eventID"],
+        "eventName": record["eventName"],
+        "eventVersion": record.get("eventVersion", "1.1"),
+        "eventSource": "aws:dynamodb",
+        "awsRegion": REGION,
+        "dynamodb": change,
+        "eventSourceARN": stream_arn,
+    }
+    if "userIdentity" in record:
+        shaped["userIdentity"] = {"type": record["userIdentity"]["Type"], "principalId": record["userIdentity"]["PrincipalId"]}
+    return shaped
+
+
+def is_file(record):
+    return record["dynamodb"].get("Keys", {}).get("sk", {}).get("S") == "FILE"
+
+
+def stream_to_notify():
+    dynamodb = client("dynamodb", "AWS_ENDPOINT_URL_DYNAMODB")
+    streams = client("dynamodbstreams", "AWS_ENDPOINT_URL_DYNAMODB")
+    stream_arn = dynamodb.describe_table(TableName=TABLE)["Table"]["LatestStreamArn"]
+    log(f"the stream of {TABLE} → notify")
+    iterators = {}  # shard id → next iterator (None once a closed shard is read)
+    first_look = True
+    while True:
+        for shard in streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]:
+            shard_id = shard["ShardId"]
+            if shard_id not in iterators:
+                # Shards open when the bridge starts are read from now; later ones from their start.
+                position = "LATEST" if first_look else "TRIM_HORIZON"
+                iterators[shard_id] = streams.get_shard_iterator(
+                    StreamArn=stream_arn, ShardId=shard_id, ShardIteratorType=position
+                )["ShardIterator"]
+        first_look = False
+        idle = True
+        for shard_id, iterator in list(iterators.items()):
+            if iterator is None:
+                continue
+            output = streams.get_records(ShardIterator=iterator)
+            records = [lambda_stream_record(r, stream_arn) for r in output["Records"] if is_file(r)]
+            while records:
+                idle = False
+                try:
+                    answer = invoke("notify", {"Records": records}) or {}
+                except (urllib.error.URLError, OSError, RuntimeError) as error:
+                    log(f"notify: {error}; will retry")
+                    time.sleep(1)
+                    continue
+                failed = [f["itemIdentifier"] for f in answer.get("batchItemFailures", [])]
+                if not failed:
+                    break
+                log(f"notify could not publish from {failed[0]}; will retry from there")
+                records = records[[r["dynamodb"]["SequenceNumber"] for r in records].index(failed[0]) :]
+                time.sleep(1)
+            iterators[shard_id] = output.get("NextShardIterator")
+        if idle:
+            time.sleep(STREAM_POLL_SECONDS)
+
+
+def lambda_sqs_message(message, queue_arn):
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": {},
+        "md5OfBody": message["MD5OfBody"],
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": REGION,
+    }
+
+
+def queue_to_deliver():
+    sqs = client("sqs", "AWS_ENDPOINT_URL_SQS")
+    queue_arn = sqs.get_queue_attributes(QueueUrl=WEBHOOK_QUEUE_URL, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    log(f"{WEBHOOK_QUEUE_URL} → deliver")
+    while True:
+        messages = sqs.receive_message(
+            QueueUrl=WEBHOOK_QUEUE_URL, WaitTimeSeconds=1, MaxNumberOfMessages=10, AttributeNames=["All"]
+        ).get("Messages", [])
+        if not messages:
+            continue
+        try:
+            answer = invoke("deliver", {"Records": [lambda_sqs_message(m, queue_arn) for m in messages]}) or {}
+        except (urllib.error.URLError, OSError, RuntimeError) as error:
+            log(f"deliver: {error}; will retry")
+            continue
+        failed = {f["itemIdentifier"] for f in answer.get("batchItemFailures", [])}
+        for message in messages:
+            if message["MessageId"] not in failed:
+                sqs.delete_message(QueueUrl=WEBHOOK_QUEUE_URL, ReceiptHandle=message["ReceiptHandle"])
+
+
+def run(target):
+    """Runs `target` forever: a crash of one bridge is logged and the bridge starts again."""
+    while True:
+        try:
+            target()
+        except Exception as error:  # noqa: BLE001 - a bridge must outlive any one failure
+            log(f"{target.__name__}: {error!r}; restarting")
+            time.sleep(1)
+
+
+def main():
+    threads = [threading.Thread(target=run, args=(t,), daemon=True) for t in (s3_to_verify, stream_to_notify, queue_to_deliver)]
+    for thread in threads:
+        thread.start()
+    while True:
+        time.sleep(3600)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        pass
