@@ -93,11 +93,7 @@ impl From<&FileRecord> for Item {
         item.insert("file_id".into(), s(record.file_id.to_string()));
         item.insert("project_id".into(), s(&record.project_id));
         put_content(&mut item, &record.content);
-        // No metadata is no attribute (read back as empty): DynamoDB Local's stream writes an
-        // empty map as `{}`, which no reader of stream records accepts.
-        if !record.metadata.as_map().is_empty() {
-            item.insert("metadata".into(), string_map(record.metadata.as_map()));
-        }
+        put_string_map(&mut item, "metadata", record.metadata.as_map());
         item.insert("status".into(), s(record.status.as_str()));
         if let Some(reason) = record.rejection_reason {
             item.insert("rejection_reason".into(), s(reason.as_str()));
@@ -137,8 +133,8 @@ pub fn job_value(job: &UploadJob) -> AttributeValue {
             "expires_at".to_owned(),
             s(timestamp::format(job.expires_at)),
         ),
-        ("headers".to_owned(), string_map(&job.headers)),
     ]);
+    put_string_map(&mut map, "headers", &job.headers);
     if let Some(upload_id) = &job.upload_id {
         map.insert("upload_id".into(), s(upload_id));
     }
@@ -225,8 +221,13 @@ impl TryFrom<&Item> for FileRecord {
     }
 }
 
-fn string_map(map: &BTreeMap<String, String>) -> AttributeValue {
-    AttributeValue::M(map.iter().map(|(k, v)| (k.clone(), s(v))).collect())
+/// Writes `map` as the map attribute `name`; an empty one is no attribute (read back as empty):
+/// DynamoDB Local's stream writes an empty map as `{}`, which no reader of stream records accepts.
+fn put_string_map(item: &mut Item, name: &str, map: &BTreeMap<String, String>) {
+    if !map.is_empty() {
+        let value = map.iter().map(|(k, v)| (k.clone(), s(v))).collect();
+        item.insert(name.to_owned(), AttributeValue::M(value));
+    }
 }
 
 fn read_string_map(item: &Item, name: &str) -> Result<BTreeMap<String, String>, MalformedItem> {
@@ -368,6 +369,20 @@ mod tests {
         assert!(record.expires_at.is_some());
         let item = Item::from(&record);
         assert!(item.contains_key(TTL));
+        assert_eq!(FileRecord::try_from(&item).unwrap(), record);
+    }
+
+    #[test]
+    fn empty_maps_are_not_written_and_read_back_empty() {
+        let mut record = fixtures::declared();
+        record.metadata = Metadata::default();
+        record.job.as_mut().unwrap().headers.clear();
+        let item = Item::from(&record);
+        assert!(!item.contains_key("metadata"));
+        let Some(AttributeValue::M(job)) = item.get("job") else {
+            panic!("a job map")
+        };
+        assert!(!job.contains_key("headers"));
         assert_eq!(FileRecord::try_from(&item).unwrap(), record);
     }
 

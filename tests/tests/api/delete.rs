@@ -121,3 +121,47 @@ async fn a_delete_with_an_idempotency_key_is_answered_again_and_other_files_stay
     assert_eq!(other_project.status, 403);
     assert_eq!(api.get(&keep.file_id).await.status, 200);
 }
+
+#[tokio::test]
+async fn a_delete_that_read_the_file_before_a_reupload_removes_the_reupload_too() {
+    // GIVEN a verified file, read by a delete, and then reuploaded (a multipart upload opened)
+    let api = TestApi::with_config(|config| {
+        config.multipart_threshold = 5 * MIB as u64;
+        config.part_size = 5 * MIB as u64;
+    })
+    .await;
+    let first = b"first".to_vec();
+    let plan = api
+        .create(declaration("f.txt", "text/plain", &first, true, false))
+        .await
+        .plan();
+    api.upload_whole(&plan, first).await;
+    api.deliver(&plan.s3_key).await;
+    let read_by_the_delete = api.record(&plan.file_id).await;
+    let big = vec![1u8; 6 * MIB];
+    let reupload = api
+        .reupload(&plan.file_id, json!({"file_size": big.len()}))
+        .await
+        .plan();
+    api.put_part(reupload.url(1), big[..5 * MIB].to_vec()).await;
+
+    // WHEN the delete goes on with what it read
+    shared::app::delete::delete_file(&api.services, read_by_the_delete)
+        .await
+        .unwrap();
+
+    // THEN its conditional removal was refused, and it went round again: nothing is left
+    assert!(api.raw_item(&plan.file_id).await.is_none());
+    assert!(api.stored_objects(&plan.file_id).await.is_empty());
+    let uploads = api
+        .services
+        .objects
+        .client()
+        .list_multipart_uploads()
+        .bucket(api.services.objects.bucket())
+        .prefix(format!("uploads/{}/", plan.file_id))
+        .send()
+        .await
+        .unwrap();
+    assert!(uploads.uploads().is_empty(), "{uploads:?}");
+}
