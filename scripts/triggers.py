@@ -5,11 +5,15 @@ AWS, done against LocalStack and DynamoDB Local through `cargo lambda watch`'s L
   each message is handed to `verify`. A failed invocation leaves the message in the queue, to be
   retried when it becomes visible again, like Lambda's own retries.
 - the table's stream → notify: records of file items (the template's filter) in Lambda's
-  DynamoDB event shape, shard by shard, in order. A failed invocation is retried; a partial
-  failure (`batchItemFailures`) resumes from the first record named, as Lambda checkpoints.
+  DynamoDB event shape, shard by shard, in order, up to 100 at once (the template's BatchSize).
+  A failed invocation is retried; a partial failure (`batchItemFailures`) resumes from the first
+  record named, as Lambda checkpoints. Each shard's position outlives any error, so nothing
+  written is skipped.
 - the webhook queue → deliver: messages in Lambda's SQS event shape; those the function does not
   name in `batchItemFailures` are deleted, the others come back when the queue makes them visible
   again (deliver sets when), and after the queue's maxReceiveCount go to its dead-letter queue.
+
+As in Lambda, an answer that names a record not in the batch fails the whole batch.
 
 Run by scripts/dev with LocalStack's Python (boto3); configured by the environment it exports.
 """
@@ -37,19 +41,34 @@ def log(message):
     print(f"triggers: {message}", file=sys.stderr, flush=True)
 
 
+class InvokeError(Exception):
+    pass
+
+
 def invoke(function, event):
-    """The function's answer (parsed JSON or None), or raises on an invocation error."""
+    """The function's answer (parsed JSON or None); raises InvokeError when the invocation fails."""
     request = urllib.request.Request(
         INVOKE.format(function),
         data=json.dumps(event).encode(),
         method="POST",
         headers={"content-type": "application/json"},
     )
-    with urllib.request.urlopen(request, timeout=900) as response:
-        body = response.read().decode(errors="replace")
-        if response.headers.get("x-amz-function-error"):
-            raise RuntimeError(f"{function} failed: {body[:500]}")
-        return json.loads(body) if body.strip() else None
+    try:
+        with urllib.request.urlopen(request, timeout=900) as response:
+            body = response.read().decode(errors="replace")
+            if response.headers.get("x-amz-function-error"):
+                raise InvokeError(f"{function} failed: {body[:500]}")
+            return json.loads(body) if body.strip() else None
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        raise InvokeError(f"{function}: {error}") from error
+
+
+def failed_items(answer):
+    """The itemIdentifiers of a partial batch response (empty: all done); InvokeError if malformed."""
+    try:
+        return [failure["itemIdentifier"] for failure in (answer or {}).get("batchItemFailures") or []]
+    except (AttributeError, KeyError, TypeError) as error:
+        raise InvokeError(f"not a partial batch response: {answer!r:.200}") from error
 
 
 def client(service, variable):
@@ -81,9 +100,10 @@ def s3_to_verify():
             if "Records" in event:  # not the s3:TestEvent sent when the notification is set up
                 try:
                     invoke("verify", event)
-                except (urllib.error.URLError, OSError, RuntimeError) as error:
-                    log(f"verify: {error}; will retry")
+                except InvokeError as error:
+                    log(f"{error}; will retry")
                     continue
+                log("verify: " + ", ".join(r["s3"]["object"]["key"] for r in event["Records"]))
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
 
 
@@ -111,6 +131,36 @@ def is_file(record):
     return record["dynamodb"].get("Keys", {}).get("sk", {}).get("S") == "FILE"
 
 
+def shard_ids(streams, stream_arn):
+    shards, start = [], {}
+    while True:
+        description = streams.describe_stream(StreamArn=stream_arn, **start)["StreamDescription"]
+        shards += [shard["ShardId"] for shard in description["Shards"]]
+        if "LastEvaluatedShardId" not in description:
+            return shards
+        start = {"ExclusiveStartShardId": description["LastEvaluatedShardId"]}
+
+
+def notify(records):
+    """Hands `records` to notify until all are done: a failure retries the batch, a partial
+    failure resumes from the first record it names."""
+    while records:
+        try:
+            failed = failed_items(invoke("notify", {"Records": records}))
+        except InvokeError as error:
+            log(f"{error}; will retry")
+            time.sleep(1)
+            continue
+        if not failed:
+            log(f"notify: {len(records)} records to {records[-1]['dynamodb']['SequenceNumber']}")
+            return
+        numbers = [record["dynamodb"]["SequenceNumber"] for record in records]
+        first = min(numbers.index(item) if item in numbers else 0 for item in failed)
+        log(f"notify could not publish from {numbers[first]}; will retry from there")
+        records = records[first:]
+        time.sleep(1)
+
+
 def stream_to_notify():
     dynamodb = client("dynamodb", "AWS_ENDPOINT_URL_DYNAMODB")
     streams = client("dynamodbstreams", "AWS_ENDPOINT_URL_DYNAMODB")
@@ -119,36 +169,30 @@ def stream_to_notify():
     iterators = {}  # shard id → next iterator (None once a closed shard is read)
     first_look = True
     while True:
-        for shard in streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]:
-            shard_id = shard["ShardId"]
-            if shard_id not in iterators:
-                # Shards open when the bridge starts are read from now; later ones from their start.
-                position = "LATEST" if first_look else "TRIM_HORIZON"
-                iterators[shard_id] = streams.get_shard_iterator(
-                    StreamArn=stream_arn, ShardId=shard_id, ShardIteratorType=position
-                )["ShardIterator"]
-        first_look = False
-        idle = True
-        for shard_id, iterator in list(iterators.items()):
-            if iterator is None:
-                continue
-            output = streams.get_records(ShardIterator=iterator)
-            records = [lambda_stream_record(r, stream_arn) for r in output["Records"] if is_file(r)]
-            while records:
-                idle = False
-                try:
-                    answer = invoke("notify", {"Records": records}) or {}
-                except (urllib.error.URLError, OSError, RuntimeError) as error:
-                    log(f"notify: {error}; will retry")
-                    time.sleep(1)
+        # An error reading the stream keeps every shard's position: the pass is tried again.
+        try:
+            for shard_id in shard_ids(streams, stream_arn):
+                if shard_id not in iterators:
+                    # Shards open when the bridge starts are read from now; later ones from their start.
+                    position = "LATEST" if first_look else "TRIM_HORIZON"
+                    iterators[shard_id] = streams.get_shard_iterator(
+                        StreamArn=stream_arn, ShardId=shard_id, ShardIteratorType=position
+                    )["ShardIterator"]
+            first_look = False
+            idle = True
+            for shard_id, iterator in list(iterators.items()):
+                if iterator is None:
                     continue
-                failed = [f["itemIdentifier"] for f in answer.get("batchItemFailures", [])]
-                if not failed:
-                    break
-                log(f"notify could not publish from {failed[0]}; will retry from there")
-                records = records[[r["dynamodb"]["SequenceNumber"] for r in records].index(failed[0]) :]
-                time.sleep(1)
-            iterators[shard_id] = output.get("NextShardIterator")
+                output = streams.get_records(ShardIterator=iterator, Limit=100)
+                records = [lambda_stream_record(r, stream_arn) for r in output["Records"] if is_file(r)]
+                if records:
+                    idle = False
+                    notify(records)
+                iterators[shard_id] = output.get("NextShardIterator")
+        except Exception as error:  # noqa: BLE001 - the positions must outlive any one failure
+            log(f"reading the stream: {error!r}; will retry")
+            idle = False
+            time.sleep(1)
         if idle:
             time.sleep(STREAM_POLL_SECONDS)
 
@@ -178,11 +222,13 @@ def queue_to_deliver():
         if not messages:
             continue
         try:
-            answer = invoke("deliver", {"Records": [lambda_sqs_message(m, queue_arn) for m in messages]}) or {}
-        except (urllib.error.URLError, OSError, RuntimeError) as error:
-            log(f"deliver: {error}; will retry")
+            failed = set(failed_items(invoke("deliver", {"Records": [lambda_sqs_message(m, queue_arn) for m in messages]})))
+            if failed - {m["MessageId"] for m in messages}:
+                raise InvokeError(f"deliver named messages not in the batch: {sorted(failed)}")
+        except InvokeError as error:
+            log(f"{error}; will retry")
             continue
-        failed = {f["itemIdentifier"] for f in answer.get("batchItemFailures", [])}
+        log(f"deliver: {len(messages)} messages, {len(failed)} to retry")
         for message in messages:
             if message["MessageId"] not in failed:
                 sqs.delete_message(QueueUrl=WEBHOOK_QUEUE_URL, ReceiptHandle=message["ReceiptHandle"])
