@@ -57,6 +57,14 @@ pub async fn inspect(
             RejectionReason::ContentTypeMismatch,
         )));
     }
+    if !head.foreign_metadata.is_empty() {
+        // `Content-Encoding: gzip` would have every client decode the verified bytes into
+        // something else; a cache policy or a redirect would be the uploader's, not ours.
+        tracing::info!(headers = ?head.foreign_metadata, "stored with metadata the service did not set");
+        return Ok(Inspection::without_reading(Finding::Flawed(
+            RejectionReason::UnexpectedMetadata,
+        )));
+    }
 
     let sha256 = match proof_of_sha256(declared, &head) {
         Proof::Disproven => {
@@ -283,6 +291,7 @@ mod tests {
             content_type: Some("text/plain".into()),
             checksum_sha256: checksum_sha256.map(str::to_owned),
             etag: etag.map(str::to_owned),
+            foreign_metadata: Vec::new(),
         }
     }
 

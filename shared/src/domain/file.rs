@@ -58,15 +58,19 @@ pub enum RejectionReason {
     SizeMismatch,
     ChecksumMismatch,
     ContentTypeMismatch,
+    /// Stored with headers or metadata the service did not set (`Content-Encoding`,
+    /// `Cache-Control`, user metadata, …), which storage would serve with the content.
+    UnexpectedMetadata,
     /// The client aborted the upload before any content was verified.
     UploadAborted,
 }
 
 impl RejectionReason {
-    pub const ALL: [RejectionReason; 4] = [
+    pub const ALL: [RejectionReason; 5] = [
         RejectionReason::SizeMismatch,
         RejectionReason::ChecksumMismatch,
         RejectionReason::ContentTypeMismatch,
+        RejectionReason::UnexpectedMetadata,
         RejectionReason::UploadAborted,
     ];
 
@@ -75,6 +79,7 @@ impl RejectionReason {
             RejectionReason::SizeMismatch => "size_mismatch",
             RejectionReason::ChecksumMismatch => "checksum_mismatch",
             RejectionReason::ContentTypeMismatch => "content_type_mismatch",
+            RejectionReason::UnexpectedMetadata => "unexpected_metadata",
             RejectionReason::UploadAborted => "upload_aborted",
         }
     }

@@ -16,6 +16,9 @@ pub struct ObjectHead {
     /// The SHA-256 that storage itself checked on upload, when one was sent with the PUT.
     pub checksum_sha256: Option<String>,
     pub etag: Option<String>,
+    /// What the object carries that the service never stores (a single PUT may add standard
+    /// headers its URL does not sign: S3 keeps them and serves them with the object), by name.
+    pub foreign_metadata: Vec<&'static str>,
 }
 
 impl ObjectStore {
@@ -41,15 +44,37 @@ impl ObjectStore {
             .send()
             .await;
         match result {
-            Ok(output) => Ok(Some(ObjectHead {
-                size: output
-                    .content_length
-                    .and_then(|n| u64::try_from(n).ok())
-                    .unwrap_or(0),
-                content_type: output.content_type,
-                checksum_sha256: output.checksum_sha256,
-                etag: output.e_tag,
-            })),
+            Ok(output) => {
+                let stored = |value: Option<&str>| value.is_some_and(|v| !v.is_empty());
+                let foreign_metadata = [
+                    ("content-encoding", stored(output.content_encoding())),
+                    ("content-disposition", stored(output.content_disposition())),
+                    ("cache-control", stored(output.cache_control())),
+                    ("content-language", stored(output.content_language())),
+                    ("expires", stored(output.expires_string())),
+                    (
+                        "x-amz-website-redirect-location",
+                        stored(output.website_redirect_location()),
+                    ),
+                    (
+                        "x-amz-meta-*",
+                        output.metadata().is_some_and(|meta| !meta.is_empty()),
+                    ),
+                ]
+                .into_iter()
+                .filter_map(|(name, present)| present.then_some(name))
+                .collect();
+                Ok(Some(ObjectHead {
+                    size: output
+                        .content_length
+                        .and_then(|n| u64::try_from(n).ok())
+                        .unwrap_or(0),
+                    content_type: output.content_type,
+                    checksum_sha256: output.checksum_sha256,
+                    etag: output.e_tag,
+                    foreign_metadata,
+                }))
+            }
             Err(err) if matches!(err.as_service_error(), Some(HeadObjectError::NotFound(_))) => {
                 Ok(None)
             }

@@ -217,8 +217,12 @@ impl Presigner {
             .get_object()
             .bucket(&self.bucket)
             .key(key)
+            // Every header that says how to read the bytes is the service's, whatever was
+            // stored: the declared type, as an attachment, as is, and for this URL's reader only.
             .response_content_disposition(content_disposition(file_name))
             .response_content_type(content_type)
+            .response_content_encoding("identity")
+            .response_cache_control("private, no-store")
             .presigned(presigning(expires_in)?)
             .await
             .map_err(|err| ApiError::Internal(format!("presign GetObject: {err}")))?;

@@ -335,3 +335,91 @@ async fn put_directly(api: &TestApi, key: &str, bytes: Vec<u8>, content_type: &s
 fn uuid() -> String {
     "7d444840-9dc0-41d3-a6a8-a40a5f4d1f1a".to_owned()
 }
+
+/// Issue 10: a single PUT may add standard headers its URL does not sign, and storage keeps and
+/// serves them (`Content-Encoding: gzip` turns the verified bytes into something else for every
+/// client). Each ends `rejected` with `unexpected_metadata`, its object deleted.
+#[tokio::test]
+async fn an_object_stored_with_headers_the_service_did_not_set_is_rejected() {
+    let api = TestApi::new().await;
+    let bytes = b"plain text, honestly".to_vec();
+    for (header, value) in [
+        ("content-encoding", "gzip"),
+        ("cache-control", "public, max-age=31536000"),
+        ("content-disposition", "inline"),
+        ("content-language", "fr"),
+        ("expires", "Wed, 21 Oct 2037 07:28:00 GMT"),
+    ] {
+        let plan = upload_plan(&api, &bytes).await;
+        let response = plan
+            .put(&api.http, plan.url(1), bytes.clone())
+            .header(header, value)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "storage took {header}: {}",
+            response.status()
+        );
+        assert_delivery_rejects(&api, &plan, RejectionReason::UnexpectedMetadata).await;
+    }
+    // x-amz-meta-* and a website redirect are refused by storage on a presigned PUT (unsigned
+    // x-amz-* headers); written behind the API's back they are rejected too.
+    for write in ["metadata", "redirect"] {
+        let plan = upload_plan(&api, &bytes).await;
+        let put = api
+            .services
+            .objects
+            .client()
+            .put_object()
+            .bucket(api.services.objects.bucket())
+            .key(&plan.s3_key)
+            .content_type("text/plain")
+            .body(bytes.clone().into());
+        let put = match write {
+            "metadata" => put.metadata("owner", "someone-else"),
+            _ => put.website_redirect_location("https://evil.example/"),
+        };
+        put.send().await.unwrap();
+        assert_delivery_rejects(&api, &plan, RejectionReason::UnexpectedMetadata).await;
+    }
+}
+
+#[tokio::test]
+async fn download_urls_pin_how_the_bytes_are_read() {
+    let api = TestApi::new().await;
+    let bytes = b"just text".to_vec();
+    let plan = upload_plan(&api, &bytes).await;
+    api.upload_whole(&plan, bytes.clone()).await;
+    assert_eq!(api.deliver(&plan.s3_key).await, Outcome::Verified);
+    let url = api.get(&plan.file_id).await.file().download_url.unwrap();
+    let response = api.http.get(url).send().await.unwrap();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|value| value.to_str().unwrap().to_owned())
+    };
+    assert_eq!(header("content-type").as_deref(), Some("text/plain"));
+    assert_eq!(header("content-encoding").as_deref(), Some("identity"));
+    assert_eq!(
+        header("cache-control").as_deref(),
+        Some("private, no-store")
+    );
+    assert!(
+        header("content-disposition")
+            .unwrap()
+            .starts_with("attachment")
+    );
+    assert_eq!(response.bytes().await.unwrap().to_vec(), bytes);
+}
+
+/// A fresh declaration of `bytes` as text, with its SHA-256.
+async fn upload_plan(api: &TestApi, bytes: &[u8]) -> Plan {
+    let mut body = declaration("notes.txt", "text/plain", bytes, true, false);
+    body["metadata"] = json!({ "nonce": uuid::Uuid::new_v4().to_string() });
+    // A distinct SHA-256 each time would need distinct bytes; without a verified twin, the
+    // same bytes are never deduplicated, since every one of these uploads is rejected.
+    api.create(body).await.plan()
+}
