@@ -37,6 +37,9 @@ const KEY: &str =
 const UPLOAD_ID: &str = "VXBsb2FkIElEIGZvciA2aWWpbmcncyBteS1tb3ZpZS5tMnRzIHVwbG9hZA--";
 
 /// CPU seconds for 10,000 URLs: `(sdk, bulk)`. Runs on the calling thread's own runtime.
+/// Each part's signed length.
+const PART: u64 = 16 << 20;
+
 pub fn cpu_per_10k() -> Result<(Duration, Duration), String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -48,20 +51,26 @@ pub fn cpu_per_10k() -> Result<(Duration, Duration), String> {
         let now = SystemTime::now();
         // warm up both paths
         store
-            .presign_parts_at(KEY, UPLOAD_ID, &[1, 2, 3], expiry, now)
+            .presign_parts_at(
+                KEY,
+                UPLOAD_ID,
+                &[(1, PART), (2, PART), (3, PART)],
+                expiry,
+                now,
+            )
             .await
             .map_err(|e| format!("{e:?}"))?;
 
         let start = thread_cpu_time();
         for part in 1..=PARTS {
             store
-                .presign_part_at(KEY, UPLOAD_ID, part, expiry, now)
+                .presign_part_at(KEY, UPLOAD_ID, part, PART, expiry, now)
                 .await
                 .map_err(|e| format!("{e:?}"))?;
         }
         let sdk = thread_cpu_time() - start;
 
-        let parts: Vec<u32> = (1..=PARTS).collect();
+        let parts: Vec<(u32, u64)> = (1..=PARTS).map(|part| (part, PART)).collect();
         let start = thread_cpu_time();
         let mut signed = 0;
         for batch in parts.chunks(BATCH) {

@@ -102,9 +102,21 @@ pub async fn part_urls(
     let expiry = services.config.upload_url_expiry;
     match &job.upload_id {
         Some(upload_id) => {
+            let shape = job.shape();
+            let parts = part_numbers
+                .iter()
+                .map(|&number| {
+                    let length = shape
+                        .expected_part_size(content.file_size, number)
+                        .ok_or_else(|| {
+                            ApiError::Internal(format!("part {number} is not a part of the job"))
+                        })?;
+                    Ok((number, length))
+                })
+                .collect::<Result<Vec<_>, ApiError>>()?;
             services
                 .presigner
-                .presign_parts(&job.s3_key, upload_id, part_numbers, expiry)
+                .presign_parts(&job.s3_key, upload_id, &parts, expiry)
                 .await
         }
         None => {

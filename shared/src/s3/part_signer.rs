@@ -1,8 +1,9 @@
 //! Signs the part URLs of a multipart upload in bulk. The SDK's presigner runs its whole request
-//! pipeline per URL (~80 µs); the URLs of one upload differ only in `partNumber`, so this signs
-//! one with the SDK, reuses its host, path, scope and date, derives the SigV4 signing key once,
-//! and signs each further part with one SHA-256 and one HMAC, as SigV4 requires and no more.
-//! The SDK's own URL for the first part checks the method: any disagreement falls back to the SDK.
+//! pipeline per URL (~80 µs); the URLs of one upload differ only in `partNumber` and the signed
+//! `content-length`, so this signs one with the SDK, reuses its host, path, scope and date,
+//! derives the SigV4 signing key once, and signs each further part with one SHA-256 and one
+//! HMAC, as SigV4 requires and no more. The SDK's own URL for the first part checks the method:
+//! any disagreement falls back to the SDK.
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -14,6 +15,8 @@ use sha2::{Digest, Sha256};
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 const PART_NUMBER: &str = "partNumber";
 const SIGNATURE: &str = "X-Amz-Signature";
+/// Each part's URL signs its exact length, so storage refuses a part of any other size.
+const SIGNED_HEADERS: &str = "content-length;host";
 
 /// A presigned UploadPart URL taken apart, ready to be signed again for other part numbers.
 pub struct PartUrlSigner {
@@ -29,10 +32,12 @@ pub struct PartUrlSigner {
 }
 
 impl PartUrlSigner {
-    /// Takes apart `template`, the SDK's URL for some part signed at `signed_at`, and checks that
-    /// signing that part again yields the SDK's signature; `None` if anything is unexpected.
+    /// Takes apart `template`, the SDK's URL for some part of `template_length` bytes signed at
+    /// `signed_at`, and checks that signing that part again yields the SDK's signature; `None` if
+    /// anything is unexpected.
     pub fn from_template(
         template: &str,
+        template_length: u64,
         secret_access_key: &str,
         signed_at: SystemTime,
     ) -> Option<Self> {
@@ -55,9 +60,10 @@ impl PartUrlSigner {
                 .find(|(n, _)| n == name)
                 .map(|(_, v)| v.as_str())
         };
-        if param("X-Amz-Algorithm") != Some(ALGORITHM)
-            || param("X-Amz-SignedHeaders") != Some("host")
-        {
+        let signed_headers = percent_decode_str(param("X-Amz-SignedHeaders")?)
+            .decode_utf8()
+            .ok()?;
+        if param("X-Amz-Algorithm") != Some(ALGORITHM) || signed_headers != SIGNED_HEADERS {
             return None;
         }
         let credential = percent_decode_str(param("X-Amz-Credential")?)
@@ -84,11 +90,11 @@ impl PartUrlSigner {
             signing_key,
         };
         let part: u32 = param(PART_NUMBER)?.parse().ok()?;
-        (signer.url(part) == template).then_some(signer)
+        (signer.url(part, template_length) == template).then_some(signer)
     }
 
-    /// The presigned PUT URL for `part_number`.
-    pub fn url(&self, part_number: u32) -> String {
+    /// The presigned PUT URL for `part_number`, of exactly `length` bytes.
+    pub fn url(&self, part_number: u32, length: u64) -> String {
         let part = part_number.to_string();
         let value = |name: &str, value: &str| -> String {
             if name == PART_NUMBER {
@@ -110,7 +116,7 @@ impl PartUrlSigner {
             .collect::<Vec<_>>()
             .join("&");
         let canonical_request = format!(
-            "PUT\n{}\n{canonical_query}\nhost:{}\n\nhost\nUNSIGNED-PAYLOAD",
+            "PUT\n{}\n{canonical_query}\ncontent-length:{length}\nhost:{}\n\n{SIGNED_HEADERS}\nUNSIGNED-PAYLOAD",
             self.path, self.host
         );
         let string_to_sign = format!(
@@ -136,8 +142,12 @@ impl PartUrlSigner {
         url
     }
 
-    pub fn urls(&self, part_numbers: &[u32]) -> BTreeMap<u32, String> {
-        part_numbers.iter().map(|&n| (n, self.url(n))).collect()
+    /// The URLs of `parts`, each a part number and its length.
+    pub fn urls(&self, parts: &[(u32, u64)]) -> BTreeMap<u32, String> {
+        parts
+            .iter()
+            .map(|&(number, length)| (number, self.url(number, length)))
+            .collect()
     }
 }
 
@@ -170,6 +180,11 @@ mod tests {
         aws_sdk_s3::Client::from_conf(config)
     }
 
+    /// Parts of 16 MiB; part 10,000 is shorter.
+    fn length(part: i32) -> u64 {
+        if part == 10_000 { 1234 } else { 16 << 20 }
+    }
+
     async fn sdk_url(client: &aws_sdk_s3::Client, part: i32, at: SystemTime) -> String {
         let presigning = PresigningConfig::builder()
             .start_time(at)
@@ -184,6 +199,7 @@ mod tests {
             )
             .upload_id("VXBsb2FkIElEIGZvciA2aWWpbmcncyBteS1tb3ZpZS5tMnRzIHVwbG9hZA--")
             .part_number(part)
+            .content_length(length(part) as i64)
             .presigned(presigning)
             .await
             .unwrap()
@@ -197,11 +213,12 @@ mod tests {
         for path_style in [false, true] {
             let client = client(path_style);
             let template = sdk_url(&client, 1, at).await;
-            let signer = PartUrlSigner::from_template(&template, SECRET, at)
+            let signer = PartUrlSigner::from_template(&template, length(1), SECRET, at)
                 .expect("the template is understood");
+            assert!(template.contains("X-Amz-SignedHeaders=content-length%3Bhost"));
             for part in [1, 2, 7, 99, 100, 9_999, 10_000] {
                 assert_eq!(
-                    signer.url(part as u32),
+                    signer.url(part as u32, length(part)),
                     sdk_url(&client, part, at).await,
                     "part {part}"
                 );
@@ -213,15 +230,17 @@ mod tests {
     async fn a_template_it_cannot_reproduce_is_refused() {
         let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_297_950);
         let template = sdk_url(&client(false), 1, at).await;
-        assert!(PartUrlSigner::from_template(&template, "another secret", at).is_none());
+        assert!(PartUrlSigner::from_template(&template, length(1), "another secret", at).is_none());
+        assert!(PartUrlSigner::from_template(&template, length(1) + 1, SECRET, at).is_none());
         assert!(
             PartUrlSigner::from_template(
                 &template.replace("partNumber=1", "partNumber=2"),
+                length(1),
                 SECRET,
                 at
             )
             .is_none()
         );
-        assert!(PartUrlSigner::from_template("not a url", SECRET, at).is_none());
+        assert!(PartUrlSigner::from_template("not a url", 1, SECRET, at).is_none());
     }
 }

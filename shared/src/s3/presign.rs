@@ -76,16 +76,17 @@ impl Presigner {
         Ok(presigned_put(&request))
     }
 
-    /// PUT URLs for parts of a multipart upload. Only the host is signed: part sizes are checked
-    /// at completion. The SDK signs the first; the rest are signed in bulk from it.
+    /// PUT URLs for `parts` (each a part number and its exact length) of a multipart upload.
+    /// Each signs its part's length, so storage refuses a part of any other size before it is
+    /// stored (and billed). The SDK signs the first; the rest are signed in bulk from it.
     pub async fn presign_parts(
         &self,
         key: &str,
         upload_id: &str,
-        part_numbers: &[u32],
+        parts: &[(u32, u64)],
         expires_in: Duration,
     ) -> Result<BTreeMap<u32, String>, ApiError> {
-        self.parts_at(key, upload_id, part_numbers, expires_in, SystemTime::now())
+        self.parts_at(key, upload_id, parts, expires_in, SystemTime::now())
             .await
     }
 
@@ -94,36 +95,45 @@ impl Presigner {
         &self,
         key: &str,
         upload_id: &str,
-        part_numbers: &[u32],
+        parts: &[(u32, u64)],
         expires_in: Duration,
         signed_at: SystemTime,
     ) -> Result<BTreeMap<u32, String>, ApiError> {
-        let Some((&first, rest)) = part_numbers.split_first() else {
+        let Some((&(first, first_length), rest)) = parts.split_first() else {
             return Ok(BTreeMap::new());
         };
         let template = self
-            .part_at(key, upload_id, first, expires_in, signed_at)
+            .part_at(key, upload_id, first, first_length, expires_in, signed_at)
             .await?;
         if !rest.is_empty()
-            && let Some(signer) = self.part_signer(&template, signed_at).await
+            && let Some(signer) = self.part_signer(&template, first_length, signed_at).await
         {
-            return Ok(signer.urls(part_numbers));
+            return Ok(signer.urls(parts));
         }
         let mut urls = BTreeMap::from([(first, template)]);
-        for &part_number in rest {
+        for &(part_number, length) in rest {
             urls.insert(
                 part_number,
-                self.part_at(key, upload_id, part_number, expires_in, signed_at)
+                self.part_at(key, upload_id, part_number, length, expires_in, signed_at)
                     .await?,
             );
         }
         Ok(urls)
     }
 
-    async fn part_signer(&self, template: &str, signed_at: SystemTime) -> Option<PartUrlSigner> {
+    async fn part_signer(
+        &self,
+        template: &str,
+        template_length: u64,
+        signed_at: SystemTime,
+    ) -> Option<PartUrlSigner> {
         let credentials = self.signing_credentials().await?;
-        let signer =
-            PartUrlSigner::from_template(template, credentials.secret_access_key(), signed_at);
+        let signer = PartUrlSigner::from_template(
+            template,
+            template_length,
+            credentials.secret_access_key(),
+            signed_at,
+        );
         if signer.is_none() {
             tracing::warn!(
                 "bulk part signing disagreed with the SDK; signing each part with the SDK"
@@ -152,17 +162,20 @@ impl Presigner {
         Some(credentials)
     }
 
-    /// The SDK's presigned URL for one part, as if signed at `signed_at`.
+    /// The SDK's presigned URL for one part of `length` bytes, as if signed at `signed_at`.
     pub(crate) async fn part_at(
         &self,
         key: &str,
         upload_id: &str,
         part_number: u32,
+        length: u64,
         expires_in: Duration,
         signed_at: SystemTime,
     ) -> Result<String, ApiError> {
         let part_number = i32::try_from(part_number)
             .map_err(|_| ApiError::Internal(format!("part number {part_number} overflows i32")))?;
+        let length = i64::try_from(length)
+            .map_err(|_| ApiError::Internal(format!("part length {length} overflows i64")))?;
         let request = self
             .client
             .upload_part()
@@ -170,6 +183,7 @@ impl Presigner {
             .key(key)
             .upload_id(upload_id)
             .part_number(part_number)
+            .content_length(length)
             .presigned(presigning_at(expires_in, signed_at)?)
             .await
             .map_err(|err| ApiError::Internal(format!("presign UploadPart: {err}")))?;
@@ -182,11 +196,11 @@ impl Presigner {
         &self,
         key: &str,
         upload_id: &str,
-        part_numbers: &[u32],
+        parts: &[(u32, u64)],
         expires_in: Duration,
         signed_at: SystemTime,
     ) -> Result<BTreeMap<u32, String>, ApiError> {
-        self.parts_at(key, upload_id, part_numbers, expires_in, signed_at)
+        self.parts_at(key, upload_id, parts, expires_in, signed_at)
             .await
     }
 
@@ -197,10 +211,11 @@ impl Presigner {
         key: &str,
         upload_id: &str,
         part_number: u32,
+        length: u64,
         expires_in: Duration,
         signed_at: SystemTime,
     ) -> Result<String, ApiError> {
-        self.part_at(key, upload_id, part_number, expires_in, signed_at)
+        self.part_at(key, upload_id, part_number, length, expires_in, signed_at)
             .await
     }
 

@@ -102,7 +102,20 @@ async fn complete_names_missing_and_wrong_sized_parts_and_changes_nothing() {
     let plan = create_multipart(&api, &bytes).await;
     let file_id = &plan.file_id;
     api.put_part(plan.url(1), part(&bytes, 1)).await;
-    api.put_part(plan.url(2), vec![0; 100]).await;
+    // Part URLs refuse a part of another length; a part written with storage credentials (or
+    // through a URL handed out before part URLs signed their lengths) is checked by complete.
+    api.services
+        .objects
+        .client()
+        .upload_part()
+        .bucket(api.services.objects.bucket())
+        .key(&plan.s3_key)
+        .upload_id(plan.upload_id.as_deref().unwrap())
+        .part_number(2)
+        .body(vec![0; 100].into())
+        .send()
+        .await
+        .unwrap();
     let before = api.raw_item(file_id).await;
 
     let completed = api.complete(file_id).await;
@@ -408,7 +421,7 @@ async fn a_reupload_racing_a_complete_ends_in_one_consistent_state() {
 
 #[tokio::test]
 async fn bulk_signed_part_urls_are_the_sdks_and_storage_takes_them() {
-    // GIVEN a multipart upload of four parts
+    // GIVEN a multipart upload of four parts, the last one shorter
     let api = multipart_api().await;
     let bytes = content(FILE_SIZE, 20);
     let plan = create_multipart(&api, &bytes).await;
@@ -419,17 +432,20 @@ async fn bulk_signed_part_urls_are_the_sdks_and_storage_takes_them() {
     let objects = &api.services.presigner;
     let expiry = std::time::Duration::from_secs(900);
     let signed_at = std::time::SystemTime::now();
+    let parts: Vec<(u32, u64)> = (1..=4)
+        .map(|number| (number, part(&bytes, number).len() as u64))
+        .collect();
 
     // WHEN its part URLs are signed in bulk
     let bulk = objects
-        .presign_parts_at(key, upload_id, &[1, 2, 3, 4], expiry, signed_at)
+        .presign_parts_at(key, upload_id, &parts, expiry, signed_at)
         .await
         .unwrap();
 
     // THEN each is byte for byte the SDK's, and storage accepts every part through them
-    for number in 1..=4 {
+    for &(number, length) in &parts {
         let sdk = objects
-            .presign_part_at(key, upload_id, number, expiry, signed_at)
+            .presign_part_at(key, upload_id, number, length, expiry, signed_at)
             .await
             .unwrap();
         assert_eq!(bulk[&number], sdk, "part {number}");
@@ -438,4 +454,36 @@ async fn bulk_signed_part_urls_are_the_sdks_and_storage_takes_them() {
     let completed = api.complete(&plan.file_id).await;
     assert_eq!(completed.status, 200, "{:#}", completed.body);
     assert!(api.stored_bytes(key).await == bytes);
+}
+
+/// Issue 10: a part URL signs its part's exact length, so storage refuses a longer or a shorter
+/// body before storing (and billing) a byte of it: a file declared small cannot park terabytes.
+#[tokio::test]
+async fn storage_refuses_a_part_of_any_other_length() {
+    let api = multipart_api().await;
+    let bytes = content(FILE_SIZE, 21);
+    let plan = create_multipart(&api, &bytes).await;
+    let full = part(&bytes, 1);
+    let last = part(&bytes, 4);
+    for (number, body) in [
+        (1, [full.as_slice(), b"one byte more"].concat()),
+        (1, full[..full.len() - 1].to_vec()),
+        (4, [last.as_slice(), &full[..5 * MIB - last.len()]].concat()),
+        (4, last[..last.len() - 1].to_vec()),
+    ] {
+        let response = api
+            .http
+            .put(plan.url(number))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403, "part {number}");
+    }
+    assert!(api.list_parts(&plan.file_id).await.parts().parts.is_empty());
+    // The right lengths go through the same URLs.
+    for number in [1, 4] {
+        api.put_part(plan.url(number), part(&bytes, number)).await;
+    }
+    assert_eq!(api.list_parts(&plan.file_id).await.parts().parts.len(), 2);
 }
