@@ -97,6 +97,15 @@ async fn sign_parts(
     let record = services.files.get_in_project(project_id, file_id).await?;
     let job = record.upload_in_progress()?;
     let part_numbers = validate::part_numbers(&body, job.part_count, PART_URL_BATCH)?;
+    if let Some(upload_id) = &job.upload_id
+        && !services
+            .objects
+            .multipart_upload_exists(&job.s3_key, upload_id)
+            .await?
+    {
+        // URLs for an upload storage no longer has would only fail, part by part.
+        return Err(ApiError::upload_expired());
+    }
     let expires_at = timestamp::now() + services.config.upload_url_expiry;
     let urls = upload::part_urls(services, job, &record.content, &part_numbers).await?;
     let urls: serde_json::Map<String, serde_json::Value> = urls
@@ -121,12 +130,7 @@ async fn list_parts(
             .objects
             .list_parts(&job.s3_key, upload_id)
             .await?
-            .ok_or_else(|| {
-                ApiError::conflict(
-                    "no_upload_in_progress",
-                    "the multipart upload no longer exists",
-                )
-            })?,
+            .ok_or_else(ApiError::upload_expired)?,
         None => match services.objects.head(&job.s3_key).await? {
             Some(head) => vec![UploadedPart {
                 part_number: 1,

@@ -95,6 +95,15 @@ impl ApiError {
         }
     }
 
+    /// The upload in progress no longer exists in storage (aborted by the bucket's lifecycle
+    /// rule, or by someone else): nothing can be added to it; a reupload starts afresh.
+    pub fn upload_expired() -> Self {
+        Self::conflict(
+            "upload_expired",
+            "storage no longer has this upload (it expired or was aborted); start a new one with reupload",
+        )
+    }
+
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Validation(vec![Detail::field(field, message)])
     }

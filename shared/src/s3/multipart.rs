@@ -93,6 +93,29 @@ impl ObjectStore {
         Ok(Some(parts))
     }
 
+    /// Whether storage still has the multipart upload (a lifecycle rule or someone may have
+    /// aborted it): one ListParts of at most one part.
+    pub async fn multipart_upload_exists(
+        &self,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<bool, ApiError> {
+        let result = self
+            .client
+            .list_parts()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .max_parts(1)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if is_no_such_upload(&err) => Ok(false),
+            Err(err) => Err(aws::failure("ListParts", err)),
+        }
+    }
+
     /// Assembles the object from `parts` (number and ETag, in order); `false` when the upload no
     /// longer exists (completed by a racing call, or aborted).
     pub async fn complete_multipart_upload(

@@ -430,9 +430,9 @@ async fn the_parts_of_an_upload_s3_no_longer_has_are_a_conflict() {
     // WHEN the client asks which parts are in storage, to resume
     let reply = api.list_parts(&record.file_id.to_string()).await;
 
-    // THEN there is no upload to resume
+    // THEN there is no upload to resume: it expired (docs/API.md v1.1, upload_expired)
     assert_error(&reply, 409, "conflict");
-    assert_eq!(reply.conflict().reason(), Some("no_upload_in_progress"));
+    assert_eq!(reply.conflict().reason(), Some("upload_expired"));
 }
 
 // Objects that are not there.

@@ -487,3 +487,34 @@ async fn storage_refuses_a_part_of_any_other_length() {
     }
     assert_eq!(api.list_parts(&plan.file_id).await.parts().parts.len(), 2);
 }
+
+/// Issue 10: the bucket's lifecycle rule (or anyone) may abort an incomplete multipart upload;
+/// signing more parts for it, or listing its parts, answers 409 `upload_expired`.
+#[tokio::test]
+async fn an_upload_storage_no_longer_has_is_expired() {
+    let api = multipart_api().await;
+    let bytes = content(FILE_SIZE, 22);
+    let plan = create_multipart(&api, &bytes).await;
+    api.put_part(plan.url(1), part(&bytes, 1)).await;
+    api.services
+        .objects
+        .abort_multipart_upload(&plan.s3_key, plan.upload_id.as_deref().unwrap())
+        .await
+        .unwrap();
+    let before = api.raw_item(&plan.file_id).await;
+
+    for reply in [
+        api.sign_parts(&plan.file_id, &[2]).await,
+        api.list_parts(&plan.file_id).await,
+    ] {
+        assert_eq!(reply.conflict().reason(), Some("upload_expired"));
+    }
+    assert_eq!(api.raw_item(&plan.file_id).await, before);
+    // A reupload starts afresh.
+    let again = api
+        .reupload(&plan.file_id, json!({"file_size": FILE_SIZE}))
+        .await
+        .plan();
+    assert_eq!(api.sign_parts(&plan.file_id, &[2]).await.status, 200);
+    assert_ne!(again.upload_id, plan.upload_id);
+}
