@@ -155,6 +155,26 @@ mod tests {
         assert!(err.to_string().contains("S3_FORCE_PATH_STYLE"), "{err}");
     }
 
+    /// template.yaml passes `PENDING_TTL_SECS` from `PendingTtlSecs`, whose default is the code's,
+    /// and aborts incomplete multipart uploads after `IncompleteUploadDays`: no sooner than a
+    /// file waiting for them is forgotten.
+    #[test]
+    fn the_template_keeps_incomplete_uploads_as_long_as_their_files() {
+        let template = include_str!("../../template.yaml");
+        let default = |parameter: &str| -> u64 {
+            template
+                .split(&format!("\n  {parameter}:\n"))
+                .nth(1)
+                .and_then(|rest| rest.split("Default:").nth(1))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|value| value.parse().ok())
+                .unwrap_or_else(|| panic!("{parameter}'s default in template.yaml"))
+        };
+        let code = config(&[("TABLE_NAME", "t"), ("BUCKET_NAME", "b")]).unwrap();
+        assert_eq!(default("PendingTtlSecs"), code.pending_ttl.as_secs());
+        assert!(default("IncompleteUploadDays") * 86_400 >= default("PendingTtlSecs"));
+    }
+
     /// The README's table is the one description of the settings: it must name exactly the
     /// variables this module reads, each with the default the code applies.
     #[test]
