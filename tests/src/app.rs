@@ -233,7 +233,13 @@ impl TestApi {
             .services
             .files
             .update(record, |file| {
-                file.settle(job.job_id, verdict.clone(), now).map(Some)
+                file.settle(
+                    job.job_id,
+                    verdict.clone(),
+                    now,
+                    self.services.config.pending_ttl,
+                )
+                .map(Some)
             })
             .await
             .unwrap();

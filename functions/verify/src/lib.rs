@@ -105,7 +105,7 @@ async fn settle(
     let update = services
         .files
         .update(file, |file| {
-            file.settle(job_id, verdict.clone(), now).map(Some)
+            (file.settle(job_id, verdict.clone(), now, services.config.pending_ttl)).map(Some)
         })
         .await?;
     let Update::Applied { before, .. } = update else {

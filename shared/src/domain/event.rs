@@ -116,14 +116,24 @@ mod tests {
     fn verified(file: &FileRecord) -> FileRecord {
         let job = file.job.as_ref().unwrap();
         let s3_key = job.s3_key.clone();
-        file.settle(job.job_id, Verdict::Verified { s3_key }, timestamp::now())
-            .unwrap()
+        file.settle(
+            job.job_id,
+            Verdict::Verified { s3_key },
+            timestamp::now(),
+            PENDING_TTL,
+        )
+        .unwrap()
     }
 
     fn rejected(file: &FileRecord, reason: RejectionReason) -> FileRecord {
         let job = file.job.as_ref().unwrap().job_id;
-        file.settle(job, Verdict::Rejected(reason), timestamp::now())
-            .unwrap()
+        file.settle(
+            job,
+            Verdict::Rejected(reason),
+            timestamp::now(),
+            PENDING_TTL,
+        )
+        .unwrap()
     }
 
     fn reuploading(file: &FileRecord) -> FileRecord {

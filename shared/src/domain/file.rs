@@ -6,8 +6,9 @@
 //!                  │  ▲                                                   │
 //!   abort_upload ◄─┘  └──────────────── start_upload (reupload) ◄─────────┘
 //! ```
-//! A file never verified carries an expiry (DynamoDB's TTL) from its last upload start or abort;
-//! a verified version removes it.
+//! A file never verified carries an expiry (DynamoDB's TTL) from its last upload start, abort
+//! or rejection; a verified version removes it, and so does `complete` (once its bytes are
+//! stored, a file is never forgotten before its verdict, however long verification takes).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -288,8 +289,9 @@ impl FileRecord {
         Ok(file)
     }
 
-    /// The client says the bytes of `job_id` are stored: `pending_upload` → `uploaded`.
-    /// `None` when there is nothing to change: completed before, or already settled.
+    /// The client says the bytes of `job_id` are stored: `pending_upload` → `uploaded`, and the
+    /// file stops expiring until its verdict. `None` when there is nothing to change: completed
+    /// before, or already settled.
     pub fn mark_uploaded(
         &self,
         job_id: JobId,
@@ -302,18 +304,20 @@ impl FileRecord {
         Ok(Some(Self {
             status: FileStatus::Uploaded,
             updated_at: now,
+            expires_at: None,
             ..self.clone()
         }))
     }
 
     /// Settles the current, unsettled job `job_id`. Verified content becomes the version the
     /// file serves (and the file stops expiring); a rejection leaves an earlier verified version
-    /// in place.
+    /// in place, and a file with none expires `pending_ttl` after it.
     pub fn settle(
         &self,
         job_id: JobId,
         verdict: Verdict,
         now: OffsetDateTime,
+        pending_ttl: Duration,
     ) -> Result<Self, Refusal> {
         self.current_job(Some(job_id))?;
         if !self.awaits_verdict() {
@@ -333,12 +337,16 @@ impl FileRecord {
                 expires_at: None,
                 ..self.clone()
             },
-            Verdict::Rejected(reason) => Self {
-                status: FileStatus::Rejected,
-                rejection_reason: Some(reason),
-                updated_at: now,
-                ..self.clone()
-            },
+            Verdict::Rejected(reason) => {
+                let mut file = Self {
+                    status: FileStatus::Rejected,
+                    rejection_reason: Some(reason),
+                    updated_at: now,
+                    ..self.clone()
+                };
+                file.keep_unverified_for(pending_ttl, now);
+                file
+            }
         })
     }
 
@@ -378,8 +386,9 @@ impl FileRecord {
         self.job.as_ref().filter(|job| !self.serves(job.job_id))
     }
 
-    /// The TTL rule: a file never verified expires `pending_ttl` after its last upload started
-    /// or was aborted; one with a verified version never does.
+    /// The TTL rule: a file never verified expires `pending_ttl` after its last upload started,
+    /// was aborted or rejected; one with a verified version never does, nor one whose bytes were
+    /// completed and await their verdict.
     fn keep_unverified_for(&mut self, pending_ttl: Duration, now: OffsetDateTime) {
         if self.verified.is_none() {
             let at = now + pending_ttl;
@@ -403,10 +412,16 @@ mod tests {
         let uploaded = declared.mark_uploaded(job, now).unwrap().unwrap();
         let verified = |file: &FileRecord| {
             let s3_key = file.job.as_ref().unwrap().s3_key.clone();
-            file.settle(job, Verdict::Verified { s3_key }, now).unwrap()
+            file.settle(job, Verdict::Verified { s3_key }, now, PENDING_TTL)
+                .unwrap()
         };
         let rejected = uploaded
-            .settle(job, Verdict::Rejected(RejectionReason::SizeMismatch), now)
+            .settle(
+                job,
+                Verdict::Rejected(RejectionReason::SizeMismatch),
+                now,
+                PENDING_TTL,
+            )
             .unwrap();
         let aborted = declared.abort_upload(now, PENDING_TTL).unwrap();
         let verified_file = verified(&uploaded);
@@ -453,7 +468,8 @@ mod tests {
                 true,
                 None,
             ),
-            ("uploaded", FileStatus::Uploaded, true, false, true, None),
+            // completed bytes are never forgotten before their verdict
+            ("uploaded", FileStatus::Uploaded, true, false, false, None),
             ("verified", FileStatus::Verified, true, true, false, None),
             (
                 "rejected",
@@ -513,6 +529,7 @@ mod tests {
                     job,
                     Verdict::Rejected(RejectionReason::ChecksumMismatch),
                     now,
+                    PENDING_TTL,
                 );
                 assert_eq!(settled.is_ok(), settle, "{name}");
             }
@@ -532,8 +549,13 @@ mod tests {
                 "{name}"
             );
             assert_eq!(
-                file.settle(other, Verdict::Rejected(RejectionReason::SizeMismatch), now)
-                    .unwrap_err(),
+                file.settle(
+                    other,
+                    Verdict::Rejected(RejectionReason::SizeMismatch),
+                    now,
+                    PENDING_TTL
+                )
+                .unwrap_err(),
                 expected,
                 "{name}"
             );
@@ -584,6 +606,31 @@ mod tests {
         assert_eq!(aborted.content, aborted.verified.as_ref().unwrap().content);
         assert_eq!(aborted.job, None);
         assert_eq!(aborted.expires_at, None);
+    }
+
+    #[test]
+    fn completed_bytes_are_never_forgotten_before_their_verdict() {
+        let declared = step("declared");
+        let job = declared.job.as_ref().unwrap().job_id;
+        let now = timestamp::now();
+        let uploaded = declared.mark_uploaded(job, now).unwrap().unwrap();
+        assert_eq!(
+            uploaded.expires_at, None,
+            "no expiry while verification runs"
+        );
+        let later = now + time::Duration::hours(1);
+        let rejected = uploaded
+            .settle(
+                job,
+                Verdict::Rejected(RejectionReason::ChecksumMismatch),
+                later,
+                PENDING_TTL,
+            )
+            .unwrap();
+        let expires_at = rejected
+            .expires_at
+            .expect("a rejected, never verified file expires");
+        assert!(expires_at > later, "counted from the rejection");
     }
 
     #[test]

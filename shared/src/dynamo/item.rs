@@ -355,6 +355,7 @@ mod tests {
                 job_id,
                 Verdict::Verified { s3_key: "k".into() },
                 timestamp::now(),
+                fixtures::PENDING_TTL,
             )
             .unwrap();
         let job = fixtures::job(file.file_id, timestamp::now());

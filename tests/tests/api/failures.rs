@@ -270,7 +270,13 @@ async fn a_refused_write_judges_the_change_again_on_the_file_the_refusal_returne
         };
         let settled = files
             .update(record.clone(), |file| {
-                file.settle(job.job_id, verdict.clone(), now).map(Some)
+                file.settle(
+                    job.job_id,
+                    verdict.clone(),
+                    now,
+                    api.services.config.pending_ttl,
+                )
+                .map(Some)
             })
             .await;
 
