@@ -1,17 +1,20 @@
 """The Lambda triggers of template.yaml, for scripts/dev: what Lambda's event source mappings do in
 AWS, done against LocalStack and DynamoDB Local through `cargo lambda watch`'s Lambda API.
 
-- S3 → verify: LocalStack sends the bucket's ObjectCreated events for `uploads/` to an SQS queue;
-  each message is handed to `verify`. A failed invocation leaves the message in the queue, to be
-  retried when it becomes visible again, like Lambda's own retries.
+- verify's queue → verify: the queue (`upload-admin create-verify-queue`) gets the bucket's
+  ObjectCreated events for `uploads/` and verify's own continuations; one message per invocation
+  (the template's BatchSize), in Lambda's SQS event shape, by two pollers at once (Lambda scales
+  out). A failed invocation leaves the message in the queue, to come back when it is visible again,
+  and after the queue's maxReceiveCount go to its failures queue.
 - the table's stream → notify: records of file items (the template's filter) in Lambda's
   DynamoDB event shape, shard by shard, in order, up to 100 at once (the template's BatchSize).
   A failed invocation is retried; a partial failure (`batchItemFailures`) resumes from the first
   record named, as Lambda checkpoints. Each shard's position outlives any error, so nothing
   written is skipped.
-- the webhook queue → deliver: messages in Lambda's SQS event shape; those the function does not
-  name in `batchItemFailures` are deleted, the others come back when the queue makes them visible
-  again (deliver sets when), and after the queue's maxReceiveCount go to its dead-letter queue.
+- the webhook queue → deliver: up to 10 messages per invocation, the same way; deliver sets when a
+  failed one comes back.
+
+For both queues, the messages the function does not name in `batchItemFailures` are deleted.
 
 As in Lambda, an answer that names a record not in the batch fails the whole batch.
 
@@ -32,6 +35,7 @@ REGION = os.environ.get("AWS_REGION", "us-east-1")
 BUCKET = os.environ["BUCKET_NAME"]
 TABLE = os.environ["TABLE_NAME"]
 WEBHOOK_QUEUE_URL = os.environ["WEBHOOK_QUEUE_URL"]
+VERIFY_QUEUE_URL = os.environ["VERIFY_QUEUE_URL"]
 INVOKE = os.environ["INVOKE_URL"]  # …/2015-03-31/functions/{}/invocations
 # How often an idle stream is read: the latency a webhook adds locally is about this.
 STREAM_POLL_SECONDS = 0.1
@@ -73,38 +77,6 @@ def failed_items(answer):
 
 def client(service, variable):
     return boto3.client(service, endpoint_url=os.environ[variable], region_name=REGION)
-
-
-def s3_to_verify():
-    sqs = client("sqs", "AWS_ENDPOINT_URL_SQS")
-    s3 = client("s3", "AWS_ENDPOINT_URL_S3")
-    queue_url = sqs.create_queue(QueueName=f"{BUCKET}-events", Attributes={"VisibilityTimeout": "5"})["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    s3.put_bucket_notification_configuration(
-        Bucket=BUCKET,
-        NotificationConfiguration={
-            "QueueConfigurations": [
-                {
-                    "QueueArn": queue_arn,
-                    "Events": ["s3:ObjectCreated:*"],
-                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "uploads/"}]}},
-                }
-            ]
-        },
-    )
-    log(f"ObjectCreated events of {BUCKET} → verify")
-    while True:
-        messages = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1, MaxNumberOfMessages=10).get("Messages", [])
-        for message in messages:
-            event = json.loads(message["Body"])
-            if "Records" in event:  # not the s3:TestEvent sent when the notification is set up
-                try:
-                    invoke("verify", event)
-                except InvokeError as error:
-                    log(f"{error}; will retry")
-                    continue
-                log("verify: " + ", ".join(r["s3"]["object"]["key"] for r in event["Records"]))
-            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
 
 
 def lambda_stream_record(record, stream_arn):
@@ -211,27 +183,34 @@ def lambda_sqs_message(message, queue_arn):
     }
 
 
-def queue_to_deliver():
-    sqs = client("sqs", "AWS_ENDPOINT_URL_SQS")
-    queue_arn = sqs.get_queue_attributes(QueueUrl=WEBHOOK_QUEUE_URL, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    log(f"{WEBHOOK_QUEUE_URL} → deliver")
-    while True:
-        messages = sqs.receive_message(
-            QueueUrl=WEBHOOK_QUEUE_URL, WaitTimeSeconds=1, MaxNumberOfMessages=10, AttributeNames=["All"]
-        ).get("Messages", [])
-        if not messages:
-            continue
-        try:
-            failed = set(failed_items(invoke("deliver", {"Records": [lambda_sqs_message(m, queue_arn) for m in messages]})))
-            if failed - {m["MessageId"] for m in messages}:
-                raise InvokeError(f"deliver named messages not in the batch: {sorted(failed)}")
-        except InvokeError as error:
-            log(f"{error}; will retry")
-            continue
-        log(f"deliver: {len(messages)} messages, {len(failed)} to retry")
-        for message in messages:
-            if message["MessageId"] not in failed:
-                sqs.delete_message(QueueUrl=WEBHOOK_QUEUE_URL, ReceiptHandle=message["ReceiptHandle"])
+def queue_to(function, queue_url, batch_size):
+    """A bridge handing the messages of `queue_url` to `function`, `batch_size` at a time."""
+
+    def bridge():
+        sqs = client("sqs", "AWS_ENDPOINT_URL_SQS")
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        log(f"{queue_url} → {function}")
+        while True:
+            messages = sqs.receive_message(
+                QueueUrl=queue_url, WaitTimeSeconds=1, MaxNumberOfMessages=batch_size, AttributeNames=["All"]
+            ).get("Messages", [])
+            if not messages:
+                continue
+            try:
+                event = {"Records": [lambda_sqs_message(m, queue_arn) for m in messages]}
+                failed = set(failed_items(invoke(function, event)))
+                if failed - {m["MessageId"] for m in messages}:
+                    raise InvokeError(f"{function} named messages not in the batch: {sorted(failed)}")
+            except InvokeError as error:
+                log(f"{error}; will retry")
+                continue
+            log(f"{function}: {len(messages)} messages, {len(failed)} to retry")
+            for message in messages:
+                if message["MessageId"] not in failed:
+                    sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    bridge.__name__ = f"queue_to_{function}"
+    return bridge
 
 
 def run(target):
@@ -245,7 +224,8 @@ def run(target):
 
 
 def main():
-    threads = [threading.Thread(target=run, args=(t,), daemon=True) for t in (s3_to_verify, stream_to_notify, queue_to_deliver)]
+    bridges = [queue_to("verify", VERIFY_QUEUE_URL, 1)] * 2 + [stream_to_notify, queue_to("deliver", WEBHOOK_QUEUE_URL, 10)]
+    threads = [threading.Thread(target=run, args=(t,), daemon=True) for t in bridges]
     for thread in threads:
         thread.start()
     while True:

@@ -7,10 +7,13 @@
 //! upload-admin create-table          # local runs and tests; deployments use template.yaml
 //! upload-admin create-bucket [--allow-origin <origin>…]
 //! upload-admin create-events --bus <name> --queue <name> [--max-attempts <n>]
+//! upload-admin create-verify-queue --queue <name> [--max-receives <n>]
 //! ```
 //! `create-events` makes the event bus, the webhook delivery queue (with its dead-letter queue
 //! after `--max-attempts` receives, 18 by default as in template.yaml) and the rule between them,
-//! and prints the queue's URL.
+//! and prints the queue's URL. `create-verify-queue` makes the queue `verify` reads, sends the
+//! bucket's `ObjectCreated` events to it, gives it a `<name>-failures` queue after
+//! `--max-receives` receives (3 by default, as in template.yaml), and prints its URL.
 
 use std::process::ExitCode;
 
@@ -24,7 +27,8 @@ const USAGE: &str =
        upload-admin revoke-key   (the key on stdin)
        upload-admin create-table
        upload-admin create-bucket [--allow-origin <origin>...]
-       upload-admin create-events --bus <name> --queue <name> [--max-attempts <n>]";
+       upload-admin create-events --bus <name> --queue <name> [--max-attempts <n>]
+       upload-admin create-verify-queue --queue <name> [--max-receives <n>]";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -107,6 +111,31 @@ async fn run(args: &[String]) -> Result<(), String> {
             eprintln!(
                 "created event bus {bus} and queue {queue} (dead letters: {})",
                 created.dead_letter_queue_url
+            );
+            println!("{}", created.queue_url);
+        }
+        "create-verify-queue" => {
+            only(options, &["--queue", "--max-receives"])?;
+            let queue = values(options, "--queue")
+                .pop()
+                .ok_or_else(|| format!("--queue is required\n{USAGE}"))?;
+            let max_receives = match values(options, "--max-receives").pop() {
+                None => 3,
+                Some(text) => text
+                    .parse()
+                    .map_err(|_| format!("--max-receives {text:?} is not a number"))?,
+            };
+            let created = s3::provision::create_verify_queue(
+                &aws_sdk_s3::Client::from_conf(aws::s3_config(&sdk, config.s3_force_path_style)),
+                &aws_sdk_sqs::Client::new(&sdk),
+                &config.bucket_name,
+                &queue,
+                max_receives,
+            )
+            .await?;
+            eprintln!(
+                "created queue {queue} for {}'s ObjectCreated events (failures: {})",
+                config.bucket_name, created.failures_url
             );
             println!("{}", created.queue_url);
         }

@@ -154,9 +154,15 @@ pub async fn inspect_child(table: &str, bucket: &str, file_id: &str) -> Result<(
         .ok_or("no such file")?;
     let job = record.job.ok_or("no job")?;
     let started = Instant::now();
-    let inspection = shared::app::inspect::inspect(&services.objects, &job.s3_key, &record.content)
-        .await
-        .map_err(|e| format!("{e:?}"))?;
+    let inspection = shared::app::inspect::inspect(
+        &services.objects,
+        &job.s3_key,
+        &record.content,
+        None,
+        shared::app::inspect::Budget::UNLIMITED,
+    )
+    .await
+    .map_err(|e| format!("{e:?}"))?;
     let report = json!({
         "seconds": started.elapsed().as_secs_f64(),
         "bytes_read": inspection.bytes_read,

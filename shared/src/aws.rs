@@ -18,7 +18,7 @@ use crate::domain::error::ApiError;
 /// Classifies a failed AWS call: throttling, timeouts, 5xx (with or without an error code:
 /// S3 answers HEAD requests with a bare status) and transport failures are retryable (503);
 /// anything else means we sent a request the service refuses (500).
-pub(crate) fn failure<E>(operation: &str, err: SdkError<E, HttpResponse>) -> ApiError
+pub fn failure<E>(operation: &str, err: SdkError<E, HttpResponse>) -> ApiError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {

@@ -33,6 +33,11 @@ pub struct Config {
     pub webhook_retry_base: Duration,
     pub webhook_timeout: Duration,
     pub webhook_allow_loopback: bool,
+    /// The queue `verify` reads S3's events from and hands continuations to.
+    pub verify_queue_url: Option<String>,
+    /// What one invocation of `verify` may hash before a continuation takes over.
+    pub verify_chunk_bytes: u64,
+    pub verify_chunk_time: Duration,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -99,6 +104,10 @@ impl Config {
             webhook_timeout: number("WEBHOOK_TIMEOUT_MS", 10_000, 100, 10_000)
                 .map(Duration::from_millis)?,
             webhook_allow_loopback: flag("WEBHOOK_ALLOW_LOOPBACK")?,
+            verify_queue_url: lookup("VERIFY_QUEUE_URL").filter(|url| !url.is_empty()),
+            verify_chunk_bytes: number("VERIFY_CHUNK_BYTES", 32 << 30, 1 << 20, MAX_OBJECT_SIZE)?,
+            // Well inside verify's 15-minute timeout, whatever storage's pace.
+            verify_chunk_time: secs("VERIFY_CHUNK_SECS", 600, 840)?,
         };
         Ok(config)
     }
@@ -251,6 +260,12 @@ mod tests {
                 "WEBHOOK_ALLOW_LOOPBACK",
                 defaults.webhook_allow_loopback.to_string(),
             ),
+            ("VERIFY_QUEUE_URL", "none".to_owned()),
+            (
+                "VERIFY_CHUNK_BYTES",
+                defaults.verify_chunk_bytes.to_string(),
+            ),
+            ("VERIFY_CHUNK_SECS", secs(defaults.verify_chunk_time)),
         ] {
             assert_eq!(default_of(name), value, "{name}");
         }

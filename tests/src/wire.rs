@@ -81,6 +81,8 @@ pub struct File {
     pub created_at: String,
     pub updated_at: String,
     pub verified_at: Option<String>,
+    /// How far a check in steps got.
+    pub bytes_checked: Option<u64>,
     /// The upload in progress, without URLs.
     pub upload: Option<Plan>,
     pub download_url: Option<String>,

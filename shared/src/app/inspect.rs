@@ -1,11 +1,21 @@
 //! Checks a stored object against what was declared for it, with the least I/O that proves it.
+//!
+//! An object storage cannot vouch for is hashed, at most a [`Budget`] per call: a larger one
+//! comes back [`Finding::Unfinished`] with a [`Checkpoint`] (the hash states after the bytes
+//! checked), from which the next call goes on. Each call reads its bytes with ranged GETs in
+//! parallel, hashed in order, so the verdict is the one a single pass over the object gives.
 
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt, TryStreamExt, stream};
 use md5::Md5;
+use sha2::digest::common::hazmat::{SerializableState, SerializedState};
 use sha2::{Digest, Sha256};
 
 use crate::domain::error::ApiError;
 use crate::domain::sniff::{self, SNIFF_LEN};
-use crate::domain::{ContentDeclaration, RejectionReason};
+use crate::domain::{Checkpoint, ContentDeclaration, RejectionReason};
 use crate::s3::{ObjectHead, ObjectStore};
 use aws_sdk_s3::primitives::ByteStream;
 
@@ -13,20 +23,41 @@ use aws_sdk_s3::primitives::ByteStream;
 /// may wait per thread: memory stays bounded whatever the object's size.
 const BATCH_BYTES: usize = 1 << 20;
 const QUEUED_BATCHES: usize = 4;
+/// Each ranged GET reads this much, and this many run at once: storage serves one connection
+/// at a fraction of what a core hashes. Together they bound the bytes in flight.
+const PIECE_BYTES: u64 = 8 << 20;
+const PARALLEL_GETS: usize = 4;
 
+/// How much one call may hash before it hands over: whichever of the two runs out first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    pub bytes: u64,
+    pub time: Duration,
+}
+
+impl Budget {
+    /// No limit: the whole object in one call.
+    pub const UNLIMITED: Budget = Budget {
+        bytes: u64::MAX,
+        time: Duration::MAX,
+    };
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Finding {
     /// Size, type and every declared digest match.
     Sound,
     Flawed(RejectionReason),
     /// No object at the key (deleted since the event): nothing to judge.
     Missing,
+    /// Sound so far: the budget ran out at the checkpoint, from which another call goes on.
+    Unfinished(Checkpoint),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inspection {
     pub finding: Finding,
-    /// Object bytes read to reach the finding.
+    /// Object bytes read by this call.
     pub bytes_read: u64,
 }
 
@@ -39,10 +70,14 @@ impl Inspection {
     }
 }
 
+/// Checks the object at `key` against `declared`, going on from `resume` if it is a checkpoint
+/// of the object as it now is (another version starts over).
 pub async fn inspect(
     objects: &ObjectStore,
     key: &str,
     declared: &ContentDeclaration,
+    resume: Option<&Checkpoint>,
+    budget: Budget,
 ) -> Result<Inspection, ApiError> {
     let Some(head) = objects.head(key).await? else {
         return Ok(Inspection::without_reading(Finding::Missing));
@@ -91,26 +126,46 @@ pub async fn inspect(
         });
     }
 
-    let body = objects.read(key, head.etag.as_deref()).await?;
-    let digest = digest(body, sha256 == Proof::Unknown, md5 == Proof::Unknown).await?;
-    let finding = if digest.len != declared.file_size {
-        Finding::Flawed(RejectionReason::SizeMismatch)
-    } else if !sniff::agrees(&declared.content_type, &digest.leading) {
+    let etag = head.etag.clone().unwrap_or_default();
+    let (want_sha256, want_md5) = (sha256 == Proof::Unknown, md5 == Proof::Unknown);
+    let (start, hashers) = match resume
+        .filter(|checkpoint| checkpoint.etag == etag)
+        .and_then(|checkpoint| Some((checkpoint, Hashers::resume(checkpoint)?)))
+        .filter(|(_, hashers)| hashers.wants() == (want_sha256, want_md5))
+    {
+        Some((checkpoint, hashers)) => (checkpoint.bytes_checked, hashers),
+        None => (0, Hashers::new(want_sha256, want_md5)),
+    };
+    let end = head.size.min(start.saturating_add(budget.bytes));
+    let deadline = Instant::now().checked_add(budget.time);
+    let pieces = objects.read_pieces(key, start, end, &etag, deadline);
+    let (hashers, hashed) = hashers.hash(pieces).await?;
+    let checked = start + hashed.len;
+
+    let finding = if start == 0 && !sniff::agrees(&declared.content_type, &hashed.leading) {
         Finding::Flawed(RejectionReason::ContentTypeMismatch)
-    } else if !digest_matches(
-        digest.sha256.as_deref(),
-        declared.sha256.as_ref().map(|d| d.as_bytes().as_slice()),
-    ) || !digest_matches(
-        digest.md5.as_deref(),
-        declared.md5.as_ref().map(|d| d.as_bytes().as_slice()),
-    ) {
-        Finding::Flawed(RejectionReason::ChecksumMismatch)
+    } else if checked < head.size {
+        Finding::Unfinished(hashers.checkpoint(etag, checked))
     } else {
-        Finding::Sound
+        let (sha256, md5) = hashers.finish();
+        let matches =
+            |computed: Option<Vec<u8>>, declared: Option<&[u8]>| match (computed, declared) {
+                (Some(computed), Some(declared)) => computed == declared,
+                _ => true,
+            };
+        if matches(
+            sha256,
+            declared.sha256.as_ref().map(|d| d.as_bytes().as_slice()),
+        ) && matches(md5, declared.md5.as_ref().map(|d| d.as_bytes().as_slice()))
+        {
+            Finding::Sound
+        } else {
+            Finding::Flawed(RejectionReason::ChecksumMismatch)
+        }
     };
     Ok(Inspection {
         finding,
-        bytes_read: digest.len,
+        bytes_read: hashed.len,
     })
 }
 
@@ -153,10 +208,189 @@ fn proof_of_md5(declared: &ContentDeclaration, head: &ObjectHead) -> Proof {
     }
 }
 
-fn digest_matches(computed: Option<&[u8]>, declared: Option<&[u8]>) -> bool {
-    match (computed, declared) {
-        (Some(computed), Some(declared)) => computed == declared,
-        _ => true,
+impl ObjectStore {
+    /// Bytes `start..end` of the object version `etag`, as ranged GETs of [`PIECE_BYTES`],
+    /// [`PARALLEL_GETS`] at a time, in order. No GET starts after `deadline`: the stream
+    /// ends early there, at a piece's end.
+    fn read_pieces<'a>(
+        &'a self,
+        key: &'a str,
+        start: u64,
+        end: u64,
+        etag: &'a str,
+        deadline: Option<Instant>,
+    ) -> impl Stream<Item = Result<Bytes, ApiError>> + 'a {
+        let ranges = (start..end)
+            .step_by(PIECE_BYTES as usize)
+            .map(move |from| (from, end.min(from + PIECE_BYTES)))
+            .take_while(move |_| deadline.is_none_or(|deadline| Instant::now() < deadline));
+        stream::iter(ranges)
+            .map(move |(from, to)| self.read_range(key, from, to, etag))
+            .buffered(PARALLEL_GETS)
+            .map_ok(|segments| stream::iter(segments.into_iter().map(Ok)))
+            .try_flatten()
+    }
+}
+
+/// What one pass of the hashers read.
+#[derive(Debug)]
+struct Hashed {
+    len: u64,
+    /// The first [`SNIFF_LEN`] bytes of the pass.
+    leading: Vec<u8>,
+}
+
+/// The digests a check computes, each on a thread of its own while the bytes stream past.
+#[derive(Clone)]
+struct Hashers {
+    sha256: Option<Sha256>,
+    md5: Option<Md5>,
+}
+
+impl Hashers {
+    fn new(want_sha256: bool, want_md5: bool) -> Self {
+        Self {
+            sha256: want_sha256.then(Sha256::new),
+            md5: want_md5.then(Md5::new),
+        }
+    }
+
+    /// The hashers as `checkpoint` left them; `None` if a state does not deserialize.
+    fn resume(checkpoint: &Checkpoint) -> Option<Self> {
+        fn restore<D: SerializableState>(state: &Option<Vec<u8>>) -> Option<Option<D>> {
+            match state {
+                None => Some(None),
+                Some(bytes) => {
+                    let state = SerializedState::<D>::try_from(bytes.as_slice()).ok()?;
+                    D::deserialize(&state).ok().map(Some)
+                }
+            }
+        }
+        Some(Self {
+            sha256: restore(&checkpoint.sha256_state)?,
+            md5: restore(&checkpoint.md5_state)?,
+        })
+    }
+
+    fn wants(&self) -> (bool, bool) {
+        (self.sha256.is_some(), self.md5.is_some())
+    }
+
+    fn checkpoint(&self, etag: String, bytes_checked: u64) -> Checkpoint {
+        Checkpoint {
+            step_id: uuid::Uuid::new_v4(),
+            etag,
+            bytes_checked,
+            sha256_state: self.sha256.as_ref().map(|d| d.serialize().to_vec()),
+            md5_state: self.md5.as_ref().map(|d| d.serialize().to_vec()),
+        }
+    }
+
+    fn finish(self) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+        (
+            self.sha256.map(|d| d.finalize().to_vec()),
+            self.md5.map(|d| d.finalize().to_vec()),
+        )
+    }
+
+    /// Streams `chunks` through the hashers: they are read here while each digest is computed
+    /// on a thread of its own, fed through a bounded queue, so memory does not grow with the
+    /// body and SHA-256 and MD5 together take about as long as the slower of the two.
+    async fn hash(
+        self,
+        chunks: impl Stream<Item = Result<Bytes, ApiError>>,
+    ) -> Result<(Self, Hashed), ApiError> {
+        let sha256 = self.sha256.map(Thread::spawn);
+        let md5 = self.md5.map(Thread::spawn);
+        let mut chunks = std::pin::pin!(chunks);
+        let mut hashed = Hashed {
+            len: 0,
+            leading: Vec::with_capacity(SNIFF_LEN),
+        };
+        let mut batch = Vec::new();
+        let mut batch_len = 0;
+        let mut failure = None;
+        loop {
+            let chunk = match chunks.next().await {
+                Some(Ok(chunk)) => chunk,
+                Some(Err(err)) => {
+                    failure = Some(err);
+                    break;
+                }
+                None => break,
+            };
+            let wanted = SNIFF_LEN.saturating_sub(hashed.leading.len());
+            hashed
+                .leading
+                .extend_from_slice(&chunk[..chunk.len().min(wanted)]);
+            hashed.len += chunk.len() as u64;
+            batch_len += chunk.len();
+            batch.push(chunk);
+            if batch_len >= BATCH_BYTES {
+                batch_len = 0;
+                feed(&sha256, &md5, std::mem::take(&mut batch)).await;
+            }
+        }
+        if !batch.is_empty() {
+            feed(&sha256, &md5, batch).await;
+        }
+        let hashers = Self {
+            sha256: match sha256 {
+                Some(thread) => Some(thread.join().await?),
+                None => None,
+            },
+            md5: match md5 {
+                Some(thread) => Some(thread.join().await?),
+                None => None,
+            },
+        };
+        match failure {
+            Some(err) => Err(err),
+            None => Ok((hashers, hashed)),
+        }
+    }
+}
+
+async fn feed(sha256: &Option<Thread<Sha256>>, md5: &Option<Thread<Md5>>, batch: Vec<Bytes>) {
+    if let Some(thread) = sha256 {
+        thread.feed(batch.clone()).await;
+    }
+    if let Some(thread) = md5 {
+        thread.feed(batch).await;
+    }
+}
+
+/// One digest updated on a blocking thread from batches of shared chunks, and handed back.
+struct Thread<D> {
+    batches: tokio::sync::mpsc::Sender<Vec<Bytes>>,
+    digest: tokio::task::JoinHandle<D>,
+}
+
+impl<D: Digest + Send + 'static> Thread<D> {
+    fn spawn(mut digest: D) -> Self {
+        let (batches, mut receiver) = tokio::sync::mpsc::channel::<Vec<Bytes>>(QUEUED_BATCHES);
+        let digest = tokio::task::spawn_blocking(move || {
+            while let Some(batch) = receiver.blocking_recv() {
+                for chunk in batch {
+                    digest.update(&chunk);
+                }
+            }
+            digest
+        });
+        Self { batches, digest }
+    }
+
+    /// Queues a batch; a full queue makes the reader wait, which bounds memory. A send fails
+    /// only if the thread panicked, which [`Thread::join`] reports.
+    async fn feed(&self, batch: Vec<Bytes>) {
+        let _ = self.batches.send(batch).await;
+    }
+
+    async fn join(self) -> Result<D, ApiError> {
+        drop(self.batches);
+        self.digest
+            .await
+            .map_err(|err| ApiError::Internal(format!("hashing thread: {err}")))
     }
 }
 
@@ -170,105 +404,27 @@ pub struct StreamDigest {
     pub md5: Option<Vec<u8>>,
 }
 
-/// Streams `body` through the hashers: it is read here while each digest is computed on a
-/// thread of its own, fed through a bounded queue, so memory does not grow with the body and
-/// SHA-256 and MD5 together take about as long as the slower of the two.
+/// The digests of a whole `body`, through the hashers a check uses.
 pub async fn digest(
-    mut body: ByteStream,
+    body: ByteStream,
     want_sha256: bool,
     want_md5: bool,
 ) -> Result<StreamDigest, ApiError> {
-    let sha256 = want_sha256.then(|| Hasher::spawn(Sha256::new()));
-    let md5 = want_md5.then(|| Hasher::spawn(Md5::new()));
-    let hashers: Vec<&Hasher> = sha256.iter().chain(md5.iter()).collect();
-
-    let mut leading = Vec::with_capacity(SNIFF_LEN);
-    let mut len = 0u64;
-    let mut batch = Vec::new();
-    let mut batch_len = 0;
-    let mut failure = None;
-    loop {
-        match body.next().await {
-            Some(Ok(chunk)) => {
-                if leading.len() < SNIFF_LEN {
-                    leading.extend_from_slice(&chunk[..chunk.len().min(SNIFF_LEN - leading.len())]);
-                }
-                len += chunk.len() as u64;
-                batch_len += chunk.len();
-                batch.push(chunk);
-                if batch_len >= BATCH_BYTES {
-                    batch_len = 0;
-                    let full = std::mem::take(&mut batch);
-                    for hasher in &hashers {
-                        hasher.feed(full.clone()).await;
-                    }
-                }
-            }
-            Some(Err(err)) => {
-                failure = Some(ApiError::Unavailable(format!("GetObject body: {err}")));
-                break;
-            }
-            None => break,
-        }
-    }
-    if !batch.is_empty() {
-        for hasher in &hashers {
-            hasher.feed(batch.clone()).await;
-        }
-    }
-    drop(hashers);
-    let sha256 = match sha256 {
-        Some(hasher) => Some(hasher.finish().await?),
-        None => None,
-    };
-    let md5 = match md5 {
-        Some(hasher) => Some(hasher.finish().await?),
-        None => None,
-    };
-    match failure {
-        Some(err) => Err(err),
-        None => Ok(StreamDigest {
-            len,
-            leading,
-            sha256,
-            md5,
-        }),
-    }
-}
-
-/// One digest computed on a blocking thread from batches of shared chunks.
-struct Hasher {
-    batches: tokio::sync::mpsc::Sender<Vec<bytes::Bytes>>,
-    digest: tokio::task::JoinHandle<Vec<u8>>,
-}
-
-impl Hasher {
-    fn spawn<D: Digest + Send + 'static>(mut digest: D) -> Self {
-        let (batches, mut receiver) =
-            tokio::sync::mpsc::channel::<Vec<bytes::Bytes>>(QUEUED_BATCHES);
-        let digest = tokio::task::spawn_blocking(move || {
-            while let Some(batch) = receiver.blocking_recv() {
-                for chunk in batch {
-                    digest.update(&chunk);
-                }
-            }
-            digest.finalize().to_vec()
-        });
-        Self { batches, digest }
-    }
-
-    /// Queues a batch; a full queue makes the reader wait, which bounds memory. A send fails
-    /// only if the thread panicked, which [`Hasher::finish`] reports.
-    async fn feed(&self, batch: Vec<bytes::Bytes>) {
-        let _ = self.batches.send(batch).await;
-    }
-
-    async fn finish(self) -> Result<Vec<u8>, ApiError> {
-        drop(self.batches);
-        self.digest
-            .await
-            .map_err(|err| ApiError::Internal(format!("hashing thread: {err}")))
-    }
+    let chunks = stream::unfold(body, |mut body| async move {
+        let chunk = body.next().await?;
+        Some((
+            chunk.map_err(|err| ApiError::Unavailable(format!("body: {err}"))),
+            body,
+        ))
+    });
+    let (hashers, hashed) = Hashers::new(want_sha256, want_md5).hash(chunks).await?;
+    let (sha256, md5) = hashers.finish();
+    Ok(StreamDigest {
+        len: hashed.len,
+        leading: hashed.leading,
+        sha256,
+        md5,
+    })
 }
 
 #[cfg(test)]
@@ -312,6 +468,39 @@ mod tests {
         assert_eq!(digest.leading, body[..SNIFF_LEN]);
         assert_eq!(digest.sha256.unwrap(), Sha256::digest(&body).to_vec());
         assert_eq!(digest.md5.unwrap(), Md5::digest(&body).to_vec());
+    }
+
+    #[tokio::test]
+    async fn a_check_resumed_from_its_checkpoint_reaches_the_single_pass_digests() {
+        let body: Vec<u8> = (0..(3 << 20) + 17).map(|i: u32| (i % 251) as u8).collect();
+        let chunks = |range: std::ops::Range<usize>| {
+            stream::iter(
+                body[range]
+                    .chunks(100_000)
+                    .map(|chunk| Ok(Bytes::copy_from_slice(chunk)))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        // Stopped off any block boundary, and carried across as the checkpoint's bytes only.
+        let split = 1_000_003;
+        let (first, _) = Hashers::new(true, true)
+            .hash(chunks(0..split))
+            .await
+            .unwrap();
+        let checkpoint = first.checkpoint("\"etag\"".into(), split as u64);
+        let resumed = Hashers::resume(&checkpoint.clone()).unwrap();
+        let (second, hashed) = resumed.hash(chunks(split..body.len())).await.unwrap();
+        assert_eq!(hashed.len, (body.len() - split) as u64);
+        assert_eq!(
+            second.finish(),
+            (
+                Some(Sha256::digest(&body).to_vec()),
+                Some(Md5::digest(&body).to_vec())
+            )
+        );
+        let mut garbled = checkpoint;
+        garbled.sha256_state = Some(vec![0; 3]);
+        assert!(Hashers::resume(&garbled).is_none());
     }
 
     #[test]

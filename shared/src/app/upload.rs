@@ -53,6 +53,7 @@ pub async fn start_job(
                 part_count: 1,
                 expires_at,
                 headers: put.headers,
+                checkpoint: None,
             };
             Ok(StartedJob {
                 job,
@@ -75,6 +76,7 @@ pub async fn start_job(
                 part_count,
                 expires_at,
                 headers: BTreeMap::new(),
+                checkpoint: None,
             };
             let first_batch: Vec<u32> = (1..=part_count.min(PART_URL_BATCH)).collect();
             match part_urls(services, &job, content, &first_batch).await {

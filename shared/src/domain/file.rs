@@ -128,6 +128,24 @@ pub struct UploadJob {
     pub expires_at: OffsetDateTime,
     /// The headers signed into every URL of this job, which clients must send as they are.
     pub headers: BTreeMap<String, String>,
+    /// How far verification of the stored bytes got, while it goes on across invocations.
+    pub checkpoint: Option<Checkpoint>,
+}
+
+/// Verification of a large object, part way: the object version checked, how many of its
+/// leading bytes were hashed, and the hash states after them, so that the next invocation goes
+/// on from there and reaches the verdict a single pass would.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// Which step wrote it: two steps that hash the same bytes from the same checkpoint (a
+    /// duplicate continuation) write different checkpoints, so only one of them goes on.
+    pub step_id: uuid::Uuid,
+    /// The ETag of the object version being checked: another version starts over.
+    pub etag: String,
+    pub bytes_checked: u64,
+    /// The serialized state of each hasher the check needs (`None`: not needed).
+    pub sha256_state: Option<Vec<u8>>,
+    pub md5_state: Option<Vec<u8>>,
 }
 
 impl UploadJob {
@@ -323,6 +341,10 @@ impl FileRecord {
         if !self.awaits_verdict() {
             return Err(Refusal::AlreadySettled);
         }
+        let mut settled = self.clone();
+        if let Some(job) = &mut settled.job {
+            job.checkpoint = None;
+        }
         Ok(match verdict {
             Verdict::Verified { s3_key } => Self {
                 status: FileStatus::Verified,
@@ -335,19 +357,42 @@ impl FileRecord {
                 }),
                 updated_at: now,
                 expires_at: None,
-                ..self.clone()
+                ..settled
             },
             Verdict::Rejected(reason) => {
                 let mut file = Self {
                     status: FileStatus::Rejected,
                     rejection_reason: Some(reason),
                     updated_at: now,
-                    ..self.clone()
+                    ..settled
                 };
                 file.keep_unverified_for(pending_ttl, now);
                 file
             }
         })
+    }
+
+    /// Verification of the current, unsettled job `job_id` got from `from` to `to`. `None` when
+    /// the job's checkpoint is no longer `from`: another invocation moved it (a duplicate
+    /// continuation), and it carries on from there.
+    pub fn record_progress(
+        &self,
+        job_id: JobId,
+        from: Option<&Checkpoint>,
+        to: Checkpoint,
+    ) -> Result<Option<Self>, Refusal> {
+        let job = self.current_job(Some(job_id))?;
+        if !self.awaits_verdict() {
+            return Err(Refusal::AlreadySettled);
+        }
+        if job.checkpoint.as_ref() != from {
+            return Ok(None);
+        }
+        let mut file = self.clone();
+        if let Some(job) = &mut file.job {
+            job.checkpoint = Some(to);
+        }
+        Ok(Some(file))
     }
 
     /// The current job, which must be `expected` when one is named.
@@ -535,6 +580,49 @@ mod tests {
             }
             assert_eq!(file.unverified_job().is_some(), unverified_job, "{name}");
         }
+    }
+
+    #[test]
+    fn progress_moves_only_from_the_checkpoint_it_started_at_and_ends_with_the_verdict() {
+        let uploaded = step("uploaded");
+        let job = uploaded.job.as_ref().unwrap().job_id;
+        let at = |bytes_checked: u64| Checkpoint {
+            step_id: uuid::Uuid::from_u128(bytes_checked.into()),
+            etag: "\"e-2\"".into(),
+            bytes_checked,
+            sha256_state: Some(vec![7; 8]),
+            md5_state: None,
+        };
+        let first = uploaded.record_progress(job, None, at(1)).unwrap().unwrap();
+        assert_eq!(first.job.as_ref().unwrap().checkpoint, Some(at(1)));
+        assert_eq!(
+            (first.status, first.updated_at),
+            (uploaded.status, uploaded.updated_at)
+        );
+        // a duplicate step, begun before the first one's write: nothing to do
+        assert_eq!(first.record_progress(job, None, at(1)), Ok(None));
+        let second = first
+            .record_progress(job, Some(&at(1)), at(2))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            second.record_progress(JobId::random(), Some(&at(2)), at(3)),
+            Err(Refusal::JobSuperseded)
+        );
+        let s3_key = second.job.as_ref().unwrap().s3_key.clone();
+        let verified = second
+            .settle(
+                job,
+                Verdict::Verified { s3_key },
+                timestamp::now(),
+                PENDING_TTL,
+            )
+            .unwrap();
+        assert_eq!(verified.job.as_ref().unwrap().checkpoint, None);
+        assert_eq!(
+            verified.record_progress(job, None, at(3)),
+            Err(Refusal::AlreadySettled)
+        );
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub fn job(file_id: FileId, now: OffsetDateTime) -> UploadJob {
         part_count: 3,
         expires_at: now,
         headers: BTreeMap::from([("content-length".into(), "5242880".into())]),
+        checkpoint: None,
     }
 }
 

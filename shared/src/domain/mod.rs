@@ -19,7 +19,7 @@ pub mod webhook;
 
 pub use error::{ApiError, Detail};
 pub use file::{
-    ContentDeclaration, FileRecord, FileStatus, Refusal, RejectionReason, UploadJob, Verdict,
-    VerifiedVersion,
+    Checkpoint, ContentDeclaration, FileRecord, FileStatus, Refusal, RejectionReason, UploadJob,
+    Verdict, VerifiedVersion,
 };
 pub use ids::{FileId, JobId};

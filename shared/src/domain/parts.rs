@@ -104,6 +104,7 @@ mod tests {
             part_count: 4,
             expires_at: timestamp::now(),
             headers: BTreeMap::new(),
+            checkpoint: None,
         }
     }
 

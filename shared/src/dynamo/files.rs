@@ -83,10 +83,11 @@ pub enum Removal {
     Refused(Option<FileRecord>),
 }
 
-/// The condition of every write of a file read before: its job and status are still those it
-/// was read with. Every transition changes one of them, so no other write can be lost.
+/// The condition of every write of a file read before: its job, status and verification
+/// checkpoint are still those it was read with. Every transition changes one of them, so no
+/// other write can be lost.
 struct Unchanged {
-    condition: &'static str,
+    condition: String,
     names: HashMap<String, String>,
     values: HashMap<String, AttributeValue>,
 }
@@ -96,11 +97,18 @@ impl Unchanged {
         let names = HashMap::from([("#status".to_owned(), "status".to_owned())]);
         let mut values = HashMap::from([(":status".to_owned(), s(expected.status.as_str()))]);
         let condition = match &expected.job {
+            None => "#status = :status AND attribute_not_exists(job)".to_owned(),
             Some(job) => {
                 values.insert(":job".to_owned(), s(job.job_id.to_string()));
-                "#status = :status AND job.job_id = :job"
+                let checkpoint = match &job.checkpoint {
+                    None => "attribute_not_exists(job.checkpoint)",
+                    Some(checkpoint) => {
+                        values.insert(":step".to_owned(), s(checkpoint.step_id.to_string()));
+                        "job.checkpoint.step_id = :step"
+                    }
+                };
+                format!("#status = :status AND job.job_id = :job AND {checkpoint}")
             }
-            None => "#status = :status AND attribute_not_exists(job)",
         };
         Self {
             condition,

@@ -18,8 +18,8 @@ use crate::domain::timestamp;
 use crate::domain::values::{FileName, Md5, MediaType, Metadata, Sha256};
 use crate::domain::webhook::{SigningSecret, WebhookConfig, WebhookUrl};
 use crate::domain::{
-    ContentDeclaration, FileId, FileRecord, FileStatus, JobId, RejectionReason, UploadJob,
-    VerifiedVersion,
+    Checkpoint, ContentDeclaration, FileId, FileRecord, FileStatus, JobId, RejectionReason,
+    UploadJob, VerifiedVersion,
 };
 
 pub type Item = HashMap<String, AttributeValue>;
@@ -138,7 +138,41 @@ pub fn job_value(job: &UploadJob) -> AttributeValue {
     if let Some(upload_id) = &job.upload_id {
         map.insert("upload_id".into(), s(upload_id));
     }
+    if let Some(checkpoint) = &job.checkpoint {
+        map.insert("checkpoint".into(), checkpoint_value(checkpoint));
+    }
     AttributeValue::M(map)
+}
+
+fn checkpoint_value(checkpoint: &Checkpoint) -> AttributeValue {
+    let mut map = HashMap::from([
+        ("step_id".to_owned(), s(checkpoint.step_id.to_string())),
+        ("etag".to_owned(), s(&checkpoint.etag)),
+        ("bytes_checked".to_owned(), n(checkpoint.bytes_checked)),
+    ]);
+    for (name, state) in [
+        ("sha256_state", &checkpoint.sha256_state),
+        ("md5_state", &checkpoint.md5_state),
+    ] {
+        if let Some(state) = state {
+            map.insert(name.to_owned(), AttributeValue::B(state.clone().into()));
+        }
+    }
+    AttributeValue::M(map)
+}
+
+fn checkpoint(item: &Item) -> Result<Checkpoint, MalformedItem> {
+    let state = |name: &str| match item.get(name) {
+        Some(AttributeValue::B(bytes)) => Some(bytes.as_ref().to_vec()),
+        _ => None,
+    };
+    Ok(Checkpoint {
+        step_id: parsed(item, "step_id")?,
+        etag: string(item, "etag")?.to_owned(),
+        bytes_checked: number(item, "bytes_checked")?,
+        sha256_state: state("sha256_state"),
+        md5_state: state("md5_state"),
+    })
 }
 
 pub fn verified_value(verified: &VerifiedVersion) -> AttributeValue {
@@ -195,6 +229,12 @@ impl TryFrom<&Item> for FileRecord {
                     part_count: number(job, "part_count")?,
                     expires_at: time(job, "expires_at")?,
                     headers: read_string_map(job, "headers")?,
+                    checkpoint: match job.get("checkpoint") {
+                        Some(AttributeValue::M(checkpoint_item)) => {
+                            Some(checkpoint(checkpoint_item)?)
+                        }
+                        _ => None,
+                    },
                 }),
                 _ => None,
             },
@@ -396,6 +436,20 @@ mod tests {
             optional_string(&item, DEDUP_KEY),
             Some(format!("p1#{}#1048576", fixtures::SHA256).as_str())
         );
+    }
+
+    #[test]
+    fn a_verification_checkpoint_survives_the_round_trip() {
+        let mut record = record();
+        record.job.as_mut().unwrap().checkpoint = Some(Checkpoint {
+            step_id: uuid::Uuid::new_v4(),
+            etag: "\"abc-4\"".into(),
+            bytes_checked: 64 << 20,
+            sha256_state: Some(vec![1; 41]),
+            md5_state: None,
+        });
+        let item = Item::from(&record);
+        assert_eq!(FileRecord::try_from(&item).unwrap(), record);
     }
 
     #[test]

@@ -68,7 +68,8 @@ pub async fn create(
     })
 }
 
-async fn create_queue(
+/// Creates (or finds) the queue `name`, with the redrive policy `redrive` if given; its URL.
+pub(crate) async fn create_queue(
     sqs: &aws_sdk_sqs::Client,
     name: &str,
     redrive: Option<String>,
@@ -89,7 +90,7 @@ async fn create_queue(
         .ok_or_else(|| format!("CreateQueue {name}: no URL"))
 }
 
-async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, String> {
+pub(crate) async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, String> {
     let output = sqs
         .get_queue_attributes()
         .queue_url(url)

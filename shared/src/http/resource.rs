@@ -65,6 +65,8 @@ pub struct FileResource {
     pub created_at: String,
     pub updated_at: String,
     pub verified_at: Option<String>,
+    /// While a large upload is checked in steps: how many of its bytes were checked so far.
+    pub bytes_checked: Option<u64>,
     /// The upload in progress. URLs are handed out only by create, reupload and `POST …/parts`,
     /// so that listings never carry live credentials; `urls` is empty here.
     pub upload: Option<UploadPlan>,
@@ -118,6 +120,12 @@ impl FileResource {
                 .verified
                 .as_ref()
                 .map(|v| timestamp::format(v.verified_at)),
+            bytes_checked: record
+                .job
+                .as_ref()
+                .and_then(|job| job.checkpoint.as_ref())
+                .filter(|_| record.awaits_verdict())
+                .map(|checkpoint| checkpoint.bytes_checked),
             upload,
             download_url: None,
             deduplicated: None,

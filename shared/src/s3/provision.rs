@@ -1,10 +1,72 @@
 //! Creates the bucket where no CloudFormation runs: local runs and tests. `template.yaml`
 //! declares the same bucket for deployments; keep the two in step.
 
-use aws_sdk_s3::types::{CorsConfiguration, CorsRule};
+use aws_sdk_s3::types::{
+    CorsConfiguration, CorsRule, Event, FilterRule, FilterRuleName, NotificationConfiguration,
+    NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter,
+};
 
 use crate::aws;
 use crate::domain::error::ApiError;
+use crate::events::provision::{create_queue, queue_arn};
+
+/// What [`create_verify_queue`] made.
+#[derive(Debug, Clone)]
+pub struct VerifyQueues {
+    pub queue_url: String,
+    pub failures_url: String,
+}
+
+/// The queue `verify` reads, as template.yaml's `VerifyQueue`: the bucket's `ObjectCreated`
+/// events for `uploads/` go to it, and a message received `max_receives` times without being
+/// handled moves to `<queue>-failures`, to be redriven by an operator.
+pub async fn create_verify_queue(
+    s3: &aws_sdk_s3::Client,
+    sqs: &aws_sdk_sqs::Client,
+    bucket: &str,
+    queue: &str,
+    max_receives: u32,
+) -> Result<VerifyQueues, String> {
+    let failures_url = create_queue(sqs, &format!("{queue}-failures"), None).await?;
+    let redrive = serde_json::json!({
+        "deadLetterTargetArn": queue_arn(sqs, &failures_url).await?,
+        "maxReceiveCount": max_receives.to_string(),
+    });
+    let queue_url = create_queue(sqs, queue, Some(redrive.to_string())).await?;
+    let to_queue = QueueConfiguration::builder()
+        .queue_arn(queue_arn(sqs, &queue_url).await?)
+        .events(Event::S3ObjectCreated)
+        .filter(
+            NotificationConfigurationFilter::builder()
+                .key(
+                    S3KeyFilter::builder()
+                        .filter_rules(
+                            FilterRule::builder()
+                                .name(FilterRuleName::Prefix)
+                                .value("uploads/")
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build(),
+        )
+        .build()
+        .map_err(|err| err.to_string())?;
+    s3.put_bucket_notification_configuration()
+        .bucket(bucket)
+        .notification_configuration(
+            NotificationConfiguration::builder()
+                .queue_configurations(to_queue)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|err| format!("PutBucketNotificationConfiguration {bucket}: {err:?}"))?;
+    Ok(VerifyQueues {
+        queue_url,
+        failures_url,
+    })
+}
 
 /// The bucket, with the CORS rule browsers need to PUT parts and read their ETags.
 pub async fn create_bucket(

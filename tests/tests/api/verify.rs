@@ -1,11 +1,14 @@
 //! The verify trigger against real storage: what lands is checked against what was declared,
 //! the file settles once, and repeated, stale or foreign events change nothing.
 
+use std::time::Duration;
+
+use integration_tests::faults::Fault;
 use integration_tests::serde_json::json;
 use integration_tests::{Plan, Status, TestApi, declaration, digests};
 use shared::app::inspect::{self, Finding};
 use shared::domain::RejectionReason;
-use verify::Outcome;
+use verify::{Continuation, Outcome};
 
 const PNG: &[u8] =
     b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
@@ -40,6 +43,24 @@ async fn assert_delivery_rejects(api: &TestApi, plan: &Plan, reason: RejectionRe
     );
 }
 
+/// One check of the plan's object, without a budget.
+async fn inspect_whole(
+    api: &TestApi,
+    plan: &Plan,
+    record: &shared::domain::FileRecord,
+) -> inspect::Inspection {
+    let unlimited = inspect::Budget::UNLIMITED;
+    inspect::inspect(
+        &api.services.objects,
+        &plan.s3_key,
+        &record.content,
+        None,
+        unlimited,
+    )
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn single_part_uploads_verify_with_and_without_declared_hashes() {
     let api = TestApi::new().await;
@@ -68,9 +89,7 @@ async fn a_checksum_storage_verified_is_not_read_again() {
     let record = api.record(&plan.file_id).await;
 
     // WHEN it is inspected
-    let inspection = inspect::inspect(&api.services.objects, &plan.s3_key, &record.content)
-        .await
-        .unwrap();
+    let inspection = inspect_whole(&api, &plan, &record).await;
 
     // THEN only the leading bytes were read, for the type check
     assert_eq!(inspection.finding, Finding::Sound);
@@ -101,9 +120,7 @@ async fn a_multipart_upload_is_verified_by_streaming_and_then_deduplicates() {
     let file_id = &plan.file_id;
     assert_eq!(api.complete(file_id).await.file().status, Status::Uploaded);
     let record = api.record(file_id).await;
-    let inspection = inspect::inspect(&api.services.objects, &plan.s3_key, &record.content)
-        .await
-        .unwrap();
+    let inspection = inspect_whole(&api, &plan, &record).await;
     assert_eq!(
         inspection,
         inspect::Inspection {
@@ -422,4 +439,244 @@ async fn upload_plan(api: &TestApi, bytes: &[u8]) -> Plan {
     // A distinct SHA-256 each time would need distinct bytes; without a verified twin, the
     // same bytes are never deduplicated, since every one of these uploads is rejected.
     api.create(body).await.plan()
+}
+
+const MIB: u64 = 1 << 20;
+
+/// Uploads `size` pseudo-random bytes in 5 MiB parts, declared with `sha256` and `md5` (or the
+/// content's own digests), completes, and hands S3's event to verify: its first step's outcome.
+async fn upload_large(
+    api: &TestApi,
+    size: u64,
+    declared: Option<(String, String)>,
+) -> (Plan, Vec<u8>, Outcome) {
+    let bytes: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
+    let (sha256, md5) = declared.unwrap_or_else(|| digests(&bytes));
+    let plan = api
+        .create(json!({"file_name": "large.bin", "file_size": size, "sha256": sha256, "md5": md5}))
+        .await
+        .plan();
+    api.upload_parts(&plan, &bytes).await;
+    api.complete(&plan.file_id).await.file();
+    let mut first = verify::handle(
+        &api.services,
+        api.s3_event("s3-complete-multipart", &plan.s3_key),
+    )
+    .await
+    .unwrap();
+    (plan, bytes, first.remove(0))
+}
+
+/// Hands each continuation on, as the verify queue does, until the check ends: the outcomes.
+async fn check_on(api: &TestApi, mut outcome: Outcome) -> Vec<Outcome> {
+    let mut outcomes = vec![outcome.clone()];
+    while let Outcome::Unfinished(continuation) = &outcome {
+        outcome = verify::continue_check(&api.services, continuation)
+            .await
+            .unwrap();
+        outcomes.push(outcome.clone());
+    }
+    outcomes
+}
+
+fn step_api_config(c: &mut shared::config::Config) {
+    c.multipart_threshold = 5 * MIB;
+    c.part_size = 5 * MIB;
+    c.verify_chunk_bytes = MIB;
+}
+
+#[tokio::test]
+async fn an_object_larger_than_the_budget_is_checked_in_steps_from_checkpoints() {
+    // GIVEN a budget of 1 MiB per invocation and a completed upload of 12 MiB and a bit
+    let api = TestApi::with_config(step_api_config).await;
+    let (plan, bytes, first) = upload_large(&api, 12 * MIB + 3, None).await;
+
+    // THEN the first step checked 1 MiB, checkpointed it, and the file shows it
+    let file_id = plan.file_id.parse().unwrap();
+    let job_id = plan.job_id.parse().unwrap();
+    assert_eq!(
+        first,
+        Outcome::Unfinished(Continuation {
+            file_id,
+            job_id,
+            bytes_checked: MIB
+        })
+    );
+    let file = api.get(&plan.file_id).await.file();
+    assert_eq!(
+        (file.status, file.bytes_checked),
+        (Status::Uploaded, Some(MIB))
+    );
+
+    // WHEN each continuation is handed on, THEN 13 steps in all verify it, as one pass would
+    let outcomes = check_on(&api, first).await;
+    assert_eq!(outcomes.len(), 13);
+    assert_eq!(outcomes.last(), Some(&Outcome::Verified));
+    let file = api.get(&plan.file_id).await.file();
+    assert_eq!((file.status, file.bytes_checked), (Status::Verified, None));
+    assert_eq!(api.download(&plan.file_id).await, bytes);
+
+    // and a continuation after the verdict changes nothing
+    let settled = api.raw_item(&plan.file_id).await;
+    let late = Continuation {
+        file_id,
+        job_id,
+        bytes_checked: 5 * MIB,
+    };
+    assert_eq!(
+        verify::continue_check(&api.services, &late).await.unwrap(),
+        Outcome::Ignored("already settled")
+    );
+    assert_eq!(api.raw_item(&plan.file_id).await, settled);
+}
+
+#[tokio::test]
+async fn an_object_checked_in_steps_that_differs_at_its_end_is_rejected() {
+    let api = TestApi::with_config(step_api_config).await;
+    let size = 6 * MIB + 5;
+    let mut other: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
+    *other.last_mut().unwrap() ^= 1;
+    let (_, _, first) = upload_large(&api, size, Some(digests(&other))).await;
+    let outcomes = check_on(&api, first).await;
+    assert_eq!(outcomes.len(), 7);
+    assert_eq!(
+        outcomes.last(),
+        Some(&Outcome::Rejected(RejectionReason::ChecksumMismatch))
+    );
+}
+
+#[tokio::test]
+async fn a_step_killed_midway_resumes_from_the_last_checkpoint_and_duplicates_change_nothing() {
+    // GIVEN a check in steps of 1 MiB, two steps done, storage reached through a fault proxy
+    let (mut api, dependencies) = TestApi::behind_proxies(Duration::from_secs(2)).await;
+    step_api_config(&mut api.services.config);
+    let (plan, _, first) = upload_large(&api, 6 * MIB + 5, None).await;
+    let Outcome::Unfinished(second) = first else {
+        panic!("unfinished: {first:?}")
+    };
+    let Outcome::Unfinished(third) = verify::continue_check(&api.services, &second)
+        .await
+        .unwrap()
+    else {
+        panic!("unfinished")
+    };
+    assert_eq!(third.bytes_checked, 2 * MIB);
+    let checkpointed = api.raw_item(&plan.file_id).await;
+
+    // WHEN the third step dies while storage does not answer (Lambda's timeout, a crash)
+    dependencies.s3.set(Fault::Blackhole);
+    let killed = tokio::time::timeout(
+        Duration::from_millis(500),
+        verify::continue_check(&api.services, &third),
+    )
+    .await;
+    assert!(killed.is_err(), "the step was killed");
+    dependencies.s3.set(Fault::None);
+
+    // THEN the file is as the last checkpoint left it, and the retry goes on from there
+    assert_eq!(api.raw_item(&plan.file_id).await, checkpointed);
+    let (once, twice) = tokio::join!(
+        verify::continue_check(&api.services, &third),
+        verify::continue_check(&api.services, &third),
+    );
+    // Two deliveries of one message at once: each goes on from the checkpoint it reads; one
+    // loses its write if both read the same one, and no bytes are skipped either way.
+    let mut outcomes = vec![once.unwrap(), twice.unwrap()];
+    outcomes.sort_by_key(|o| matches!(o, Outcome::Ignored(_)));
+    let Outcome::Unfinished(next) = outcomes[0].clone() else {
+        panic!("one of them went on: {outcomes:?}")
+    };
+    assert!(
+        matches!(
+            &outcomes[1],
+            Outcome::Ignored("checked on by another invocation")
+        ) || matches!(&outcomes[1], Outcome::Unfinished(other) if other.bytes_checked + MIB == next.bytes_checked || other.bytes_checked == next.bytes_checked + MIB),
+        "{outcomes:?}"
+    );
+    let all = check_on(&api, Outcome::Unfinished(next)).await;
+    assert_eq!(all.last(), Some(&Outcome::Verified));
+    assert_eq!(api.get(&plan.file_id).await.file().status, Status::Verified);
+}
+
+#[tokio::test]
+async fn s3_events_and_continuations_reach_verify_through_its_queue() {
+    use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+    use integration_tests::operations::{OperationLog, as_function};
+
+    // GIVEN verify's queue, holding S3's test event and the event of an upload of 6 steps
+    let api = TestApi::with_config(step_api_config).await;
+    let sdk = integration_tests::sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::config::Builder::from(&sdk)
+            .interceptor(OperationLog)
+            .build(),
+    );
+    let queue_name = format!("verify-{}", uuid::Uuid::new_v4().simple());
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(queue_name)
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let queue = verify::VerifyQueue::new(sqs.clone(), &queue_url);
+    let bytes: Vec<u8> = (0..5 * MIB + 7).map(|i| (i % 241) as u8).collect();
+    let plan = api
+        .create(declaration(
+            "q.bin",
+            "application/octet-stream",
+            &bytes,
+            true,
+            true,
+        ))
+        .await
+        .plan();
+    api.upload_parts(&plan, &bytes).await;
+    api.complete(&plan.file_id).await.file();
+    let s3_event = api.s3_event("s3-complete-multipart", &plan.s3_key);
+    for body in [
+        json!({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "b"}).to_string(),
+        integration_tests::serde_json::to_string(&s3_event).unwrap(),
+    ] {
+        sqs.send_message()
+            .queue_url(&queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    // WHEN each message is handed to verify as Lambda's SQS mapping does (one per invocation)
+    let mut invocations = 0;
+    loop {
+        let received = sqs
+            .receive_message()
+            .queue_url(&queue_url)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        let Some(message) = received.messages().first() else {
+            break;
+        };
+        let mut record = SqsMessage::default();
+        record.message_id = message.message_id.clone();
+        record.body = message.body.clone();
+        let mut event = SqsEvent::default();
+        event.records.push(record);
+        let response = as_function("verify", queue.handle(&api.services, event)).await;
+        assert!(response.batch_item_failures.is_empty());
+        sqs.delete_message()
+            .queue_url(&queue_url)
+            .receipt_handle(message.receipt_handle().unwrap())
+            .send()
+            .await
+            .unwrap();
+        invocations += 1;
+    }
+
+    // THEN the test event was dropped, and six steps, each queued by the one before, verified it
+    assert_eq!(invocations, 1 + 6);
+    assert_eq!(api.get(&plan.file_id).await.file().status, Status::Verified);
 }
