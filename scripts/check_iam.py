@@ -39,6 +39,8 @@ ACTIONS = {
     ("EventBridge", "PutEvents"): {"events:PutEvents"},
     # deliver sets when a failed delivery comes back; Lambda's poller receives and deletes.
     ("SQS", "ChangeMessageVisibility"): {"sqs:ChangeMessageVisibility"},
+    # verify hands the rest of a large check to its own queue.
+    ("SQS", "SendMessage"): {"sqs:SendMessage"},
 }
 
 
@@ -47,8 +49,8 @@ def granted_actions(template_path):
 
     Only the function's own `Policies` count. What SAM adds for Lambda itself, which no code of
     ours performs, stays out of both sides of the check: the pollers' managed policies of its
-    event sources (stream and queue reads), and the grants of its destinations (verify's
-    EventInvokeConfig, notify's stream failures: `Type: SQS` makes SAM grant sqs:SendMessage).
+    event sources (stream and queue reads), and the grants of its destinations (notify's stream
+    failures: `Type: SQS` makes SAM grant sqs:SendMessage).
     """
     template, matches = decode(template_path)
     if matches:

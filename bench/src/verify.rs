@@ -172,3 +172,63 @@ pub async fn inspect_child(table: &str, bucket: &str, file_id: &str) -> Result<(
     println!("{report}");
     Ok(())
 }
+
+/// Seconds one check of the file's current object takes in process, in steps of `budget_bytes`
+/// as verify takes them: each step resumes from the last checkpoint and writes the next one on
+/// the record (conditional PutItem), as verify does before it hands on. The file is not settled,
+/// so the check can run again. Returns the seconds and the number of steps.
+pub async fn stepwise_seconds(
+    api: &TestApi,
+    file_id: &str,
+    budget_bytes: u64,
+) -> Result<(f64, u32), String> {
+    use shared::app::inspect::{Budget, Finding, inspect};
+    use shared::dynamo::Update;
+
+    let services = &api.services;
+    let id = file_id.parse().map_err(|_| "file id")?;
+    let mut record = services
+        .files
+        .get(id)
+        .await
+        .map_err(|e| format!("{e:?}"))?
+        .ok_or("no such file")?;
+    let job = record.job.clone().ok_or("no job")?;
+    let budget = Budget {
+        bytes: budget_bytes,
+        time: std::time::Duration::MAX,
+    };
+    let started = Instant::now();
+    let (mut resume, mut steps) = (None, 0);
+    loop {
+        steps += 1;
+        let inspection = inspect(
+            &services.objects,
+            &job.s3_key,
+            &record.content,
+            resume.as_ref(),
+            budget,
+        )
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+        let checkpoint = match inspection.finding {
+            Finding::Unfinished(checkpoint) => checkpoint,
+            Finding::Sound => break,
+            other => return Err(format!("finding {other:?}")),
+        };
+        let from = record.job.as_ref().and_then(|job| job.checkpoint.clone());
+        let update = services
+            .files
+            .update(record, |file| {
+                file.record_progress(job.job_id, from.as_ref(), checkpoint.clone())
+            })
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        let Update::Applied { after, .. } = update else {
+            return Err("checkpoint not written".into());
+        };
+        record = after;
+        resume = Some(checkpoint);
+    }
+    Ok((started.elapsed().as_secs_f64(), steps))
+}

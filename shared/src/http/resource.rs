@@ -144,8 +144,9 @@ pub struct EventMessage {
     pub id: String,
     pub kind: EventType,
     pub at: OffsetDateTime,
-    /// The file resource, without `download_url`: an event may be read long after any URL in it
-    /// expired, and goes to places the file's readers do not choose.
+    /// The file resource, without `download_url` (an event may be read long after any URL in it
+    /// expired, and goes to places the file's readers do not choose) and `bytes_checked` (the
+    /// progress of a check, which events never report).
     pub data: serde_json::Value,
 }
 
@@ -161,6 +162,7 @@ impl EventMessage {
         let mut data = FileResource::of(file).to_json();
         if let Some(fields) = data.as_object_mut() {
             fields.remove("download_url");
+            fields.remove("bytes_checked");
         }
         Self {
             id: event_id(file, kind, version),

@@ -680,3 +680,27 @@ async fn s3_events_and_continuations_reach_verify_through_its_queue() {
     assert_eq!(invocations, 1 + 6);
     assert_eq!(api.get(&plan.file_id).await.file().status, Status::Verified);
 }
+
+/// The queue samples of `events/`, for `cargo lambda invoke verify`: S3's event of a key of
+/// another bucket, and a continuation of a file that does not exist. Neither changes anything.
+#[tokio::test]
+async fn the_queue_samples_are_messages_verify_reads() {
+    use aws_lambda_events::sqs::SqsEvent;
+
+    let api = TestApi::new().await;
+    let sdk = integration_tests::sdk_config().await;
+    let unused = verify::VerifyQueue::new(aws_sdk_sqs::Client::new(&sdk), "http://unused");
+    for (sample, outcome) in [
+        ("verify-sqs", Outcome::Ignored("another bucket")),
+        ("verify-continuation", Outcome::Ignored("unknown file")),
+    ] {
+        let path = format!("{}/../events/{sample}.json", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(path).unwrap();
+        let event: SqsEvent = integration_tests::serde_json::from_str(&text).unwrap();
+        let outcomes = unused
+            .process(&api.services, &event.records[0])
+            .await
+            .unwrap();
+        assert_eq!(outcomes, [outcome], "{sample}");
+    }
+}
