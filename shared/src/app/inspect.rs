@@ -210,23 +210,31 @@ fn proof_of_md5(declared: &ContentDeclaration, head: &ObjectHead) -> Proof {
 
 impl ObjectStore {
     /// Bytes `start..end` of the object version `etag`, as ranged GETs of [`PIECE_BYTES`],
-    /// [`PARALLEL_GETS`] at a time, in order. No GET starts after `deadline`: the stream
-    /// ends early there, at a piece's end.
-    fn read_pieces<'a>(
-        &'a self,
-        key: &'a str,
+    /// [`PARALLEL_GETS`] at a time, in order. Each GET runs as a task of its own, so that it goes
+    /// on reading while the hashers hold the reader up (an unread body would hit the read
+    /// timeout). No GET starts after `deadline`: the stream ends early there, at a piece's end.
+    fn read_pieces(
+        &self,
+        key: &str,
         start: u64,
         end: u64,
-        etag: &'a str,
+        etag: &str,
         deadline: Option<Instant>,
-    ) -> impl Stream<Item = Result<Bytes, ApiError>> + 'a {
+    ) -> impl Stream<Item = Result<Bytes, ApiError>> + 'static {
+        let (store, key, etag) = (self.clone(), key.to_owned(), etag.to_owned());
         let ranges = (start..end)
             .step_by(PIECE_BYTES as usize)
             .map(move |from| (from, end.min(from + PIECE_BYTES)))
             .take_while(move |_| deadline.is_none_or(|deadline| Instant::now() < deadline));
         stream::iter(ranges)
-            .map(move |(from, to)| self.read_range(key, from, to, etag))
+            .map(move |(from, to)| {
+                let (store, key, etag) = (store.clone(), key.clone(), etag.clone());
+                tokio::spawn(async move { store.read_range(&key, from, to, &etag).await })
+            })
             .buffered(PARALLEL_GETS)
+            .map(|joined| {
+                joined.map_err(|err| ApiError::Internal(format!("ranged GET task: {err}")))?
+            })
             .map_ok(|segments| stream::iter(segments.into_iter().map(Ok)))
             .try_flatten()
     }
