@@ -2,8 +2,8 @@
 //!
 //! An object storage cannot vouch for is hashed, at most a [`Budget`] per call: a larger one
 //! comes back [`Finding::Unfinished`] with a [`Checkpoint`] (the hash states after the bytes
-//! checked), from which the next call goes on. Each call reads its bytes with ranged GETs in
-//! parallel, hashed in order, so the verdict is the one a single pass over the object gives.
+//! checked), from which the next call goes on with a ranged GET, so the verdict is the one a
+//! single pass over the object gives.
 
 use std::time::{Duration, Instant};
 
@@ -23,10 +23,6 @@ use aws_sdk_s3::primitives::ByteStream;
 /// may wait per thread: memory stays bounded whatever the object's size.
 const BATCH_BYTES: usize = 1 << 20;
 const QUEUED_BATCHES: usize = 4;
-/// Each ranged GET reads this much, and this many run at once: storage serves one connection
-/// at a fraction of what a core hashes. Together they bound the bytes in flight.
-const PIECE_BYTES: u64 = 8 << 20;
-const PARALLEL_GETS: usize = 4;
 
 /// How much one call may hash before it hands over: whichever of the two runs out first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,8 +134,8 @@ pub async fn inspect(
     };
     let end = head.size.min(start.saturating_add(budget.bytes));
     let deadline = Instant::now().checked_add(budget.time);
-    let pieces = objects.read_pieces(key, start, end, &etag, deadline);
-    let (hashers, hashed) = hashers.hash(pieces).await?;
+    let chunks = objects.read_span(key, start, end, &etag, deadline);
+    let (hashers, hashed) = hashers.hash(chunks).await?;
     let checked = start + hashed.len;
 
     let finding = if start == 0 && !sniff::agrees(&declared.content_type, &hashed.leading) {
@@ -209,11 +205,9 @@ fn proof_of_md5(declared: &ContentDeclaration, head: &ObjectHead) -> Proof {
 }
 
 impl ObjectStore {
-    /// Bytes `start..end` of the object version `etag`, as ranged GETs of [`PIECE_BYTES`],
-    /// [`PARALLEL_GETS`] at a time, in order. Each GET runs as a task of its own, so that it goes
-    /// on reading while the hashers hold the reader up (an unread body would hit the read
-    /// timeout). No GET starts after `deadline`: the stream ends early there, at a piece's end.
-    fn read_pieces(
+    /// Bytes `start..end` of the object version `etag`, streamed by one ranged GET. The stream
+    /// ends early, between two chunks, once `deadline` has passed.
+    fn read_span(
         &self,
         key: &str,
         start: u64,
@@ -222,21 +216,25 @@ impl ObjectStore {
         deadline: Option<Instant>,
     ) -> impl Stream<Item = Result<Bytes, ApiError>> + 'static {
         let (store, key, etag) = (self.clone(), key.to_owned(), etag.to_owned());
-        let ranges = (start..end)
-            .step_by(PIECE_BYTES as usize)
-            .map(move |from| (from, end.min(from + PIECE_BYTES)))
-            .take_while(move |_| deadline.is_none_or(|deadline| Instant::now() < deadline));
-        stream::iter(ranges)
-            .map(move |(from, to)| {
-                let (store, key, etag) = (store.clone(), key.clone(), etag.clone());
-                tokio::spawn(async move { store.read_range(&key, from, to, &etag).await })
+        stream::once(async move { store.read_range(&key, start, end, &etag).await })
+            .map_ok(|body| {
+                stream::unfold(body, |mut body| async move {
+                    let chunk = body.next().await?;
+                    let chunk = chunk
+                        .map_err(|err| ApiError::Unavailable(format!("GetObject body: {err}")));
+                    Some((chunk, body))
+                })
             })
-            .buffered(PARALLEL_GETS)
-            .map(|joined| {
-                joined.map_err(|err| ApiError::Internal(format!("ranged GET task: {err}")))?
-            })
-            .map_ok(|segments| stream::iter(segments.into_iter().map(Ok)))
             .try_flatten()
+            .take_while({
+                // The first chunk always counts, so that every call makes progress.
+                let mut first = true;
+                move |_| {
+                    let go = first || deadline.is_none_or(|deadline| Instant::now() < deadline);
+                    first = false;
+                    std::future::ready(go)
+                }
+            })
     }
 }
 

@@ -120,30 +120,16 @@ impl ObjectStore {
         Ok(bytes)
     }
 
-    /// Bytes `from..to` of the object version `etag`, whole (in the segments they arrived in).
+    /// Bytes `from..to` (`from < to`) of the object version `etag`, as a stream.
     pub async fn read_range(
         &self,
         key: &str,
         from: u64,
         to: u64,
         etag: &str,
-    ) -> Result<Vec<bytes::Bytes>, ApiError> {
-        let body = self
-            .get(key, Some(format!("bytes={from}-{}", to - 1)), Some(etag))
-            .await?;
-        let segments: Vec<bytes::Bytes> = body
-            .collect()
+    ) -> Result<ByteStream, ApiError> {
+        self.get(key, Some(format!("bytes={from}-{}", to - 1)), Some(etag))
             .await
-            .map_err(|err| ApiError::Unavailable(format!("GetObject body: {err}")))?
-            .into_segments()
-            .collect();
-        let len: usize = segments.iter().map(bytes::Bytes::len).sum();
-        if len as u64 != to - from {
-            return Err(ApiError::Unavailable(format!(
-                "GetObject {key}: {len} bytes for the range {from}..{to}"
-            )));
-        }
-        Ok(segments)
     }
 
     /// The object's bytes as a stream, of the version with `etag` (a newer one fails, to be retried).
