@@ -4,9 +4,10 @@
 //! binaries and starts the local stack (and `scripts/dev --release` for the end-to-end row).
 //!
 //! ```text
-//! upload-bench [cold-start] [signing] [presign] [faults] [verify] [e2e] [webhooks]   (all when none is named)
+//! upload-bench [cold-start] [signing] [presign] [faults] [verify] [assembly] [e2e] [webhooks]   (all when none is named)
 //! ```
 
+mod assembly;
 mod cold_start;
 mod e2e;
 mod faults;
@@ -67,6 +68,9 @@ fn main() -> std::process::ExitCode {
     }
     if wanted("verify") {
         result = result.and_then(|()| runtime.block_on(verification()));
+    }
+    if wanted("assembly") {
+        result = result.and_then(|()| runtime.block_on(assembly::rows(&[100, 1000])));
     }
     if wanted("e2e") {
         result = result.and_then(|()| runtime.block_on(end_to_end()));

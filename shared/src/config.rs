@@ -38,6 +38,8 @@ pub struct Config {
     /// What one invocation of `verify` may hash before a continuation takes over.
     pub verify_chunk_bytes: u64,
     pub verify_chunk_time: Duration,
+    /// `complete` assembles uploads of up to this many parts itself; larger ones, verify.
+    pub assemble_inline_max_parts: u32,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -108,6 +110,7 @@ impl Config {
             verify_chunk_bytes: number("VERIFY_CHUNK_BYTES", 32 << 30, 1 << 20, MAX_OBJECT_SIZE)?,
             // Well inside verify's 15-minute timeout, whatever storage's pace.
             verify_chunk_time: secs("VERIFY_CHUNK_SECS", 600, 840)?,
+            assemble_inline_max_parts: number("ASSEMBLE_INLINE_MAX_PARTS", 1000, 1, 10_000)? as u32,
         };
         Ok(config)
     }
@@ -266,6 +269,10 @@ mod tests {
                 defaults.verify_chunk_bytes.to_string(),
             ),
             ("VERIFY_CHUNK_SECS", secs(defaults.verify_chunk_time)),
+            (
+                "ASSEMBLE_INLINE_MAX_PARTS",
+                defaults.assemble_inline_max_parts.to_string(),
+            ),
         ] {
             assert_eq!(default_of(name), value, "{name}");
         }

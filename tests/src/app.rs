@@ -29,6 +29,19 @@ pub async fn sdk_config() -> SdkConfig {
     aws_config::load_defaults(BehaviorVersion::latest()).await
 }
 
+/// A queue of its own in LocalStack, for verify's steps; its URL.
+pub async fn verify_queue_url() -> String {
+    let sqs = aws_sdk_sqs::Client::new(&sdk_config().await);
+    let name = format!("verify-{}", uuid::Uuid::new_v4().simple());
+    sqs.create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .expect("CreateQueue")
+        .queue_url
+        .expect("a queue URL")
+}
+
 /// The functions' configuration over `table` and `bucket` of the local servers.
 pub fn config(table: &str, bucket: &str) -> Config {
     Config::from_lookup(|name| match name {

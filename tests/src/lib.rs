@@ -25,7 +25,7 @@ pub mod operations;
 mod storage;
 mod wire;
 
-pub use app::{Dependencies, TestApi, config, sdk_config};
+pub use app::{Dependencies, TestApi, config, sdk_config, verify_queue_url};
 pub use call::{ApiReply, Call, Event, dispatch};
 pub use serde_json;
 pub use wire::{

@@ -1,17 +1,24 @@
 //! `POST /v1/projects/{project_id}/files/{file_id}/complete`: the client says its bytes are in
 //! storage; the service checks that they are (assembling a multipart upload from its parts) and
 //! marks the file `uploaded`. Idempotent.
+//!
+//! An upload of more than `ASSEMBLE_INLINE_MAX_PARTS` parts is not assembled here: S3 may take
+//! minutes over thousands of parts, past API Gateway's 30 seconds. Its parts are checked, verify
+//! is handed the assembly through its queue, and the answer is 202 with the file `uploaded`;
+//! the assembled object's `ObjectCreated` event settles it as any other.
 
 use std::time::Duration;
 
 use lambda_http::{Body, Request, Response};
 use serde_json::{Map, Value};
+use shared::app::verify_queue::{Assembly, Step};
 use shared::app::{Services, upload};
-use shared::domain::parts::{ClaimedPart, parts_to_assemble};
+use shared::domain::parts::{ClaimedPart, UploadedPart, parts_to_assemble};
 use shared::domain::{ApiError, FileRecord, JobId, UploadJob, timestamp, validate};
 use shared::dynamo::Update;
 use shared::http::resource::FileResource;
 use shared::http::{self, Reply};
+use shared::s3::INLINE_ASSEMBLY_TIMEOUT;
 
 pub async fn handle(services: &Services, request: Request) -> Response<Body> {
     http::serve(request, |request| complete_upload(services, request)).await
@@ -40,11 +47,40 @@ async fn complete(
         // Completed before, or already settled by the verify trigger: the file as it is.
         return render(services, &file).await;
     }
+    let queued = job.part_count > services.config.assemble_inline_max_parts;
     if let Some(upload_id) = &job.upload_id {
         let claimed = validate::claimed_parts(body.as_ref(), job.part_count)?;
-        assemble(services, &file, &job, upload_id, claimed.as_deref()).await?;
+        let parts = checked_parts(services, &file, &job, upload_id, claimed.as_deref()).await?;
+        match parts {
+            Some(_) if queued => {
+                // Handed over before the file says `uploaded`: a retry after a failure here
+                // hands it over again, and a second assembly finds the upload gone.
+                let assembly = Assembly {
+                    file_id: file.file_id,
+                    job_id: job.job_id,
+                };
+                services
+                    .verify_queue()?
+                    .send(&Step::Assemble(assembly))
+                    .await?;
+            }
+            Some(parts) => {
+                services
+                    .objects
+                    .complete_multipart_upload(
+                        &job.s3_key,
+                        upload_id,
+                        &parts,
+                        INLINE_ASSEMBLY_TIMEOUT,
+                    )
+                    .await?;
+                check_stored_object(services, &file, &job).await?;
+            }
+            None => check_stored_object(services, &file, &job).await?,
+        }
+    } else {
+        check_stored_object(services, &file, &job).await?;
     }
-    check_stored_object(services, &file, &job).await?;
 
     let now = timestamp::now();
     match services
@@ -52,6 +88,9 @@ async fn complete(
         .update(file, |file| file.mark_uploaded(job.job_id, now))
         .await?
     {
+        Update::Applied { after: file, .. } if queued && job.upload_id.is_some() => Ok(
+            Reply::accepted(FileResource::render(services, &file).await?.to_json()),
+        ),
         // Or a racing complete or verify got there first: the state it left.
         Update::Applied { after: file, .. } | Update::Unchanged(file) => {
             render(services, &file).await
@@ -66,25 +105,20 @@ async fn complete(
     }
 }
 
-/// Checks every part and asks storage to assemble them. An upload that no longer exists was
-/// assembled by a racing or interrupted complete, or aborted: the object check that follows
-/// tells which.
-async fn assemble(
+/// Every part, checked against the plan (and the client's claims): what storage is to assemble.
+/// `None` when the upload no longer exists: assembled by a racing or interrupted complete, or
+/// aborted, which the object check that follows tells apart.
+async fn checked_parts(
     services: &Services,
     record: &FileRecord,
     job: &UploadJob,
     upload_id: &str,
     claimed: Option<&[ClaimedPart]>,
-) -> Result<(), ApiError> {
+) -> Result<Option<Vec<UploadedPart>>, ApiError> {
     let Some(stored) = services.objects.list_parts(&job.s3_key, upload_id).await? else {
-        return Ok(());
+        return Ok(None);
     };
-    let parts = parts_to_assemble(job, record.content.file_size, &stored, claimed)?;
-    services
-        .objects
-        .complete_multipart_upload(&job.s3_key, upload_id, &parts)
-        .await?;
-    Ok(())
+    parts_to_assemble(job, record.content.file_size, &stored, claimed).map(Some)
 }
 
 /// How often, and how far apart, the object of a multipart upload is looked at before

@@ -3,123 +3,117 @@
 //! files (S3 delivers at least once, sometimes out of order) change nothing; an object of a file
 //! that no longer exists is removed.
 //!
-//! S3's events reach the function through a queue ([`VerifyQueue`]). An object too large for
-//! one invocation's budget is checked in steps: each step checkpoints the hash states on the
-//! file's record (one conditional write) and queues a [`Continuation`]; the next step goes on
-//! from the record's checkpoint, whichever message started it. A step that dies is retried by
-//! the queue from the last checkpoint; a duplicate continuation loses the conditional write and
-//! changes nothing.
+//! S3's events reach the function through a queue ([`handle_messages`]), with the steps the
+//! service hands to verify itself ([`Step`]). An object too large for one invocation's budget is
+//! checked in steps: each step checkpoints the hash states on the file's record (one conditional
+//! write) and queues a [`Continuation`]; the next step goes on from the record's checkpoint,
+//! whichever message started it. A step that dies is retried by the queue from the last
+//! checkpoint; a duplicate continuation loses the conditional write and changes nothing. An
+//! upload of many parts is assembled here ([`Assembly`]), where S3 may take minutes over it.
 
 use aws_lambda_events::s3::{S3Event, S3EventRecord};
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use serde::{Deserialize, Serialize};
 use shared::app::Services;
 use shared::app::inspect::{self, Budget, Finding};
-use shared::aws;
-use shared::domain::ids::{decode_event_key, parse_object_key};
+use shared::app::verify_queue::{Assembly, Continuation, Step, VerifyMessage};
+use shared::domain::ids::{decode_event_key, object_key, parse_object_key};
+use shared::domain::parts::parts_to_assemble;
 use shared::domain::{
     ApiError, Checkpoint, FileId, FileRecord, FileStatus, JobId, RejectionReason, Verdict,
     timestamp,
 };
 use shared::dynamo::Update;
+use shared::s3::QUEUED_ASSEMBLY_TIMEOUT;
 use tracing::Instrument;
 
-/// What became of one created object, or of one step of its check.
+/// What became of one created object, or of one step handed to verify.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Verified,
     Rejected(RejectionReason),
     /// Checked as far as the budget allowed and checkpointed; the continuation goes on.
     Unfinished(Continuation),
+    /// The parts were assembled: the object's `ObjectCreated` event starts its check.
+    Assembled,
     /// Nothing to do, and why.
     Ignored(&'static str),
 }
 
-/// The message that has the next invocation go on checking a file's current upload.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Continuation {
-    pub file_id: FileId,
-    pub job_id: JobId,
-    /// Where the step that sent it stopped (for the logs: the record's checkpoint is the truth).
-    pub bytes_checked: u64,
-}
-
-/// A message of the verify queue: S3's notification, or a continuation.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum Message {
-    Continuation(Continuation),
-    S3(S3Event),
-}
-
-/// The queue that feeds the function (Lambda's SQS mapping) and takes its continuations.
-#[derive(Debug, Clone)]
-pub struct VerifyQueue {
-    sqs: aws_sdk_sqs::Client,
-    url: String,
-}
-
-impl VerifyQueue {
-    pub fn new(sqs: aws_sdk_sqs::Client, url: impl Into<String>) -> Self {
-        Self {
-            sqs,
-            url: url.into(),
+/// Handles the batch's messages one after another (the template hands them one at a time, so
+/// that an invocation's work stays within one budget); names those to be retried.
+pub async fn handle_messages(services: &Services, event: SqsEvent) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for message in &event.records {
+        if let Err(err) = process(services, message).await {
+            tracing::error!(message_id = ?message.message_id, error = ?err, "verification failed; the message will be retried");
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = message.message_id.clone().unwrap_or_default();
+            response.batch_item_failures.push(failure);
         }
     }
+    response
+}
 
-    /// Handles the batch's messages one after another (the template hands them one at a time,
-    /// so that an invocation's work stays within one budget); names those to be retried.
-    pub async fn handle(&self, services: &Services, event: SqsEvent) -> SqsBatchResponse {
-        let mut response = SqsBatchResponse::default();
-        for message in &event.records {
-            if let Err(err) = self.process(services, message).await {
-                tracing::error!(message_id = ?message.message_id, error = ?err, "verification failed; the message will be retried");
-                let mut failure = BatchItemFailure::default();
-                failure.item_identifier = message.message_id.clone().unwrap_or_default();
-                response.batch_item_failures.push(failure);
-            }
+/// One message; an unfinished check is handed on only once its checkpoint is written.
+pub async fn process(services: &Services, message: &SqsMessage) -> Result<Vec<Outcome>, ApiError> {
+    let body = message.body.as_deref().unwrap_or_default();
+    let outcomes = match VerifyMessage::parse(body) {
+        Some(VerifyMessage::Step(Step::Continue(continuation))) => {
+            vec![continue_check(services, &continuation).await?]
         }
-        response
+        Some(VerifyMessage::Step(Step::Assemble(assembly))) => {
+            vec![assemble(services, &assembly).await?]
+        }
+        // S3's test event, sent when the notification is set up, has no records.
+        Some(VerifyMessage::S3(event)) => handle(services, event).await?,
+        None => {
+            tracing::warn!("neither an S3 event nor a step: dropped");
+            vec![Outcome::Ignored("not a verify message")]
+        }
+    };
+    for outcome in &outcomes {
+        if let Outcome::Unfinished(continuation) = outcome {
+            services
+                .verify_queue()?
+                .send(&Step::Continue(*continuation))
+                .await?;
+        }
     }
+    Ok(outcomes)
+}
 
-    /// One message; an unfinished check is handed on only once its checkpoint is written.
-    pub async fn process(
-        &self,
-        services: &Services,
-        message: &SqsMessage,
-    ) -> Result<Vec<Outcome>, ApiError> {
-        let body = message.body.as_deref().unwrap_or_default();
-        let outcomes = match serde_json::from_str::<Message>(body) {
-            Ok(Message::Continuation(continuation)) => {
-                vec![continue_check(services, &continuation).await?]
-            }
-            // S3's test event, sent when the notification is set up, has no records.
-            Ok(Message::S3(event)) => handle(services, event).await?,
-            Err(err) => {
-                tracing::warn!(error = %err, "neither an S3 event nor a continuation: dropped");
-                vec![Outcome::Ignored("not a verify message")]
-            }
+/// Assembles the parts `complete` checked, if the job is still the file's current one and
+/// storage still has its upload (a second assembly finds it gone).
+pub async fn assemble(services: &Services, assembly: &Assembly) -> Result<Outcome, ApiError> {
+    let Assembly { file_id, job_id } = *assembly;
+    let span = tracing::info_span!("assemble", file_id = %file_id, job_id = %job_id);
+    async {
+        let Some(file) = services.files.get(file_id).await? else {
+            return Ok(Outcome::Ignored("unknown file"));
         };
-        for outcome in &outcomes {
-            if let Outcome::Unfinished(continuation) = outcome {
-                self.send(continuation).await?;
-            }
-        }
-        Ok(outcomes)
+        let Ok(job) = file.current_job(Some(job_id)) else {
+            return Ok(Outcome::Ignored("not the file's current upload"));
+        };
+        let Some(upload_id) = job.upload_id.as_deref().filter(|_| file.awaits_verdict()) else {
+            return Ok(Outcome::Ignored("already settled"));
+        };
+        let Some(stored) = services.objects.list_parts(&job.s3_key, upload_id).await? else {
+            return Ok(Outcome::Ignored("assembled or aborted already"));
+        };
+        let parts = parts_to_assemble(job, file.content.file_size, &stored, None)?;
+        let assembled = services
+            .objects
+            .complete_multipart_upload(&job.s3_key, upload_id, &parts, QUEUED_ASSEMBLY_TIMEOUT)
+            .await?;
+        tracing::info!(parts = parts.len(), assembled, "assembly");
+        Ok(if assembled {
+            Outcome::Assembled
+        } else {
+            Outcome::Ignored("assembled or aborted already")
+        })
     }
-
-    async fn send(&self, continuation: &Continuation) -> Result<(), ApiError> {
-        let body = serde_json::to_string(continuation)
-            .map_err(|err| ApiError::Internal(format!("continuation: {err}")))?;
-        self.sqs
-            .send_message()
-            .queue_url(&self.url)
-            .message_body(body)
-            .send()
-            .await
-            .map_err(|err| aws::failure("SQS SendMessage", err))?;
-        Ok(())
-    }
+    .instrument(span)
+    .await
 }
 
 /// Handles every record. An `Err` (S3 or DynamoDB failed) makes Lambda retry the event, which
@@ -166,7 +160,7 @@ pub async fn continue_check(
         file_id, job_id, ..
     } = *continuation;
     let span = tracing::info_span!("verify", file_id = %file_id, job_id = %job_id);
-    let key = shared::domain::ids::object_key(file_id, job_id);
+    let key = object_key(file_id, job_id);
     verify_upload(services, file_id, job_id, &key)
         .instrument(span)
         .await
@@ -290,7 +284,7 @@ fn emit_verdict_metric(outcome: &Outcome) {
     let (verdict, reason) = match outcome {
         Outcome::Verified => ("verified", "none"),
         Outcome::Rejected(reason) => ("rejected", reason.as_str()),
-        Outcome::Unfinished(_) | Outcome::Ignored(_) => return,
+        Outcome::Unfinished(_) | Outcome::Assembled | Outcome::Ignored(_) => return,
     };
     let timestamp_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
     let line = serde_json::json!({

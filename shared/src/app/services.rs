@@ -3,8 +3,10 @@
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_s3::config::SharedCredentialsProvider;
 
+use crate::app::verify_queue::VerifyQueue;
 use crate::aws::{https_client, s3_config, timeouts};
 use crate::config::{Config, ConfigError};
+use crate::domain::ApiError;
 use crate::dynamo::{ApiKeys, FileStore, IdempotencyKeys, Webhooks};
 use crate::s3::{ObjectStore, Presigner};
 
@@ -18,6 +20,8 @@ pub struct Services {
     pub webhooks: Webhooks,
     pub objects: ObjectStore,
     pub presigner: Presigner,
+    /// Where steps for verify go, when `VERIFY_QUEUE_URL` is set.
+    pub verify_queue: Option<VerifyQueue>,
 }
 
 impl Services {
@@ -34,7 +38,20 @@ impl Services {
         let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
         let s3 = aws_sdk_s3::Client::from_conf(s3_config(&sdk, config.s3_force_path_style));
         let credentials = sdk.credentials_provider();
-        Self::from_clients(config, dynamodb, s3, credentials)
+        let mut services = Self::from_clients(config, dynamodb, s3, credentials);
+        services.verify_queue = services
+            .config
+            .verify_queue_url
+            .as_ref()
+            .map(|url| VerifyQueue::new(aws_sdk_sqs::Client::new(&sdk), url));
+        services
+    }
+
+    /// The queue of verify's steps; an error where `VERIFY_QUEUE_URL` is not set.
+    pub fn verify_queue(&self) -> Result<&VerifyQueue, ApiError> {
+        self.verify_queue
+            .as_ref()
+            .ok_or_else(|| ApiError::Internal("VERIFY_QUEUE_URL is not set".into()))
     }
 
     /// [`Services::new`], with `interceptor` seeing every call of both clients (tests record
@@ -58,17 +75,25 @@ impl Services {
         }
         let mut s3 = s3_config(&sdk, config.s3_force_path_style)
             .to_builder()
-            .interceptor(interceptor);
+            .interceptor(interceptor.clone());
         if let Some(endpoint) = &endpoints.s3 {
             s3 = s3.endpoint_url(endpoint);
         }
         let credentials = sdk.credentials_provider();
-        Self::from_clients(
+        let sqs = aws_sdk_sqs::config::Builder::from(&sdk).interceptor(interceptor);
+        let mut services = Self::from_clients(
             config,
             aws_sdk_dynamodb::Client::from_conf(dynamodb.build()),
             aws_sdk_s3::Client::from_conf(s3.build()),
             credentials,
-        )
+        );
+        let sqs = aws_sdk_sqs::Client::from_conf(sqs.build());
+        services.verify_queue = services
+            .config
+            .verify_queue_url
+            .as_ref()
+            .map(|url| VerifyQueue::new(sqs, url));
+        services
     }
 
     /// Services over clients built elsewhere (tests hand in clients with mocked responses);
@@ -86,6 +111,7 @@ impl Services {
             webhooks: Webhooks::new(dynamodb, &config.table_name),
             objects: ObjectStore::new(s3.clone(), &config.bucket_name),
             presigner: Presigner::new(s3, &config.bucket_name, credentials),
+            verify_queue: None,
             config,
         }
     }

@@ -35,6 +35,10 @@ impl Reply {
         Self::new(StatusCode::CREATED, body)
     }
 
+    pub fn accepted(body: Value) -> Self {
+        Self::new(StatusCode::ACCEPTED, body)
+    }
+
     /// 204: done, nothing to say.
     pub fn no_content() -> Self {
         Self::new(StatusCode::NO_CONTENT, Value::Null)

@@ -10,6 +10,7 @@ pub mod provision;
 
 use aws_sdk_s3::Client;
 
+pub use multipart::{INLINE_ASSEMBLY_TIMEOUT, QUEUED_ASSEMBLY_TIMEOUT};
 pub use objects::ObjectHead;
 pub use presign::{PresignedPut, Presigner, content_disposition};
 

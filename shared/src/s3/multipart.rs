@@ -22,10 +22,12 @@ fn is_no_such_upload<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -
     }
 }
 
-/// S3 may take seconds to assemble thousands of parts, and answers only when it is done: the
-/// one call allowed longer than `DEPENDENCY_TIMEOUT_MS`, still inside the API functions'
-/// 10-second timeout (template.yaml).
-const ASSEMBLY_TIMEOUT: Duration = Duration::from_secs(8);
+/// S3 may take seconds to assemble thousands of parts (minutes, AWS warns, for the largest), and
+/// answers only when it is done: the one call allowed longer than `DEPENDENCY_TIMEOUT_MS`. Inside
+/// `complete`, within the API functions' 10-second timeout (template.yaml)…
+pub const INLINE_ASSEMBLY_TIMEOUT: Duration = Duration::from_secs(8);
+/// …and inside verify, within its 15 minutes.
+pub const QUEUED_ASSEMBLY_TIMEOUT: Duration = Duration::from_secs(600);
 
 impl ObjectStore {
     /// Starts a multipart upload whose object will have `content_type`; returns its upload id.
@@ -116,13 +118,14 @@ impl ObjectStore {
         }
     }
 
-    /// Assembles the object from `parts` (number and ETag, in order); `false` when the upload no
-    /// longer exists (completed by a racing call, or aborted).
+    /// Assembles the object from `parts` (number and ETag, in order) within `timeout`; `false`
+    /// when the upload no longer exists (completed by a racing call, or aborted).
     pub async fn complete_multipart_upload(
         &self,
         key: &str,
         upload_id: &str,
         parts: &[UploadedPart],
+        timeout: Duration,
     ) -> Result<bool, ApiError> {
         let completed = parts
             .iter()
@@ -146,8 +149,7 @@ impl ObjectStore {
             )
             .customize()
             .config_override(
-                aws_sdk_s3::config::Builder::default()
-                    .timeout_config(aws::timeouts(ASSEMBLY_TIMEOUT)),
+                aws_sdk_s3::config::Builder::default().timeout_config(aws::timeouts(timeout)),
             )
             .send()
             .await;

@@ -411,7 +411,7 @@ async fn an_upload_s3_no_longer_has_is_absent_to_the_object_store() {
     assert_eq!(objects.list_parts(&key, "upload-1").await.unwrap(), None);
     assert!(
         !objects
-            .complete_multipart_upload(&key, "upload-1", &[])
+            .complete_multipart_upload(&key, "upload-1", &[], shared::s3::INLINE_ASSEMBLY_TIMEOUT)
             .await
             .unwrap()
     );

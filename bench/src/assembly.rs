@@ -1,0 +1,101 @@
+//! Issue 10, item 7: what `complete` costs as the part count grows. Parts of 5 MiB (storage's
+//! minimum) are written straight to the multipart upload of a file created through the API;
+//! then the two storage calls of a complete are timed, the listing (one ListParts page per
+//! 1,000 parts) and the assembly, and the whole handler on another upload of the same size.
+
+use std::time::Instant;
+
+use aws_sdk_s3::primitives::ByteStream;
+use futures_util::StreamExt;
+use integration_tests::TestApi;
+use integration_tests::serde_json::json;
+
+const PART: u64 = 5 << 20;
+
+/// An upload of `parts` parts of 5 MiB, every part stored: its file id, key and upload id.
+async fn stored_parts(api: &TestApi, parts: u64) -> Result<(String, String, String), String> {
+    let plan = api
+        .create(json!({"file_name": "parts.bin", "file_size": parts * PART}))
+        .await
+        .plan();
+    let upload_id = plan.upload_id.clone().ok_or("not a multipart plan")?;
+    let body = bytes::Bytes::from(vec![7u8; PART as usize]);
+    let client = api.services.objects.client();
+    let uploads = (1..=parts).map(|number| {
+        let (body, key, upload_id) = (body.clone(), plan.s3_key.clone(), upload_id.clone());
+        async move {
+            client
+                .upload_part()
+                .bucket(api.services.objects.bucket())
+                .key(key)
+                .upload_id(upload_id)
+                .part_number(number as i32)
+                .body(ByteStream::from(body))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("UploadPart {number}: {e:?}"))
+        }
+    });
+    let results: Vec<Result<(), String>> = futures_util::stream::iter(uploads)
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    results.into_iter().collect::<Result<Vec<()>, String>>()?;
+    Ok((plan.file_id, plan.s3_key, upload_id))
+}
+
+pub async fn rows(part_counts: &[u64]) -> Result<(), String> {
+    let api = TestApi::with_config(|c| {
+        c.multipart_threshold = PART;
+        c.part_size = PART;
+    })
+    .await;
+    for &parts in part_counts {
+        // The storage calls alone.
+        let (_, key, upload_id) = stored_parts(&api, parts).await?;
+        let objects = &api.services.objects;
+        let started = Instant::now();
+        let listed = objects
+            .list_parts(&key, &upload_id)
+            .await
+            .map_err(|e| format!("{e:?}"))?
+            .ok_or("no upload")?;
+        let list_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let started = Instant::now();
+        objects
+            .complete_multipart_upload(
+                &key,
+                &upload_id,
+                &listed,
+                shared::s3::INLINE_ASSEMBLY_TIMEOUT,
+            )
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        let assemble_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let _ = objects.delete(&key).await;
+
+        // The whole handler, on an upload of its own.
+        let (file_id, key, _) = stored_parts(&api, parts).await?;
+        let started = Instant::now();
+        let reply = api.complete(&file_id).await;
+        let complete_ms = started.elapsed().as_secs_f64() * 1000.0;
+        if reply.status != 200 {
+            return Err(format!("complete answered {}", reply.status));
+        }
+        let _ = objects.delete(&key).await;
+        crate::row(
+            &format!(
+                "7. complete of {parts} parts of 5 MiB (ListParts pages + CompleteMultipartUpload)"
+            ),
+            format!(
+                "handler {complete_ms:.0} ms: listing {list_ms:.0} ms ({} pages), assembly {assemble_ms:.0} ms",
+                parts.div_ceil(1000)
+            ),
+            "function timeout 10 000 ms, API Gateway 30 000 ms".to_owned(),
+            format!("{:.2}× timeout", complete_ms / 10_000.0),
+            "measured",
+        );
+    }
+    Ok(())
+}
