@@ -110,7 +110,7 @@ impl Config {
             verify_chunk_bytes: number("VERIFY_CHUNK_BYTES", 32 << 30, 1 << 20, MAX_OBJECT_SIZE)?,
             // Well inside verify's 15-minute timeout, whatever storage's pace.
             verify_chunk_time: secs("VERIFY_CHUNK_SECS", 600, 840)?,
-            assemble_inline_max_parts: number("ASSEMBLE_INLINE_MAX_PARTS", 1000, 1, 10_000)? as u32,
+            assemble_inline_max_parts: number("ASSEMBLE_INLINE_MAX_PARTS", 100, 1, 10_000)? as u32,
         };
         Ok(config)
     }
