@@ -29,9 +29,13 @@ ACTIONS = {
     ("DynamoDB", "TransactWriteItems"): {"dynamodb:PutItem"},
     ("S3", "HeadObject"): {"s3:GetObject", "s3:ListBucket"},
     ("S3", "GetObject"): {"s3:GetObject"},
-    ("S3", "PutObject"): {"s3:PutObject"},
+    # Objects are written tagged (x-amz-tagging signed into the URL, Tagging on the multipart
+    # upload): IAM authorizes the tags by s3:PutObjectTagging.
+    ("S3", "PutObject"): {"s3:PutObject", "s3:PutObjectTagging"},
+    ("S3", "PutObjectTagging"): {"s3:PutObjectTagging"},
+    ("S3", "ListObjectsV2"): {"s3:ListBucket"},
     ("S3", "DeleteObject"): {"s3:DeleteObject"},
-    ("S3", "CreateMultipartUpload"): {"s3:PutObject"},
+    ("S3", "CreateMultipartUpload"): {"s3:PutObject", "s3:PutObjectTagging"},
     ("S3", "UploadPart"): {"s3:PutObject"},
     ("S3", "CompleteMultipartUpload"): {"s3:PutObject"},
     ("S3", "ListParts"): {"s3:ListMultipartUploadParts"},

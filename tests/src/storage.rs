@@ -112,6 +112,25 @@ impl TestApi {
             .collect()
     }
 
+    /// The tags of the object at `key`, as `name=value`.
+    pub async fn object_tags(&self, key: &str) -> Vec<String> {
+        let output = self
+            .services
+            .objects
+            .client()
+            .get_object_tagging()
+            .bucket(self.services.objects.bucket())
+            .key(key)
+            .send()
+            .await
+            .expect("GetObjectTagging");
+        output
+            .tag_set()
+            .iter()
+            .map(|tag| format!("{}={}", tag.key(), tag.value()))
+            .collect()
+    }
+
     /// The raw table item of a file, to check that a failed request changed nothing.
     pub async fn raw_item(&self, file_id: &str) -> Option<Item> {
         let file_id = file_id.parse().expect("file id");

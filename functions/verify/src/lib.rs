@@ -16,7 +16,7 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMe
 use shared::app::Services;
 use shared::app::inspect::{self, Budget, Finding};
 use shared::app::verify_queue::{Assembly, Continuation, Step, VerifyMessage};
-use shared::domain::ids::{decode_event_key, object_key, parse_object_key};
+use shared::domain::ids::{decode_event_key, file_prefix, object_key, parse_object_key};
 use shared::domain::parts::parts_to_assemble;
 use shared::domain::{
     ApiError, Checkpoint, FileId, FileRecord, FileStatus, JobId, RejectionReason, Verdict,
@@ -183,9 +183,11 @@ async fn verify_upload(
         return Ok(Outcome::Ignored("not the file's current upload"));
     }
     if !file.awaits_verdict() {
+        // A retry after the verdict: finish removing what it left behind.
         if file.status == FileStatus::Rejected {
-            // A retry after the verdict: finish removing the rejected object.
             services.objects.delete(key).await?;
+        } else if file.serves(job_id) {
+            remove_superseded(services, &file).await?;
         }
         return Ok(Outcome::Ignored("already settled"));
     }
@@ -209,9 +211,14 @@ async fn verify_upload(
         Finding::Unfinished(checkpoint) => {
             return record_progress(services, file, job_id, resume, checkpoint).await;
         }
-        Finding::Sound => Verdict::Verified {
-            s3_key: key.to_owned(),
-        },
+        Finding::Sound => {
+            // Kept by the lifecycle rule from now on; if the verdict is not written after all,
+            // the object is one nobody serves, left for a retry or the file's deletion.
+            services.objects.mark_verified(key).await?;
+            Verdict::Verified {
+                s3_key: key.to_owned(),
+            }
+        }
         Finding::Flawed(reason) => Verdict::Rejected(reason),
     };
     settle(services, file, job_id, verdict).await
@@ -277,6 +284,24 @@ async fn settle(
     };
     emit_verdict_metric(&outcome);
     Ok(outcome)
+}
+
+/// Removes the file's objects written before the version it serves (its verified content from
+/// before, objects of older jobs), which a verdict's own clean-up may have failed to: the served
+/// object and anything newer (the upload of a later job) stay.
+async fn remove_superseded(services: &Services, file: &FileRecord) -> Result<(), ApiError> {
+    let Some(served) = &file.verified else {
+        return Ok(());
+    };
+    let served_since = served.verified_at.unix_timestamp();
+    for (key, written) in services.objects.list(&file_prefix(file.file_id)).await? {
+        let older = written.is_some_and(|written| written.secs() < served_since);
+        if key != served.s3_key && older {
+            tracing::info!(key, "removing content the served version superseded");
+            services.objects.delete(&key).await?;
+        }
+    }
+    Ok(())
 }
 
 /// One CloudWatch embedded-metric-format line per verdict: `Verdicts` by verdict and reason.

@@ -47,7 +47,12 @@ uuid_id!(
 
 /// Where the bytes of one job live. Built only from ids we generated, never from client text.
 pub fn object_key(file_id: FileId, job_id: JobId) -> String {
-    format!("{UPLOAD_PREFIX}{file_id}/{job_id}")
+    format!("{}{job_id}", file_prefix(file_id))
+}
+
+/// Where every object of the file is: one key per upload job under it.
+pub fn file_prefix(file_id: FileId) -> String {
+    format!("{UPLOAD_PREFIX}{file_id}/")
 }
 
 pub const UPLOAD_PREFIX: &str = "uploads/";

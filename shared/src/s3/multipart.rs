@@ -7,6 +7,7 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 
 use super::ObjectStore;
+use super::objects::PENDING_TAGGING;
 use crate::aws;
 use crate::domain::error::ApiError;
 use crate::domain::parts::UploadedPart;
@@ -42,6 +43,7 @@ impl ObjectStore {
             .bucket(&self.bucket)
             .key(key)
             .content_type(content_type)
+            .tagging(PENDING_TAGGING)
             .send()
             .await
             .map_err(|err| aws::failure("CreateMultipartUpload", err))?;

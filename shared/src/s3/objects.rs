@@ -4,9 +4,20 @@ use aws_sdk_s3::operation::head_object::HeadObjectError;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ChecksumMode;
 
+use aws_sdk_s3::types::{Tag, Tagging};
+
 use super::ObjectStore;
 use crate::aws;
 use crate::domain::error::ApiError;
+
+/// Every object is written with this tag (signed into single-PUT URLs, set on multipart uploads),
+/// and verify retags content it verifies [`VERIFIED_TAG`] before the file serves it. The
+/// bucket's lifecycle rule expires pending objects: whatever never became a verified version (an
+/// upload never completed, content whose deletion failed, a late PUT on an old job's URL) goes by
+/// itself.
+pub const PENDING_TAGGING: &str = "state=pending";
+const STATE_TAG: &str = "state";
+const VERIFIED_TAG: &str = "verified";
 
 /// What storage reports about a stored object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +42,52 @@ impl ObjectStore {
             .await
             .map_err(|err| aws::failure("DeleteObject", err))?;
         Ok(())
+    }
+
+    /// Tags the object as verified content, which the lifecycle rule keeps.
+    pub async fn mark_verified(&self, key: &str) -> Result<(), ApiError> {
+        let tag = Tag::builder()
+            .key(STATE_TAG)
+            .value(VERIFIED_TAG)
+            .build()
+            .map_err(|err| ApiError::Internal(err.to_string()))?;
+        let tagging = Tagging::builder()
+            .tag_set(tag)
+            .build()
+            .map_err(|err| ApiError::Internal(err.to_string()))?;
+        self.client
+            .put_object_tagging()
+            .bucket(&self.bucket)
+            .key(key)
+            .tagging(tagging)
+            .send()
+            .await
+            .map_err(|err| aws::failure("PutObjectTagging", err))?;
+        Ok(())
+    }
+
+    /// The keys under `prefix` with when each was last written.
+    pub async fn list(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<(String, Option<aws_smithy_types::DateTime>)>, ApiError> {
+        let mut keys = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|err| aws::failure("ListObjectsV2", err))?;
+            for object in page.contents() {
+                if let Some(key) = object.key() {
+                    keys.push((key.to_owned(), object.last_modified().copied()));
+                }
+            }
+        }
+        Ok(keys)
     }
 
     /// The object's size, type and stored checksum, or `None` when there is no such object.

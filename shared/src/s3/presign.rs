@@ -9,6 +9,7 @@ use aws_sdk_s3::config::{Credentials, ProvideCredentials, SharedCredentialsProvi
 use aws_sdk_s3::presigning::{PresignedRequest, PresigningConfig};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
+use super::objects::PENDING_TAGGING;
 use super::part_signer::PartUrlSigner;
 use crate::domain::error::ApiError;
 use crate::domain::file::ContentDeclaration;
@@ -70,6 +71,7 @@ impl Presigner {
             .set_content_md5(content.md5.map(|digest| digest.to_base64()))
             // Write-once: a second PUT with this URL cannot replace what landed (or was verified).
             .if_none_match("*")
+            .tagging(PENDING_TAGGING)
             .presigned(presigning(expires_in)?)
             .await
             .map_err(|err| ApiError::Internal(format!("presign PutObject: {err}")))?;

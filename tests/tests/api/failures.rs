@@ -22,7 +22,7 @@ use integration_tests::mocks::{
     BUCKET, TABLE, dynamodb_error, file_lookup, keys_file, pending_file, s3_error, s3_head_error,
 };
 use integration_tests::{ApiReply, Event, TestApi, declaration};
-use shared::domain::{FileId, FileRecord, FileStatus, Refusal, Verdict};
+use shared::domain::{FileId, FileRecord, FileStatus, Refusal, Verdict, timestamp};
 use shared::dynamo::Update;
 use shared::dynamo::item::Item;
 
@@ -524,6 +524,9 @@ async fn verify_settles_a_sound_object() {
                 .body(ByteStream::from_static(b"hello world"))
                 .build()
         });
+    let retag = mock!(S3::put_object_tagging).then_output(|| {
+        aws_sdk_s3::operation::put_object_tagging::PutObjectTaggingOutput::builder().build()
+    });
     let file_id = record.file_id;
     let settle = mock!(DynamoDb::put_item)
         .match_requests(move |put| {
@@ -534,14 +537,73 @@ async fn verify_settles_a_sound_object() {
                     && file.verified.is_some())
         })
         .then_output(|| PutItemOutput::builder().build());
-    let api = TestApi::mocked(&[&file_lookup(&record), &settle], &[&head, &read]);
+    let api = TestApi::mocked(&[&file_lookup(&record), &settle], &[&head, &read, &retag]);
 
     // WHEN storage reports the object created
     let result = api.verify(api.s3_event("s3-put", &job.s3_key)).await;
 
-    // THEN the file is settled as verified
+    // THEN the object is tagged verified (kept by the lifecycle rule), then the file settled
     assert_eq!(result.unwrap(), [::verify::Outcome::Verified]);
-    assert_eq!(settle.num_calls(), 1);
+    assert_eq!((retag.num_calls(), settle.num_calls()), (1, 1));
+}
+
+#[tokio::test]
+async fn a_retried_event_removes_superseded_content_whose_deletion_failed() {
+    // GIVEN a file serving verified content, written at T, and an event for it again: the retry
+    // of a verification whose deletion of the version it replaced failed
+    let pending = pending_file(11, None);
+    let job = pending.job.clone().expect("a job");
+    let served_key = job.s3_key.clone();
+    let verdict = Verdict::Verified {
+        s3_key: served_key.clone(),
+    };
+    let record = pending
+        .settle(
+            job.job_id,
+            verdict,
+            timestamp::now(),
+            std::time::Duration::from_secs(60),
+        )
+        .unwrap();
+    let verified_at = record
+        .verified
+        .as_ref()
+        .unwrap()
+        .verified_at
+        .unix_timestamp();
+    let prefix = shared::domain::ids::file_prefix(record.file_id);
+    let (old, newer) = (format!("{prefix}old-job"), format!("{prefix}newer-job"));
+    let object = |key: &str, at: i64| {
+        aws_sdk_s3::types::Object::builder()
+            .key(key)
+            .last_modified(aws_smithy_types::DateTime::from_secs(at))
+            .build()
+    };
+    let listed = [
+        object(&old, verified_at - 100),
+        object(&served_key, verified_at - 1),
+        object(&newer, verified_at + 100),
+    ];
+    let list = mock!(S3::list_objects_v2).then_output(move || {
+        aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output::builder()
+            .set_contents(Some(listed.to_vec()))
+            .build()
+    });
+    let old_key = old.clone();
+    let delete = mock!(S3::delete_object)
+        .match_requests(move |delete| delete.key() == Some(old_key.as_str()))
+        .then_output(|| DeleteObjectOutput::builder().build());
+    let api = TestApi::mocked(&[&file_lookup(&record)], &[&list, &delete]);
+
+    // WHEN the event comes again
+    let result = api.verify(api.s3_event("s3-put", &served_key)).await;
+
+    // THEN only what was written before the served version, and is not it, is removed
+    assert_eq!(
+        result.unwrap(),
+        [::verify::Outcome::Ignored("already settled")]
+    );
+    assert_eq!(delete.num_calls(), 1);
 }
 
 // Dependencies that hang or reset: the SDK's deadlines (DEPENDENCY_TIMEOUT_MS) bound every call,

@@ -759,3 +759,43 @@ async fn the_queue_samples_are_messages_verify_reads() {
         assert_eq!(outcomes, [outcome], "{sample}");
     }
 }
+
+#[tokio::test]
+async fn objects_are_written_pending_and_retagged_once_verified_for_the_lifecycle_rule() {
+    // GIVEN a single PUT and a multipart upload, as written by clients
+    let api = TestApi::with_config(|c| {
+        c.multipart_threshold = 5 * MIB;
+        c.part_size = 5 * MIB;
+    })
+    .await;
+    let single = upload(&api, &png(12), "image/png", true, false).await;
+    let bytes: Vec<u8> = (0..5 * MIB + 9).map(|i| (i % 233) as u8).collect();
+    let multipart = api
+        .create(declaration(
+            "m.bin",
+            "application/octet-stream",
+            &bytes,
+            true,
+            false,
+        ))
+        .await
+        .plan();
+    api.upload_parts(&multipart, &bytes).await;
+    api.complete(&multipart.file_id).await.file();
+
+    // THEN both are tagged pending (the lifecycle rule expires them unless verified)
+    for plan in [&single, &multipart] {
+        assert_eq!(api.object_tags(&plan.s3_key).await, ["state=pending"]);
+    }
+
+    // WHEN verified, THEN they are tagged verified, which the rule keeps
+    assert_eq!(api.deliver(&single.s3_key).await, Outcome::Verified);
+    let event = api.s3_event("s3-complete-multipart", &multipart.s3_key);
+    assert_eq!(
+        verify::handle(&api.services, event).await.unwrap(),
+        [Outcome::Verified]
+    );
+    for plan in [&single, &multipart] {
+        assert_eq!(api.object_tags(&plan.s3_key).await, ["state=verified"]);
+    }
+}
