@@ -31,6 +31,15 @@ async fn upload(api: &TestApi, bytes: &[u8], content_type: &str, sha256: bool, m
     plan
 }
 
+/// Declares `bytes` with their SHA-256 (and MD5 if `md5`), PUTs every part and completes.
+async fn upload_in_parts(api: &TestApi, bytes: &[u8], md5: bool) -> Plan {
+    let body = declaration("parts.bin", "application/octet-stream", bytes, true, md5);
+    let plan = api.create(body).await.plan();
+    api.upload_parts(&plan, bytes).await;
+    api.complete(&plan.file_id).await.file();
+    plan
+}
+
 /// Delivers the event for the plan's object, which must be rejected for `reason` and deleted.
 async fn assert_delivery_rejects(api: &TestApi, plan: &Plan, reason: RejectionReason) {
     assert_eq!(api.deliver(&plan.s3_key).await, Outcome::Rejected(reason));
@@ -610,18 +619,7 @@ async fn s3_events_and_continuations_reach_verify_through_its_queue() {
     .await;
     let sqs = aws_sdk_sqs::Client::new(&integration_tests::sdk_config().await);
     let bytes: Vec<u8> = (0..5 * MIB + 7).map(|i| (i % 241) as u8).collect();
-    let plan = api
-        .create(declaration(
-            "q.bin",
-            "application/octet-stream",
-            &bytes,
-            true,
-            true,
-        ))
-        .await
-        .plan();
-    api.upload_parts(&plan, &bytes).await;
-    api.complete(&plan.file_id).await.file();
+    let plan = upload_in_parts(&api, &bytes, true).await;
     let s3_event = api.s3_event("s3-complete-multipart", &plan.s3_key);
     for body in [
         json!({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "b"}).to_string(),
@@ -770,18 +768,7 @@ async fn objects_are_written_pending_and_retagged_once_verified_for_the_lifecycl
     .await;
     let single = upload(&api, &png(12), "image/png", true, false).await;
     let bytes: Vec<u8> = (0..5 * MIB + 9).map(|i| (i % 233) as u8).collect();
-    let multipart = api
-        .create(declaration(
-            "m.bin",
-            "application/octet-stream",
-            &bytes,
-            true,
-            false,
-        ))
-        .await
-        .plan();
-    api.upload_parts(&multipart, &bytes).await;
-    api.complete(&multipart.file_id).await.file();
+    let multipart = upload_in_parts(&api, &bytes, false).await;
 
     // THEN both are tagged pending (the lifecycle rule expires them unless verified)
     for plan in [&single, &multipart] {
