@@ -195,9 +195,10 @@ async fn verification() -> Result<(), String> {
     // The whole check of stored objects, each in a process of its own for its peak memory.
     let api = TestApi::new().await;
     let plan = verify::upload_multipart(&api, &path, verify::GIB, &sha256).await?;
-    let mut checks = Vec::new();
+    let (mut checks, mut gets) = (Vec::new(), Vec::new());
     for _ in 0..RUNS {
         checks.push(verify::inspect_in_child(&api, &plan.file_id)?);
+        gets.push(verify::get_seconds(&api, &plan.file_id).await?);
     }
     let rate = mib(median(
         &checks.iter().map(|c| c.seconds).collect::<Vec<_>>(),
@@ -216,6 +217,14 @@ async fn verification() -> Result<(), String> {
         format!("hash pipeline from disk {from_disk:.0} MiB/s"),
         format!("{:.2}×", rate / from_disk),
         "≥ 0.9×, RSS < 64 MiB",
+    );
+    let served = mib(median(&gets));
+    row(
+        "3b. the same check against storage's own pace",
+        format!("{rate:.0} MiB/s"),
+        format!("GET of the object, bytes dropped, {served:.0} MiB/s"),
+        format!("{:.2}×", rate / served),
+        "—",
     );
 
     // In steps of 64 MiB, each checkpointed on the record, against one pass: both in process.

@@ -232,3 +232,28 @@ pub async fn stepwise_seconds(
     }
     Ok((started.elapsed().as_secs_f64(), steps))
 }
+
+/// Seconds a plain GET of the file's current object takes, its bytes read and dropped: the pace
+/// storage serves at, under any check.
+pub async fn get_seconds(api: &TestApi, file_id: &str) -> Result<f64, String> {
+    let id = file_id.parse().map_err(|_| "file id")?;
+    let record = api
+        .services
+        .files
+        .get(id)
+        .await
+        .map_err(|e| format!("{e:?}"))?
+        .ok_or("no such file")?;
+    let job = record.job.ok_or("no job")?;
+    let started = Instant::now();
+    let mut body = api
+        .services
+        .objects
+        .read(&job.s3_key, None)
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    while let Some(chunk) = body.next().await {
+        chunk.map_err(|e| e.to_string())?;
+    }
+    Ok(started.elapsed().as_secs_f64())
+}
