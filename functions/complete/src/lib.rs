@@ -124,8 +124,9 @@ async fn checked_parts(
 /// How often, and how far apart, the object of a multipart upload is looked at before
 /// concluding it is not there: a racing complete of the same upload may be assembling it, and
 /// the upload can be gone, or answered, a moment before the object is in place (LocalStack
-/// shows it empty meanwhile, seen with two racing completes).
-const ASSEMBLY_CHECKS: u32 = 10;
+/// shows it empty meanwhile, seen with two racing completes; under a full test run's load for
+/// more than the 1 s this once allowed).
+const ASSEMBLY_CHECKS: u32 = 20;
 const ASSEMBLY_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 
 /// The job's object must exist with the declared size. A multipart upload's object may be
