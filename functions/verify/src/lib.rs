@@ -116,8 +116,9 @@ pub async fn assemble(services: &Services, assembly: &Assembly) -> Result<Outcom
     .await
 }
 
-/// Handles every record. An `Err` (S3 or DynamoDB failed) makes Lambda retry the event, which
-/// is safe: settled files are left alone. A verdict, either way, is never an error.
+/// Handles every record of S3's event. An `Err` (S3 or DynamoDB failed) has the queue hand the
+/// message back, which is safe: settled files are left alone. A verdict, either way, is never
+/// an error.
 pub async fn handle(services: &Services, event: S3Event) -> Result<Vec<Outcome>, ApiError> {
     let mut outcomes = Vec::with_capacity(event.records.len());
     for record in &event.records {
