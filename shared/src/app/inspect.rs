@@ -134,7 +134,7 @@ pub async fn inspect(
     };
     let end = head.size.min(start.saturating_add(budget.bytes));
     let deadline = Instant::now().checked_add(budget.time);
-    let chunks = objects.read_span(key, start, end, &etag, deadline);
+    let chunks = read_span(objects, key, start, end, &etag, deadline);
     let (hashers, hashed) = hashers.hash(chunks).await?;
     let checked = start + hashed.len;
 
@@ -204,38 +204,38 @@ fn proof_of_md5(declared: &ContentDeclaration, head: &ObjectHead) -> Proof {
     }
 }
 
-impl ObjectStore {
-    /// Bytes `start..end` of the object version `etag`, streamed by one ranged GET. The stream
-    /// ends early, between two chunks, once `deadline` has passed.
-    fn read_span(
-        &self,
-        key: &str,
-        start: u64,
-        end: u64,
-        etag: &str,
-        deadline: Option<Instant>,
-    ) -> impl Stream<Item = Result<Bytes, ApiError>> + 'static {
-        let (store, key, etag) = (self.clone(), key.to_owned(), etag.to_owned());
-        stream::once(async move { store.read_range(&key, start, end, &etag).await })
-            .map_ok(|body| {
-                stream::unfold(body, |mut body| async move {
-                    let chunk = body.next().await?;
-                    let chunk = chunk
-                        .map_err(|err| ApiError::Unavailable(format!("GetObject body: {err}")));
-                    Some((chunk, body))
-                })
-            })
-            .try_flatten()
-            .take_while({
-                // The first chunk always counts, so that every call makes progress.
-                let mut first = true;
-                move |_| {
-                    let go = first || deadline.is_none_or(|deadline| Instant::now() < deadline);
-                    first = false;
-                    std::future::ready(go)
-                }
-            })
-    }
+/// Bytes `start..end` of the object version `etag`, streamed by one ranged GET. The stream
+/// ends early, between two chunks, once `deadline` has passed.
+fn read_span(
+    objects: &ObjectStore,
+    key: &str,
+    start: u64,
+    end: u64,
+    etag: &str,
+    deadline: Option<Instant>,
+) -> impl Stream<Item = Result<Bytes, ApiError>> + 'static {
+    let (store, key, etag) = (objects.clone(), key.to_owned(), etag.to_owned());
+    stream::once(async move { store.read_range(&key, start, end, &etag).await })
+        .map_ok(chunks)
+        .try_flatten()
+        .take_while({
+            // The first chunk always counts, so that every call makes progress.
+            let mut first = true;
+            move |_| {
+                let go = first || deadline.is_none_or(|deadline| Instant::now() < deadline);
+                first = false;
+                std::future::ready(go)
+            }
+        })
+}
+
+/// The chunks of `body` as they arrive.
+fn chunks(body: ByteStream) -> impl Stream<Item = Result<Bytes, ApiError>> {
+    stream::unfold(body, |mut body| async move {
+        let chunk = body.next().await?;
+        let chunk = chunk.map_err(|err| ApiError::Unavailable(format!("GetObject body: {err}")));
+        Some((chunk, body))
+    })
 }
 
 /// What one pass of the hashers read.
@@ -416,14 +416,9 @@ pub async fn digest(
     want_sha256: bool,
     want_md5: bool,
 ) -> Result<StreamDigest, ApiError> {
-    let chunks = stream::unfold(body, |mut body| async move {
-        let chunk = body.next().await?;
-        Some((
-            chunk.map_err(|err| ApiError::Unavailable(format!("body: {err}"))),
-            body,
-        ))
-    });
-    let (hashers, hashed) = Hashers::new(want_sha256, want_md5).hash(chunks).await?;
+    let (hashers, hashed) = Hashers::new(want_sha256, want_md5)
+        .hash(chunks(body))
+        .await?;
     let (sha256, md5) = hashers.finish();
     Ok(StreamDigest {
         len: hashed.len,
