@@ -13,7 +13,6 @@ use lambda_http::{Body, Request, Response};
 use serde_json::{Map, Value};
 use shared::app::verify_queue::{Assembly, Step};
 use shared::app::{Services, upload};
-use shared::domain::parts::{ClaimedPart, UploadedPart, parts_to_assemble};
 use shared::domain::{ApiError, FileRecord, JobId, UploadJob, timestamp, validate};
 use shared::dynamo::Update;
 use shared::http::resource::FileResource;
@@ -47,38 +46,50 @@ async fn complete(
         // Completed before, or already settled by the verify trigger: the file as it is.
         return render(services, &file).await;
     }
-    let queued = job.part_count > services.config.assemble_inline_max_parts;
-    if let Some(upload_id) = &job.upload_id {
-        let claimed = validate::claimed_parts(body.as_ref(), job.part_count)?;
-        let parts = checked_parts(services, &file, &job, upload_id, claimed.as_deref()).await?;
-        match parts {
-            Some(_) if queued => {
-                // Handed over before the file says `uploaded`: a retry after a failure here
-                // hands it over again, and a second assembly finds the upload gone.
-                let assembly = Assembly {
-                    file_id: file.file_id,
-                    job_id: job.job_id,
-                };
-                services
-                    .verify_queue()?
-                    .send(&Step::Assemble(assembly))
-                    .await?;
+    let handed_over = match &job.upload_id {
+        Some(upload_id) => {
+            let claimed = validate::claimed_parts(body.as_ref(), job.part_count)?;
+            let size = file.content.file_size;
+            let parts = upload::stored_parts_to_assemble(
+                services,
+                &job,
+                upload_id,
+                size,
+                claimed.as_deref(),
+            )
+            .await?;
+            match parts {
+                Some(_) if job.part_count > services.config.assemble_inline_max_parts => {
+                    // Handed over before the file says `uploaded`: a retry after a failure here
+                    // hands it over again, and a second assembly finds the upload gone.
+                    let assembly = Assembly {
+                        file_id: file.file_id,
+                        job_id: job.job_id,
+                    };
+                    services
+                        .verify_queue()?
+                        .send(&Step::Assemble(assembly))
+                        .await?;
+                    true
+                }
+                Some(parts) => {
+                    services
+                        .objects
+                        .complete_multipart_upload(
+                            &job.s3_key,
+                            upload_id,
+                            &parts,
+                            INLINE_ASSEMBLY_TIMEOUT,
+                        )
+                        .await?;
+                    false
+                }
+                None => false,
             }
-            Some(parts) => {
-                services
-                    .objects
-                    .complete_multipart_upload(
-                        &job.s3_key,
-                        upload_id,
-                        &parts,
-                        INLINE_ASSEMBLY_TIMEOUT,
-                    )
-                    .await?;
-                check_stored_object(services, &file, &job).await?;
-            }
-            None => check_stored_object(services, &file, &job).await?,
         }
-    } else {
+        None => false,
+    };
+    if !handed_over {
         check_stored_object(services, &file, &job).await?;
     }
 
@@ -88,9 +99,9 @@ async fn complete(
         .update(file, |file| file.mark_uploaded(job.job_id, now))
         .await?
     {
-        Update::Applied { after: file, .. } if queued && job.upload_id.is_some() => Ok(
-            Reply::accepted(FileResource::render(services, &file).await?.to_json()),
-        ),
+        Update::Applied { after: file, .. } if handed_over => Ok(Reply::accepted(
+            FileResource::render(services, &file).await?.to_json(),
+        )),
         // Or a racing complete or verify got there first: the state it left.
         Update::Applied { after: file, .. } | Update::Unchanged(file) => {
             render(services, &file).await
@@ -103,22 +114,6 @@ async fn complete(
             Err(refusal.into())
         }
     }
-}
-
-/// Every part, checked against the plan (and the client's claims): what storage is to assemble.
-/// `None` when the upload no longer exists: assembled by a racing or interrupted complete, or
-/// aborted, which the object check that follows tells apart.
-async fn checked_parts(
-    services: &Services,
-    record: &FileRecord,
-    job: &UploadJob,
-    upload_id: &str,
-    claimed: Option<&[ClaimedPart]>,
-) -> Result<Option<Vec<UploadedPart>>, ApiError> {
-    let Some(stored) = services.objects.list_parts(&job.s3_key, upload_id).await? else {
-        return Ok(None);
-    };
-    parts_to_assemble(job, record.content.file_size, &stored, claimed).map(Some)
 }
 
 /// How often, and how far apart, the object of a multipart upload is looked at before

@@ -13,11 +13,10 @@
 
 use aws_lambda_events::s3::{S3Event, S3EventRecord};
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use shared::app::Services;
 use shared::app::inspect::{self, Budget, Finding};
 use shared::app::verify_queue::{Assembly, Continuation, Step, VerifyMessage};
+use shared::app::{Services, upload};
 use shared::domain::ids::{decode_event_key, file_prefix, object_key, parse_object_key};
-use shared::domain::parts::parts_to_assemble;
 use shared::domain::{
     ApiError, Checkpoint, FileId, FileRecord, FileStatus, JobId, RejectionReason, Verdict,
     timestamp,
@@ -97,10 +96,12 @@ pub async fn assemble(services: &Services, assembly: &Assembly) -> Result<Outcom
         let Some(upload_id) = job.upload_id.as_deref().filter(|_| file.awaits_verdict()) else {
             return Ok(Outcome::Ignored("already settled"));
         };
-        let Some(stored) = services.objects.list_parts(&job.s3_key, upload_id).await? else {
+        let size = file.content.file_size;
+        let Some(parts) =
+            upload::stored_parts_to_assemble(services, job, upload_id, size, None).await?
+        else {
             return Ok(Outcome::Ignored("assembled or aborted already"));
         };
-        let parts = parts_to_assemble(job, file.content.file_size, &stored, None)?;
         let assembled = services
             .objects
             .complete_multipart_upload(&job.s3_key, upload_id, &parts, QUEUED_ASSEMBLY_TIMEOUT)

@@ -8,6 +8,7 @@ use crate::app::Services;
 use crate::domain::error::ApiError;
 use crate::domain::file::{ContentDeclaration, UploadJob};
 use crate::domain::ids::{FileId, JobId, object_key};
+use crate::domain::parts::{ClaimedPart, UploadedPart, parts_to_assemble};
 use crate::domain::plan::UploadShape;
 
 /// Part URLs handed out at once: by create and reupload (parts 1..=100), and at most this many
@@ -139,6 +140,22 @@ pub async fn part_urls(
 /// the abort even when the abort succeeded, because a complete racing it may still have
 /// assembled the object. What this misses, the bucket's lifecycle rule (incomplete uploads) or
 /// nothing (a stray object) is left with.
+/// Every stored part of the multipart upload `upload_id` of `job`, checked against the plan for
+/// a file of `file_size` (and the client's claims): what storage is to assemble. `None` when
+/// the upload no longer exists: assembled already (by a racing or earlier call), or aborted.
+pub async fn stored_parts_to_assemble(
+    services: &Services,
+    job: &UploadJob,
+    upload_id: &str,
+    file_size: u64,
+    claimed: Option<&[ClaimedPart]>,
+) -> Result<Option<Vec<UploadedPart>>, ApiError> {
+    let Some(stored) = services.objects.list_parts(&job.s3_key, upload_id).await? else {
+        return Ok(None);
+    };
+    parts_to_assemble(job, file_size, &stored, claimed).map(Some)
+}
+
 pub async fn discard_storage(services: &Services, job: &UploadJob) {
     let aborted = match &job.upload_id {
         Some(upload_id) => services
