@@ -95,21 +95,10 @@ impl TestApi {
 
     /// The keys of every object stored under a file's prefix.
     pub async fn stored_objects(&self, file_id: &str) -> Vec<String> {
-        let output = self
-            .services
-            .objects
-            .client()
-            .list_objects_v2()
-            .bucket(self.services.objects.bucket())
-            .prefix(format!("{}{file_id}/", shared::domain::ids::UPLOAD_PREFIX))
-            .send()
-            .await
-            .expect("ListObjectsV2");
-        output
-            .contents()
-            .iter()
-            .filter_map(|o| o.key().map(str::to_owned))
-            .collect()
+        let prefix = shared::domain::ids::file_prefix(file_id.parse().expect("file id"));
+        let listed = self.services.objects.list(&prefix).await;
+        let objects = listed.expect("ListObjectsV2");
+        objects.into_iter().map(|(key, _)| key).collect()
     }
 
     /// The tags of the object at `key`, as `name=value`.

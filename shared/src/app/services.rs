@@ -38,13 +38,18 @@ impl Services {
         let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
         let s3 = aws_sdk_s3::Client::from_conf(s3_config(&sdk, config.s3_force_path_style));
         let credentials = sdk.credentials_provider();
-        let mut services = Self::from_clients(config, dynamodb, s3, credentials);
-        services.verify_queue = services
+        Self::from_clients(config, dynamodb, s3, credentials)
+            .with_verify_queue(aws_sdk_sqs::Client::new(&sdk))
+    }
+
+    /// The queue of verify's steps over `sqs`, where `VERIFY_QUEUE_URL` is set.
+    fn with_verify_queue(mut self, sqs: aws_sdk_sqs::Client) -> Self {
+        self.verify_queue = self
             .config
             .verify_queue_url
             .as_ref()
-            .map(|url| VerifyQueue::new(aws_sdk_sqs::Client::new(&sdk), url));
-        services
+            .map(|url| VerifyQueue::new(sqs, url));
+        self
     }
 
     /// The queue of verify's steps; an error where `VERIFY_QUEUE_URL` is not set.
@@ -81,19 +86,13 @@ impl Services {
         }
         let credentials = sdk.credentials_provider();
         let sqs = aws_sdk_sqs::config::Builder::from(&sdk).interceptor(interceptor);
-        let mut services = Self::from_clients(
+        Self::from_clients(
             config,
             aws_sdk_dynamodb::Client::from_conf(dynamodb.build()),
             aws_sdk_s3::Client::from_conf(s3.build()),
             credentials,
-        );
-        let sqs = aws_sdk_sqs::Client::from_conf(sqs.build());
-        services.verify_queue = services
-            .config
-            .verify_queue_url
-            .as_ref()
-            .map(|url| VerifyQueue::new(sqs, url));
-        services
+        )
+        .with_verify_queue(aws_sdk_sqs::Client::from_conf(sqs.build()))
     }
 
     /// Services over clients built elsewhere (tests hand in clients with mocked responses);

@@ -49,7 +49,7 @@ async fn delete_removes_the_record_the_content_and_the_upload_in_progress() {
         .client()
         .list_multipart_uploads()
         .bucket(api.services.objects.bucket())
-        .prefix(format!("uploads/{file_id}/"))
+        .prefix(shared::domain::ids::file_prefix(file_id.parse().unwrap()))
         .send()
         .await
         .unwrap();
