@@ -22,13 +22,9 @@ pub async fn create(
     queue: &str,
     max_attempts: u32,
 ) -> Result<EventResources, String> {
-    let dead_letters = create_queue(sqs, &format!("{queue}-dlq"), None).await?;
-    let dead_letters_arn = queue_arn(sqs, &dead_letters).await?;
-    let redrive = serde_json::json!({
-        "deadLetterTargetArn": dead_letters_arn,
-        "maxReceiveCount": max_attempts.to_string(),
-    });
-    let queue_url = create_queue(sqs, queue, Some(redrive.to_string())).await?;
+    let dead_letters = format!("{queue}-dlq");
+    let (queue_url, dead_letters) =
+        create_queue_with_dead_letters(sqs, queue, &dead_letters, max_attempts).await?;
     let queue_arn = queue_arn(sqs, &queue_url).await?;
 
     match events.create_event_bus().name(bus).send().await {
@@ -68,8 +64,25 @@ pub async fn create(
     })
 }
 
+/// Creates (or finds) the queue `name` and its dead-letter queue `dead_letters`, to which a
+/// message moves after `max_receives` receives; both URLs.
+pub(crate) async fn create_queue_with_dead_letters(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    dead_letters: &str,
+    max_receives: u32,
+) -> Result<(String, String), String> {
+    let dead_letters_url = create_queue(sqs, dead_letters, None).await?;
+    let redrive = serde_json::json!({
+        "deadLetterTargetArn": queue_arn(sqs, &dead_letters_url).await?,
+        "maxReceiveCount": max_receives.to_string(),
+    });
+    let url = create_queue(sqs, name, Some(redrive.to_string())).await?;
+    Ok((url, dead_letters_url))
+}
+
 /// Creates (or finds) the queue `name`, with the redrive policy `redrive` if given; its URL.
-pub(crate) async fn create_queue(
+async fn create_queue(
     sqs: &aws_sdk_sqs::Client,
     name: &str,
     redrive: Option<String>,

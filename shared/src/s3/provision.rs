@@ -8,7 +8,7 @@ use aws_sdk_s3::types::{
 
 use crate::aws;
 use crate::domain::error::ApiError;
-use crate::events::provision::{create_queue, queue_arn};
+use crate::events::provision::{create_queue_with_dead_letters, queue_arn};
 
 /// What [`create_verify_queue`] made.
 #[derive(Debug, Clone)]
@@ -27,12 +27,9 @@ pub async fn create_verify_queue(
     queue: &str,
     max_receives: u32,
 ) -> Result<VerifyQueues, String> {
-    let failures_url = create_queue(sqs, &format!("{queue}-failures"), None).await?;
-    let redrive = serde_json::json!({
-        "deadLetterTargetArn": queue_arn(sqs, &failures_url).await?,
-        "maxReceiveCount": max_receives.to_string(),
-    });
-    let queue_url = create_queue(sqs, queue, Some(redrive.to_string())).await?;
+    let failures = format!("{queue}-failures");
+    let (queue_url, failures_url) =
+        create_queue_with_dead_letters(sqs, queue, &failures, max_receives).await?;
     let to_queue = QueueConfiguration::builder()
         .queue_arn(queue_arn(sqs, &queue_url).await?)
         .events(Event::S3ObjectCreated)
