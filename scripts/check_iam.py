@@ -45,11 +45,18 @@ ACTIONS = {
     ("SQS", "ChangeMessageVisibility"): {"sqs:ChangeMessageVisibility"},
     # verify hands the rest of a large check to its own queue.
     ("SQS", "SendMessage"): {"sqs:SendMessage"},
+    # The functions that sign URLs assume the signing role for it.
+    ("STS", "AssumeRole"): {"sts:AssumeRole"},
 }
+
+# Roles of the template that are not a function's but whose grants the code needs, by the name
+# the tests record their operations under: presigned URLs are the signing role's requests.
+ROLES = {"UrlSigningRole": "url-signer"}
 
 
 def granted_actions(template_path):
-    """{binary: set of IAM actions its policies allow}, for every function of the template.
+    """{binary: set of IAM actions its policies allow}, for every function of the template and
+    the roles of ROLES.
 
     Only the function's own `Policies` count. What SAM adds for Lambda itself, which no code of
     ours performs, stays out of both sides of the check: the pollers' managed policies of its
@@ -61,12 +68,18 @@ def granted_actions(template_path):
         sys.exit(f"check-iam: cannot read {template_path}: {matches}")
     granted = {}
     for name, resource in template["Resources"].items():
-        if resource.get("Type") != "AWS::Serverless::Function":
+        kind = resource.get("Type")
+        if kind == "AWS::Serverless::Function":
+            binary = resource.get("Metadata", {}).get("BuildProperties", {}).get("Binary", name)
+            documents = resource["Properties"].get("Policies", [])
+        elif kind == "AWS::IAM::Role" and name in ROLES:
+            binary = ROLES[name]
+            documents = [p["PolicyDocument"] for p in resource["Properties"].get("Policies", [])]
+        else:
             continue
-        binary = resource.get("Metadata", {}).get("BuildProperties", {}).get("Binary", name)
         actions = set()
-        for policy in resource["Properties"].get("Policies", []):
-            for statement in policy.get("Statement", []):
+        for document in documents:
+            for statement in document.get("Statement", []):
                 if statement.get("Effect") != "Allow":
                     continue
                 action = statement["Action"]

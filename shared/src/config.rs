@@ -40,6 +40,9 @@ pub struct Config {
     pub verify_chunk_time: Duration,
     /// `complete` assembles uploads of up to this many parts itself; larger ones, verify.
     pub assemble_inline_max_parts: u32,
+    /// The role whose sessions sign presigned URLs (their lifetime is known, unlike that of
+    /// Lambda's own credentials); the function's own credentials sign where it is not set.
+    pub url_signing_role_arn: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -111,6 +114,7 @@ impl Config {
             // Well inside verify's 15-minute timeout, whatever storage's pace.
             verify_chunk_time: secs("VERIFY_CHUNK_SECS", 600, 840)?,
             assemble_inline_max_parts: number("ASSEMBLE_INLINE_MAX_PARTS", 100, 1, 10_000)? as u32,
+            url_signing_role_arn: lookup("URL_SIGNING_ROLE_ARN").filter(|arn| !arn.is_empty()),
         };
         Ok(config)
     }
@@ -273,6 +277,7 @@ mod tests {
                 "ASSEMBLE_INLINE_MAX_PARTS",
                 defaults.assemble_inline_max_parts.to_string(),
             ),
+            ("URL_SIGNING_ROLE_ARN", "none".to_owned()),
         ] {
             assert_eq!(default_of(name), value, "{name}");
         }

@@ -13,9 +13,10 @@ use std::io::Write;
 use std::sync::{Mutex, OnceLock};
 
 use aws_sdk_s3::config::interceptors::BeforeSerializationInterceptorContextRef;
-use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_s3::config::{AppName, ConfigBag, Intercept, RuntimeComponents};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use shared::s3::URL_SIGNER;
 
 tokio::task_local! {
     /// The function whose handler is running on this task.
@@ -46,7 +47,18 @@ impl Intercept for OperationLog {
             FUNCTION.try_with(|function| *function),
             config.load::<Metadata>(),
         ) {
-            record(function, operation.service(), operation.name());
+            if config
+                .load::<AppName>()
+                .is_some_and(|name| name.to_string() == URL_SIGNER)
+            {
+                // A presigned URL is the signing role's request, made with a session of it
+                // that the function assumes (`URL_SIGNING_ROLE_ARN`; the tests sign with their
+                // own credentials, as local development does).
+                record(URL_SIGNER, operation.service(), operation.name());
+                record(function, "STS", "AssumeRole");
+            } else {
+                record(function, operation.service(), operation.name());
+            }
         }
         Ok(())
     }

@@ -106,14 +106,14 @@ async fn sign_parts(
         // URLs for an upload storage no longer has would only fail, part by part.
         return Err(ApiError::upload_expired());
     }
-    let expires_at = timestamp::now() + services.config.upload_url_expiry;
-    let urls = upload::part_urls(services, job, &record.content, &part_numbers).await?;
-    let urls: serde_json::Map<String, serde_json::Value> = urls
+    let signed = upload::part_urls(services, job, &record.content, &part_numbers).await?;
+    let urls: serde_json::Map<String, serde_json::Value> = signed
+        .urls
         .into_iter()
         .map(|(number, url)| (number.to_string(), json!(url)))
         .collect();
     Ok(Reply::ok(
-        json!({ "urls": urls, "expires_at": timestamp::format(expires_at) }),
+        json!({ "urls": urls, "expires_at": timestamp::format(signed.expires_at) }),
     ))
 }
 

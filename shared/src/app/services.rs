@@ -8,7 +8,7 @@ use crate::aws::{https_client, s3_config, timeouts};
 use crate::config::{Config, ConfigError};
 use crate::domain::ApiError;
 use crate::dynamo::{ApiKeys, FileStore, IdempotencyKeys, Webhooks};
-use crate::s3::{ObjectStore, Presigner};
+use crate::s3::{ObjectStore, Presigner, SIGNING_SESSION};
 
 /// The configuration and the adapters every use case works with.
 #[derive(Debug)]
@@ -26,19 +26,34 @@ pub struct Services {
 
 impl Services {
     /// Reads the environment and the AWS configuration chain (region, credentials, endpoints).
+    /// URLs are signed as the role `URL_SIGNING_ROLE_ARN` names, where it is set.
     pub async fn from_env() -> Result<Self, ConfigError> {
         let config = Config::from_env()?;
         let sdk = load_sdk(&config).await?;
-        Ok(Self::new(config, &sdk))
+        let signing = match &config.url_signing_role_arn {
+            Some(role) => Some(signing_role(role, &bounded(&sdk, &config)).await),
+            None => sdk.credentials_provider(),
+        };
+        Ok(Self::signing_with(config, &sdk, signing))
     }
 
-    /// Clients over `sdk`, each call bounded by the configured deadlines.
+    /// Clients over `sdk`, each call bounded by the configured deadlines, signing URLs with
+    /// `sdk`'s credentials.
     pub fn new(config: Config, sdk: &SdkConfig) -> Self {
+        let signing = sdk.credentials_provider();
+        Self::signing_with(config, sdk, signing)
+    }
+
+    /// [`Services::new`], signing URLs with `signing`.
+    fn signing_with(
+        config: Config,
+        sdk: &SdkConfig,
+        signing: Option<SharedCredentialsProvider>,
+    ) -> Self {
         let sdk = bounded(sdk, &config);
         let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
         let s3 = aws_sdk_s3::Client::from_conf(s3_config(&sdk, config.s3_force_path_style));
-        let credentials = sdk.credentials_provider();
-        Self::from_clients(config, dynamodb, s3, credentials)
+        Self::from_clients(config, dynamodb, s3, signing)
             .with_verify_queue(aws_sdk_sqs::Client::new(&sdk))
     }
 
@@ -96,7 +111,7 @@ impl Services {
     }
 
     /// Services over clients built elsewhere (tests hand in clients with mocked responses);
-    /// `credentials` are the S3 client's, for signing part URLs in bulk.
+    /// `credentials` sign the URLs (the S3 client's own when `None`, see [`Presigner::new`]).
     pub fn from_clients(
         config: Config,
         dynamodb: aws_sdk_dynamodb::Client,
@@ -122,6 +137,18 @@ impl Services {
 pub struct Endpoints {
     pub dynamodb: Option<String>,
     pub s3: Option<String>,
+}
+
+/// Credentials of sessions of the role `role`, assumed with `sdk`'s, each lasting
+/// [`SIGNING_SESSION`] (the longest AWS grants a role session assumed from another).
+async fn signing_role(role: &str, sdk: &SdkConfig) -> SharedCredentialsProvider {
+    let provider = aws_config::sts::AssumeRoleProvider::builder(role)
+        .session_name("upload-url-signer")
+        .session_length(SIGNING_SESSION)
+        .configure(sdk)
+        .build()
+        .await;
+    SharedCredentialsProvider::new(provider)
 }
 
 /// The AWS configuration chain (region, credentials, endpoints) with this service's HTTPS client

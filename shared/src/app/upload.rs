@@ -10,6 +10,7 @@ use crate::domain::file::{ContentDeclaration, UploadJob};
 use crate::domain::ids::{FileId, JobId, object_key};
 use crate::domain::parts::{ClaimedPart, UploadedPart, parts_to_assemble};
 use crate::domain::plan::UploadShape;
+use crate::s3::PartUrls;
 
 /// Part URLs handed out at once: by create and reupload (parts 1..=100), and at most this many
 /// per `POST …/parts`. 100 URLs of up to ~1.4 KB (with a session token) keep a response near
@@ -35,7 +36,6 @@ pub async fn start_job(
     let config = &services.config;
     let job_id = JobId::random();
     let s3_key = object_key(file_id, job_id);
-    let expires_at = now + config.upload_url_expiry;
     match UploadShape::for_size(
         content.file_size,
         config.multipart_threshold,
@@ -52,7 +52,7 @@ pub async fn start_job(
                 upload_id: None,
                 part_size: content.file_size,
                 part_count: 1,
-                expires_at,
+                expires_at: put.expires_at,
                 headers: put.headers,
                 checkpoint: None,
             };
@@ -69,22 +69,26 @@ pub async fn start_job(
                 .objects
                 .create_multipart_upload(&s3_key, content.content_type.as_str())
                 .await?;
-            let job = UploadJob {
+            let mut job = UploadJob {
                 job_id,
                 s3_key,
                 upload_id: Some(upload_id),
                 part_size,
                 part_count,
-                expires_at,
+                // Until the URLs are signed, which tells how long they last.
+                expires_at: now,
                 headers: BTreeMap::new(),
                 checkpoint: None,
             };
             let first_batch: Vec<u32> = (1..=part_count.min(PART_URL_BATCH)).collect();
             match part_urls(services, &job, content, &first_batch).await {
-                Ok(urls) => Ok(StartedJob {
-                    urls: urls.into_values().collect(),
-                    job,
-                }),
+                Ok(signed) => {
+                    job.expires_at = signed.expires_at;
+                    Ok(StartedJob {
+                        urls: signed.urls.into_values().collect(),
+                        job,
+                    })
+                }
                 Err(err) => {
                     discard_storage(services, &job).await;
                     Err(err)
@@ -101,7 +105,7 @@ pub async fn part_urls(
     job: &UploadJob,
     content: &ContentDeclaration,
     part_numbers: &[u32],
-) -> Result<BTreeMap<u32, String>, ApiError> {
+) -> Result<PartUrls, ApiError> {
     let expiry = services.config.upload_url_expiry;
     match &job.upload_id {
         Some(upload_id) => {
@@ -123,23 +127,21 @@ pub async fn part_urls(
                 .await
         }
         None => {
-            let url = services
+            let put = services
                 .presigner
                 .presign_put(&job.s3_key, content, expiry)
-                .await?
-                .url;
-            Ok(part_numbers
-                .iter()
-                .map(|&part_number| (part_number, url.clone()))
-                .collect())
+                .await?;
+            Ok(PartUrls {
+                urls: part_numbers
+                    .iter()
+                    .map(|&part_number| (part_number, put.url.clone()))
+                    .collect(),
+                expires_at: put.expires_at,
+            })
         }
     }
 }
 
-/// Best effort: aborts the job's multipart upload and deletes its object. The delete follows
-/// the abort even when the abort succeeded, because a complete racing it may still have
-/// assembled the object. What this misses, the bucket's lifecycle rule (incomplete uploads) or
-/// nothing (a stray object) is left with.
 /// Every stored part of the multipart upload `upload_id` of `job`, checked against the plan for
 /// a file of `file_size` (and the client's claims): what storage is to assemble. `None` when
 /// the upload no longer exists: assembled already (by a racing or earlier call), or aborted.
@@ -156,6 +158,10 @@ pub async fn stored_parts_to_assemble(
     parts_to_assemble(job, file_size, &stored, claimed).map(Some)
 }
 
+/// Best effort: aborts the job's multipart upload and deletes its object. The delete follows
+/// the abort even when the abort succeeded, because a complete racing it may still have
+/// assembled the object. What this misses, the bucket's lifecycle rules (incomplete uploads,
+/// pending objects) remove.
 pub async fn discard_storage(services: &Services, job: &UploadJob) {
     let aborted = match &job.upload_id {
         Some(upload_id) => services

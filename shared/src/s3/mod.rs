@@ -1,18 +1,20 @@
 //! The S3 adapter: the bucket's objects and multipart uploads ([`ObjectStore`], in `objects` and
 //! `multipart`), and the URLs that let clients reach them without credentials ([`Presigner`], in
-//! `presign`, with the bulk part signer beside it).
+//! `presign`, with the bulk part signer and the signing credentials beside it).
 
 mod multipart;
 mod objects;
 mod part_signer;
 mod presign;
 pub mod provision;
+mod signing;
 
 use aws_sdk_s3::Client;
 
 pub use multipart::{INLINE_ASSEMBLY_TIMEOUT, QUEUED_ASSEMBLY_TIMEOUT};
 pub use objects::ObjectHead;
-pub use presign::{PresignedPut, Presigner, content_disposition};
+pub use presign::{PartUrls, PresignedPut, Presigner, content_disposition};
+pub use signing::{SIGNING_SESSION, URL_SIGNER};
 
 /// Reads, checks, assembles and deletes the objects of one bucket.
 #[derive(Clone, Debug)]

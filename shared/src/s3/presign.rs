@@ -1,16 +1,17 @@
 //! Presigned URLs: PUTs signed for the declared content, part URLs signed in bulk, downloads.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::config::{Credentials, ProvideCredentials, SharedCredentialsProvider};
+use aws_sdk_s3::config::{AppName, IdentityCache, ProvideCredentials, SharedCredentialsProvider};
 use aws_sdk_s3::presigning::{PresignedRequest, PresigningConfig};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use time::OffsetDateTime;
 
 use super::objects::PENDING_TAGGING;
 use super::part_signer::PartUrlSigner;
+use super::signing::{SigningIdentity, URL_SIGNER};
 use crate::domain::error::ApiError;
 use crate::domain::file::ContentDeclaration;
 
@@ -19,33 +20,68 @@ use crate::domain::file::ContentDeclaration;
 pub struct PresignedPut {
     pub url: String,
     pub headers: BTreeMap<String, String>,
+    /// When the URL stops working: its lifetime, or the signing credentials' if shorter.
+    pub expires_at: OffsetDateTime,
 }
 
-/// Signs URLs for the objects of one bucket with the function's own credentials.
+/// Part URLs by part number, and when they stop working.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartUrls {
+    pub urls: BTreeMap<u32, String>,
+    pub expires_at: OffsetDateTime,
+}
+
+/// Signs URLs for the objects of one bucket.
 #[derive(Clone, Debug)]
 pub struct Presigner {
+    /// The S3 client, signing with `identity` where there is one.
     client: Client,
     bucket: String,
-    /// The credentials the client signs with, for signing part URLs in bulk.
-    credentials: Option<SharedCredentialsProvider>,
-    signing_credentials: Arc<Mutex<Option<Credentials>>>,
+    /// The credentials the URLs are signed with, when known: they bound each URL's lifetime,
+    /// and sign part URLs in bulk.
+    identity: Option<SigningIdentity>,
 }
 
-/// Credentials kept for bulk signing are refreshed this long before they expire.
-const CREDENTIALS_MARGIN: Duration = Duration::from_secs(300);
-
 impl Presigner {
+    /// Signs with `credentials` (the S3 client's own when `None`, without bounding lifetimes
+    /// or signing in bulk).
     pub fn new(
         client: Client,
         bucket: impl Into<String>,
         credentials: Option<SharedCredentialsProvider>,
     ) -> Self {
+        let identity = credentials.map(SigningIdentity::new);
+        let client = match &identity {
+            // The identity caches the credentials itself, choosing them by the URL's lifetime.
+            Some(identity) => {
+                let mut config = client
+                    .config()
+                    .to_builder()
+                    .credentials_provider(identity.clone())
+                    .identity_cache(IdentityCache::no_cache());
+                config.set_app_name(AppName::new(URL_SIGNER).ok());
+                Client::from_conf(config.build())
+            }
+            None => client,
+        };
         Self {
             client,
             bucket: bucket.into(),
-            credentials,
-            signing_credentials: Arc::default(),
+            identity,
         }
+    }
+
+    /// The lifetime a URL signed now for `requested` gets, and the instant it is signed at
+    /// (whole seconds, as `X-Amz-Date` has them).
+    async fn lifetime(&self, requested: Duration) -> Result<(Duration, SystemTime), ApiError> {
+        let now = SystemTime::now();
+        let signed_at =
+            now - Duration::from_nanos(u64::from(OffsetDateTime::from(now).nanosecond()));
+        let lifetime = match &self.identity {
+            Some(identity) => identity.lifetime(requested, signed_at).await?.1,
+            None => requested,
+        };
+        Ok((lifetime, signed_at))
     }
 
     /// A PUT URL for the whole object, signed for the declared type, length and digests, so
@@ -56,6 +92,7 @@ impl Presigner {
         content: &ContentDeclaration,
         expires_in: Duration,
     ) -> Result<PresignedPut, ApiError> {
+        let (lifetime, signed_at) = self.lifetime(expires_in).await?;
         let length = i64::try_from(content.file_size).map_err(|_| {
             ApiError::Internal(format!("file size {} overflows i64", content.file_size))
         })?;
@@ -72,10 +109,10 @@ impl Presigner {
             // Write-once: a second PUT with this URL cannot replace what landed (or was verified).
             .if_none_match("*")
             .tagging(PENDING_TAGGING)
-            .presigned(presigning(expires_in)?)
+            .presigned(presigning_at(lifetime, signed_at)?)
             .await
             .map_err(|err| ApiError::Internal(format!("presign PutObject: {err}")))?;
-        Ok(presigned_put(&request))
+        Ok(presigned_put(&request, expiry(signed_at, lifetime)))
     }
 
     /// PUT URLs for `parts` (each a part number and its exact length) of a multipart upload.
@@ -87,9 +124,15 @@ impl Presigner {
         upload_id: &str,
         parts: &[(u32, u64)],
         expires_in: Duration,
-    ) -> Result<BTreeMap<u32, String>, ApiError> {
-        self.parts_at(key, upload_id, parts, expires_in, SystemTime::now())
-            .await
+    ) -> Result<PartUrls, ApiError> {
+        let (lifetime, signed_at) = self.lifetime(expires_in).await?;
+        let urls = self
+            .parts_at(key, upload_id, parts, lifetime, signed_at)
+            .await?;
+        Ok(PartUrls {
+            urls,
+            expires_at: expiry(signed_at, lifetime),
+        })
     }
 
     /// [`Presigner::presign_parts`] as if signed at `signed_at`.
@@ -129,7 +172,9 @@ impl Presigner {
         template_length: u64,
         signed_at: SystemTime,
     ) -> Option<PartUrlSigner> {
-        let credentials = self.signing_credentials().await?;
+        // The credentials the SDK just signed the template with (a concurrent refresh would
+        // swap in others, which the check against the template's signature catches).
+        let credentials = self.identity.as_ref()?.provide_credentials().await.ok()?;
         let signer = PartUrlSigner::from_template(
             template,
             template_length,
@@ -142,26 +187,6 @@ impl Presigner {
             );
         }
         signer
-    }
-
-    /// The current credentials, from a cache: the provider chain may make a network call.
-    async fn signing_credentials(&self) -> Option<Credentials> {
-        let fresh = |credentials: &Credentials| {
-            credentials
-                .expiry()
-                .is_none_or(|expiry| expiry > SystemTime::now() + CREDENTIALS_MARGIN)
-        };
-        if let Some(cached) = self.signing_credentials.lock().ok()?.clone().filter(fresh) {
-            return Some(cached);
-        }
-        let credentials = self
-            .credentials
-            .as_ref()?
-            .provide_credentials()
-            .await
-            .ok()?;
-        *self.signing_credentials.lock().ok()? = Some(credentials.clone());
-        Some(credentials)
     }
 
     /// The SDK's presigned URL for one part of `length` bytes, as if signed at `signed_at`.
@@ -229,6 +254,7 @@ impl Presigner {
         content_type: &str,
         expires_in: Duration,
     ) -> Result<String, ApiError> {
+        let (lifetime, signed_at) = self.lifetime(expires_in).await?;
         let request = self
             .client
             .get_object()
@@ -240,15 +266,15 @@ impl Presigner {
             .response_content_type(content_type)
             .response_content_encoding("identity")
             .response_cache_control("private, no-store")
-            .presigned(presigning(expires_in)?)
+            .presigned(presigning_at(lifetime, signed_at)?)
             .await
             .map_err(|err| ApiError::Internal(format!("presign GetObject: {err}")))?;
         Ok(request.uri().to_owned())
     }
 }
 
-fn presigning(expires_in: Duration) -> Result<PresigningConfig, ApiError> {
-    presigning_at(expires_in, SystemTime::now())
+fn expiry(signed_at: SystemTime, lifetime: Duration) -> OffsetDateTime {
+    OffsetDateTime::from(signed_at + lifetime)
 }
 
 fn presigning_at(
@@ -264,7 +290,7 @@ fn presigning_at(
 
 /// The URL and the headers signed into it. The SDK also hands back unsigned headers (such as
 /// `x-amzn-trace-id` inside Lambda): clients need not send those, so they are left out.
-fn presigned_put(request: &PresignedRequest) -> PresignedPut {
+fn presigned_put(request: &PresignedRequest, expires_at: OffsetDateTime) -> PresignedPut {
     let url = request.uri().to_owned();
     let signed = signed_header_names(&url);
     let headers = request
@@ -272,7 +298,11 @@ fn presigned_put(request: &PresignedRequest) -> PresignedPut {
         .map(|(name, value)| (name.to_ascii_lowercase(), value.to_owned()))
         .filter(|(name, _)| name != "host" && signed.contains(name))
         .collect();
-    PresignedPut { url, headers }
+    PresignedPut {
+        url,
+        headers,
+        expires_at,
+    }
 }
 
 /// The names in a presigned URL's `X-Amz-SignedHeaders` parameter.
@@ -325,6 +355,103 @@ pub fn content_disposition(file_name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+
+    use crate::domain::fixtures;
+
+    /// A presigner whose credentials expire `left` from now.
+    fn signing_for(left: Duration) -> Presigner {
+        let credentials = Credentials::new(
+            "AKIDSESSION",
+            "secret",
+            Some("token".into()),
+            Some(SystemTime::now() + left),
+            "test",
+        );
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::for_tests())
+            .build();
+        Presigner::new(
+            Client::from_conf(config),
+            "bucket",
+            Some(SharedCredentialsProvider::new(credentials)),
+        )
+    }
+
+    fn query_param<'u>(url: &'u str, name: &str) -> &'u str {
+        url.split(['?', '&'])
+            .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+            .unwrap_or_else(|| panic!("{name} in {url}"))
+    }
+
+    /// Storage refuses a URL once its signing session ends: what the URL and `expires_at` say
+    /// must not be later.
+    #[tokio::test]
+    async fn urls_and_expires_at_end_with_the_signing_session() {
+        let left = Duration::from_secs(600);
+        let presigner = signing_for(left);
+        let deadline = OffsetDateTime::from(SystemTime::now() + left);
+        let hour = Duration::from_secs(3600);
+
+        let put = presigner
+            .presign_put(
+                "uploads/k",
+                &fixtures::content("a.txt", "text/plain", 10),
+                hour,
+            )
+            .await
+            .unwrap();
+        assert!(
+            put.expires_at <= deadline,
+            "{} > {deadline}",
+            put.expires_at
+        );
+        assert!(put.expires_at > deadline - Duration::from_secs(5));
+        let expires: u64 = query_param(&put.url, "X-Amz-Expires").parse().unwrap();
+        assert!((595..=600).contains(&expires), "{expires}");
+        assert!(query_param(&put.url, "X-Amz-Credential").starts_with("AKIDSESSION%2F"));
+
+        let parts = presigner
+            .presign_parts(
+                "uploads/k",
+                "up",
+                &[(1, 5 << 20), (2, 5 << 20), (3, 7)],
+                hour,
+            )
+            .await
+            .unwrap();
+        assert!(parts.expires_at <= deadline);
+        for url in parts.urls.values() {
+            let expires: u64 = query_param(url, "X-Amz-Expires").parse().unwrap();
+            assert!((595..=600).contains(&expires), "{url}");
+        }
+
+        let download = presigner
+            .presign_download("uploads/k", "a.txt", "text/plain", hour)
+            .await
+            .unwrap();
+        let expires: u64 = query_param(&download, "X-Amz-Expires").parse().unwrap();
+        assert!((595..=600).contains(&expires), "{download}");
+    }
+
+    #[tokio::test]
+    async fn a_lifetime_the_session_covers_is_given_whole() {
+        let presigner = signing_for(Duration::from_secs(3600));
+        let before = OffsetDateTime::now_utc();
+        let put = presigner
+            .presign_put(
+                "uploads/k",
+                &fixtures::content("a.txt", "text/plain", 10),
+                Duration::from_secs(900),
+            )
+            .await
+            .unwrap();
+        assert_eq!(query_param(&put.url, "X-Amz-Expires"), "900");
+        let lifetime = put.expires_at - before;
+        assert!(lifetime <= Duration::from_secs(900) && lifetime > Duration::from_secs(898));
+    }
 
     #[test]
     fn signed_header_names_are_read_from_the_url() {
