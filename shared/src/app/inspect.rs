@@ -2,7 +2,7 @@
 //!
 //! An object storage cannot vouch for is hashed, at most a [`Budget`] per call: a larger one
 //! comes back [`Finding::Unfinished`] with a [`Checkpoint`] (the hash states after the bytes
-//! checked), from which the next call goes on with a ranged GET, so the verdict is the one a
+//! checked), from which the next call goes on with ranged GETs, so the verdict is the one a
 //! single pass over the object gives.
 
 use std::time::{Duration, Instant};
@@ -23,6 +23,12 @@ use aws_sdk_s3::primitives::ByteStream;
 /// may wait per thread: memory stays bounded whatever the object's size.
 const BATCH_BYTES: usize = 1 << 20;
 const QUEUED_BATCHES: usize = 4;
+
+/// One connection to S3 delivers on the order of 100 MB/s, less than SHA-256 hashes: a check
+/// reads its span by ranged GETs of this many bytes, this many at a time, in order. Each window
+/// waits whole in memory for its turn, so they bound what reading holds (about 20 MiB).
+const WINDOW: u64 = 4 << 20;
+const PARALLEL_GETS: usize = 4;
 
 /// How much one call may hash before it hands over: whichever of the two runs out first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,8 +210,8 @@ fn proof_of_md5(declared: &ContentDeclaration, head: &ObjectHead) -> Proof {
     }
 }
 
-/// Bytes `start..end` of the object version `etag`, streamed by one ranged GET. The stream
-/// ends early, between two chunks, once `deadline` has passed.
+/// Bytes `start..end` of the object version `etag`, in order, read by ranged GETs of [`WINDOW`]
+/// bytes, [`PARALLEL_GETS`] of them at a time. No new GET starts once `deadline` has passed.
 fn read_span(
     objects: &ObjectStore,
     key: &str,
@@ -215,11 +221,12 @@ fn read_span(
     deadline: Option<Instant>,
 ) -> impl Stream<Item = Result<Bytes, ApiError>> + 'static {
     let (store, key, etag) = (objects.clone(), key.to_owned(), etag.to_owned());
-    stream::once(async move { store.read_range(&key, start, end, &etag).await })
-        .map_ok(chunks)
-        .try_flatten()
+    let windows = (start..end)
+        .step_by(WINDOW as usize)
+        .map(move |from| (from, end.min(from + WINDOW)));
+    stream::iter(windows)
         .take_while({
-            // The first chunk always counts, so that every call makes progress.
+            // The first window always counts, so that every call makes progress.
             let mut first = true;
             move |_| {
                 let go = first || deadline.is_none_or(|deadline| Instant::now() < deadline);
@@ -227,6 +234,19 @@ fn read_span(
                 std::future::ready(go)
             }
         })
+        .map(move |(from, to)| {
+            let (store, key, etag) = (store.clone(), key.clone(), etag.clone());
+            async move {
+                let body = store.read_range(&key, from, to, &etag).await?;
+                let window = body
+                    .collect()
+                    .await
+                    .map_err(|err| ApiError::Unavailable(format!("GetObject body: {err}")))?;
+                Ok::<_, ApiError>(stream::iter(window.into_segments().map(Ok)))
+            }
+        })
+        .buffered(PARALLEL_GETS)
+        .try_flatten()
 }
 
 /// The chunks of `body` as they arrive.

@@ -541,6 +541,23 @@ async fn an_object_larger_than_the_budget_is_checked_in_steps_from_checkpoints()
 }
 
 #[tokio::test]
+async fn steps_read_in_parallel_windows_from_wherever_the_last_one_stopped() {
+    // GIVEN steps of a budget that is no multiple of the reads' windows (of 4 MiB)
+    let api = TestApi::with_config(|c| {
+        step_api_config(c);
+        c.verify_chunk_bytes = 9 * MIB + 7;
+    })
+    .await;
+    let (plan, bytes, first) = upload_large(&api, 20 * MIB + 3, None).await;
+
+    // THEN three steps, each reading several windows at once, verify it as one pass would
+    let outcomes = check_on(&api, first).await;
+    assert_eq!(outcomes.len(), 3);
+    assert_eq!(outcomes.last(), Some(&Outcome::Verified));
+    assert_eq!(api.download(&plan.file_id).await, bytes);
+}
+
+#[tokio::test]
 async fn an_object_checked_in_steps_that_differs_at_its_end_is_rejected() {
     let api = TestApi::with_config(step_api_config).await;
     let size = 6 * MIB + 5;
