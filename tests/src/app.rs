@@ -206,6 +206,18 @@ impl TestApi {
         self.call(Event::AbortUpload).file(file_id).send().await
     }
 
+    /// `POST …/upload-tokens` with `body`, with the project's API key.
+    pub async fn mint_token(&self, body: Value) -> ApiReply {
+        self.call(Event::MintToken).json(body).send().await
+    }
+
+    /// A token minted with `body`, for the calls that [`Call::key`] makes with it.
+    pub async fn token(&self, body: Value) -> String {
+        let reply = self.mint_token(body).await;
+        assert_eq!(reply.status, 201, "{:#}", reply.body);
+        reply.json::<crate::MintedToken>().token
+    }
+
     /// `DELETE …/files/{file_id}`.
     pub async fn delete(&self, file_id: &str) -> ApiReply {
         self.call(Event::DeleteFile).file(file_id).send().await

@@ -35,10 +35,11 @@ pub enum Event {
     SetWebhook,
     GetWebhook,
     DeleteWebhook,
+    MintToken,
 }
 
 impl Event {
-    pub const ALL: [Event; 12] = [
+    pub const ALL: [Event; 13] = [
         Event::Create,
         Event::Complete,
         Event::GetFile,
@@ -51,6 +52,7 @@ impl Event {
         Event::SetWebhook,
         Event::GetWebhook,
         Event::DeleteWebhook,
+        Event::MintToken,
     ];
 
     pub fn file_name(self) -> &'static str {
@@ -67,6 +69,7 @@ impl Event {
             Event::SetWebhook => "webhook-set",
             Event::GetWebhook => "webhook-get",
             Event::DeleteWebhook => "webhook-delete",
+            Event::MintToken => "upload-tokens",
         }
     }
 
@@ -85,6 +88,7 @@ impl Event {
             Event::SetWebhook => "PUT /v1/projects/{project_id}/webhook",
             Event::GetWebhook => "GET /v1/projects/{project_id}/webhook",
             Event::DeleteWebhook => "DELETE /v1/projects/{project_id}/webhook",
+            Event::MintToken => "POST /v1/projects/{project_id}/upload-tokens",
         }
     }
 
@@ -96,6 +100,7 @@ impl Event {
                 | Event::SetWebhook
                 | Event::GetWebhook
                 | Event::DeleteWebhook
+                | Event::MintToken
         )
     }
 }
@@ -250,6 +255,7 @@ pub async fn dispatch(services: &Services, event: Event, request: Request) -> Re
         Event::Reupload | Event::SignParts | Event::ListParts | Event::AbortUpload => {
             as_function("reupload", reupload::handle(services, request)).await
         }
+        Event::MintToken => as_function("tokens", tokens::handle(services, request)).await,
     }
 }
 

@@ -29,6 +29,6 @@ pub use app::{Dependencies, TestApi, config, sdk_config, verify_queue_url};
 pub use call::{ApiReply, Call, Event, dispatch};
 pub use serde_json;
 pub use wire::{
-    ApiErrorBody, ErrorDetail, ErrorInfo, File, FilePage, Part, Plan, SignedParts, Status,
-    StoredParts, declaration, digests,
+    ApiErrorBody, ErrorDetail, ErrorInfo, File, FilePage, MintedToken, Part, Plan, SignedParts,
+    Status, StoredParts, declaration, digests,
 };

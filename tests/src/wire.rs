@@ -113,6 +113,19 @@ pub struct Part {
     pub etag: String,
 }
 
+/// The answer of `POST …/upload-tokens`: the token, shown once, and its bounds.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MintedToken {
+    pub token: String,
+    pub project_id: String,
+    pub expires_at: String,
+    pub max_file_size: Option<u64>,
+    pub content_types: Vec<String>,
+    pub max_files: u32,
+    pub metadata: BTreeMap<String, String>,
+}
+
 /// The answer of `POST …/parts`: fresh URLs by part number.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -24,8 +24,11 @@ pub async fn handle(services: &Services, request: Request) -> Response<Body> {
 }
 
 async fn complete_upload(services: &Services, request: Request) -> Result<Reply, ApiError> {
-    let project_id = http::authorized_project(&services.keys, &request).await?;
-    http::idempotent(services, &project_id, &request, |_| {
+    let (project_id, caller) = http::caller(services, &request).await?;
+    // An upload token completes the uploads of the files it created.
+    caller.may_use(http::file_id(&request)?)?;
+    let scope = caller.idempotency_scope(&project_id);
+    http::idempotent(services, &scope, &request, |_| {
         Box::pin(complete(services, &project_id, &request))
     })
     .await

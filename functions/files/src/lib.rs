@@ -10,17 +10,22 @@ use shared::domain::FileStatus;
 use shared::domain::{ApiError, Detail};
 use shared::dynamo::ListCursor;
 use shared::http::resource::FileResource;
-use shared::http::{self, Reply};
+use shared::http::{self, Caller, Reply};
 
 pub const DEFAULT_PAGE_SIZE: usize = 50;
 pub const MAX_PAGE_SIZE: usize = 100;
 
 pub async fn handle(services: &Services, request: Request) -> Response<Body> {
     http::serve(request, |request| async move {
-        let project_id = http::authorized_project(&services.keys, &request).await?;
+        let (project_id, caller) = http::caller(services, &request).await?;
         let by_id = http::path_param(&request, "file_id").is_some();
         match (request.method().as_str(), by_id) {
-            ("GET", true) => get_file(services, &project_id, &request).await,
+            ("GET", true) => {
+                // An upload token reads the files it created.
+                caller.may_use(http::file_id(&request)?)?;
+                get_file(services, &project_id, &request).await
+            }
+            _ if caller != Caller::ApiKey => Err(ApiError::not_for_tokens()),
             ("GET", false) => list_files(services, &project_id, &request).await,
             ("DELETE", true) => {
                 http::idempotent(services, &project_id, &request, |_| {

@@ -1,21 +1,24 @@
 //! `POST /v1/projects/{project_id}/files`: declare a file, get its upload plan (or, for content
-//! already verified in the project, the existing file).
+//! already verified in the project, the existing file). With an API key, or with an upload token
+//! within its bounds.
 
 use lambda_http::{Body, Request, Response};
 use shared::app::{Services, upload};
+use shared::domain::token::UploadToken;
 use shared::domain::{ApiError, FileId, FileRecord, timestamp, validate};
 use shared::dynamo::Claim;
 use shared::http::resource::{FileResource, UploadPlan};
-use shared::http::{self, Reply};
+use shared::http::{self, Caller, Reply};
 
 pub async fn handle(services: &Services, request: Request) -> Response<Body> {
     http::serve(request, |request| create_file(services, request)).await
 }
 
 async fn create_file(services: &Services, request: Request) -> Result<Reply, ApiError> {
-    let project_id = http::authorized_project(&services.keys, &request).await?;
-    http::idempotent(services, &project_id, &request, |claim| {
-        Box::pin(create(services, &project_id, &request, claim))
+    let (project_id, caller) = http::caller(services, &request).await?;
+    let scope = caller.idempotency_scope(&project_id);
+    http::idempotent(services, &scope, &request, |claim| {
+        Box::pin(create(services, &project_id, &caller, &request, claim))
     })
     .await
 }
@@ -23,14 +26,32 @@ async fn create_file(services: &Services, request: Request) -> Result<Reply, Api
 async fn create(
     services: &Services,
     project_id: &str,
+    caller: &Caller,
     request: &Request,
     claim: Option<Claim>,
 ) -> Result<Reply, ApiError> {
     let body = http::required_json_object(request)?;
-    let new_file = validate::new_file(&body, services.config.max_file_size)?;
+    let mut new_file = validate::new_file(&body, services.config.max_file_size)?;
+    let token = match caller {
+        Caller::ApiKey => None,
+        Caller::Token(token) => {
+            token
+                .admit(&new_file.content, "")
+                .map_err(ApiError::Validation)?;
+            new_file.metadata = token
+                .metadata_for(&new_file.metadata, "")
+                .map_err(ApiError::Validation)?;
+            token.room_for(1)?;
+            Some(token)
+        }
+    };
 
     let content = &new_file.content;
-    if let Some(sha256) = &content.sha256
+    // Dedup answers with the existing file and its download URL: worth it for an application,
+    // which is trusted with the project's files, but a token's client has only declared the
+    // SHA-256, not shown the bytes, so it uploads them.
+    if token.is_none()
+        && let Some(sha256) = &content.sha256
         && let Some(existing) = services
             .files
             .find_verified_by_content(project_id, sha256, content.file_size)
@@ -43,7 +64,17 @@ async fn create(
 
     let file_id = FileId::random();
     let now = timestamp::now();
-    let started = upload::start_job(services, file_id, content, now).await?;
+    if let Some(token) = token {
+        // Counted before anything is stored: two racing creates cannot both take the last slot.
+        services.tokens.claim(token, &[file_id], now).await?;
+    }
+    let started = match upload::start_job(services, file_id, content, now).await {
+        Ok(started) => started,
+        Err(err) => {
+            release(services, token, file_id).await;
+            return Err(err);
+        }
+    };
     let file = FileRecord::declare(
         file_id,
         project_id.to_owned(),
@@ -65,8 +96,16 @@ async fn create(
     if let Err(err) = services.files.insert_new(&file, answer.as_ref()).await {
         // Nothing refers to the upload just opened: a failed request leaves nothing behind.
         upload::discard_storage(services, &started.job).await;
+        release(services, token, file_id).await;
         return Err(err);
     }
     tracing::info!(file_id = %file_id, job_id = %started.job.job_id, project_id = %file.project_id, "file created");
     Ok(reply)
+}
+
+/// Gives the token's slot back when its file was not created.
+async fn release(services: &Services, token: Option<&UploadToken>, file_id: FileId) {
+    if let Some(token) = token {
+        services.tokens.release(token, &[file_id]).await;
+    }
 }

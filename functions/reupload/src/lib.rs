@@ -12,11 +12,11 @@ use shared::domain::parts::UploadedPart;
 use shared::domain::{ApiError, FileId, timestamp, validate};
 use shared::dynamo::Update;
 use shared::http::resource::{FileResource, UploadPlan};
-use shared::http::{self, Reply};
+use shared::http::{self, Caller, Reply};
 
 pub async fn handle(services: &Services, request: Request) -> Response<Body> {
     http::serve(request, |request| async move {
-        let project_id = http::authorized_project(&services.keys, &request).await?;
+        let (project_id, caller) = http::caller(services, &request).await?;
         let file_id = http::file_id(&request)?;
         let action = request
             .raw_http_path()
@@ -24,6 +24,11 @@ pub async fn handle(services: &Services, request: Request) -> Response<Body> {
             .next()
             .unwrap_or_default()
             .to_owned();
+        if action == "reupload" && caller != Caller::ApiKey {
+            return Err(ApiError::not_for_tokens());
+        }
+        // An upload token finishes the uploads of the files it created, and no other.
+        caller.may_use(file_id)?;
         match (request.method().as_str(), action.as_str()) {
             ("POST", "reupload") => {
                 http::idempotent(services, &project_id, &request, |_| {

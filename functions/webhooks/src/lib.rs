@@ -14,7 +14,7 @@ use shared::http::{self, Reply};
 
 pub async fn handle(services: &Services, request: Request) -> Response<Body> {
     http::serve(request, |request| async move {
-        let project_id = http::authorized_project(&services.keys, &request).await?;
+        let project_id = http::authorized_project(services, &request).await?;
         match request.method().as_str() {
             "PUT" => {
                 http::idempotent(services, &project_id, &request, |_| {

@@ -7,7 +7,7 @@ use crate::app::verify_queue::VerifyQueue;
 use crate::aws::{https_client, s3_config, timeouts};
 use crate::config::{Config, ConfigError};
 use crate::domain::ApiError;
-use crate::dynamo::{ApiKeys, FileStore, IdempotencyKeys, Webhooks};
+use crate::dynamo::{ApiKeys, FileStore, IdempotencyKeys, UploadTokens, Webhooks};
 use crate::s3::{ObjectStore, Presigner, SIGNING_SESSION};
 
 /// The configuration and the adapters every use case works with.
@@ -16,6 +16,7 @@ pub struct Services {
     pub config: Config,
     pub files: FileStore,
     pub keys: ApiKeys,
+    pub tokens: UploadTokens,
     pub idempotency: IdempotencyKeys,
     pub webhooks: Webhooks,
     pub objects: ObjectStore,
@@ -121,6 +122,7 @@ impl Services {
         Self {
             files: FileStore::new(dynamodb.clone(), &config.table_name),
             keys: ApiKeys::new(dynamodb.clone(), &config.table_name),
+            tokens: UploadTokens::new(dynamodb.clone(), &config.table_name),
             idempotency: IdempotencyKeys::new(dynamodb.clone(), &config.table_name),
             webhooks: Webhooks::new(dynamodb, &config.table_name),
             objects: ObjectStore::new(s3.clone(), &config.bucket_name),

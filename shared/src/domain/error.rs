@@ -46,8 +46,8 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     Unauthorized(&'static str),
-    #[error("this API key has no access to the project")]
-    Forbidden,
+    #[error("{0}")]
+    Forbidden(&'static str),
     #[error("no such file")]
     NotFound,
     #[error("this project has no webhook")]
@@ -104,6 +104,28 @@ impl ApiError {
         )
     }
 
+    /// An API key without a grant for the project.
+    pub fn no_grant() -> Self {
+        Self::Forbidden("this API key has no access to the project")
+    }
+
+    /// What an upload token may not do: only an API key may.
+    pub fn not_for_tokens() -> Self {
+        Self::Forbidden(
+            "an upload token may only create files and finish their uploads; this needs an API key",
+        )
+    }
+
+    /// A token's project is another, or the file is not one the token created.
+    pub fn outside_token() -> Self {
+        Self::Forbidden("this upload token has no access to this project or file")
+    }
+
+    /// Every file the token may create is created.
+    pub fn token_used_up() -> Self {
+        Self::Forbidden("this upload token has created all the files it may (max_files)")
+    }
+
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Validation(vec![Detail::field(field, message)])
     }
@@ -113,7 +135,7 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => 400,
             Self::Unauthorized(_) => 401,
-            Self::Forbidden => 403,
+            Self::Forbidden(_) => 403,
             Self::NotFound | Self::NoWebhook => 404,
             Self::Conflict { .. } => 409,
             Self::PayloadTooLarge { .. } => 413,
@@ -128,7 +150,7 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => "bad_request",
             Self::Unauthorized(_) => "unauthorized",
-            Self::Forbidden => "forbidden",
+            Self::Forbidden(_) => "forbidden",
             Self::NotFound | Self::NoWebhook => "not_found",
             Self::Conflict { .. } => "conflict",
             Self::PayloadTooLarge { .. } => "payload_too_large",

@@ -13,6 +13,7 @@ pub mod parts;
 pub mod plan;
 pub mod sniff;
 pub mod timestamp;
+pub mod token;
 pub mod validate;
 pub mod values;
 pub mod webhook;

@@ -42,13 +42,46 @@ pub fn new_file(body: &Map<String, Value>, max_file_size: u64) -> Result<NewFile
 
 /// Gathers the refusals of every field of one body.
 #[derive(Debug, Default)]
-struct Fields {
+pub(crate) struct Fields {
     bad: Vec<Detail>,
 }
 
 impl Fields {
-    fn refuse(&mut self, field: impl Into<String>, message: impl Into<String>) {
+    pub(crate) fn refuse(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.bad.push(Detail::field(field, message));
+    }
+
+    /// 422 listing every refusal, sorted by field; `Ok` when there was none.
+    pub(crate) fn finish(mut self) -> Result<(), ApiError> {
+        if self.bad.is_empty() {
+            return Ok(());
+        }
+        self.bad.sort_by(|a, b| a.field.cmp(&b.field));
+        Err(ApiError::Validation(self.bad))
+    }
+
+    /// The optional integer `field` of `body`, from `min` to `max`; `None` when absent or refused.
+    pub(crate) fn integer(
+        &mut self,
+        body: &Map<String, Value>,
+        field: &str,
+        min: u64,
+        max: u64,
+    ) -> Option<u64> {
+        match body.get(field) {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) if n.is_u64() || n.is_i64() => match n.as_u64() {
+                Some(value) if (min..=max).contains(&value) => Some(value),
+                _ => {
+                    self.refuse(field, format!("must be between {min} and {max}"));
+                    None
+                }
+            },
+            Some(_) => {
+                self.refuse(field, "must be an integer");
+                None
+            }
+        }
     }
 
     /// The optional string `field` of `body`, parsed by `parse`; `None` when absent or refused.
@@ -151,7 +184,7 @@ fn file_size(
 }
 
 /// An object of string → string, or a list of `{"name", "value"}` pairs.
-fn metadata(value: &Value, fields: &mut Fields) -> Option<Metadata> {
+pub(crate) fn metadata(value: &Value, fields: &mut Fields) -> Option<Metadata> {
     let refused_before = fields.bad.len();
     let string = |value: Option<&Value>, at: &str, fields: &mut Fields| match value {
         Some(Value::String(text)) => Some(text.clone()),

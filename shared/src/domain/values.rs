@@ -302,6 +302,20 @@ impl Metadata {
     pub fn as_map(&self) -> &BTreeMap<String, String> {
         &self.0
     }
+
+    /// These entries with `over`'s in place of any of the same name; refused when together
+    /// they exceed the limits.
+    pub fn merged(&self, over: &Metadata) -> Result<Metadata, String> {
+        let mut map = self.0.clone();
+        map.extend(over.0.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let bytes: usize = map.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if map.len() > MAX_METADATA_ENTRIES || bytes > MAX_METADATA_BYTES {
+            return Err(format!(
+                "with the upload token's metadata, must have at most {MAX_METADATA_ENTRIES} entries and {MAX_METADATA_BYTES} bytes"
+            ));
+        }
+        Ok(Self(map))
+    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! | file | `FILE#<file_id>` | `FILE` | `gsi1pk = PROJECT#<project_id>`, `gsi1sk = <created_at>#<file_id>` (listing, newest first); `dedup_key = <project_id>#<sha256>#<size>` while a verified version with a SHA-256 exists (sparse index `by_content`) |
 //! | API key | `APIKEY#<hex sha256 of the key>` | `APIKEY` | none |
 //! | webhook | `PROJECT#<project_id>` | `WEBHOOK` | none |
+//! | upload token | `UPLOADTOKEN#<hex sha256 of the token>` | `UPLOADTOKEN` | none; `ttl` is its expiry, `files` the set of files it created |
 //!
 //! A file's current upload job and its verified version are maps inside the file item, so that
 //! every status change is one conditional write on one item. Files never verified carry `ttl`.
@@ -15,6 +16,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::domain::event::EventType;
 use crate::domain::timestamp;
+use crate::domain::token::{MediaRange, UploadToken};
 use crate::domain::values::{FileName, Md5, MediaType, Metadata, Sha256};
 use crate::domain::webhook::{SigningSecret, WebhookConfig, WebhookUrl};
 use crate::domain::{
@@ -36,6 +38,9 @@ pub const BY_CONTENT_INDEX: &str = "by_content";
 pub const FILE_SK: &str = "FILE";
 pub const API_KEY_SK: &str = "APIKEY";
 pub const WEBHOOK_SK: &str = "WEBHOOK";
+pub const UPLOAD_TOKEN_SK: &str = "UPLOADTOKEN";
+/// The files an upload token created: a string set, absent while empty.
+pub const TOKEN_FILES: &str = "files";
 
 pub fn file_pk(file_id: FileId) -> String {
     format!("FILE#{file_id}")
@@ -47,6 +52,17 @@ pub fn project_pk(project_id: &str) -> String {
 
 pub fn api_key_pk(key_hash_hex: &str) -> String {
     format!("APIKEY#{key_hash_hex}")
+}
+
+pub fn upload_token_pk(token_hash_hex: &str) -> String {
+    format!("UPLOADTOKEN#{token_hash_hex}")
+}
+
+pub fn upload_token_key(token_hash_hex: &str) -> Item {
+    HashMap::from([
+        (PK.to_owned(), s(upload_token_pk(token_hash_hex))),
+        (SK.to_owned(), s(UPLOAD_TOKEN_SK)),
+    ])
 }
 
 pub fn dedup_key(project_id: &str, sha256: &Sha256, file_size: u64) -> String {
@@ -257,6 +273,72 @@ impl TryFrom<&Item> for FileRecord {
                 }
                 _ => None,
             },
+        })
+    }
+}
+
+impl From<&UploadToken> for Item {
+    /// A token as minted: it has created no file yet.
+    fn from(token: &UploadToken) -> Item {
+        let mut item = upload_token_key(&token.hash);
+        item.insert("project_id".into(), s(&token.project_id));
+        item.insert("expires_at".into(), s(timestamp::format(token.expires_at)));
+        // Also what the claims compare against: the table forgets the token some time after.
+        item.insert(TTL.into(), n(token.expires_at.unix_timestamp()));
+        if let Some(max) = token.max_file_size {
+            item.insert("max_file_size".into(), n(max));
+        }
+        if !token.content_types.is_empty() {
+            let ranges = token.content_types.iter().map(|range| s(range.as_str()));
+            item.insert("content_types".into(), AttributeValue::L(ranges.collect()));
+        }
+        item.insert("max_files".into(), n(token.max_files));
+        put_string_map(&mut item, "metadata", token.metadata.as_map());
+        item
+    }
+}
+
+impl TryFrom<&Item> for UploadToken {
+    type Error = MalformedItem;
+
+    fn try_from(item: &Item) -> Result<Self, MalformedItem> {
+        let hash = string(item, PK)?
+            .strip_prefix("UPLOADTOKEN#")
+            .ok_or_else(|| MalformedItem("pk of an upload token".into()))?
+            .to_owned();
+        let content_types = match item.get("content_types") {
+            Some(AttributeValue::L(ranges)) => ranges
+                .iter()
+                .map(|range| match range {
+                    AttributeValue::S(text) => MediaRange::parse(text)
+                        .map_err(|message| MalformedItem(format!("content_types: {message}"))),
+                    _ => Err(MalformedItem("content_types".into())),
+                })
+                .collect::<Result<_, _>>()?,
+            _ => Vec::new(),
+        };
+        let files = match item.get(TOKEN_FILES) {
+            Some(AttributeValue::Ss(ids)) => ids
+                .iter()
+                .map(|id| {
+                    id.parse()
+                        .map_err(|_| MalformedItem(format!("files {id:?}")))
+                })
+                .collect::<Result<_, _>>()?,
+            _ => Default::default(),
+        };
+        Ok(UploadToken {
+            hash,
+            project_id: string(item, "project_id")?.to_owned(),
+            expires_at: time(item, "expires_at")?,
+            max_file_size: item
+                .contains_key("max_file_size")
+                .then(|| number(item, "max_file_size"))
+                .transpose()?,
+            content_types,
+            max_files: number(item, "max_files")?,
+            metadata: Metadata::from_stored(read_string_map(item, "metadata")?),
+            files,
         })
     }
 }

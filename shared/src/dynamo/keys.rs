@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::aws;
 use crate::domain::error::ApiError;
 use crate::domain::timestamp;
+use crate::domain::token::TOKEN_PREFIX;
 use crate::dynamo::item::{self, s};
 
 pub const KEY_PREFIX: &str = "upk_";
@@ -46,18 +47,13 @@ impl ApiKeys {
         }
     }
 
-    /// 401 unless `authorization` carries a live key; 403 unless it grants `project_id`.
-    pub async fn authorize(
-        &self,
-        authorization: Option<&str>,
-        project_id: &str,
-    ) -> Result<(), ApiError> {
-        let key = bearer_key(authorization)?;
+    /// 401 unless `key` is live; 403 unless it grants `project_id`.
+    pub async fn authorize(&self, key: &str, project_id: &str) -> Result<(), ApiError> {
         let grant = self.grant(&key_hash(key)).await?;
         if grant.contains(project_id) {
             Ok(())
         } else {
-            Err(ApiError::Forbidden)
+            Err(ApiError::no_grant())
         }
     }
 
@@ -123,10 +119,7 @@ impl ApiKeys {
                 "give at least one project id of 1 to 64 letters, digits, '-' or '_'",
             ));
         }
-        let mut secret = [0u8; 32];
-        getrandom::fill(&mut secret)
-            .map_err(|err| ApiError::Internal(format!("no randomness: {err}")))?;
-        let key = format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(secret));
+        let key = new_secret(KEY_PREFIX)?;
         let hash = key_hash(&key);
         self.client
             .put_item()
@@ -183,30 +176,51 @@ pub fn key_hash(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
-fn bearer_key(authorization: Option<&str>) -> Result<&str, ApiError> {
+/// What an `Authorization` header carries: an application's API key or a client's upload token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bearer<'a> {
+    ApiKey(&'a str),
+    UploadToken(&'a str),
+}
+
+const BEARER_USAGE: &str = "Authorization must be Bearer <api key or upload token>";
+
+/// The key or token in `authorization`. Malformed ones are refused here, never costing a read.
+pub fn bearer(authorization: Option<&str>) -> Result<Bearer<'_>, ApiError> {
     let header = authorization.ok_or(ApiError::Unauthorized(
-        "missing Authorization: Bearer <api key>",
+        "missing Authorization: Bearer <api key or upload token>",
     ))?;
-    let (scheme, key) = header.split_once(' ').ok_or(ApiError::Unauthorized(
-        "Authorization must be Bearer <api key>",
-    ))?;
+    let (scheme, secret) = header
+        .split_once(' ')
+        .ok_or(ApiError::Unauthorized(BEARER_USAGE))?;
     if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(ApiError::Unauthorized(
-            "Authorization must be Bearer <api key>",
-        ));
+        return Err(ApiError::Unauthorized(BEARER_USAGE));
     }
-    let key = key.trim();
-    // Shape check first: malformed keys never cost a table read.
-    let well_formed = key.len() == KEY_PREFIX.len() + 43
-        && key.starts_with(KEY_PREFIX)
-        && URL_SAFE_NO_PAD
-            .decode(&key[KEY_PREFIX.len()..])
-            .is_ok_and(|raw| raw.len() == 32);
-    if well_formed {
-        Ok(key)
+    let secret = secret.trim();
+    let well_formed = |prefix: &str| {
+        secret.len() == prefix.len() + 43
+            && secret.starts_with(prefix)
+            && URL_SAFE_NO_PAD
+                .decode(&secret[prefix.len()..])
+                .is_ok_and(|raw| raw.len() == 32)
+    };
+    if well_formed(KEY_PREFIX) {
+        Ok(Bearer::ApiKey(secret))
+    } else if well_formed(TOKEN_PREFIX) {
+        Ok(Bearer::UploadToken(secret))
+    } else if secret.starts_with(TOKEN_PREFIX) {
+        Err(ApiError::Unauthorized("unknown upload token"))
     } else {
         Err(ApiError::Unauthorized("unknown API key"))
     }
+}
+
+/// A new secret: `prefix` and 256 random bits, base64url.
+pub(crate) fn new_secret(prefix: &str) -> Result<String, ApiError> {
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret)
+        .map_err(|err| ApiError::Internal(format!("no randomness: {err}")))?;
+    Ok(format!("{prefix}{}", URL_SAFE_NO_PAD.encode(secret)))
 }
 
 #[cfg(test)]
@@ -215,20 +229,33 @@ mod tests {
 
     const KEY: &str = "upk_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 
+    const TOKEN: &str = "upt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
     #[test]
-    fn bearer_keys_are_parsed_and_malformed_ones_refused_without_a_lookup() {
-        assert_eq!(bearer_key(Some(&format!("Bearer {KEY}"))).unwrap(), KEY);
-        assert_eq!(bearer_key(Some(&format!("bearer {KEY}"))).unwrap(), KEY);
+    fn bearers_are_parsed_and_malformed_ones_refused_without_a_lookup() {
+        assert_eq!(
+            bearer(Some(&format!("Bearer {KEY}"))).unwrap(),
+            Bearer::ApiKey(KEY)
+        );
+        assert_eq!(
+            bearer(Some(&format!("bearer {KEY}"))).unwrap(),
+            Bearer::ApiKey(KEY)
+        );
+        assert_eq!(
+            bearer(Some(&format!("Bearer {TOKEN}"))).unwrap(),
+            Bearer::UploadToken(TOKEN)
+        );
         for bad in [
             None,
             Some(""),
             Some(KEY),
             Some("Basic dXNlcjpwYXNz"),
             Some("Bearer upk_short"),
+            Some("Bearer upt_short"),
             Some("Bearer "),
         ] {
             assert!(
-                matches!(bearer_key(bad), Err(ApiError::Unauthorized(_))),
+                matches!(bearer(bad), Err(ApiError::Unauthorized(_))),
                 "{bad:?}"
             );
         }

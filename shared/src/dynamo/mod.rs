@@ -1,4 +1,4 @@
-//! The DynamoDB adapter: one table holds files, API keys and webhooks (`item` has the layout). Every change
+//! The DynamoDB adapter: one table holds files, API keys, upload tokens and webhooks (`item` has the layout). Every change
 //! of a file is one conditional write on its item.
 
 mod files;
@@ -11,11 +11,13 @@ pub(crate) mod item;
 mod keys;
 pub mod provision;
 pub mod stream;
+mod tokens;
 mod webhooks;
 
 pub use files::{FilePage, FileStore, ListCursor, Removal, UPDATE_ATTEMPTS, Update, kept_changing};
 pub use idempotency::{AnswerWrite, Claim, IdempotencyKeys};
-pub use keys::{ApiKeys, is_project_id};
+pub use keys::{ApiKeys, Bearer, bearer, is_project_id};
+pub use tokens::UploadTokens;
 pub use webhooks::Webhooks;
 
 /// `put`, the write a transaction would make, sent as a PutItem of its own.

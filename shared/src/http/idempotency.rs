@@ -19,14 +19,15 @@ const HEADER: &str = "idempotency-key";
 /// writes (in a debug build, the two together overflowed a test thread's stack).
 pub type Action<'a> = Pin<Box<dyn Future<Output = Result<Reply, ApiError>> + Send + 'a>>;
 
-/// Runs `act` once per `Idempotency-Key` of `project_id`: a request without the header just
+/// Runs `act` once per `Idempotency-Key` of `scope` (a project, or an upload token of it; see
+/// [`super::Caller::idempotency_scope`]): a request without the header just
 /// runs it; the first with a key claims it (one conditional write), runs, and keeps its answer
 /// (a second write, unless `act` wrote the answer together with its own write, as create does
 /// through [`crate::dynamo::IdempotencyKeys::answer_write`]); a retry gets that answer again. A
 /// 5xx is forgotten, so its retry runs afresh.
 pub async fn idempotent<'a>(
     services: &Services,
-    project_id: &str,
+    scope: &str,
     request: &Request,
     act: impl FnOnce(Option<Claim>) -> Action<'a>,
 ) -> Result<Reply, ApiError> {
@@ -44,7 +45,7 @@ pub async fn idempotent<'a>(
         request.body().as_ref(),
     );
     let keys = &services.idempotency;
-    let claim = Claim::new(project_id, &key, &fingerprint);
+    let claim = Claim::new(scope, &key, &fingerprint);
     match keys.claim(&claim, timestamp::now()).await {
         Ok(None) => {}
         Ok(Some(recorded)) => {

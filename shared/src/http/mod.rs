@@ -13,9 +13,11 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{Map, Value};
 use tracing::Instrument;
 
-use crate::domain::FileId;
+use crate::app::Services;
 use crate::domain::error::ApiError;
-use crate::dynamo::ApiKeys;
+use crate::domain::token::UploadToken;
+use crate::domain::{FileId, timestamp};
+use crate::dynamo::{Bearer, bearer};
 
 /// A successful answer: status and JSON body.
 #[derive(Debug)]
@@ -152,12 +154,62 @@ pub fn query_param(request: &Request, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// The path's project, once the request's key is checked for it: 401 without a live key, 403
-/// without a grant for the project. Every route starts here.
-pub async fn authorized_project(keys: &ApiKeys, request: &Request) -> Result<String, ApiError> {
+/// Who calls: an application with its API key, or a client with an upload token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    ApiKey,
+    Token(UploadToken),
+}
+
+impl Caller {
+    /// 403 unless the caller may act on `file_id`: a token only on the files it created.
+    pub fn may_use(&self, file_id: FileId) -> Result<(), ApiError> {
+        match self {
+            Caller::ApiKey => Ok(()),
+            Caller::Token(token) if token.created(file_id) => Ok(()),
+            Caller::Token(_) => Err(ApiError::outside_token()),
+        }
+    }
+
+    /// Whose `Idempotency-Key`s a request's key is among: the project's for its API keys, the
+    /// token's own for a token, so that no caller is handed another's answer.
+    pub fn idempotency_scope(&self, project_id: &str) -> String {
+        match self {
+            Caller::ApiKey => project_id.to_owned(),
+            Caller::Token(token) => format!("{project_id}#token#{}", token.hash),
+        }
+    }
+}
+
+/// The path's project and who calls on it: 401 without a live key or token, 403 without a
+/// grant for the project. Routes that upload tokens may use start here.
+pub async fn caller(services: &Services, request: &Request) -> Result<(String, Caller), ApiError> {
     let project_id = project_id(request)?;
-    keys.authorize(authorization(request), &project_id).await?;
-    Ok(project_id)
+    match bearer(authorization(request))? {
+        Bearer::ApiKey(key) => {
+            services.keys.authorize(key, &project_id).await?;
+            Ok((project_id, Caller::ApiKey))
+        }
+        Bearer::UploadToken(secret) => {
+            let token = services.tokens.find(secret, timestamp::now()).await?;
+            if token.project_id != project_id {
+                return Err(ApiError::outside_token());
+            }
+            Ok((project_id, Caller::Token(token)))
+        }
+    }
+}
+
+/// The path's project, for routes only an API key may use (a live upload token gets 403).
+/// Every other route starts here.
+pub async fn authorized_project(
+    services: &Services,
+    request: &Request,
+) -> Result<String, ApiError> {
+    match caller(services, request).await? {
+        (project_id, Caller::ApiKey) => Ok(project_id),
+        (_, Caller::Token(_)) => Err(ApiError::not_for_tokens()),
+    }
 }
 
 pub fn project_id(request: &Request) -> Result<String, ApiError> {

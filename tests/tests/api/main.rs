@@ -11,6 +11,7 @@ mod faults;
 mod files;
 mod idempotency;
 mod multipart;
+mod tokens;
 mod upload;
 mod verify;
 mod webhooks;

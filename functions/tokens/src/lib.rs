@@ -1,0 +1,43 @@
+//! `POST /v1/projects/{project_id}/upload-tokens` (docs/API.md v1.1, "Client upload tokens"):
+//! an application, with its API key, mints a short-lived token that lets a browser or a mobile
+//! app create files on the project within the token's bounds and finish their uploads.
+
+use lambda_http::{Body, Request, Response};
+use serde_json::{Value, json};
+use shared::app::Services;
+use shared::domain::ApiError;
+use shared::domain::timestamp;
+use shared::domain::token::{MediaRange, TokenGrant, UploadToken};
+use shared::http::{self, Reply};
+
+pub async fn handle(services: &Services, request: Request) -> Response<Body> {
+    http::serve(request, |request| async move {
+        // Only an API key mints tokens: a token minting more would outlive its own bounds.
+        let project_id = http::authorized_project(services, &request).await?;
+        if request.method().as_str() != "POST" {
+            return Err(ApiError::NotFound);
+        }
+        let body = http::json_object(&request)?.unwrap_or_default();
+        let grant = TokenGrant::parse(&body, services.config.max_file_size)?;
+        let (secret, token) = services
+            .tokens
+            .mint(&project_id, &grant, timestamp::now())
+            .await?;
+        tracing::info!(project_id = %project_id, expires_at = %timestamp::format(token.expires_at), "upload token minted");
+        Ok(Reply::created(rendered(&secret, &token)))
+    })
+    .await
+}
+
+/// The token, shown this once, and the bounds it carries.
+fn rendered(secret: &str, token: &UploadToken) -> Value {
+    json!({
+        "token": secret,
+        "project_id": token.project_id,
+        "expires_at": timestamp::format(token.expires_at),
+        "max_file_size": token.max_file_size,
+        "content_types": token.content_types.iter().map(MediaRange::as_str).collect::<Vec<_>>(),
+        "max_files": token.max_files,
+        "metadata": token.metadata.as_map(),
+    })
+}

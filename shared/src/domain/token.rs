@@ -1,0 +1,297 @@
+//! Client upload tokens (`upt_…`): what a browser or a mobile app may do on a project without
+//! ever holding its API key. An application mints one with its key, bounded in time, size, types
+//! and number of files; the token may create files within those bounds and finish the uploads
+//! of the files it created, nothing else.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+use crate::domain::error::{ApiError, Detail};
+use crate::domain::file::ContentDeclaration;
+use crate::domain::ids::FileId;
+use crate::domain::validate::{self, Fields};
+use crate::domain::values::{MediaType, Metadata};
+
+pub const TOKEN_PREFIX: &str = "upt_";
+
+/// A token lives from one minute to one hour: long enough for an upload page, short enough that
+/// a leaked one is soon worthless (its URLs live no longer than their own expiry anyway).
+pub const MIN_EXPIRES_IN: u64 = 60;
+pub const MAX_EXPIRES_IN: u64 = 3600;
+pub const DEFAULT_EXPIRES_IN: u64 = 900;
+/// The most files one token may create: each one it created is kept on its record.
+pub const MAX_FILES: u64 = 100;
+pub const MAX_CONTENT_TYPES: usize = 50;
+
+/// What a token allows: the body of `POST …/upload-tokens`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenGrant {
+    pub expires_in: Duration,
+    pub max_file_size: Option<u64>,
+    /// Empty: any type.
+    pub content_types: Vec<MediaRange>,
+    pub max_files: u32,
+    /// Attached to every file the token creates, over what the client sends.
+    pub metadata: Metadata,
+}
+
+impl TokenGrant {
+    /// Checks every field of a mint body; `max_file_size` is bounded by the deployment's.
+    pub fn parse(body: &Map<String, Value>, deployment_max: u64) -> Result<Self, ApiError> {
+        let mut fields = Fields::default();
+        let expires_in = fields
+            .integer(body, "expires_in", MIN_EXPIRES_IN, MAX_EXPIRES_IN)
+            .unwrap_or(DEFAULT_EXPIRES_IN);
+        let max_file_size = fields.integer(body, "max_file_size", 1, deployment_max);
+        let max_files = fields.integer(body, "max_files", 1, MAX_FILES).unwrap_or(1);
+        let content_types = match body.get("content_types") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) if items.len() <= MAX_CONTENT_TYPES => items
+                .iter()
+                .enumerate()
+                .filter_map(|(index, item)| {
+                    let at = format!("content_types[{index}]");
+                    match item.as_str().map(MediaRange::parse) {
+                        Some(Ok(range)) => Some(range),
+                        Some(Err(message)) => {
+                            fields.refuse(at, message);
+                            None
+                        }
+                        None => {
+                            fields.refuse(at, "must be a string");
+                            None
+                        }
+                    }
+                })
+                .collect(),
+            Some(_) => {
+                fields.refuse(
+                    "content_types",
+                    format!("must be a list of at most {MAX_CONTENT_TYPES} media types"),
+                );
+                Vec::new()
+            }
+        };
+        let metadata = match body.get("metadata") {
+            None | Some(Value::Null) => Some(Metadata::default()),
+            Some(value) => validate::metadata(value, &mut fields),
+        };
+        fields.finish()?;
+        Ok(Self {
+            expires_in: Duration::from_secs(expires_in),
+            max_file_size,
+            content_types,
+            max_files: u32::try_from(max_files).unwrap_or(1),
+            metadata: metadata.unwrap_or_default(),
+        })
+    }
+}
+
+/// `type/subtype`, or `type/*` for every subtype of a type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaRange(String);
+
+impl MediaRange {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let refusal =
+            || "must be a media type such as image/png, or image/* for all images".to_owned();
+        let (kind, subtype) = text.split_once('/').ok_or_else(refusal)?;
+        let probe = if subtype == "*" {
+            format!("{kind}/x")
+        } else {
+            text.to_owned()
+        };
+        let parsed = MediaType::parse(&probe).map_err(|_| refusal())?;
+        if text.contains(';') || kind == "*" {
+            return Err(refusal());
+        }
+        Ok(Self(if subtype == "*" {
+            format!("{}/*", kind.to_ascii_lowercase())
+        } else {
+            parsed.essence().to_owned()
+        }))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn admits(&self, media_type: &MediaType) -> bool {
+        match self.0.strip_suffix("/*") {
+            Some(kind) => media_type
+                .essence()
+                .split_once('/')
+                .is_some_and(|(k, _)| k == kind),
+            None => media_type.essence() == self.0,
+        }
+    }
+}
+
+/// A live token, as its record says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadToken {
+    /// The SHA-256 of the token: what the table knows it by.
+    pub hash: String,
+    pub project_id: String,
+    pub expires_at: OffsetDateTime,
+    pub max_file_size: Option<u64>,
+    pub content_types: Vec<MediaRange>,
+    pub max_files: u32,
+    pub metadata: Metadata,
+    /// The files it created.
+    pub files: BTreeSet<FileId>,
+}
+
+impl UploadToken {
+    /// 422 naming the field when `content` is outside the token's bounds; `at` prefixes the
+    /// field names (`files[1].` for a direct upload's second file).
+    pub fn admit(&self, content: &ContentDeclaration, at: &str) -> Result<(), Vec<Detail>> {
+        let mut refused = Vec::new();
+        if let Some(max) = self.max_file_size
+            && content.file_size > max
+        {
+            refused.push(Detail::field(
+                format!("{at}file_size"),
+                format!("must be at most {max} bytes for this upload token"),
+            ));
+        }
+        if !self.content_types.is_empty()
+            && !self
+                .content_types
+                .iter()
+                .any(|range| range.admits(&content.content_type))
+        {
+            let allowed: Vec<&str> = self.content_types.iter().map(MediaRange::as_str).collect();
+            refused.push(Detail::field(
+                format!("{at}content_type"),
+                format!(
+                    "must be one of {} for this upload token",
+                    allowed.join(", ")
+                ),
+            ));
+        }
+        if refused.is_empty() {
+            Ok(())
+        } else {
+            Err(refused)
+        }
+    }
+
+    /// The file's metadata with the token's over it: 422 naming `metadata` if together they
+    /// break the limits.
+    pub fn metadata_for(&self, client: &Metadata, at: &str) -> Result<Metadata, Vec<Detail>> {
+        client
+            .merged(&self.metadata)
+            .map_err(|message| vec![Detail::field(format!("{at}metadata"), message)])
+    }
+
+    /// Whether the token may finish and read `file_id`: only the files it created.
+    pub fn created(&self, file_id: FileId) -> bool {
+        self.files.contains(&file_id)
+    }
+
+    /// 403 unless `count` more files fit in the token's `max_files`. The table's conditional
+    /// write is what really counts (two racing creates cannot both take the last slot); this
+    /// refuses early what cannot fit.
+    pub fn room_for(&self, count: usize) -> Result<(), ApiError> {
+        if self.files.len() + count > self.max_files as usize {
+            Err(ApiError::token_used_up())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::fixtures;
+    use serde_json::json;
+
+    fn grant(body: Value) -> Result<TokenGrant, ApiError> {
+        TokenGrant::parse(body.as_object().unwrap(), 1 << 40)
+    }
+
+    fn fields(err: ApiError) -> Vec<String> {
+        match err {
+            ApiError::Validation(details) => details.into_iter().filter_map(|d| d.field).collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_empty_body_mints_a_token_for_one_file_of_any_type_for_15_minutes() {
+        let grant = grant(json!({})).unwrap();
+        assert_eq!(grant.expires_in, Duration::from_secs(900));
+        assert_eq!((grant.max_files, grant.max_file_size), (1, None));
+        assert!(grant.content_types.is_empty());
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let err = grant(json!({
+            "expires_in": 59, "max_file_size": 0, "max_files": 101,
+            "content_types": ["image/*", "nope", 3], "metadata": {"k": 1}
+        }))
+        .unwrap_err();
+        assert_eq!(
+            fields(err),
+            [
+                "content_types[1]",
+                "content_types[2]",
+                "expires_in",
+                "max_file_size",
+                "max_files",
+                "metadata.k"
+            ]
+        );
+        assert_eq!(
+            fields(grant(json!({"expires_in": 3601, "max_file_size": 1u64 << 41})).unwrap_err()),
+            ["expires_in", "max_file_size"]
+        );
+    }
+
+    #[test]
+    fn media_ranges_admit_their_types_only() {
+        let images = MediaRange::parse("Image/*").unwrap();
+        let pdf = MediaRange::parse("application/PDF").unwrap();
+        let png = MediaType::parse("image/png").unwrap();
+        let pdf_type = MediaType::parse("application/pdf; charset=x").unwrap();
+        assert!(images.admits(&png) && !images.admits(&pdf_type));
+        assert!(pdf.admits(&pdf_type) && !pdf.admits(&png));
+        for bad in ["*/*", "image", "image/*; q=1", "", "a b/c"] {
+            assert!(MediaRange::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn content_outside_the_bounds_is_refused_naming_the_field() {
+        let token = UploadToken {
+            hash: "h".into(),
+            project_id: "p1".into(),
+            expires_at: OffsetDateTime::UNIX_EPOCH,
+            max_file_size: Some(100),
+            content_types: vec![MediaRange::parse("image/*").unwrap()],
+            max_files: 1,
+            metadata: Metadata::default(),
+            files: BTreeSet::new(),
+        };
+        assert_eq!(
+            token.admit(&fixtures::content("a.png", "image/png", 100), ""),
+            Ok(())
+        );
+        let refused = token
+            .admit(
+                &fixtures::content("a.pdf", "application/pdf", 101),
+                "files[1].",
+            )
+            .unwrap_err();
+        let named: Vec<_> = refused.into_iter().filter_map(|d| d.field).collect();
+        assert_eq!(named, ["files[1].file_size", "files[1].content_type"]);
+        assert!(token.room_for(1).is_ok());
+        assert!(token.room_for(2).is_err());
+    }
+}

@@ -1,0 +1,252 @@
+//! Client upload tokens (docs/API.md v1.1): minted only with an API key, bounded on every use,
+//! `max_files` counted atomically, and good for nothing but creating files and finishing them.
+
+use std::collections::BTreeMap;
+
+use integration_tests::serde_json::{Value, json};
+use integration_tests::{ApiReply, Event, MintedToken, Status, TestApi, digests};
+use shared::domain::timestamp;
+use shared::domain::token::TokenGrant;
+
+fn text_file(bytes: &[u8]) -> Value {
+    let (sha256, _) = digests(bytes);
+    json!({"file_name": "a.txt", "file_size": bytes.len(), "content_type": "text/plain", "sha256": sha256})
+}
+
+async fn create_with(api: &TestApi, token: &str, body: Value) -> ApiReply {
+    api.call(Event::Create)
+        .key(Some(token))
+        .json(body)
+        .send()
+        .await
+}
+
+fn assert_error(reply: &ApiReply, status: u16, code: &str) {
+    assert_eq!(reply.status, status, "{:#}", reply.body);
+    assert_eq!(reply.error().error.code, code);
+}
+
+#[tokio::test]
+async fn an_api_key_mints_a_token_that_shows_its_bounds_once() {
+    let api = TestApi::new().await;
+    let reply = api
+        .mint_token(json!({
+            "expires_in": 600, "max_file_size": 1000, "content_types": ["image/*", "text/plain"],
+            "max_files": 3, "metadata": {"user": "u-42"}
+        }))
+        .await;
+    assert_eq!(reply.status, 201, "{:#}", reply.body);
+    let minted: MintedToken = reply.json();
+    assert!(minted.token.starts_with("upt_") && minted.token.len() == 47);
+    assert_eq!(minted.project_id, api.project);
+    assert_eq!(minted.max_file_size, Some(1000));
+    assert_eq!(minted.content_types, ["image/*", "text/plain"]);
+    assert_eq!(minted.max_files, 3);
+    assert_eq!(minted.metadata["user"], "u-42");
+    let expires_at = timestamp::parse(&minted.expires_at).unwrap();
+    let left = expires_at - timestamp::now();
+    assert!(
+        left.whole_seconds() > 590 && left.whole_seconds() <= 600,
+        "{left}"
+    );
+
+    // The defaults: one file of any type and size, for 15 minutes.
+    let minted: MintedToken = api.mint_token(json!({})).await.json();
+    assert_eq!((minted.max_files, minted.max_file_size), (1, None));
+    assert!(minted.content_types.is_empty());
+}
+
+#[tokio::test]
+async fn bad_mint_bodies_are_422_naming_each_field() {
+    let api = TestApi::new().await;
+    let reply = api
+        .mint_token(json!({
+            "expires_in": 30, "max_file_size": -1, "content_types": "image/png",
+            "max_files": 0, "metadata": [{"name": "k"}]
+        }))
+        .await;
+    assert_error(&reply, 422, "validation_error");
+    assert_eq!(
+        reply.error_fields(),
+        [
+            "content_types",
+            "expires_in",
+            "max_file_size",
+            "max_files",
+            "metadata[0].value"
+        ]
+    );
+    let reply = api.call(Event::MintToken).raw_body("[1]").send().await;
+    assert_error(&reply, 400, "bad_request");
+}
+
+#[tokio::test]
+async fn a_token_creates_files_within_its_bounds_with_its_metadata_over_the_clients() {
+    let api = TestApi::new().await;
+    let token = api
+        .token(json!({
+            "max_file_size": 10, "content_types": ["text/*"], "max_files": 2,
+            "metadata": {"user": "u-42"}
+        }))
+        .await;
+
+    // Over the size, or outside the types: 422 naming the field, and nothing counted
+    let mut too_big = text_file(b"eleven bytes");
+    too_big["file_size"] = json!(11);
+    let reply = create_with(&api, &token, too_big).await;
+    assert_error(&reply, 422, "validation_error");
+    assert_eq!(reply.error_fields(), ["file_size"]);
+    let mut image = text_file(b"png");
+    image["content_type"] = json!("image/png");
+    let reply = create_with(&api, &token, image).await;
+    assert_eq!(reply.error_fields(), ["content_type"]);
+    assert_eq!(api.file_count().await, 0);
+
+    // Within them: created, with the token's metadata winning over the client's
+    let mut body = text_file(b"hello");
+    body["metadata"] = json!({"user": "forged", "note": "mine"});
+    let plan = create_with(&api, &token, body).await.plan();
+    let file = api.get(&plan.file_id).await.file();
+    assert_eq!(
+        file.metadata,
+        BTreeMap::from([
+            ("note".to_owned(), "mine".to_owned()),
+            ("user".to_owned(), "u-42".to_owned())
+        ])
+    );
+
+    // The second file takes the last slot; a third is 403 and creates nothing
+    create_with(&api, &token, text_file(b"again")).await.plan();
+    let reply = create_with(&api, &token, text_file(b"third")).await;
+    assert_error(&reply, 403, "forbidden");
+    assert_eq!(api.file_count().await, 2);
+}
+
+#[tokio::test]
+async fn two_racing_creates_cannot_both_take_the_last_slot() {
+    let api = TestApi::new().await;
+    for _ in 0..3 {
+        let token = api.token(json!({"max_files": 1})).await;
+        let (a, b) = tokio::join!(
+            create_with(&api, &token, text_file(b"one")),
+            create_with(&api, &token, text_file(b"two")),
+        );
+        let mut statuses = [a.status, b.status];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [201, 403], "{:#} {:#}", a.body, b.body);
+    }
+    assert_eq!(api.file_count().await, 3);
+}
+
+#[tokio::test]
+async fn expired_unknown_and_foreign_tokens_are_refused() {
+    let api = TestApi::new().await;
+    let other = TestApi::new().await;
+
+    // Expired: minted 20 minutes ago for 15
+    let grant = TokenGrant::parse(&serde_json::Map::new(), u64::MAX).unwrap();
+    let past = timestamp::now() - std::time::Duration::from_secs(1200);
+    let (expired, _) = api
+        .services
+        .tokens
+        .mint(&api.project, &grant, past)
+        .await
+        .unwrap();
+    let reply = create_with(&api, &expired, text_file(b"late")).await;
+    assert_error(&reply, 401, "unauthorized");
+
+    // Unknown, well-formed
+    let unknown = "upt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    assert_error(
+        &create_with(&api, unknown, text_file(b"x")).await,
+        401,
+        "unauthorized",
+    );
+
+    // Another project's token on this project
+    let foreign = other.token(json!({})).await;
+    assert_error(
+        &create_with(&api, &foreign, text_file(b"x")).await,
+        403,
+        "forbidden",
+    );
+    assert_eq!(api.file_count().await, 0);
+}
+
+#[tokio::test]
+async fn a_token_finishes_and_reads_only_the_files_it_created_and_does_nothing_else() {
+    let api = TestApi::new().await;
+    let token = api.token(json!({"max_files": 2})).await;
+    let bytes = b"uploaded through a token".to_vec();
+    let plan = create_with(&api, &token, text_file(&bytes)).await.plan();
+    let mine = plan.file_id.clone();
+    let theirs = api.create(text_file(b"the app's own")).await.plan().file_id;
+    let call = |event: Event, file: &str| api.call(event).key(Some(&token)).file(file);
+
+    // Its own file: upload, complete, read, sign and list parts
+    api.upload_whole(&plan, bytes.clone()).await;
+    let completed = call(Event::Complete, &mine).send().await.file();
+    assert_eq!(completed.status, Status::Uploaded);
+    api.deliver(&plan.s3_key).await;
+    let file = call(Event::GetFile, &mine).send().await.file();
+    assert_eq!(file.status, Status::Verified);
+    assert_eq!(api.download(&mine).await, bytes);
+
+    // Anything else: 403, and nothing changes
+    let before = api.raw_item(&theirs).await;
+    for event in [
+        Event::GetFile,
+        Event::Complete,
+        Event::SignParts,
+        Event::ListParts,
+        Event::AbortUpload,
+    ] {
+        let reply = call(event, &theirs)
+            .json(json!({"part_numbers": [1]}))
+            .send()
+            .await;
+        assert_error(&reply, 403, "forbidden");
+    }
+    for (event, file) in [
+        (Event::Reupload, Some(&mine)),
+        (Event::DeleteFile, Some(&mine)),
+        (Event::ListFiles, None),
+        (Event::SetWebhook, None),
+        (Event::GetWebhook, None),
+        (Event::DeleteWebhook, None),
+        (Event::MintToken, None),
+    ] {
+        let mut request = api.call(event).key(Some(&token)).json(json!({
+            "file_name": "b.txt", "file_size": 1, "url": "https://example.com/hook"
+        }));
+        if let Some(file) = file {
+            request = request.file(file);
+        }
+        let reply = request.send().await;
+        assert_error(&reply, 403, "forbidden");
+    }
+    assert_eq!(api.raw_item(&theirs).await, before);
+    assert_eq!(api.get(&mine).await.file().status, Status::Verified);
+}
+
+#[tokio::test]
+async fn a_tokens_create_uploads_content_the_project_already_has_instead_of_deduplicating() {
+    // A token's client has only declared the SHA-256: answering with the existing file would
+    // hand it a download URL for content it never showed.
+    let api = TestApi::new().await;
+    let bytes = b"shared content".to_vec();
+    let plan = api.create(text_file(&bytes)).await.plan();
+    api.upload_whole(&plan, bytes.clone()).await;
+    api.deliver(&plan.s3_key).await;
+    assert_eq!(
+        api.create(text_file(&bytes)).await.status,
+        200,
+        "deduplicated for the key"
+    );
+
+    let token = api.token(json!({})).await;
+    let reply = create_with(&api, &token, text_file(&bytes)).await;
+    let fresh = reply.plan();
+    assert_ne!(fresh.file_id, plan.file_id);
+    assert!(reply.body.get("download_url").is_none());
+}
