@@ -13,6 +13,12 @@ use crate::domain::plan::{MAX_OBJECT_SIZE, MAX_PART_SIZE, MAX_SINGLE_PUT_SIZE, M
 /// SigV4 presigned URLs live at most seven days.
 const MAX_URL_EXPIRY_SECS: u64 = 7 * 24 * 3600;
 
+/// A direct upload's body reaches the function inside Lambda's 6 MB (6,291,456-byte) request
+/// payload, base64-encoded by API Gateway (4 bytes for every 3) with the event's headers around
+/// it: 4 MiB encodes to 5,592,408 bytes, leaving some 680 KB for the rest of the event. (API
+/// Gateway's own limit, 10 MB, is the looser one.)
+pub const MAX_DIRECT_UPLOAD_BYTES: u64 = 4 << 20;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub table_name: String,
@@ -43,6 +49,8 @@ pub struct Config {
     /// The role whose sessions sign presigned URLs (their lifetime is known, unlike that of
     /// Lambda's own credentials); the function's own credentials sign where it is not set.
     pub url_signing_role_arn: Option<String>,
+    /// The largest body a direct upload takes.
+    pub direct_upload_max_bytes: u64,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -115,6 +123,12 @@ impl Config {
             verify_chunk_time: secs("VERIFY_CHUNK_SECS", 600, 840)?,
             assemble_inline_max_parts: number("ASSEMBLE_INLINE_MAX_PARTS", 100, 1, 10_000)? as u32,
             url_signing_role_arn: lookup("URL_SIGNING_ROLE_ARN").filter(|arn| !arn.is_empty()),
+            direct_upload_max_bytes: number(
+                "DIRECT_UPLOAD_MAX_BYTES",
+                MAX_DIRECT_UPLOAD_BYTES,
+                1,
+                MAX_DIRECT_UPLOAD_BYTES,
+            )?,
         };
         Ok(config)
     }
@@ -278,6 +292,10 @@ mod tests {
                 defaults.assemble_inline_max_parts.to_string(),
             ),
             ("URL_SIGNING_ROLE_ARN", "none".to_owned()),
+            (
+                "DIRECT_UPLOAD_MAX_BYTES",
+                defaults.direct_upload_max_bytes.to_string(),
+            ),
         ] {
             assert_eq!(default_of(name), value, "{name}");
         }

@@ -206,6 +206,11 @@ impl TestApi {
         self.call(Event::AbortUpload).file(file_id).send().await
     }
 
+    /// `POST …/uploads` with `form`, with the project's API key.
+    pub async fn direct_upload(&self, form: &crate::FormBody) -> ApiReply {
+        self.call(Event::DirectUpload).form(form).send().await
+    }
+
     /// `POST …/upload-tokens` with `body`, with the project's API key.
     pub async fn mint_token(&self, body: Value) -> ApiReply {
         self.call(Event::MintToken).json(body).send().await

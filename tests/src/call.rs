@@ -36,10 +36,11 @@ pub enum Event {
     GetWebhook,
     DeleteWebhook,
     MintToken,
+    DirectUpload,
 }
 
 impl Event {
-    pub const ALL: [Event; 13] = [
+    pub const ALL: [Event; 14] = [
         Event::Create,
         Event::Complete,
         Event::GetFile,
@@ -53,6 +54,7 @@ impl Event {
         Event::GetWebhook,
         Event::DeleteWebhook,
         Event::MintToken,
+        Event::DirectUpload,
     ];
 
     pub fn file_name(self) -> &'static str {
@@ -70,6 +72,7 @@ impl Event {
             Event::GetWebhook => "webhook-get",
             Event::DeleteWebhook => "webhook-delete",
             Event::MintToken => "upload-tokens",
+            Event::DirectUpload => "uploads",
         }
     }
 
@@ -89,6 +92,7 @@ impl Event {
             Event::GetWebhook => "GET /v1/projects/{project_id}/webhook",
             Event::DeleteWebhook => "DELETE /v1/projects/{project_id}/webhook",
             Event::MintToken => "POST /v1/projects/{project_id}/upload-tokens",
+            Event::DirectUpload => "POST /v1/projects/{project_id}/uploads",
         }
     }
 
@@ -101,6 +105,7 @@ impl Event {
                 | Event::GetWebhook
                 | Event::DeleteWebhook
                 | Event::MintToken
+                | Event::DirectUpload
         )
     }
 }
@@ -168,6 +173,13 @@ impl Call<'_> {
         use base64::Engine;
         self.binary = Some(base64::engine::general_purpose::STANDARD.encode(bytes));
         self
+    }
+
+    /// `form` as a `multipart/form-data` body (base64-encoded, as API Gateway passes bytes).
+    pub fn form(self, form: &FormBody) -> Self {
+        let (content_type, body) = form.encode();
+        self.header("content-type", &content_type)
+            .binary_body(&body)
     }
 
     pub fn query(mut self, name: &str, value: &str) -> Self {
@@ -256,6 +268,60 @@ pub async fn dispatch(services: &Services, event: Event, request: Request) -> Re
             as_function("reupload", reupload::handle(services, request)).await
         }
         Event::MintToken => as_function("tokens", tokens::handle(services, request)).await,
+        Event::DirectUpload => as_function("direct", direct::handle(services, request)).await,
+    }
+}
+
+/// A `multipart/form-data` body, part by part, as a browser's `FormData` sends it.
+#[derive(Debug, Clone, Default)]
+pub struct FormBody {
+    parts: Vec<(String, Vec<u8>)>,
+}
+
+impl FormBody {
+    const BOUNDARY: &'static str = "----kit7MA4YWxkTrZu0gW";
+
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A `file` part named `file_name` of `content_type`.
+    pub fn file(self, file_name: &str, content_type: &str, bytes: &[u8]) -> Self {
+        self.part(
+            &format!("name=\"file\"; filename=\"{file_name}\""),
+            Some(content_type),
+            bytes,
+        )
+    }
+
+    /// A text field.
+    pub fn text(self, name: &str, value: &str) -> Self {
+        self.part(&format!("name=\"{name}\""), None, value.as_bytes())
+    }
+
+    /// A part with this `Content-Disposition` after `form-data; `.
+    pub fn part(mut self, disposition: &str, content_type: Option<&str>, bytes: &[u8]) -> Self {
+        let mut head = format!("Content-Disposition: form-data; {disposition}\r\n");
+        if let Some(content_type) = content_type {
+            head.push_str(&format!("Content-Type: {content_type}\r\n"));
+        }
+        self.parts.push((head, bytes.to_vec()));
+        self
+    }
+
+    /// The `Content-Type` header and the body.
+    pub fn encode(&self) -> (String, Vec<u8>) {
+        let mut body = Vec::new();
+        for (head, bytes) in &self.parts {
+            body.extend_from_slice(format!("--{}\r\n{head}\r\n", Self::BOUNDARY).as_bytes());
+            body.extend_from_slice(bytes);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{}--\r\n", Self::BOUNDARY).as_bytes());
+        (
+            format!("multipart/form-data; boundary={}", Self::BOUNDARY),
+            body,
+        )
     }
 }
 

@@ -26,7 +26,7 @@ mod storage;
 mod wire;
 
 pub use app::{Dependencies, TestApi, config, sdk_config, verify_queue_url};
-pub use call::{ApiReply, Call, Event, dispatch};
+pub use call::{ApiReply, Call, Event, FormBody, dispatch};
 pub use serde_json;
 pub use wire::{
     ApiErrorBody, ErrorDetail, ErrorInfo, File, FilePage, MintedToken, Part, Plan, SignedParts,

@@ -57,7 +57,8 @@ pub enum ApiError {
         message: String,
         details: Vec<Detail>,
     },
-    #[error("file_size is above the maximum of {max} bytes")]
+    /// `file_size`, or a direct upload's `body`, above its maximum (the detail names which).
+    #[error("{} is above the maximum of {max} bytes", too_large(.details))]
     PayloadTooLarge { max: u64, details: Vec<Detail> },
     #[error("{}", validation_message(.0))]
     Validation(Vec<Detail>),
@@ -162,6 +163,19 @@ impl ApiError {
         }
     }
 
+    /// A direct upload's body above `max` bytes.
+    pub fn body_too_large(max: u64) -> Self {
+        Self::PayloadTooLarge {
+            max,
+            details: vec![Detail::field(
+                "body",
+                format!(
+                    "must be at most {max} bytes: larger files go through create and a presigned PUT"
+                ),
+            )],
+        }
+    }
+
     pub fn details(&self) -> &[Detail] {
         match self {
             Self::Conflict { details, .. }
@@ -185,6 +199,14 @@ impl ApiError {
             "request_id": request_id,
         })
     }
+}
+
+/// What a 413 is about: the field of its detail.
+fn too_large(details: &[Detail]) -> &str {
+    details
+        .first()
+        .and_then(|detail| detail.field.as_deref())
+        .unwrap_or("file_size")
 }
 
 #[cfg(test)]

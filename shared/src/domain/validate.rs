@@ -248,6 +248,105 @@ pub(crate) fn metadata(value: &Value, fields: &mut Fields) -> Option<Metadata> {
     }
 }
 
+/// A file of a direct upload, as its form part says it: name and type as the client gave them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SentFile<'a> {
+    pub file_name: Option<&'a str>,
+    pub content_type: Option<&'a str>,
+    pub size: u64,
+}
+
+/// A direct upload's form, validated: each file's name, type and size, and the metadata for
+/// every file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectUpload {
+    pub files: Vec<(FileName, MediaType, u64)>,
+    pub metadata: Metadata,
+}
+
+/// Checks a direct upload's form: at least one file, each named (by its part's filename, or
+/// `name` when it is the only one) and typed (`application/octet-stream` when its part says
+/// nothing), 1 byte to `max_file_size`; `meta` a JSON object of strings or list of
+/// `{name, value}`. Every refusal names its part: `files[i].file_name`, `name`, `meta.k`, …
+pub fn direct_upload(
+    files: &[SentFile<'_>],
+    name: Option<&str>,
+    meta: Option<&str>,
+    max_file_size: u64,
+) -> Result<DirectUpload, ApiError> {
+    let mut fields = Fields::default();
+    if files.is_empty() {
+        fields.refuse("file", "is required: send one or more file parts");
+    }
+    let name = match name {
+        Some(_) if files.len() > 1 => {
+            fields.refuse("name", "names the file of a form with one file only");
+            None
+        }
+        Some(name) => FileName::parse(name)
+            .map_err(|message| fields.refuse("name", message))
+            .ok(),
+        None => None,
+    };
+    let mut parsed = Vec::with_capacity(files.len());
+    for (index, sent) in files.iter().enumerate() {
+        let at = |field: &str| format!("files[{index}].{field}");
+        let file_name = match (&name, sent.file_name) {
+            (Some(name), _) => Some(name.clone()),
+            (None, Some(file_name)) => FileName::parse(file_name)
+                .map_err(|message| fields.refuse(at("file_name"), message))
+                .ok(),
+            (None, None) => {
+                fields.refuse(at("file_name"), "is required: the part's filename, or name");
+                None
+            }
+        };
+        let content_type = match sent.content_type {
+            Some(text) => MediaType::parse(text)
+                .map_err(|message| fields.refuse(at("content_type"), message))
+                .ok(),
+            None => Some(MediaType::octet_stream()),
+        };
+        if !(1..=max_file_size).contains(&sent.size) {
+            fields.refuse(
+                at("file_size"),
+                format!("must be between 1 and {max_file_size}"),
+            );
+        }
+        if let (Some(file_name), Some(content_type)) = (file_name, content_type) {
+            parsed.push((file_name, content_type, sent.size));
+        }
+    }
+    let metadata = match meta {
+        None => Some(Metadata::default()),
+        Some(text) => match serde_json::from_str::<Value>(text) {
+            Ok(value) => {
+                // The form's field is `meta`: its refusals say so.
+                let mut named = Fields::default();
+                let metadata = metadata(&value, &mut named);
+                for detail in named.bad {
+                    let field = detail.field.unwrap_or_default();
+                    let field = field.strip_prefix("metadata").unwrap_or(&field);
+                    fields.refuse(format!("meta{field}"), detail.message);
+                }
+                metadata
+            }
+            Err(_) => {
+                fields.refuse(
+                    "meta",
+                    "must be JSON: an object of strings or a list of {name, value}",
+                );
+                None
+            }
+        },
+    };
+    fields.finish()?;
+    Ok(DirectUpload {
+        files: parsed,
+        metadata: metadata.unwrap_or_default(),
+    })
+}
+
 /// `{"part_numbers": [...]}`: 1 to `max_per_call` distinct numbers between 1 and `part_count`.
 pub fn part_numbers(
     body: &Map<String, Value>,

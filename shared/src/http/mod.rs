@@ -1,5 +1,6 @@
 //! The HTTP edge: request ids, path and body parsing, and rendering results as responses.
 
+pub mod form;
 mod idempotency;
 pub mod resource;
 

@@ -6,8 +6,11 @@ use aws_sdk_s3::types::ChecksumMode;
 
 use aws_sdk_s3::types::{Tag, Tagging};
 
+use bytes::Bytes;
+
 use super::ObjectStore;
 use crate::aws;
+use crate::domain::ContentDeclaration;
 use crate::domain::error::ApiError;
 
 /// Every object is written with this tag (signed into single-PUT URLs, set on multipart uploads),
@@ -33,6 +36,31 @@ pub struct ObjectHead {
 }
 
 impl ObjectStore {
+    /// Stores `bytes` as the declared `content` at `key`, as a presigned PUT would: with the
+    /// declared type and digests, which storage checks, tagged pending, and never over an
+    /// object already there.
+    pub async fn put(
+        &self,
+        key: &str,
+        content: &ContentDeclaration,
+        bytes: Bytes,
+    ) -> Result<(), ApiError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content.content_type.as_str())
+            .set_checksum_sha256(content.sha256.map(|digest| digest.to_base64()))
+            .set_content_md5(content.md5.map(|digest| digest.to_base64()))
+            .if_none_match("*")
+            .tagging(PENDING_TAGGING)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(|err| aws::failure("PutObject", err))?;
+        Ok(())
+    }
+
     pub async fn delete(&self, key: &str) -> Result<(), ApiError> {
         self.client
             .delete_object()

@@ -751,3 +751,42 @@ async fn a_request_that_fails_with_5xx_forgets_its_idempotency_key() {
         assert_eq!((claim.num_calls(), forget.num_calls()), (1, 1), "{event:?}");
     }
 }
+
+#[tokio::test]
+async fn a_direct_upload_whose_second_file_cannot_be_stored_leaves_nothing_of_the_first() {
+    use aws_sdk_dynamodb::operation::query::QueryOutput;
+    use aws_sdk_s3::operation::put_object::PutObjectOutput;
+    use integration_tests::FormBody;
+
+    // GIVEN a table that records files, and storage that takes the first object and fails the
+    // second
+    let no_duplicate = mock!(DynamoDb::query).then_output(|| QueryOutput::builder().build());
+    let record = mock!(DynamoDb::put_item).then_output(|| PutItemOutput::builder().build());
+    let removed = mock!(DynamoDb::delete_item).then_output(|| DeleteItemOutput::builder().build());
+    let first = mock!(S3::put_object)
+        .match_requests(|put| put.content_type() == Some("text/plain"))
+        .then_output(|| PutObjectOutput::builder().build());
+    let second = mock!(S3::put_object)
+        .match_requests(|put| put.content_type() == Some("image/png"))
+        .then_http_response(|| s3_error(400, "InvalidRequest"));
+    let deleted = object_deleted();
+    let api = TestApi::mocked(
+        &[&no_duplicate, &record, &removed],
+        &[&first, &second, &deleted],
+    );
+
+    // WHEN two files are sent in one form
+    let form = FormBody::new().file("a.txt", "text/plain", b"first").file(
+        "b.png",
+        "image/png",
+        b"\x89PNG\r\n\x1a\n",
+    );
+    let reply = api.call(Event::DirectUpload).form(&form).send().await;
+
+    // THEN the request fails, and both records written, and the object stored, are removed
+    assert_eq!(reply.status, 500, "{:#}", reply.body);
+    assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
+    assert_eq!(record.num_calls(), 2);
+    assert_eq!(removed.num_calls(), 2, "both records removed");
+    assert_eq!(deleted.num_calls(), 2, "both objects' keys deleted");
+}

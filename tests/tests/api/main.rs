@@ -5,6 +5,7 @@
 
 mod access;
 mod delete;
+mod direct;
 mod events;
 mod failures;
 mod faults;

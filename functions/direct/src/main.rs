@@ -1,0 +1,5 @@
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::http::run(|services, request| async move { direct::handle(&services, request).await })
+        .await
+}

@@ -1,0 +1,216 @@
+//! The direct upload (`POST …/uploads`, docs/API.md v1.1): small files in a form, stored with
+//! the digests the service computed, settled by the verify trigger, all or nothing.
+
+use std::collections::BTreeMap;
+
+use integration_tests::serde_json::{Value, json};
+use integration_tests::{ApiReply, Event, File, FormBody, Status, TestApi, digests};
+
+const PNG: &[u8] =
+    b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
+
+fn files_of(reply: &ApiReply) -> Vec<File> {
+    assert_eq!(reply.status, 201, "{:#}", reply.body);
+    let files: Vec<Value> = reply.body["files"].as_array().expect("files").clone();
+    files
+        .into_iter()
+        .map(|file| integration_tests::serde_json::from_value(file).expect("a file resource"))
+        .collect()
+}
+
+fn assert_refused(reply: &ApiReply, status: u16, code: &str, fields: &[&str]) {
+    assert_eq!(reply.status, status, "{:#}", reply.body);
+    assert_eq!(reply.error_code(), code);
+    assert_eq!(reply.error_fields(), fields, "{:#}", reply.body);
+}
+
+#[tokio::test]
+async fn two_files_in_one_form_are_stored_in_order_with_their_digests_and_verified() {
+    let api = TestApi::new().await;
+    let text = b"hello, direct upload\n".to_vec();
+    let form = FormBody::new()
+        .file("hello.txt", "text/plain", &text)
+        .file("dot.png", "image/png", PNG)
+        .text("meta", r#"[{"name": "album", "value": "tests"}]"#);
+    let files = files_of(&api.direct_upload(&form).await);
+
+    assert_eq!(files.len(), 2);
+    let names: Vec<&str> = files.iter().map(|f| f.file_name.as_str()).collect();
+    assert_eq!(names, ["hello.txt", "dot.png"], "in the order sent");
+    for (file, bytes) in files.iter().zip([&text[..], PNG]) {
+        let (sha256, md5) = digests(bytes);
+        assert_eq!(file.status, Status::Uploaded);
+        assert_eq!(
+            (file.sha256.clone(), file.md5.clone()),
+            (Some(sha256), Some(md5))
+        );
+        assert_eq!(file.file_size, bytes.len() as u64);
+        assert_eq!(
+            file.metadata,
+            BTreeMap::from([("album".to_owned(), "tests".to_owned())])
+        );
+    }
+
+    // The verify trigger settles them as it settles any upload
+    for (file, bytes) in files.iter().zip([&text[..], PNG]) {
+        let key = api.record(&file.file_id).await.job.expect("its job").s3_key;
+        api.deliver(&key).await;
+        assert_eq!(api.get(&file.file_id).await.file().status, Status::Verified);
+        assert_eq!(api.download(&file.file_id).await, bytes);
+    }
+}
+
+#[tokio::test]
+async fn name_names_the_only_file_and_verified_content_comes_back_deduplicated() {
+    let api = TestApi::new().await;
+    let form = FormBody::new()
+        .file("upload.bin", "text/plain", b"same bytes")
+        .text("name", "notes.txt");
+    let first = files_of(&api.direct_upload(&form).await).remove(0);
+    assert_eq!(first.file_name, "notes.txt");
+    let key = api
+        .record(&first.file_id)
+        .await
+        .job
+        .expect("its job")
+        .s3_key;
+    api.deliver(&key).await;
+
+    let again = files_of(&api.direct_upload(&form).await).remove(0);
+    assert_eq!(again.file_id, first.file_id);
+    assert_eq!(again.deduplicated, Some(true));
+    assert_eq!(api.file_count().await, 1);
+}
+
+#[tokio::test]
+async fn bad_forms_are_refused_naming_the_part_and_store_nothing() {
+    let api = TestApi::with_config(|c| c.direct_upload_max_bytes = 64 * 1024).await;
+    let twenty_one = (0..21).fold(FormBody::new(), |form, i| {
+        form.file(&format!("{i}.txt"), "text/plain", b"x")
+    });
+    let cases: Vec<(FormBody, u16, &str, Vec<&str>)> = vec![
+        (
+            FormBody::new().text("meta", "{}"),
+            422,
+            "validation_error",
+            vec!["file"],
+        ),
+        (twenty_one, 422, "validation_error", vec!["file"]),
+        (
+            FormBody::new()
+                .file("a.txt", "text/plain", b"a")
+                .text("meta", "{not json"),
+            422,
+            "validation_error",
+            vec!["meta"],
+        ),
+        (
+            FormBody::new()
+                .file("a.txt", "text/plain", b"a")
+                .text("meta", r#"{"k": 1}"#),
+            422,
+            "validation_error",
+            vec!["meta.k"],
+        ),
+        (
+            FormBody::new()
+                .file("a.txt", "text/plain", b"a")
+                .file("b.txt", "text/plain", b"b")
+                .text("name", "both.txt"),
+            422,
+            "validation_error",
+            vec!["name"],
+        ),
+        (
+            FormBody::new()
+                .file("a.txt", "text/plain", b"a")
+                .file("b.txt", "not a type", b"b")
+                .file("", "text/plain", b""),
+            422,
+            "validation_error",
+            vec![
+                "files[1].content_type",
+                "files[2].file_name",
+                "files[2].file_size",
+            ],
+        ),
+        (
+            FormBody::new()
+                .file("a.txt", "text/plain", b"a")
+                .text("extra", "x"),
+            422,
+            "validation_error",
+            vec!["extra"],
+        ),
+        (
+            FormBody::new().file("big.bin", "application/octet-stream", &vec![7; 64 * 1024]),
+            413,
+            "payload_too_large",
+            vec!["body"],
+        ),
+    ];
+    for (form, status, code, fields) in cases {
+        let reply = api.direct_upload(&form).await;
+        assert_refused(&reply, status, code, &fields);
+    }
+
+    // A body that is no form at all
+    let reply = api
+        .call(Event::DirectUpload)
+        .json(json!({"file": "a"}))
+        .send()
+        .await;
+    assert_eq!(reply.status, 400, "{:#}", reply.body);
+    assert_eq!(api.file_count().await, 0);
+}
+
+#[tokio::test]
+async fn a_token_uploads_directly_within_its_bounds_and_its_count() {
+    let api = TestApi::new().await;
+    let token = api
+        .token(json!({"content_types": ["image/*"], "max_files": 2, "metadata": {"user": "u-1"}}))
+        .await;
+    let upload = |form: FormBody| {
+        let token = token.clone();
+        let api = &api;
+        async move {
+            api.call(Event::DirectUpload)
+                .key(Some(&token))
+                .form(&form)
+                .send()
+                .await
+        }
+    };
+
+    // Outside its types: 422 naming the file's part, nothing stored, nothing counted
+    let reply = upload(FormBody::new().file("a.png", "image/png", PNG).file(
+        "b.txt",
+        "text/plain",
+        b"text",
+    ))
+    .await;
+    assert_refused(&reply, 422, "validation_error", &["files[1].content_type"]);
+    assert_eq!(api.file_count().await, 0);
+
+    // Within them: stored, with the token's metadata; the token may read them
+    let reply = upload(FormBody::new().file("a.png", "image/png", PNG)).await;
+    let file = files_of(&reply).remove(0);
+    assert_eq!(file.metadata["user"], "u-1");
+    let read = api
+        .call(Event::GetFile)
+        .key(Some(&token))
+        .file(&file.file_id)
+        .send()
+        .await;
+    assert_eq!(read.file().file_id, file.file_id);
+
+    // Two more would pass max_files: 403
+    let reply = upload(FormBody::new().file("b.png", "image/png", PNG).file(
+        "c.png",
+        "image/png",
+        PNG,
+    ))
+    .await;
+    assert_refused(&reply, 403, "forbidden", &[]);
+    assert_eq!(api.file_count().await, 1);
+}
