@@ -1,7 +1,7 @@
 """Schemathesis hooks for scripts/smoke.
 
 cargo lambda watch, the local API Gateway, answers 500 by itself, before any function runs, for
-a JSON request whose body is not UTF-8, and for a header value beyond ASCII (an HTTP client sends
+a JSON or text request whose body is not UTF-8, and for a header value beyond ASCII (an HTTP client sends
 it as Latin-1, so it arrives as bytes that are not UTF-8): neither fits in an event. Such bodies
 are left out and such header values escaped here. What the functions answer to them (400 for the
 body, which arrives base64-encoded from API Gateway; 422 for an Idempotency-Key that is not
@@ -54,8 +54,37 @@ def lost_by_cargo_lambda(response):
     )
 
 
+def not_text(request):
+    """A body that is not UTF-8 under a text media type: cargo lambda cannot put it in an event
+    and answers 500 itself (API Gateway passes such a body on base64-encoded). The coverage phase
+    sends one: a form as text/plain."""
+    media_type = request.headers.get("Content-Type", "").lower()
+    if not isinstance(request.body, bytes) or not (media_type.startswith("text/") or "json" in media_type):
+        return False
+    try:
+        request.body.decode("utf-8")
+        return False
+    except UnicodeDecodeError:
+        return True
+
+
 @schemathesis.hook
 def after_call(ctx, case, response):
+    if lost_by_cargo_lambda(response) and not_text(response.request):
+        # Sent again as bytes, which cargo lambda passes on as API Gateway does: the function's
+        # own answer to the undeclared media type (400, not a form) is what gets checked.
+        request = response.request.copy()
+        request.headers["Content-Type"] = "application/octet-stream"
+        print(
+            f"schemathesis_hooks: cargo lambda cannot pass on a body that is not UTF-8 as text; "
+            f"sending {request.method} {request.url} as application/octet-stream",
+            file=sys.stderr,
+        )
+        with requests.Session() as session:
+            retried = session.send(request, timeout=60)
+        fresh = type(response).from_requests(retried, verify=response.verify)
+        for slot in type(response).__slots__:
+            setattr(response, slot, getattr(fresh, slot))
     for _ in range(3):
         if not lost_by_cargo_lambda(response):
             return

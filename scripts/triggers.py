@@ -21,6 +21,7 @@ As in Lambda, an answer that names a record not in the batch fails the whole bat
 Run by scripts/dev with LocalStack's Python (boto3); configured by the environment it exports.
 """
 
+import base64
 import json
 import os
 import sys
@@ -49,11 +50,19 @@ class InvokeError(Exception):
     pass
 
 
+def lambda_json(value):
+    """What JSON cannot hold as it is, as Lambda writes it: binary attributes (a check's
+    checkpointed hash states, `{"B": …}`) in base64."""
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(value).decode()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
 def invoke(function, event):
     """The function's answer (parsed JSON or None); raises InvokeError when the invocation fails."""
     request = urllib.request.Request(
         INVOKE.format(function),
-        data=json.dumps(event).encode(),
+        data=json.dumps(event, default=lambda_json).encode(),
         method="POST",
         headers={"content-type": "application/json"},
     )
