@@ -19,6 +19,13 @@ use crate::domain::error::ApiError;
 /// upload never completed, content whose deletion failed, a late PUT on an old job's URL) goes by
 /// itself.
 pub const PENDING_TAGGING: &str = "state=pending";
+
+/// The `Cache-Control` a single PUT stores, signed into its URL like the rest. Browsers add
+/// `Cache-Control: max-age=0` by themselves to a request with a conditional header (the PUT's
+/// `If-None-Match: *`), and storage keeps it with the object: signing that very value makes it
+/// the service's, so a browser's upload verifies, and any other value is refused by storage.
+/// (Download URLs set the cache headers of their responses whatever is stored.)
+pub const PUT_CACHE_CONTROL: &str = "max-age=0";
 const STATE_TAG: &str = "state";
 const VERIFIED_TAG: &str = "verified";
 
@@ -53,6 +60,7 @@ impl ObjectStore {
             .set_checksum_sha256(content.sha256.map(|digest| digest.to_base64()))
             .set_content_md5(content.md5.map(|digest| digest.to_base64()))
             .if_none_match("*")
+            .cache_control(PUT_CACHE_CONTROL)
             .tagging(PENDING_TAGGING)
             .body(ByteStream::from(bytes))
             .send()
@@ -131,10 +139,11 @@ impl ObjectStore {
         match result {
             Ok(output) => {
                 let stored = |value: Option<&str>| value.is_some_and(|v| !v.is_empty());
+                let cache_control = output.cache_control().filter(|v| *v != PUT_CACHE_CONTROL);
                 let foreign_metadata = [
                     ("content-encoding", stored(output.content_encoding())),
                     ("content-disposition", stored(output.content_disposition())),
-                    ("cache-control", stored(output.cache_control())),
+                    ("cache-control", stored(cache_control)),
                     ("content-language", stored(output.content_language())),
                     ("expires", stored(output.expires_string())),
                     (

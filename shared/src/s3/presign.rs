@@ -9,7 +9,7 @@ use aws_sdk_s3::presigning::{PresignedRequest, PresigningConfig};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use time::OffsetDateTime;
 
-use super::objects::PENDING_TAGGING;
+use super::objects::{PENDING_TAGGING, PUT_CACHE_CONTROL};
 use super::part_signer::PartUrlSigner;
 use super::signing::{SigningIdentity, URL_SIGNER};
 use crate::domain::error::ApiError;
@@ -108,6 +108,7 @@ impl Presigner {
             .set_content_md5(content.md5.map(|digest| digest.to_base64()))
             // Write-once: a second PUT with this URL cannot replace what landed (or was verified).
             .if_none_match("*")
+            .cache_control(PUT_CACHE_CONTROL)
             .tagging(PENDING_TAGGING)
             .presigned(presigning_at(lifetime, signed_at)?)
             .await

@@ -65,7 +65,20 @@ pub async fn create_verify_queue(
     })
 }
 
-/// The bucket, with the CORS rule browsers need to PUT parts and read their ETags.
+/// The headers a browser sends with its PUTs to storage: those the service signs into a single
+/// PUT's URL (a part's URL signs only its length, which the browser sets itself). The bucket's
+/// CORS rule allows exactly these, here and in template.yaml.
+pub const BROWSER_PUT_HEADERS: [&str; 6] = [
+    "cache-control",
+    "content-type",
+    "content-md5",
+    "if-none-match",
+    "x-amz-checksum-sha256",
+    "x-amz-tagging",
+];
+
+/// The bucket, with the CORS rule browsers need to PUT objects and parts (and read their ETags,
+/// which Uppy and others look for).
 pub async fn create_bucket(
     client: &aws_sdk_s3::Client,
     bucket: &str,
@@ -82,7 +95,7 @@ pub async fn create_bucket(
         .allowed_methods("PUT")
         .allowed_methods("GET")
         .allowed_methods("HEAD")
-        .allowed_headers("*")
+        .set_allowed_headers(Some(BROWSER_PUT_HEADERS.map(str::to_owned).to_vec()))
         .expose_headers("ETag")
         .max_age_seconds(3600)
         .build()

@@ -68,3 +68,58 @@ async fn the_sample_trigger_events_reach_notify_and_deliver_as_they_stand() {
     let response = path.deliverer.handle(sqs).await;
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
 }
+
+/// Browsers meet the same CORS rules locally as deployed: template.yaml's bucket and API allow
+/// what the local bucket (`upload-admin create-bucket`) and gateway (`scripts/gateway.mjs`) do,
+/// and every header of a plan that a browser's script sends is allowed.
+#[tokio::test]
+async fn cors_is_the_same_locally_as_deployed_and_allows_what_plans_ask_for() {
+    let template = std::fs::read_to_string(format!("{ROOT}/template.yaml")).unwrap();
+    let gateway = std::fs::read_to_string(format!("{ROOT}/scripts/gateway.mjs")).unwrap();
+    let list_after = |text: &str, marker: &str| -> Vec<String> {
+        let start = text.find(marker).unwrap_or_else(|| panic!("{marker}")) + marker.len();
+        let rest = &text[start..];
+        let open = rest.find('[').unwrap();
+        let close = rest.find(']').unwrap();
+        rest[open + 1..close]
+            .split(',')
+            .map(|item| {
+                item.trim()
+                    .trim_matches(|c| c == '\'' || c == '"')
+                    .to_owned()
+            })
+            .filter(|item| !item.is_empty())
+            .collect()
+    };
+    let bucket_headers = list_after(&template, "AllowedHeaders:");
+    assert_eq!(bucket_headers, shared::s3::provision::BROWSER_PUT_HEADERS);
+    assert_eq!(
+        list_after(&template, "        AllowHeaders:"),
+        list_after(&gateway, "ALLOW_HEADERS =")
+    );
+    assert_eq!(
+        list_after(&template, "        AllowMethods:"),
+        list_after(&gateway, "ALLOW_METHODS =")
+    );
+    assert_eq!(
+        list_after(&template, "        ExposeHeaders:"),
+        list_after(&gateway, "EXPOSE_HEADERS =")
+    );
+
+    let api = TestApi::new().await;
+    let (sha256, md5) = integration_tests::digests(b"cors");
+    let plan = api
+        .create(integration_tests::serde_json::json!({
+            "file_name": "a.txt", "file_size": 4, "content_type": "text/plain",
+            "sha256": sha256, "md5": md5
+        }))
+        .await
+        .plan();
+    // Content-Length is the browser's own (a script may not set it), never preflighted.
+    for name in plan.headers.keys().filter(|name| *name != "content-length") {
+        assert!(
+            bucket_headers.contains(name),
+            "{name} is not allowed by the bucket's CORS"
+        );
+    }
+}

@@ -372,7 +372,6 @@ async fn an_object_stored_with_headers_the_service_did_not_set_is_rejected() {
     let bytes = b"plain text, honestly".to_vec();
     for (header, value) in [
         ("content-encoding", "gzip"),
-        ("cache-control", "public, max-age=31536000"),
         ("content-disposition", "inline"),
         ("content-language", "fr"),
         ("expires", "Wed, 21 Oct 2037 07:28:00 GMT"),
@@ -391,6 +390,22 @@ async fn an_object_stored_with_headers_the_service_did_not_set_is_rejected() {
         );
         assert_delivery_rejects(&api, &plan, RejectionReason::UnexpectedMetadata).await;
     }
+    // Cache-Control is signed (browsers add max-age=0 to a conditional PUT by themselves): any
+    // other value is refused by storage, before a byte is stored.
+    let plan = upload_plan(&api, &bytes).await;
+    assert_eq!(plan.headers["cache-control"], "max-age=0");
+    let mut headers = plan.headers.clone();
+    headers.insert("cache-control".into(), "public, max-age=31536000".into());
+    let refused = headers
+        .iter()
+        .fold(api.http.put(plan.url(1)), |put, (name, value)| {
+            put.header(name, value)
+        })
+        .body(bytes.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403, "storage took another Cache-Control");
     // x-amz-meta-* and a website redirect are refused by storage on a presigned PUT (unsigned
     // x-amz-* headers); written behind the API's back they are rejected too.
     for write in ["metadata", "redirect"] {
