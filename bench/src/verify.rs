@@ -196,7 +196,7 @@ pub async fn stepwise_seconds(
     let job = record.job.clone().ok_or("no job")?;
     let budget = Budget {
         bytes: budget_bytes,
-        time: std::time::Duration::MAX,
+        ..Budget::UNLIMITED
     };
     let started = Instant::now();
     let (mut resume, mut steps) = (None, 0);

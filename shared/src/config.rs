@@ -44,6 +44,8 @@ pub struct Config {
     /// What one invocation of `verify` may hash before a continuation takes over.
     pub verify_chunk_bytes: u64,
     pub verify_chunk_time: Duration,
+    /// Ranged GETs one `verify` invocation keeps in flight.
+    pub verify_parallel_gets: usize,
     /// `complete` assembles uploads of up to this many parts itself; larger ones, verify.
     pub assemble_inline_max_parts: u32,
     /// The role whose sessions sign presigned URLs (their lifetime is known, unlike that of
@@ -121,6 +123,7 @@ impl Config {
             verify_chunk_bytes: number("VERIFY_CHUNK_BYTES", 32 << 30, 1 << 20, MAX_OBJECT_SIZE)?,
             // Well inside verify's 15-minute timeout, whatever storage's pace.
             verify_chunk_time: secs("VERIFY_CHUNK_SECS", 600, 840)?,
+            verify_parallel_gets: number("VERIFY_PARALLEL_GETS", 1, 1, 8)? as usize,
             assemble_inline_max_parts: number("ASSEMBLE_INLINE_MAX_PARTS", 100, 1, 10_000)? as u32,
             url_signing_role_arn: lookup("URL_SIGNING_ROLE_ARN").filter(|arn| !arn.is_empty()),
             direct_upload_max_bytes: number(
@@ -287,6 +290,10 @@ mod tests {
                 defaults.verify_chunk_bytes.to_string(),
             ),
             ("VERIFY_CHUNK_SECS", secs(defaults.verify_chunk_time)),
+            (
+                "VERIFY_PARALLEL_GETS",
+                defaults.verify_parallel_gets.to_string(),
+            ),
             (
                 "ASSEMBLE_INLINE_MAX_PARTS",
                 defaults.assemble_inline_max_parts.to_string(),

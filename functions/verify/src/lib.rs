@@ -198,6 +198,7 @@ async fn verify_upload(
     let budget = Budget {
         bytes: services.config.verify_chunk_bytes,
         time: services.config.verify_chunk_time,
+        parallel_gets: services.config.verify_parallel_gets,
     };
     let inspection = inspect::inspect(
         &services.objects,

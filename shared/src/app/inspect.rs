@@ -24,24 +24,27 @@ use aws_sdk_s3::primitives::ByteStream;
 const BATCH_BYTES: usize = 1 << 20;
 const QUEUED_BATCHES: usize = 4;
 
-/// One connection to S3 delivers on the order of 100 MB/s, less than SHA-256 hashes: a check
-/// reads its span by ranged GETs of this many bytes, this many at a time, in order. Each window
-/// waits whole in memory for its turn, so they bound what reading holds (about 20 MiB).
+/// A check reads its span by ranged GETs of this many bytes, [`Budget::parallel_gets`] of them
+/// in flight, hashed in order. One connection to S3 delivers on the order of 100 MB/s, less than
+/// SHA-256 hashes, so more GETs at a time can pay in AWS; each window waits whole in memory for
+/// its turn, so each one more costs a window of memory.
 const WINDOW: u64 = 4 << 20;
-const PARALLEL_GETS: usize = 4;
 
-/// How much one call may hash before it hands over: whichever of the two runs out first.
+/// How much one call may hash before it hands over (whichever of bytes and time runs out
+/// first), and how many ranged GETs it keeps in flight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Budget {
     pub bytes: u64,
     pub time: Duration,
+    pub parallel_gets: usize,
 }
 
 impl Budget {
-    /// No limit: the whole object in one call.
+    /// No limit: the whole object in one call, one GET ahead.
     pub const UNLIMITED: Budget = Budget {
         bytes: u64::MAX,
         time: Duration::MAX,
+        parallel_gets: 1,
     };
 }
 
@@ -140,7 +143,15 @@ pub async fn inspect(
     };
     let end = head.size.min(start.saturating_add(budget.bytes));
     let deadline = Instant::now().checked_add(budget.time);
-    let chunks = read_span(objects, key, start, end, &etag, deadline);
+    let chunks = read_span(
+        objects,
+        key,
+        start,
+        end,
+        &etag,
+        deadline,
+        budget.parallel_gets,
+    );
     let (hashers, hashed) = hashers.hash(chunks).await?;
     let checked = start + hashed.len;
 
@@ -211,7 +222,7 @@ fn proof_of_md5(declared: &ContentDeclaration, head: &ObjectHead) -> Proof {
 }
 
 /// Bytes `start..end` of the object version `etag`, in order, read by ranged GETs of [`WINDOW`]
-/// bytes, [`PARALLEL_GETS`] of them at a time. No new GET starts once `deadline` has passed.
+/// bytes, `parallel` of them at a time. No new GET starts once `deadline` has passed.
 fn read_span(
     objects: &ObjectStore,
     key: &str,
@@ -219,6 +230,7 @@ fn read_span(
     end: u64,
     etag: &str,
     deadline: Option<Instant>,
+    parallel: usize,
 ) -> impl Stream<Item = Result<Bytes, ApiError>> + 'static {
     let (store, key, etag) = (objects.clone(), key.to_owned(), etag.to_owned());
     let windows = (start..end)
@@ -245,7 +257,7 @@ fn read_span(
                 Ok::<_, ApiError>(stream::iter(window.into_segments().map(Ok)))
             }
         })
-        .buffered(PARALLEL_GETS)
+        .buffered(parallel.max(1))
         .try_flatten()
 }
 

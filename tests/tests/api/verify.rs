@@ -557,10 +557,12 @@ async fn an_object_larger_than_the_budget_is_checked_in_steps_from_checkpoints()
 
 #[tokio::test]
 async fn steps_read_in_parallel_windows_from_wherever_the_last_one_stopped() {
-    // GIVEN steps of a budget that is no multiple of the reads' windows (of 4 MiB)
+    // GIVEN steps of a budget that is no multiple of the reads' windows (of 4 MiB), three
+    // ranged GETs at a time
     let api = TestApi::with_config(|c| {
         step_api_config(c);
         c.verify_chunk_bytes = 9 * MIB + 7;
+        c.verify_parallel_gets = 3;
     })
     .await;
     let (plan, bytes, first) = upload_large(&api, 20 * MIB + 3, None).await;
