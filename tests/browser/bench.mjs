@@ -89,7 +89,7 @@ try {
   }
   const rate = (seconds) => size / MIB / median(seconds)
   row(
-    '12a. Chromium uploads 120 MiB through the client (SHA-256, 8 parts 4 at a time, complete)',
+    '12a. Chromium uploads 120 MiB through the client (8 parts 4 at a time, complete)',
     `${rate(browserSeconds).toFixed(0)} MiB/s`,
     `curl PUTs the same parts 4 at a time, ${rate(curlSeconds).toFixed(0)} MiB/s`,
     `${(rate(browserSeconds) / rate(curlSeconds)).toFixed(2)}×`,
