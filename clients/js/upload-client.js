@@ -195,7 +195,8 @@ export class UploadClient extends EventTarget {
   }
 
   async #putWhole(fileId, plan, file, progress, signal) {
-    let url = plan.urls[0]
+    // A resumed upload's plan (the file's `upload`) carries no URL: a fresh one is signed.
+    let url = plan.urls?.[0] ?? (await this.signParts(fileId, [1])).urls['1']
     for (let attempt = 1; ; attempt++) {
       try {
         return await put(url, file, plan.headers, (loaded) => progress.set(1, loaded), signal)

@@ -92,8 +92,14 @@ async fn complete(
         }
         None => false,
     };
-    if !handed_over {
-        check_stored_object(services, &file, &job).await?;
+    if !handed_over && let Err(err) = check_stored_object(services, &file, &job).await {
+        // The verify trigger may have settled the file since it was read, and removed the
+        // content it rejected: then the file as it now is, not a missing object.
+        let latest = services.files.get_in_project(project_id, file_id).await?;
+        if latest.upload_in_progress().is_err() {
+            return render(services, &latest).await;
+        }
+        return Err(err);
     }
 
     let now = timestamp::now();

@@ -790,3 +790,44 @@ async fn a_direct_upload_whose_second_file_cannot_be_stored_leaves_nothing_of_th
     assert_eq!(removed.num_calls(), 2, "both records removed");
     assert_eq!(deleted.num_calls(), 2, "both objects' keys deleted");
 }
+
+#[tokio::test]
+async fn a_complete_that_finds_the_object_gone_because_verify_rejected_it_answers_the_file() {
+    // GIVEN a single PUT that complete reads pending, whose object the verify trigger then
+    // rejects and removes before complete looks at it (seen in Chromium: a spoofed image)
+    let pending = pending_file(11, None);
+    let job = pending.job.clone().expect("a job");
+    let rejected = pending
+        .settle(
+            job.job_id,
+            Verdict::Rejected(shared::domain::RejectionReason::ContentTypeMismatch),
+            timestamp::now(),
+            std::time::Duration::from_secs(3600),
+        )
+        .expect("a verdict");
+    let (file_id, before, after) = (pending.file_id, Item::from(&pending), Item::from(&rejected));
+    let reads = mock!(DynamoDb::get_item)
+        .match_requests(move |get| keys_file(get.key(), file_id))
+        .sequence()
+        .output(move || {
+            GetItemOutput::builder()
+                .set_item(Some(before.clone()))
+                .build()
+        })
+        .output(move || {
+            GetItemOutput::builder()
+                .set_item(Some(after.clone()))
+                .build()
+        })
+        .build();
+    let gone = mock!(S3::head_object).then_http_response(|| s3_head_error(404));
+    let api = TestApi::mocked(&[&reads], &[&gone]);
+
+    // WHEN the client completes
+    let reply = api.complete(&file_id.to_string()).await;
+
+    // THEN it is told the file as verify left it, not that nothing was uploaded
+    let file = reply.file();
+    assert_eq!(file.status, integration_tests::Status::Rejected);
+    assert_eq!(reads.num_calls(), 2);
+}
