@@ -93,8 +93,10 @@ try {
   page = await browser.newPage()
   await page.setViewport({ width: 1200, height: 1400 })
   const problems = []
+  // What the reload itself cuts short (requests in flight as the page unloads) is not a problem.
+  let reloading = false
   page.on('pageerror', (err) => problems.push(String(err)))
-  page.on('console', (message) => message.type() === 'error' && problems.push(message.text()))
+  page.on('console', (message) => message.type() === 'error' && !reloading && problems.push(message.text()))
   // Every PUT to storage, by part number ('whole' for a single PUT): the resume check counts them.
   const puts = []
   page.on('request', (request) => {
@@ -175,7 +177,9 @@ try {
   assert.ok(stored.length >= 2 && stored.length < 8, `parts stored before the reload: ${stored.length}`)
   const before = new Set(stored.map((p) => String(p.part_number)))
   const sentBefore = puts.length
+  reloading = true
   await page.reload({ waitUntil: 'networkidle0' })
+  reloading = false
   await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 }).catch(() => {})
   await addToDashboard(page, resumed)
   shown = await row(page, resumed.name, ['verified', 'rejected'], 300_000)

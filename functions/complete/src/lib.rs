@@ -96,6 +96,8 @@ async fn complete(
         // The verify trigger may have settled the file since it was read, and removed the
         // content it rejected: then the file as it now is, not a missing object.
         let latest = services.files.get_in_project(project_id, file_id).await?;
+        // Replaced or aborted meanwhile: refused, as if it had been read so.
+        latest.current_job(Some(job.job_id))?;
         if latest.upload_in_progress().is_err() {
             return render(services, &latest).await;
         }
