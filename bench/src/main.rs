@@ -99,7 +99,7 @@ fn cold_starts() -> Result<(), String> {
     let dir = release_dir()?;
     let names = [
         "hello", "presign", "complete", "files", "reupload", "verify", "webhooks", "notify",
-        "deliver",
+        "deliver", "tokens", "direct",
     ];
     let paths: Vec<PathBuf> = names.iter().map(|n| dir.join(n)).collect();
     let binaries: Vec<(&str, &std::path::Path)> = names
