@@ -27,6 +27,7 @@ pub fn time_to_first_poll(binary: &Path, listener: &TcpListener) -> Result<Durat
         .env("BUCKET_NAME", "bench")
         .env("EVENT_BUS_NAME", "bench")
         .env("WEBHOOK_QUEUE_URL", "http://127.0.0.1:9/queue/bench")
+        .env("VERIFY_QUEUE_URL", "http://127.0.0.1:9/queue/verify")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
