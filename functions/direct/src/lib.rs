@@ -59,10 +59,10 @@ async fn upload(
 /// The form's files, each checked (and, for a token, held to its bounds): every refusal of
 /// every file at once, named `files[i].…`.
 fn checked(form: &Form, caller: &Caller, max_file_size: u64) -> Result<Vec<SentFile>, ApiError> {
-    let sent: Vec<validate::SentFile<'_>> = form
+    let sent: Vec<validate::FilePart<'_>> = form
         .files
         .iter()
-        .map(|file| validate::SentFile {
+        .map(|file| validate::FilePart {
             file_name: file.file_name.as_deref(),
             content_type: file.content_type.as_deref(),
             size: file.bytes.len() as u64,
@@ -77,8 +77,8 @@ fn checked(form: &Form, caller: &Caller, max_file_size: u64) -> Result<Vec<SentF
     let metadata = match caller {
         Caller::ApiKey => metadata,
         Caller::Token(token) => token
-            .metadata_for(&metadata, "")
-            .map_err(|details| ApiError::Validation(renamed_meta(details)))?,
+            .metadata_for(&metadata, "meta")
+            .map_err(ApiError::Validation)?,
     };
     let files: Vec<SentFile> = files
         .into_iter()
@@ -109,12 +109,4 @@ fn checked(form: &Form, caller: &Caller, max_file_size: u64) -> Result<Vec<SentF
         }
     }
     Ok(files)
-}
-
-/// The form's field is `meta`.
-fn renamed_meta(details: Vec<Detail>) -> Vec<Detail> {
-    details
-        .into_iter()
-        .map(|detail| Detail::field("meta", detail.message))
-        .collect()
 }

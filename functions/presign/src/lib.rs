@@ -39,7 +39,7 @@ async fn create(
                 .admit(&new_file.content, "")
                 .map_err(ApiError::Validation)?;
             new_file.metadata = token
-                .metadata_for(&new_file.metadata, "")
+                .metadata_for(&new_file.metadata, "metadata")
                 .map_err(ApiError::Validation)?;
             token.room_for(1)?;
             Some(token)

@@ -180,12 +180,12 @@ impl UploadToken {
         }
     }
 
-    /// The file's metadata with the token's over it: 422 naming `metadata` if together they
-    /// break the limits.
-    pub fn metadata_for(&self, client: &Metadata, at: &str) -> Result<Metadata, Vec<Detail>> {
+    /// The file's metadata with the token's over it: 422 naming `field` (where the client sent
+    /// its metadata) if together they break the limits.
+    pub fn metadata_for(&self, client: &Metadata, field: &str) -> Result<Metadata, Vec<Detail>> {
         client
             .merged(&self.metadata)
-            .map_err(|message| vec![Detail::field(format!("{at}metadata"), message)])
+            .map_err(|message| vec![Detail::field(field, message)])
     }
 
     /// Whether the token may finish and read `file_id`: only the files it created.
@@ -293,5 +293,31 @@ mod tests {
         assert_eq!(named, ["files[1].file_size", "files[1].content_type"]);
         assert!(token.room_for(1).is_ok());
         assert!(token.room_for(2).is_err());
+    }
+
+    #[test]
+    fn the_tokens_metadata_wins_and_together_they_stay_within_the_limits() {
+        let map = |pairs: Vec<(String, String)>| Metadata::from_stored(pairs.into_iter().collect());
+        let token = UploadToken {
+            hash: "h".into(),
+            project_id: "p1".into(),
+            expires_at: OffsetDateTime::UNIX_EPOCH,
+            max_file_size: None,
+            content_types: Vec::new(),
+            max_files: 1,
+            metadata: map(vec![("user".into(), "u-1".into())]),
+            files: BTreeSet::new(),
+        };
+        let client = map(vec![
+            ("user".into(), "forged".into()),
+            ("note".into(), "n".into()),
+        ]);
+        let merged = token.metadata_for(&client, "metadata").unwrap();
+        assert_eq!(merged.as_map()["user"], "u-1");
+        assert_eq!(merged.as_map()["note"], "n");
+
+        let full = map((0..64).map(|i| (format!("k{i}"), "v".into())).collect());
+        let refused = token.metadata_for(&full, "meta").unwrap_err();
+        assert_eq!(refused[0].field.as_deref(), Some("meta"));
     }
 }

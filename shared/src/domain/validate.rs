@@ -250,7 +250,7 @@ pub(crate) fn metadata(value: &Value, fields: &mut Fields) -> Option<Metadata> {
 
 /// A file of a direct upload, as its form part says it: name and type as the client gave them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SentFile<'a> {
+pub struct FilePart<'a> {
     pub file_name: Option<&'a str>,
     pub content_type: Option<&'a str>,
     pub size: u64,
@@ -269,7 +269,7 @@ pub struct DirectUpload {
 /// nothing), 1 byte to `max_file_size`; `meta` a JSON object of strings or list of
 /// `{name, value}`. Every refusal names its part: `files[i].file_name`, `name`, `meta.k`, …
 pub fn direct_upload(
-    files: &[SentFile<'_>],
+    files: &[FilePart<'_>],
     name: Option<&str>,
     meta: Option<&str>,
     max_file_size: u64,

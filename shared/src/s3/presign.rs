@@ -74,9 +74,10 @@ impl Presigner {
     /// The lifetime a URL signed now for `requested` gets, and the instant it is signed at
     /// (whole seconds, as `X-Amz-Date` has them).
     async fn lifetime(&self, requested: Duration) -> Result<(Duration, SystemTime), ApiError> {
-        let now = SystemTime::now();
-        let signed_at =
-            now - Duration::from_nanos(u64::from(OffsetDateTime::from(now).nanosecond()));
+        let since_epoch = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let signed_at = SystemTime::UNIX_EPOCH + Duration::from_secs(since_epoch.as_secs());
         let lifetime = match &self.identity {
             Some(identity) => identity.lifetime(requested, signed_at).await?.1,
             None => requested,
