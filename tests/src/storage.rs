@@ -72,25 +72,31 @@ impl TestApi {
         response.bytes().await.expect("the body").to_vec()
     }
 
-    /// The bytes of the object at `key`.
+    /// The bytes of the object at `key`. LocalStack now and then stalls a body it is still
+    /// writing (just after racing completes of one upload, under a full run's load): the
+    /// SDK's stalled-stream protection ends the read, and it is read again, three times at most.
     pub async fn stored_bytes(&self, key: &str) -> Vec<u8> {
-        let object = self
-            .services
-            .objects
-            .client()
-            .get_object()
-            .bucket(self.services.objects.bucket())
-            .key(key)
-            .send()
-            .await
-            .expect("GetObject");
-        object
-            .body
-            .collect()
-            .await
-            .expect("object body")
-            .into_bytes()
-            .to_vec()
+        for attempt in 1.. {
+            let object = self
+                .services
+                .objects
+                .client()
+                .get_object()
+                .bucket(self.services.objects.bucket())
+                .key(key)
+                .send()
+                .await
+                .expect("GetObject");
+            match object.body.collect().await {
+                Ok(body) => return body.into_bytes().to_vec(),
+                Err(err) if attempt < 3 => {
+                    eprintln!("stored_bytes: {key}: {err}; reading it again");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+                Err(err) => panic!("object body: {err:?}"),
+            }
+        }
+        unreachable!("the loop returns or panics")
     }
 
     /// The keys of every object stored under a file's prefix.
