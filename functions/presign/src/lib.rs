@@ -41,7 +41,6 @@ async fn create(
             new_file.metadata = token
                 .metadata_for(&new_file.metadata, "metadata")
                 .map_err(ApiError::Validation)?;
-            token.room_for(1)?;
             Some(token)
         }
     };
