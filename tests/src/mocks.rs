@@ -248,6 +248,18 @@ pub fn keys_file(key: Option<&Item>, file_id: FileId) -> bool {
     key == Some(&item::file_key(file_id))
 }
 
+/// PutItem of any claim on assembling an upload takes it: nobody else is assembling.
+pub fn assembly_unclaimed() -> Rule {
+    mock!(aws_sdk_dynamodb::Client::put_item)
+        .match_requests(|put| {
+            put.item()
+                .and_then(|item| item.get(item::SK))
+                .and_then(|sk| sk.as_s().ok())
+                .is_some_and(|sk| sk.starts_with("ASSEMBLY#"))
+        })
+        .then_output(|| aws_sdk_dynamodb::operation::put_item::PutItemOutput::builder().build())
+}
+
 /// GetItem of `record`'s file answers its item.
 pub fn file_lookup(record: &FileRecord) -> Rule {
     let (file_id, found) = (record.file_id, Item::from(record));

@@ -72,31 +72,20 @@ impl TestApi {
         response.bytes().await.expect("the body").to_vec()
     }
 
-    /// The bytes of the object at `key`. LocalStack now and then stalls a body it is still
-    /// writing (just after racing completes of one upload, under a full run's load): the
-    /// SDK's stalled-stream protection ends the read, and it is read again, three times at most.
+    /// The bytes of the object at `key`.
     pub async fn stored_bytes(&self, key: &str) -> Vec<u8> {
-        for attempt in 1.. {
-            let object = self
-                .services
-                .objects
-                .client()
-                .get_object()
-                .bucket(self.services.objects.bucket())
-                .key(key)
-                .send()
-                .await
-                .expect("GetObject");
-            match object.body.collect().await {
-                Ok(body) => return body.into_bytes().to_vec(),
-                Err(err) if attempt < 3 => {
-                    eprintln!("stored_bytes: {key}: {err}; reading it again");
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                }
-                Err(err) => panic!("object body: {err:?}"),
-            }
-        }
-        unreachable!("the loop returns or panics")
+        let object = self
+            .services
+            .objects
+            .client()
+            .get_object()
+            .bucket(self.services.objects.bucket())
+            .key(key)
+            .send()
+            .await
+            .expect("GetObject");
+        let body = object.body.collect().await.expect("object body");
+        body.into_bytes().to_vec()
     }
 
     /// The keys of every object stored under a file's prefix.

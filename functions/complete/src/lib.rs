@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use lambda_http::{Body, Request, Response};
 use serde_json::{Map, Value};
+use shared::app::Services;
+use shared::app::upload::{self, Assembled};
 use shared::app::verify_queue::{Assembly, Step};
-use shared::app::{Services, upload};
 use shared::domain::{ApiError, FileRecord, JobId, UploadJob, timestamp, validate};
 use shared::dynamo::Update;
 use shared::http::resource::FileResource;
@@ -49,7 +50,9 @@ async fn complete(
         // Completed before, or already settled by the verify trigger: the file as it is.
         return render(services, &file).await;
     }
-    let handed_over = match &job.upload_id {
+    // Whether verify's queue was handed the assembly, and whether another request is
+    // assembling the upload meanwhile.
+    let (handed_over, assembled_elsewhere) = match &job.upload_id {
         Some(upload_id) => {
             let claimed = validate::claimed_parts(body.as_ref(), job.part_count)?;
             let size = file.content.file_size;
@@ -73,26 +76,28 @@ async fn complete(
                         .verify_queue()?
                         .send(&Step::Assemble(assembly))
                         .await?;
-                    true
+                    (true, false)
                 }
                 Some(parts) => {
-                    services
-                        .objects
-                        .complete_multipart_upload(
-                            &job.s3_key,
-                            upload_id,
-                            &parts,
-                            INLINE_ASSEMBLY_TIMEOUT,
-                        )
-                        .await?;
-                    false
+                    let assembled = upload::assemble(
+                        services,
+                        file.file_id,
+                        &job,
+                        upload_id,
+                        &parts,
+                        INLINE_ASSEMBLY_TIMEOUT,
+                    )
+                    .await?;
+                    (false, assembled == Assembled::Elsewhere)
                 }
-                None => false,
+                None => (false, false),
             }
         }
-        None => false,
+        None => (false, false),
     };
-    if !handed_over && let Err(err) = check_stored_object(services, &file, &job).await {
+    if !handed_over
+        && let Err(err) = check_stored_object(services, &file, &job, assembled_elsewhere).await
+    {
         // The verify trigger may have settled the file since it was read, and removed the
         // content it rejected: then the file as it now is, not a missing object.
         let latest = services.files.get_in_project(project_id, file_id).await?;
@@ -128,19 +133,20 @@ async fn complete(
 }
 
 /// How often, and how far apart, the object of a multipart upload is looked at before
-/// concluding it is not there: a racing complete of the same upload may be assembling it, and
-/// the upload can be gone, or answered, a moment before the object is in place (LocalStack
-/// shows it empty meanwhile, seen with two racing completes; under a full test run's load for
-/// more than the 1 s this once allowed).
+/// concluding it is not there: another request may be assembling it (a racing complete holding
+/// the claim), and the upload can be gone, or answered, a moment before the object is in place
+/// (under a full test run's load, LocalStack took more than the 1 s this once allowed).
 const ASSEMBLY_CHECKS: u32 = 20;
 const ASSEMBLY_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 
 /// The job's object must exist with the declared size. A multipart upload's object may be
 /// still on its way, so it is looked at a few times before the verdict; a single PUT once.
+/// While another request is assembling it, a missing object is that request's to store.
 async fn check_stored_object(
     services: &Services,
     record: &FileRecord,
     job: &UploadJob,
+    assembled_elsewhere: bool,
 ) -> Result<(), ApiError> {
     let checks = if job.upload_id.is_some() {
         ASSEMBLY_CHECKS
@@ -160,6 +166,12 @@ async fn check_stored_object(
         if check < checks {
             tokio::time::sleep(ASSEMBLY_CHECK_INTERVAL).await;
         }
+    }
+    if assembled_elsewhere && found.is_none() {
+        return Err(ApiError::conflict(
+            "concurrent_update",
+            "another request is assembling this upload; retry in a moment",
+        ));
     }
     let message = match found {
         None => "no object has been uploaded for this job".to_owned(),

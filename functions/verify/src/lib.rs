@@ -13,9 +13,10 @@
 
 use aws_lambda_events::s3::{S3Event, S3EventRecord};
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use shared::app::Services;
 use shared::app::inspect::{self, Budget, Finding};
+use shared::app::upload::{self, Assembled};
 use shared::app::verify_queue::{Assembly, Continuation, Step, VerifyMessage};
-use shared::app::{Services, upload};
 use shared::domain::ids::{decode_event_key, file_prefix, object_key, parse_object_key};
 use shared::domain::{
     ApiError, Checkpoint, FileId, FileRecord, FileStatus, JobId, RejectionReason, Verdict,
@@ -102,16 +103,25 @@ pub async fn assemble(services: &Services, assembly: &Assembly) -> Result<Outcom
         else {
             return Ok(Outcome::Ignored("assembled or aborted already"));
         };
-        let assembled = services
-            .objects
-            .complete_multipart_upload(&job.s3_key, upload_id, &parts, QUEUED_ASSEMBLY_TIMEOUT)
-            .await?;
-        tracing::info!(parts = parts.len(), assembled, "assembly");
-        Ok(if assembled {
-            Outcome::Assembled
-        } else {
-            Outcome::Ignored("assembled or aborted already")
-        })
+        let assembled = upload::assemble(
+            services,
+            file_id,
+            job,
+            upload_id,
+            &parts,
+            QUEUED_ASSEMBLY_TIMEOUT,
+        )
+        .await?;
+        tracing::info!(parts = parts.len(), ?assembled, "assembly");
+        match assembled {
+            Assembled::Now => Ok(Outcome::Assembled),
+            Assembled::UploadGone => Ok(Outcome::Ignored("assembled or aborted already")),
+            // A duplicate of this message, or a lapsed one's retry: the message comes back
+            // until the upload is gone, so that a holder that fails does not lose it.
+            Assembled::Elsewhere => Err(ApiError::Unavailable(
+                "another invocation is assembling this upload".to_owned(),
+            )),
+        }
     }
     .instrument(span)
     .await

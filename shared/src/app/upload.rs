@@ -1,6 +1,7 @@
 //! Upload jobs: choose the shape, open the multipart upload, sign URLs, clean up.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use time::OffsetDateTime;
 
@@ -10,6 +11,7 @@ use crate::domain::file::{ContentDeclaration, UploadJob};
 use crate::domain::ids::{FileId, JobId, object_key};
 use crate::domain::parts::{ClaimedPart, UploadedPart, parts_to_assemble};
 use crate::domain::plan::UploadShape;
+use crate::domain::timestamp;
 use crate::s3::PartUrls;
 
 /// Part URLs handed out at once: by create and reupload (parts 1..=100), and at most this many
@@ -156,6 +158,50 @@ pub async fn stored_parts_to_assemble(
         return Ok(None);
     };
     parts_to_assemble(job, file_size, &stored, claimed).map(Some)
+}
+
+/// What became of asking storage to assemble a multipart upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Assembled {
+    /// Storage assembled it now: the object's `ObjectCreated` event is on its way.
+    Now,
+    /// Storage no longer has the upload: assembled already (by a racing or earlier call), or
+    /// aborted.
+    UploadGone,
+    /// Another request is assembling it (its claim is live); this one did nothing.
+    Elsewhere,
+}
+
+/// Has storage assemble `parts` of the job's multipart upload within `timeout`, one request at
+/// a time: the first to claim it assembles, the others leave it to that one. A failed assembly
+/// releases its claim, so that a retry may assemble at once.
+pub async fn assemble(
+    services: &Services,
+    file_id: FileId,
+    job: &UploadJob,
+    upload_id: &str,
+    parts: &[UploadedPart],
+    timeout: Duration,
+) -> Result<Assembled, ApiError> {
+    let files = &services.files;
+    let now = timestamp::now();
+    let Some(claim) = files
+        .claim_assembly(file_id, job.job_id, now, timeout)
+        .await?
+    else {
+        return Ok(Assembled::Elsewhere);
+    };
+    let assembled = services
+        .objects
+        .complete_multipart_upload(&job.s3_key, upload_id, parts, timeout)
+        .await;
+    if assembled.is_err() {
+        files.release_assembly(&claim).await;
+    }
+    Ok(match assembled? {
+        true => Assembled::Now,
+        false => Assembled::UploadGone,
+    })
 }
 
 /// Best effort: aborts the job's multipart upload and deletes its object. The delete follows

@@ -1,6 +1,7 @@
 //! The file table: reads, listing, and each change of a file as one conditional write.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
@@ -12,15 +13,16 @@ use aws_sdk_dynamodb::types::{
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use time::OffsetDateTime;
 
 use crate::aws;
 use crate::domain::error::ApiError;
 use crate::domain::file::Refusal;
 use crate::domain::timestamp;
 use crate::domain::values::Sha256;
-use crate::domain::{FileId, FileRecord, FileStatus};
+use crate::domain::{FileId, FileRecord, FileStatus, JobId};
 use crate::dynamo::AnswerWrite;
-use crate::dynamo::item::{self, Item, s};
+use crate::dynamo::item::{self, Item, n, s};
 
 /// What became of a change of a file.
 // Returned once per request and matched at once: boxing the records would only add allocations.
@@ -117,6 +119,17 @@ impl Unchanged {
         }
     }
 }
+
+/// A request's claim on assembling a job's multipart upload ([`FileStore::claim_assembly`]).
+#[derive(Debug)]
+pub struct AssemblyClaim {
+    file_id: FileId,
+    job_id: JobId,
+    id: uuid::Uuid,
+}
+
+/// The attribute naming who holds an assembly claim.
+const CLAIM: &str = "claim";
 
 /// Writes of one change before giving up on a file that keeps changing under it.
 pub const UPDATE_ATTEMPTS: usize = 3;
@@ -375,6 +388,73 @@ impl FileStore {
                 ),
                 _ => Err(aws::failure("DeleteItem file", err)),
             },
+        }
+    }
+
+    /// Claims the assembly of job `job_id`'s multipart upload for `lease` from `now`, so that
+    /// storage is asked to assemble an upload by one request at a time: `None` while another
+    /// request's claim is live. A claim that lapses (its holder crashed or gave up) may be taken.
+    ///
+    /// S3 itself takes racing `CompleteMultipartUpload`s of one upload (one assembles, the others
+    /// find it gone), but each racer is a request and a possible second `ObjectCreated` event,
+    /// and LocalStack, racing them, stores an object shorter than its recorded size.
+    pub async fn claim_assembly(
+        &self,
+        file_id: FileId,
+        job_id: JobId,
+        now: OffsetDateTime,
+        lease: Duration,
+    ) -> Result<Option<AssemblyClaim>, ApiError> {
+        let claim = AssemblyClaim {
+            file_id,
+            job_id,
+            id: uuid::Uuid::new_v4(),
+        };
+        let mut claim_item = item::assembly_claim_key(file_id, job_id);
+        let lapses = now + lease + Duration::from_secs(1);
+        claim_item.insert(item::TTL.into(), n(lapses.unix_timestamp()));
+        claim_item.insert(CLAIM.into(), s(claim.id.to_string()));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(claim_item))
+            .condition_expression("attribute_not_exists(pk) OR #ttl <= :now")
+            .expression_attribute_names("#ttl", item::TTL)
+            .expression_attribute_values(":now", n(now.unix_timestamp()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Some(claim)),
+            Err(err) => match err.as_service_error() {
+                // Ours, when an attempt whose answer was lost (the SDK retried it) applied it.
+                Some(PutItemError::ConditionalCheckFailedException(failed)) => Ok(failed
+                    .item
+                    .as_ref()
+                    .and_then(|held| held.get(CLAIM))
+                    .filter(|held| **held == s(claim.id.to_string()))
+                    .map(|_| claim)),
+                _ => Err(aws::failure("PutItem assembly claim", err)),
+            },
+        }
+    }
+
+    /// Gives up `claim` before it lapses (its assembly failed), so that a retry need not wait.
+    /// Best effort: a claim left behind lapses by itself.
+    pub async fn release_assembly(&self, claim: &AssemblyClaim) {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(item::assembly_claim_key(claim.file_id, claim.job_id)))
+            .condition_expression("#claim = :claim")
+            .expression_attribute_names("#claim", CLAIM)
+            .expression_attribute_values(":claim", s(claim.id.to_string()))
+            .send()
+            .await;
+        if let Err(err) = result {
+            tracing::warn!(error = %DisplayErrorContext(&err), "assembly claim left to lapse");
         }
     }
 

@@ -6,6 +6,7 @@
 //! | API key | `APIKEY#<hex sha256 of the key>` | `APIKEY` | none |
 //! | webhook | `PROJECT#<project_id>` | `WEBHOOK` | none |
 //! | upload token | `UPLOADTOKEN#<hex sha256 of the token>` | `UPLOADTOKEN` | none; `ttl` is its expiry, `files` the set of files it created |
+//! | assembly claim | `FILE#<file_id>` | `ASSEMBLY#<job_id>` | none; `ttl` is when the claim lapses, `claim` who holds it |
 //!
 //! A file's current upload job and its verified version are maps inside the file item, so that
 //! every status change is one conditional write on one item. Files never verified carry `ttl`.
@@ -87,6 +88,14 @@ pub fn webhook_key(project_id: &str) -> Item {
 
 pub fn file_key(file_id: FileId) -> Item {
     HashMap::from([(PK.into(), s(file_pk(file_id))), (SK.into(), s(FILE_SK))])
+}
+
+/// The claim on assembling a job's multipart upload, next to its file.
+pub fn assembly_claim_key(file_id: FileId, job_id: JobId) -> Item {
+    HashMap::from([
+        (PK.into(), s(file_pk(file_id))),
+        (SK.into(), s(format!("ASSEMBLY#{job_id}"))),
+    ])
 }
 
 pub fn s(value: impl Into<String>) -> AttributeValue {

@@ -14,7 +14,9 @@ pub mod stream;
 mod tokens;
 mod webhooks;
 
-pub use files::{FilePage, FileStore, ListCursor, Removal, UPDATE_ATTEMPTS, Update, kept_changing};
+pub use files::{
+    AssemblyClaim, FilePage, FileStore, ListCursor, Removal, UPDATE_ATTEMPTS, Update, kept_changing,
+};
 pub use idempotency::{AnswerWrite, Claim, IdempotencyKeys};
 pub use keys::{ApiKeys, Bearer, bearer, is_project_id};
 pub use tokens::UploadTokens;

@@ -19,8 +19,10 @@ use aws_sdk_s3::operation::list_parts::ListPartsOutput;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_smithy_mocks::{Rule, mock};
 use integration_tests::mocks::{
-    BUCKET, TABLE, dynamodb_error, file_lookup, keys_file, pending_file, s3_error, s3_head_error,
+    BUCKET, TABLE, assembly_unclaimed, dynamodb_error, file_lookup, keys_file, pending_file,
+    s3_error, s3_head_error,
 };
+use integration_tests::operations::as_function;
 use integration_tests::{ApiReply, Event, TestApi, declaration};
 use shared::domain::{FileId, FileRecord, FileStatus, Refusal, Verdict, timestamp};
 use shared::dynamo::Update;
@@ -345,13 +347,9 @@ async fn a_create_whose_answer_was_lost_is_not_an_error_but_another_file_under_i
     }
 }
 
-#[tokio::test]
-async fn a_complete_whose_upload_was_replaced_meanwhile_discards_what_it_assembled() {
-    // GIVEN a multipart upload whose parts are all stored, replaced by a newer upload while
-    // the complete assembles it (the write is refused with the file as the reupload left it)
-    let record = pending_file(12 << 20, Some("upload-1"));
-    let replaced = superseded(&record);
-    let parts = mock!(S3::list_parts).then_output(|| {
+/// ListParts answers the three parts of a multipart upload of 12 MiB, all stored.
+fn all_parts_of_12_mib() -> Rule {
+    mock!(S3::list_parts).then_output(|| {
         let part = |number: i32, size: i64| {
             aws_sdk_s3::types::Part::builder()
                 .part_number(number)
@@ -364,7 +362,53 @@ async fn a_complete_whose_upload_was_replaced_meanwhile_discards_what_it_assembl
             .parts(part(2, 5 << 20))
             .parts(part(3, 2 << 20))
             .build()
-    });
+    })
+}
+
+#[tokio::test]
+async fn an_assembly_that_fails_gives_up_its_claim_for_the_retry() {
+    // GIVEN a multipart upload whose parts are all stored, which S3 fails to assemble
+    let record = pending_file(12 << 20, Some("upload-1"));
+    let assemble =
+        mock!(S3::complete_multipart_upload).then_http_response(|| s3_error(500, "InternalError"));
+    let release = mock!(DynamoDb::delete_item)
+        .match_requests(|delete| {
+            delete
+                .key()
+                .and_then(|key| key.get("sk"))
+                .and_then(|sk| sk.as_s().ok())
+                .is_some_and(|sk| sk.starts_with("ASSEMBLY#"))
+        })
+        .then_output(|| DeleteItemOutput::builder().build());
+    let api = TestApi::mocked(
+        &[&file_lookup(&record), &assembly_unclaimed(), &release],
+        &[&all_parts_of_12_mib(), &assemble],
+    );
+
+    // WHEN the client completes it
+    let reply = api.complete(&record.file_id.to_string()).await;
+
+    // THEN it fails for a retry, which need not wait for the claim to lapse
+    assert!(reply.status >= 500, "{reply:?}");
+    assert_eq!(release.num_calls(), 1);
+
+    // and so does verify's assembly of it from its queue
+    let assembly = shared::app::verify_queue::Assembly {
+        file_id: record.file_id,
+        job_id: record.job.as_ref().expect("a job").job_id,
+    };
+    let assembled = as_function("verify", ::verify::assemble(&api.services, &assembly)).await;
+    assert!(assembled.is_err(), "{assembled:?}");
+    assert_eq!(release.num_calls(), 2);
+}
+
+#[tokio::test]
+async fn a_complete_whose_upload_was_replaced_meanwhile_discards_what_it_assembled() {
+    // GIVEN a multipart upload whose parts are all stored, replaced by a newer upload while
+    // the complete assembles it (the write is refused with the file as the reupload left it)
+    let record = pending_file(12 << 20, Some("upload-1"));
+    let replaced = superseded(&record);
+    let parts = all_parts_of_12_mib();
     let assemble = mock!(S3::complete_multipart_upload)
         .then_output(|| CompleteMultipartUploadOutput::builder().build());
     let head = mock!(S3::head_object).then_output(|| {
@@ -380,7 +424,7 @@ async fn a_complete_whose_upload_was_replaced_meanwhile_discards_what_it_assembl
         PutItemError::ConditionalCheckFailedException(refusal(Some(&replaced)))
     });
     let api = TestApi::mocked(
-        &[&file_lookup(&record), &mark],
+        &[&file_lookup(&record), &assembly_unclaimed(), &mark],
         &[&parts, &assemble, &head, &abort, &delete],
     );
 

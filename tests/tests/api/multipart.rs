@@ -1,6 +1,7 @@
 //! Multipart uploads and reuploads against real storage: parts, resume, abort, races.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use integration_tests::serde_json::{Value, json};
 use integration_tests::{Event, Part, Plan, Status, TestApi, digests};
@@ -356,6 +357,56 @@ async fn racing_completes_end_in_one_state() {
     );
     assert_eq!(a.file().status, Status::Uploaded);
     assert_eq!(b.file().status, Status::Uploaded);
+    assert!(api.stored_bytes(&plan.s3_key).await == bytes);
+}
+
+#[tokio::test]
+async fn a_complete_leaves_an_upload_that_another_request_is_assembling_to_it() {
+    // GIVEN an uploaded multipart file whose assembly another request has claimed, for 4 s
+    let api = multipart_api().await;
+    let bytes = content(FILE_SIZE, 9);
+    let plan = create_multipart(&api, &bytes).await;
+    let file_id = &plan.file_id;
+    api.upload_parts(&plan, &bytes).await;
+    let lease = Duration::from_secs(60);
+    let lapses_in = Duration::from_secs(4);
+    let claimed_at = shared::domain::timestamp::now() - (lease - lapses_in);
+    let upload_id = plan.upload_id.as_deref().expect("a multipart upload");
+    let claim = api
+        .services
+        .files
+        .claim_assembly(
+            file_id.parse().expect("file id"),
+            plan.job_id.parse().expect("job id"),
+            claimed_at,
+            lease,
+        )
+        .await
+        .expect("PutItem");
+    assert!(claim.is_some(), "nobody else holds it");
+    let before = api.raw_item(file_id).await;
+
+    // WHEN the client completes meanwhile
+    let waiting = api.complete(file_id).await;
+
+    // THEN it is told to retry, and storage was not asked to assemble the upload
+    assert_eq!(waiting.conflict().reason(), Some("concurrent_update"));
+    let objects = &api.services.objects;
+    assert!(
+        objects
+            .multipart_upload_exists(&plan.s3_key, upload_id)
+            .await
+            .expect("ListParts"),
+        "the upload is the claim holder's to assemble"
+    );
+    assert_eq!(api.raw_item(file_id).await, before);
+
+    // WHEN the claim lapses (its holder crashed) and the client retries
+    tokio::time::sleep(lapses_in).await;
+    let retried = api.complete(file_id).await;
+
+    // THEN the retry assembles it
+    assert_eq!(retried.file().status, Status::Uploaded);
     assert!(api.stored_bytes(&plan.s3_key).await == bytes);
 }
 
