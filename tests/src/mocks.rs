@@ -248,15 +248,17 @@ pub fn keys_file(key: Option<&Item>, file_id: FileId) -> bool {
     key == Some(&item::file_key(file_id))
 }
 
+/// Whether `item` (a key, or a whole item) is a claim on assembling an upload.
+pub fn is_assembly_claim(item: Option<&Item>) -> bool {
+    item.and_then(|item| item.get(item::SK))
+        .and_then(|sk| sk.as_s().ok())
+        .is_some_and(|sk| sk.starts_with("ASSEMBLY#"))
+}
+
 /// PutItem of any claim on assembling an upload takes it: nobody else is assembling.
 pub fn assembly_unclaimed() -> Rule {
     mock!(aws_sdk_dynamodb::Client::put_item)
-        .match_requests(|put| {
-            put.item()
-                .and_then(|item| item.get(item::SK))
-                .and_then(|sk| sk.as_s().ok())
-                .is_some_and(|sk| sk.starts_with("ASSEMBLY#"))
-        })
+        .match_requests(|put| is_assembly_claim(put.item()))
         .then_output(|| aws_sdk_dynamodb::operation::put_item::PutItemOutput::builder().build())
 }
 

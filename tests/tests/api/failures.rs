@@ -19,8 +19,8 @@ use aws_sdk_s3::operation::list_parts::ListPartsOutput;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_smithy_mocks::{Rule, mock};
 use integration_tests::mocks::{
-    BUCKET, TABLE, assembly_unclaimed, dynamodb_error, file_lookup, keys_file, pending_file,
-    s3_error, s3_head_error,
+    BUCKET, TABLE, assembly_unclaimed, dynamodb_error, file_lookup, is_assembly_claim, keys_file,
+    pending_file, s3_error, s3_head_error,
 };
 use integration_tests::operations::as_function;
 use integration_tests::{ApiReply, Event, TestApi, declaration};
@@ -372,13 +372,7 @@ async fn an_assembly_that_fails_gives_up_its_claim_for_the_retry() {
     let assemble =
         mock!(S3::complete_multipart_upload).then_http_response(|| s3_error(500, "InternalError"));
     let release = mock!(DynamoDb::delete_item)
-        .match_requests(|delete| {
-            delete
-                .key()
-                .and_then(|key| key.get("sk"))
-                .and_then(|sk| sk.as_s().ok())
-                .is_some_and(|sk| sk.starts_with("ASSEMBLY#"))
-        })
+        .match_requests(|delete| is_assembly_claim(delete.key()))
         .then_output(|| DeleteItemOutput::builder().build());
     let api = TestApi::mocked(
         &[&file_lookup(&record), &assembly_unclaimed(), &release],
