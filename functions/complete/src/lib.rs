@@ -141,7 +141,7 @@ const ASSEMBLY_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 
 /// The job's object must exist with the declared size. A multipart upload's object may be
 /// still on its way, so it is looked at a few times before the verdict; a single PUT once.
-/// While another request is assembling it, a missing object is that request's to store.
+/// While another request is assembling it, an object not yet in place is that request's to store.
 async fn check_stored_object(
     services: &Services,
     record: &FileRecord,
@@ -167,7 +167,7 @@ async fn check_stored_object(
             tokio::time::sleep(ASSEMBLY_CHECK_INTERVAL).await;
         }
     }
-    if assembled_elsewhere && found.is_none() {
+    if assembled_elsewhere {
         return Err(ApiError::conflict(
             "concurrent_update",
             "another request is assembling this upload; retry in a moment",
