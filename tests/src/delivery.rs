@@ -211,9 +211,7 @@ impl EventPath {
             .unwrap();
             records.push(record);
         }
-        let mut event = SqsEvent::default();
-        event.records = records;
-        let response = as_function("deliver", self.deliverer.handle(event)).await;
+        let response = as_function("deliver", self.deliverer.handle(sqs_event(records))).await;
         let failed: Vec<&str> = response
             .batch_item_failures
             .iter()
@@ -401,6 +399,36 @@ fn lambda_record(
         });
     }
     Some(serde_json::from_value(lambda).expect("aws_lambda_events reads the record"))
+}
+
+/// The SQS message EventBridge's rule makes of an event of `project_id`: a `file.verified` with
+/// id `event_id`, as `notify` publishes it.
+pub fn event_message(message_id: &str, project_id: &str, event_id: &str) -> SqsMessage {
+    let envelope = json!({
+        "version": "0", "id": uuid::Uuid::new_v4().to_string(), "detail-type": "file.verified",
+        "source": shared::events::SOURCE, "account": "000000000000",
+        "time": "2026-11-22T00:00:00Z", "region": "us-east-1", "resources": [],
+        "detail": {
+            "id": event_id, "type": "file.verified",
+            "timestamp": "2026-11-22T00:00:00.000000Z",
+            "data": {
+                "file_id": uuid::Uuid::new_v4().to_string(),
+                "project_id": project_id,
+                "status": "verified",
+            },
+        },
+    });
+    let mut message = SqsMessage::default();
+    message.message_id = Some(message_id.to_owned());
+    message.body = Some(envelope.to_string());
+    message
+}
+
+/// A batch of `messages`, as Lambda's SQS mapping hands it to `deliver`.
+pub fn sqs_event(messages: Vec<SqsMessage>) -> SqsEvent {
+    let mut event = SqsEvent::default();
+    event.records = messages;
+    event
 }
 
 /// One delivery the receiver got.

@@ -31,6 +31,7 @@ use shared::app::Services;
 use shared::config::Config;
 use shared::domain::ids::object_key;
 use shared::domain::values::{FileName, MediaType, Metadata};
+use shared::domain::webhook::WebhookConfig;
 use shared::domain::{ContentDeclaration, FileId, FileRecord, JobId, UploadJob};
 use shared::dynamo::item::{self, Item};
 
@@ -272,4 +273,13 @@ pub fn file_lookup(record: &FileRecord) -> Rule {
                 .set_item(Some(found.clone()))
                 .build()
         })
+}
+
+/// GetItem of `project_id`'s webhook answers `webhook`'s item, or none.
+pub fn webhook_lookup(project_id: &str, webhook: Option<&WebhookConfig>) -> Rule {
+    let key = item::webhook_key(project_id);
+    let found = webhook.map(Item::from);
+    mock!(aws_sdk_dynamodb::Client::get_item)
+        .match_requests(move |get| get.key() == Some(&key))
+        .then_output(move || GetItemOutput::builder().set_item(found.clone()).build())
 }

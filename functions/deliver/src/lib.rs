@@ -4,9 +4,10 @@
 //! A delivery that fails (no 2xx within `WEBHOOK_TIMEOUT_MS`, a redirect, an address the service
 //! may not call) is reported as a failure of its message, which the queue hands back after a
 //! delay that doubles with each attempt; past the queue's `maxReceiveCount` the message moves to
-//! the dead-letter queue. The webhook is read at delivery time, so a changed URL, a rotated
-//! secret or a removed webhook applies to deliveries still queued.
+//! the dead-letter queue. The webhook is read at delivery time (once per project in a batch), so
+//! a changed URL, a rotated secret or a removed webhook applies to deliveries still queued.
 
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +31,12 @@ pub struct Deliverer {
     retry_base: Duration,
     allow_loopback: bool,
 }
+
+/// Each project's webhook as a batch read it (`None`: the project has none), or why the read
+/// failed.
+type ProjectWebhooks<'a> = HashMap<&'a str, Result<Option<WebhookConfig>, String>>;
+
+const NOT_AN_EVENT: &str = "not an event";
 
 /// What became of one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,8 +77,18 @@ impl Deliverer {
 
     /// Delivers every message of `event` at once; the response names those to try again.
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
+        let events: Vec<Option<EventMessage>> = event
+            .records
+            .iter()
+            .map(|message| message.body.as_deref().and_then(event_of_envelope))
+            .collect();
+        let webhooks = self.webhooks_of(&events).await;
         let outcomes = futures_util::future::join_all(
-            event.records.iter().map(|message| self.deliver(message)),
+            event
+                .records
+                .iter()
+                .zip(&events)
+                .map(|(message, event)| self.deliver(message, event.as_ref(), &webhooks)),
         )
         .await;
         let mut response = SqsBatchResponse::default();
@@ -85,9 +102,36 @@ impl Deliverer {
         response
     }
 
+    /// The webhook of each project the batch's events belong to, each read once, all at once:
+    /// a burst of one project's events costs one read per batch, not one per event.
+    async fn webhooks_of<'a>(&self, events: &'a [Option<EventMessage>]) -> ProjectWebhooks<'a> {
+        let projects: HashSet<&str> = events
+            .iter()
+            .flatten()
+            .filter_map(EventMessage::project_id)
+            .collect();
+        let reads = projects.into_iter().map(|project_id| async move {
+            let webhook = self
+                .webhooks
+                .get(project_id)
+                .await
+                .map_err(|err| format!("reading the webhook: {err:?}"));
+            (project_id, webhook)
+        });
+        futures_util::future::join_all(reads)
+            .await
+            .into_iter()
+            .collect()
+    }
+
     /// Delivers one message; a failure also sets when the queue hands it back.
-    pub async fn deliver(&self, message: &SqsMessage) -> Outcome {
-        let outcome = self.attempt(message).await;
+    async fn deliver(
+        &self,
+        message: &SqsMessage,
+        event: Option<&EventMessage>,
+        webhooks: &ProjectWebhooks<'_>,
+    ) -> Outcome {
+        let outcome = self.attempt(event, webhooks).await;
         match &outcome {
             Outcome::Failed(why) => {
                 let attempt = message
@@ -100,30 +144,36 @@ impl Deliverer {
                 self.retry_later(message, delay).await;
             }
             Outcome::Dropped(why) => {
-                tracing::info!(message_id = ?message.message_id, reason = why, "nothing to deliver")
+                if *why == NOT_AN_EVENT {
+                    tracing::error!(message_id = ?message.message_id, "not an event of this service");
+                } else {
+                    tracing::info!(message_id = ?message.message_id, reason = why, "nothing to deliver");
+                }
             }
             Outcome::Delivered => {}
         }
         outcome
     }
 
-    async fn attempt(&self, message: &SqsMessage) -> Outcome {
-        let Some(event) = message.body.as_deref().and_then(event_of_envelope) else {
-            tracing::error!(message_id = ?message.message_id, "not an event of this service");
-            return Outcome::Dropped("not an event");
+    async fn attempt(
+        &self,
+        event: Option<&EventMessage>,
+        webhooks: &ProjectWebhooks<'_>,
+    ) -> Outcome {
+        let Some((event, project_id)) = event.and_then(|event| Some((event, event.project_id()?)))
+        else {
+            return Outcome::Dropped(NOT_AN_EVENT);
         };
-        let Some(project_id) = event.project_id() else {
-            return Outcome::Dropped("not an event");
-        };
-        let webhook = match self.webhooks.get(project_id).await {
-            Ok(Some(webhook)) => webhook,
-            Ok(None) => return Outcome::Dropped("the project has no webhook"),
-            Err(err) => return Outcome::Failed(format!("reading the webhook: {err:?}")),
+        let webhook = match webhooks.get(project_id) {
+            Some(Ok(Some(webhook))) => webhook,
+            Some(Ok(None)) => return Outcome::Dropped("the project has no webhook"),
+            Some(Err(why)) => return Outcome::Failed(why.clone()),
+            None => return Outcome::Failed("the webhook was not read".into()),
         };
         if !webhook.wants(event.kind) {
             return Outcome::Dropped("the webhook does not want this type");
         }
-        let outcome = self.post(&webhook, &event).await;
+        let outcome = self.post(webhook, event).await;
         if outcome == Outcome::Delivered {
             tracing::info!(event_id = %event.id, kind = event.kind.as_str(), "delivered");
         }

@@ -4,9 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use integration_tests::delivery::{EventPath, Receiver};
+use integration_tests::delivery::{EventPath, Receiver, event_message, sqs_event};
+use integration_tests::mocks;
 use integration_tests::serde_json::{Value, json};
 use integration_tests::{Status, TestApi, declaration};
+use shared::domain::event::EventType;
+use shared::domain::webhook::{SigningSecret, WebhookConfig, WebhookUrl};
 
 const TEXT: &str = "text/plain";
 const PNG: &str = "image/png";
@@ -263,6 +266,61 @@ async fn deliveries_follow_the_webhook_as_it_is_when_they_leave() {
     .await;
     path.drain(Duration::from_secs(1)).await;
     assert_eq!(receiver.deliveries().len(), 1);
+}
+
+/// Lambda hands `deliver` up to ten messages at once: each project's webhook is read once for
+/// them, and each event still goes to its own project's webhook, or nowhere.
+#[tokio::test]
+async fn a_batch_reads_each_projects_webhook_once_and_delivers_each_event_to_its_own() {
+    let receiver = Receiver::start().await;
+    let secret = SigningSecret::from_random([7; 32]);
+    receiver.trust(secret.expose());
+    let now = shared::domain::timestamp::now();
+    let webhook = WebhookConfig {
+        project_id: "p1".to_owned(),
+        url: WebhookUrl::parse(&receiver.url, true).unwrap(),
+        events: EventType::ALL.into(),
+        secret,
+        created_at: now,
+        updated_at: now,
+    };
+    let subscribed = mocks::webhook_lookup("p1", Some(&webhook));
+    let unsubscribed = mocks::webhook_lookup("p2", None);
+    let api = TestApi::mocked(&[&subscribed, &unsubscribed], &[]);
+    let mut config = api.services.config.clone();
+    config.webhook_allow_loopback = true;
+    let deliverer = deliver::Deliverer::new(
+        &config,
+        api.services.webhooks.clone(),
+        aws_sdk_sqs::Client::new(&integration_tests::sdk_config().await),
+        "unused: nothing fails".to_owned(),
+    )
+    .unwrap();
+
+    // WHEN one batch carries three events of p1, two of p2 (no webhook) and a stray message
+    let mut messages: Vec<_> = ["p1", "p2", "p1", "p2", "p1"]
+        .into_iter()
+        .enumerate()
+        .map(|(n, project)| event_message(&format!("m{n}"), project, &format!("evt_{project}_{n}")))
+        .collect();
+    let mut stray = event_message("m5", "p1", "evt_stray");
+    stray.body = Some("{}".to_owned());
+    messages.push(stray);
+    let response = deliverer.handle(sqs_event(messages)).await;
+
+    // THEN p1's three arrive signed, nothing else is sent or retried, and each webhook was read once
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let mut ids: Vec<String> = receiver
+        .accepted()
+        .iter()
+        .filter(|delivery| delivery.signed)
+        .map(|delivery| delivery.id.clone())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["evt_p1_0", "evt_p1_2", "evt_p1_4"]);
+    assert_eq!(receiver.deliveries().len(), 3);
+    assert_eq!(subscribed.num_calls(), 1);
+    assert_eq!(unsubscribed.num_calls(), 1);
 }
 
 #[tokio::test]
