@@ -1,8 +1,9 @@
 //! The direct upload (`POST …/uploads`): small files whose bytes come with the request. Each file
 //! is declared (its record written first, pending, so that the verify trigger knows it), stored
 //! with the digests computed here (storage checks them as it takes the bytes), then marked
-//! `uploaded`; the verify trigger settles it as it settles any upload. Content the project has
-//! verified already comes back as that file.
+//! `uploaded`; the verify trigger settles it as it settles any upload. For an API key, content the
+//! project has verified already comes back as that file; a token's files are always its own (see
+//! [`upload`]).
 //!
 //! All or nothing: if one file cannot be stored, every file this request created is deleted
 //! again (record and object, as `DELETE …/files/{id}` does) and a token's slots are given back.
@@ -62,7 +63,9 @@ pub enum Outcome {
     Deduplicated(FileRecord),
 }
 
-/// Stores `files` for `project_id`, counting them against `token` when a token sends them.
+/// Stores `files` for `project_id`, counting them against `token` when a token sends them. With
+/// an API key, a file whose content the project has verified already comes back as that file;
+/// with a token, every file is a new one, so the same bytes twice in a form are two files.
 pub async fn upload(
     services: &Services,
     project_id: &str,
@@ -72,15 +75,17 @@ pub async fn upload(
     let now = crate::domain::timestamp::now();
     let mut planned = Vec::with_capacity(files.len());
     for sent in files {
-        let sha256 = sent.content.sha256.as_ref();
-        let existing = match sha256 {
-            Some(sha256) => {
+        // A token's rights are exactly the files it creates: answering it with the project's
+        // existing file would hand it another caller's file (its id, name and metadata, and the
+        // right to finish its uploads), and an answer that tells whether some content exists.
+        let existing = match (token, sent.content.sha256.as_ref()) {
+            (None, Some(sha256)) => {
                 services
                     .files
                     .find_verified_by_content(project_id, sha256, sent.content.file_size)
                     .await?
             }
-            None => None,
+            _ => None,
         };
         planned.push(match existing {
             // The bytes are here, so the sender has shown it holds this content.

@@ -214,3 +214,101 @@ async fn a_token_uploads_directly_within_its_bounds_and_its_count() {
     assert_refused(&reply, 403, "forbidden", &[]);
     assert_eq!(api.file_count().await, 1);
 }
+
+#[tokio::test]
+async fn a_tokens_form_never_reaches_a_file_it_did_not_create() {
+    // The application's user uploads a file, verified, and starts replacing it.
+    let api = TestApi::new().await;
+    let bytes = b"the application's user's file".to_vec();
+    let form = FormBody::new()
+        .file("report.txt", "text/plain", &bytes)
+        .text("meta", r#"{"user": "u-41"}"#);
+    let theirs = files_of(&api.direct_upload(&form).await).remove(0);
+    let key = api.record(&theirs.file_id).await.job.unwrap().s3_key;
+    api.deliver(&key).await;
+    let (sha256, _) = digests(b"new content");
+    let reupload = api
+        .reupload(
+            &theirs.file_id,
+            json!({"file_size": 11, "content_type": "text/plain", "sha256": sha256}),
+        )
+        .await;
+    assert_eq!(reupload.status, 201, "{:#}", reupload.body);
+    let before = api.raw_item(&theirs.file_id).await;
+
+    // A token sends the same bytes: it gets a file of its own, as if nobody had them.
+    let token = api.token(json!({"max_files": 3})).await;
+    let reply = api
+        .call(Event::DirectUpload)
+        .key(Some(&token))
+        .form(&FormBody::new().file("mine.txt", "text/plain", &bytes))
+        .send()
+        .await;
+    let mine = files_of(&reply).remove(0);
+    assert_ne!(mine.file_id, theirs.file_id);
+    assert_eq!(mine.deduplicated, None);
+    assert_eq!(mine.file_name, "mine.txt");
+    assert!(mine.metadata.is_empty(), "{:?}", mine.metadata);
+    assert_eq!(mine.status, Status::Uploaded);
+
+    // And no right on the other file: not to read it, nor to touch its upload in progress.
+    for event in [
+        Event::GetFile,
+        Event::SignParts,
+        Event::ListParts,
+        Event::AbortUpload,
+        Event::Complete,
+    ] {
+        let reply = api
+            .call(event)
+            .key(Some(&token))
+            .file(&theirs.file_id)
+            .json(json!({"part_numbers": [1]}))
+            .send()
+            .await;
+        assert_refused(&reply, 403, "forbidden", &[]);
+    }
+    assert_eq!(api.raw_item(&theirs.file_id).await, before);
+
+    // Its own file settles as any other.
+    let key = api.record(&mine.file_id).await.job.unwrap().s3_key;
+    api.deliver(&key).await;
+    assert_eq!(api.get(&mine.file_id).await.file().status, Status::Verified);
+}
+
+#[tokio::test]
+async fn the_same_bytes_twice_in_a_tokens_form_are_two_files() {
+    // Content the project has verified already, sent twice by a token.
+    let api = TestApi::new().await;
+    let form = FormBody::new().file("a.txt", "text/plain", b"twice");
+    let verified = files_of(&api.direct_upload(&form).await).remove(0);
+    let key = api.record(&verified.file_id).await.job.unwrap().s3_key;
+    api.deliver(&key).await;
+
+    let token = api.token(json!({"max_files": 2})).await;
+    let form =
+        FormBody::new()
+            .file("a.txt", "text/plain", b"twice")
+            .file("b.txt", "text/plain", b"twice");
+    let reply = api
+        .call(Event::DirectUpload)
+        .key(Some(&token))
+        .form(&form)
+        .send()
+        .await;
+    let files = files_of(&reply);
+    assert_eq!(files.len(), 2);
+    assert_ne!(files[0].file_id, files[1].file_id);
+    assert!(files.iter().all(|file| file.file_id != verified.file_id));
+    assert_eq!(files[0].sha256, verified.sha256);
+    assert_eq!(files[1].sha256, verified.sha256);
+    assert_eq!(api.file_count().await, 3);
+    // Both slots are taken.
+    let reply = api
+        .call(Event::DirectUpload)
+        .key(Some(&token))
+        .form(&FormBody::new().file("c.txt", "text/plain", b"third"))
+        .send()
+        .await;
+    assert_refused(&reply, 403, "forbidden", &[]);
+}
