@@ -12,7 +12,7 @@ use shared::domain::parts::UploadedPart;
 use shared::domain::{ApiError, FileId, timestamp, validate};
 use shared::dynamo::Update;
 use shared::http::resource::{FileResource, UploadPlan};
-use shared::http::{self, Caller, Reply};
+use shared::http::{self, Reply};
 
 pub async fn handle(services: &Services, request: Request) -> Response<Body> {
     http::serve(request, |request| async move {
@@ -24,7 +24,7 @@ pub async fn handle(services: &Services, request: Request) -> Response<Body> {
             .next()
             .unwrap_or_default()
             .to_owned();
-        if action == "reupload" && caller != Caller::ApiKey {
+        if action == "reupload" && !caller.is_api_key() {
             return Err(ApiError::not_for_tokens());
         }
         // An upload token finishes the uploads of the files it created, and no other.
@@ -53,7 +53,7 @@ async fn reupload(
     file_id: FileId,
     request: &Request,
 ) -> Result<Reply, ApiError> {
-    let body = http::required_json_object(request)?;
+    let body = http::required_json_object(request, validate::UPLOAD_REQUEST_FIELDS)?;
     let declared = validate::upload_request(&body, services.config.max_file_size, false)?;
     let file = services.files.get_in_project(project_id, file_id).await?;
 
@@ -98,7 +98,7 @@ async fn sign_parts(
     file_id: FileId,
     request: &Request,
 ) -> Result<Reply, ApiError> {
-    let body = http::required_json_object(request)?;
+    let body = http::required_json_object(request, validate::PART_NUMBERS_FIELDS)?;
     let record = services.files.get_in_project(project_id, file_id).await?;
     let job = record.upload_in_progress()?;
     let part_numbers = validate::part_numbers(&body, job.part_count, PART_URL_BATCH)?;

@@ -14,7 +14,7 @@ use shared::http::{self, Reply};
 
 pub async fn handle(services: &Services, request: Request) -> Response<Body> {
     http::serve(request, |request| async move {
-        let project_id = http::authorized_project(services, &request).await?;
+        let (project_id, _) = http::authorized_project(services, &request).await?;
         match request.method().as_str() {
             "PUT" => {
                 http::idempotent(services, &project_id, &request, |_| {
@@ -35,7 +35,7 @@ async fn set_webhook(
     project_id: &str,
     request: &Request,
 ) -> Result<Reply, ApiError> {
-    let body = http::required_json_object(request)?;
+    let body = http::required_json_object(request, WebhookRequest::FIELDS)?;
     let wanted = WebhookRequest::parse(&body, services.config.webhook_allow_loopback)?;
     let existing = services.webhooks.get(project_id).await?;
     let (config, show_secret) = WebhookConfig::set(

@@ -40,6 +40,30 @@ pub fn new_file(body: &Map<String, Value>, max_file_size: u64) -> Result<NewFile
     })
 }
 
+/// The fields of a create or reupload body.
+pub const UPLOAD_REQUEST_FIELDS: &[&str] = &[
+    "file_name",
+    "file_size",
+    "content_type",
+    "sha256",
+    "md5",
+    "metadata",
+];
+
+/// The fields of a `POST …/parts` body.
+pub const PART_NUMBERS_FIELDS: &[&str] = &["part_numbers"];
+
+/// The fields of a complete body.
+pub const COMPLETE_FIELDS: &[&str] = &["job_id", "parts"];
+
+/// 422 naming each field of `body` that is not one of `known` (docs/API.md v1.2, "Strict
+/// bodies"): a typo must never widen what a request grants, nor be ignored without a word.
+pub fn known_fields(body: &Map<String, Value>, known: &[&str]) -> Result<(), ApiError> {
+    let mut fields = Fields::default();
+    fields.refuse_unknown(body, known, str::to_owned);
+    fields.finish()
+}
+
 /// Gathers the refusals of every field of one body.
 #[derive(Debug, Default)]
 pub(crate) struct Fields {
@@ -49,6 +73,18 @@ pub(crate) struct Fields {
 impl Fields {
     pub(crate) fn refuse(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.bad.push(Detail::field(field, message));
+    }
+
+    /// Refuses each field of `object` that is not one of `known`, named by `at`.
+    pub(crate) fn refuse_unknown(
+        &mut self,
+        object: &Map<String, Value>,
+        known: &[&str],
+        at: impl Fn(&str) -> String,
+    ) {
+        for name in object.keys().filter(|name| !known.contains(&name.as_str())) {
+            self.refuse(at(name), "unknown field");
+        }
     }
 
     /// 422 listing every refusal, sorted by field; `Ok` when there was none.
@@ -215,6 +251,7 @@ pub(crate) fn metadata(value: &Value, fields: &mut Fields) -> Option<Metadata> {
                     fields.refuse(at, "must be an object with name and value");
                     continue;
                 };
+                fields.refuse_unknown(pair, &["name", "value"], |name| format!("{at}.{name}"));
                 let name = string(pair.get("name"), &format!("{at}.name"), fields);
                 let value_at = format!("{at}.value");
                 let value = string(pair.get("value"), &value_at, fields);
@@ -405,21 +442,32 @@ pub fn claimed_parts(
             ));
         }
     };
-    let mut bad = Vec::new();
+    if items.len() > part_count as usize {
+        // Each part once: more claims than parts are wrong whatever they say, and not read.
+        return Err(ApiError::invalid(
+            "parts",
+            format!("must list at most {part_count} parts, the upload's part count"),
+        ));
+    }
+    let mut fields = Fields::default();
     let mut parts: Vec<ClaimedPart> = Vec::with_capacity(items.len());
+    let mut seen = std::collections::HashSet::with_capacity(items.len());
     for (index, item) in items.iter().enumerate() {
+        if let Some(object) = item.as_object() {
+            fields.refuse_unknown(object, &["part_number", "etag"], |name| {
+                format!("parts[{index}].{name}")
+            });
+        }
         let number = item
             .get("part_number")
             .and_then(Value::as_u64)
             .and_then(|n| u32::try_from(n).ok());
         match number {
-            Some(n)
-                if (1..=part_count).contains(&n) && parts.iter().any(|p| p.part_number == n) =>
-            {
-                bad.push(Detail::field(
+            Some(n) if (1..=part_count).contains(&n) && !seen.insert(n) => {
+                fields.refuse(
                     format!("parts[{index}].part_number"),
                     format!("duplicate part number {n}"),
-                ));
+                );
             }
             Some(n) if (1..=part_count).contains(&n) => match item.get("etag") {
                 Some(Value::String(etag)) if !etag.is_empty() => {
@@ -428,22 +476,16 @@ pub fn claimed_parts(
                         etag: etag.clone(),
                     });
                 }
-                _ => bad.push(Detail::field(
-                    format!("parts[{index}].etag"),
-                    "must be the part's ETag",
-                )),
+                _ => fields.refuse(format!("parts[{index}].etag"), "must be the part's ETag"),
             },
-            _ => bad.push(Detail::field(
+            _ => fields.refuse(
                 format!("parts[{index}].part_number"),
                 format!("must be an integer between 1 and {part_count}"),
-            )),
+            ),
         }
     }
-    if bad.is_empty() {
-        Ok(Some(parts))
-    } else {
-        Err(ApiError::Validation(bad))
-    }
+    fields.finish()?;
+    Ok(Some(parts))
 }
 
 #[cfg(test)]
@@ -616,7 +658,7 @@ mod tests {
     #[test]
     fn claimed_parts_need_numbers_in_range_and_etags() {
         let body = json!({"parts": [{"part_number": 1, "etag": "\"a\""}, {"part_number": 1, "etag": "b"}, {"part_number": 9}, {"part_number": 2}]});
-        let err = claimed_parts(body.as_object(), 3).unwrap_err();
+        let err = claimed_parts(body.as_object(), 4).unwrap_err();
         assert_eq!(
             fields(err),
             [
@@ -631,5 +673,46 @@ mod tests {
             claimed_parts(ok.as_object(), 3).unwrap().unwrap()[0].part_number,
             2
         );
+    }
+
+    #[test]
+    fn more_claimed_parts_than_the_upload_has_are_refused_unread() {
+        let claims: Vec<Value> = (1..=4)
+            .map(|n| json!({"part_number": n, "etag": "e"}))
+            .collect();
+        let body = json!({ "parts": claims });
+        assert_eq!(
+            fields(claimed_parts(body.as_object(), 3).unwrap_err()),
+            ["parts"]
+        );
+        assert_eq!(
+            claimed_parts(body.as_object(), 4).unwrap().unwrap().len(),
+            4
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_each_by_name_at_every_level() {
+        let body =
+            json!({"file_size": 1, "content_type": "text/plain", "file_nme": "a", "sha": "x"});
+        let err = known_fields(body.as_object().unwrap(), UPLOAD_REQUEST_FIELDS).unwrap_err();
+        assert_eq!(err.status(), 422);
+        assert_eq!(fields(err), ["file_nme", "sha"]);
+        assert!(
+            known_fields(
+                body.as_object().unwrap(),
+                &["file_size", "content_type", "file_nme", "sha"]
+            )
+            .is_ok()
+        );
+
+        let parts = json!({"parts": [{"part_number": 1, "etag": "e", "size": 3}]});
+        assert_eq!(
+            fields(claimed_parts(parts.as_object(), 1).unwrap_err()),
+            ["parts[0].size"]
+        );
+        let listed = json!({"file_name": "a", "file_size": 1,
+            "metadata": [{"name": "k", "value": "v", "vaule": "w"}]});
+        assert_eq!(fields(parse(listed).unwrap_err()), ["metadata[0].vaule"]);
     }
 }

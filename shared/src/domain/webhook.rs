@@ -146,6 +146,9 @@ pub struct WebhookRequest {
 }
 
 impl WebhookRequest {
+    /// The fields of a `PUT …/webhook` body.
+    pub const FIELDS: &[&str] = &["url", "events", "rotate_secret"];
+
     /// Checks every field; 422 lists each bad one.
     pub fn parse(body: &Map<String, Value>, allow_loopback: bool) -> Result<Self, ApiError> {
         let mut bad = Vec::new();

@@ -231,3 +231,67 @@ async fn list_answers_422_listing_every_bad_query_parameter() {
         assert_eq!(reply.error_fields(), ["limit"]);
     }
 }
+
+#[tokio::test]
+async fn every_json_body_refuses_fields_its_route_does_not_define_and_changes_nothing() {
+    // docs/API.md v1.2, "Strict bodies": a typo never widens a grant nor goes unnoticed.
+    let api = TestApi::new().await;
+    let file_id = some_file(&api).await;
+    let before = api.raw_item(&file_id).await;
+    let cases: [(Event, Value, &[&str]); 7] = [
+        (
+            Event::Create,
+            json!({"file_name": "a", "file_size": 1, "content_typ": "text/plain", "tags": []}),
+            &["content_typ", "tags"],
+        ),
+        (
+            Event::Create,
+            json!({"file_name": "a", "file_size": 1, "metadata": [{"name": "k", "value": "v", "vaule": "w"}]}),
+            &["metadata[0].vaule"],
+        ),
+        (
+            Event::Reupload,
+            json!({"file_size": 1, "size": 2}),
+            &["size"],
+        ),
+        (
+            Event::SignParts,
+            json!({"part_numbers": [1], "parts": [1]}),
+            &["parts"],
+        ),
+        (
+            Event::Complete,
+            json!({"parts": [{"part_number": 1, "etag": "e", "size": 3}], "sha": "x"}),
+            &["sha"],
+        ),
+        (
+            Event::MintToken,
+            json!({"content_type": ["image/*"], "max_file": 1, "max_files": 2}),
+            &["content_type", "max_file"],
+        ),
+        (
+            Event::SetWebhook,
+            json!({"url": "https://example.com/hook", "secret": "whsec_mine"}),
+            &["secret"],
+        ),
+    ];
+    for (event, body, fields) in cases {
+        let mut call = api.call(event).json(body.clone());
+        if event.has_file_id() {
+            call = call.file(&file_id);
+        }
+        let reply = call.send().await;
+        assert_error(&reply, 422, "validation_error");
+        assert_eq!(reply.error_fields(), fields, "{event:?} {body}");
+        let details = reply.error().error.details;
+        assert!(
+            details
+                .iter()
+                .all(|detail| detail.message == "unknown field"),
+            "{details:?}"
+        );
+    }
+    assert_eq!(api.file_count().await, 1);
+    assert_eq!(api.raw_item(&file_id).await, before);
+    assert_eq!(api.get_webhook().await.status, 404);
+}
