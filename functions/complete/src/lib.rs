@@ -41,7 +41,7 @@ async fn complete(
     request: &Request,
 ) -> Result<Reply, ApiError> {
     let file_id = http::file_id(request)?;
-    let body = http::json_object(request)?;
+    let body = http::json_object(request, validate::COMPLETE_FIELDS)?;
     let expected_job = requested_job(body.as_ref())?;
 
     let file = services.files.get_in_project(project_id, file_id).await?;
@@ -168,8 +168,7 @@ async fn check_stored_object(
         }
     }
     if assembled_elsewhere {
-        return Err(ApiError::conflict(
-            "concurrent_update",
+        return Err(ApiError::concurrent_update(
             "another request is assembling this upload; retry in a moment",
         ));
     }

@@ -37,7 +37,7 @@ async fn upload(
     let form = read_form(request, config.direct_upload_max_bytes, MAX_FILES).await?;
     let files = checked(&form, caller, config.max_file_size)?;
     let token = match caller {
-        Caller::ApiKey => None,
+        Caller::ApiKey(_) => None,
         Caller::Token(token) => Some(token),
     };
     let outcomes = direct::upload(services, project_id, token, files).await?;
@@ -75,7 +75,7 @@ fn checked(form: &Form, caller: &Caller, max_file_size: u64) -> Result<Vec<SentF
         max_file_size,
     )?;
     let metadata = match caller {
-        Caller::ApiKey => metadata,
+        Caller::ApiKey(_) => metadata,
         Caller::Token(token) => token
             .metadata_for(&metadata, "meta")
             .map_err(ApiError::Validation)?,

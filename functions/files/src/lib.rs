@@ -10,7 +10,7 @@ use shared::domain::FileStatus;
 use shared::domain::{ApiError, Detail};
 use shared::dynamo::ListCursor;
 use shared::http::resource::FileResource;
-use shared::http::{self, Caller, Reply};
+use shared::http::{self, Reply};
 
 pub const DEFAULT_PAGE_SIZE: usize = 50;
 pub const MAX_PAGE_SIZE: usize = 100;
@@ -25,7 +25,7 @@ pub async fn handle(services: &Services, request: Request) -> Response<Body> {
                 caller.may_use(http::file_id(&request)?)?;
                 get_file(services, &project_id, &request).await
             }
-            _ if caller != Caller::ApiKey => Err(ApiError::not_for_tokens()),
+            _ if !caller.is_api_key() => Err(ApiError::not_for_tokens()),
             ("GET", false) => list_files(services, &project_id, &request).await,
             ("DELETE", true) => {
                 http::idempotent(services, &project_id, &request, |_| {

@@ -5,7 +5,7 @@
 use lambda_http::{Body, Request, Response};
 use shared::app::{Services, upload};
 use shared::domain::token::UploadToken;
-use shared::domain::{ApiError, FileId, FileRecord, timestamp, validate};
+use shared::domain::{ApiError, FileId, FileRecord, idempotency, timestamp, validate};
 use shared::dynamo::Claim;
 use shared::http::resource::{FileResource, UploadPlan};
 use shared::http::{self, Caller, Reply};
@@ -30,10 +30,10 @@ async fn create(
     request: &Request,
     claim: Option<Claim>,
 ) -> Result<Reply, ApiError> {
-    let body = http::required_json_object(request)?;
+    let body = http::required_json_object(request, validate::UPLOAD_REQUEST_FIELDS)?;
     let mut new_file = validate::new_file(&body, services.config.max_file_size)?;
     let token = match caller {
-        Caller::ApiKey => None,
+        Caller::ApiKey(_) => None,
         Caller::Token(token) => {
             token
                 .admit(&new_file.content, "")
@@ -89,7 +89,8 @@ async fn create(
     let answer = claim
         .map(|claim| {
             let body = reply.body.to_string();
-            (services.idempotency).answer_write(&claim, reply.status.as_u16(), &body, now)
+            let kept_until = idempotency::kept_until(now, None);
+            (services.idempotency).answer_write(&claim, reply.status.as_u16(), &body, kept_until)
         })
         .transpose()?;
     if let Err(err) = services.files.insert_new(&file, answer.as_ref()).await {

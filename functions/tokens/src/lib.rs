@@ -8,25 +8,41 @@ use shared::app::Services;
 use shared::domain::ApiError;
 use shared::domain::timestamp;
 use shared::domain::token::{MediaRange, TokenGrant, UploadToken};
-use shared::http::{self, Reply};
+use shared::http::{self, Caller, Reply};
 
 pub async fn handle(services: &Services, request: Request) -> Response<Body> {
     http::serve(request, |request| async move {
         // Only an API key mints tokens: a token minting more would outlive its own bounds.
-        let project_id = http::authorized_project(services, &request).await?;
+        let (project_id, key_hash) = http::authorized_project(services, &request).await?;
         if request.method().as_str() != "POST" {
             return Err(ApiError::NotFound);
         }
-        let body = http::json_object(&request)?.unwrap_or_default();
-        let grant = TokenGrant::parse(&body, services.config.max_file_size)?;
-        let (secret, token) = services
-            .tokens
-            .mint(&project_id, &grant, timestamp::now())
-            .await?;
-        tracing::info!(project_id = %project_id, expires_at = %timestamp::format(token.expires_at), "upload token minted");
-        Ok(Reply::created(rendered(&secret, &token)))
+        let scope = Caller::ApiKey(key_hash.clone()).idempotency_scope(&project_id);
+        http::idempotent(services, &scope, &request, |_| {
+            Box::pin(mint(services, &project_id, &key_hash, &request))
+        })
+        .await
     })
     .await
+}
+
+/// Mints the token. Its answer is the only place the token exists in clear: kept under an
+/// `Idempotency-Key` (so that a client that lost it gets the same token, not a second live
+/// one), but no longer than the token lives.
+async fn mint(
+    services: &Services,
+    project_id: &str,
+    key_hash: &str,
+    request: &Request,
+) -> Result<Reply, ApiError> {
+    let body = http::json_object(request, TokenGrant::FIELDS)?.unwrap_or_default();
+    let grant = TokenGrant::parse(&body, services.config.max_file_size)?;
+    let (secret, token) = services
+        .tokens
+        .mint(project_id, key_hash, &grant, timestamp::now())
+        .await?;
+    tracing::info!(project_id = %project_id, expires_at = %timestamp::format(token.expires_at), "upload token minted");
+    Ok(Reply::created(rendered(&secret, &token)).kept_until(token.expires_at))
 }
 
 /// The token, shown this once, and the bounds it carries.

@@ -74,6 +74,9 @@ pub enum ApiError {
     Unavailable(String),
 }
 
+/// The conflict reason of a file that other requests kept changing: retry.
+const CONCURRENT_UPDATE: &str = "concurrent_update";
+
 /// Details an error body lists at most.
 pub const MAX_DETAILS: usize = 50;
 
@@ -129,6 +132,24 @@ impl ApiError {
 
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Validation(vec![Detail::field(field, message)])
+    }
+
+    /// Another request changed the file meanwhile, and kept changing it: worth retrying.
+    pub fn concurrent_update(message: impl Into<String>) -> Self {
+        Self::conflict(CONCURRENT_UPDATE, message)
+    }
+
+    /// Whether a retry of the same request may be answered otherwise: a 5xx, a key still in
+    /// use, a file another request was changing. Such an answer is never kept under an
+    /// `Idempotency-Key` (docs/API.md v1.2, "Idempotency-Key keeps final answers only").
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            Self::Internal(_) | Self::Unavailable(_) | Self::IdempotencyKeyInUse => true,
+            Self::Conflict { details, .. } => details
+                .iter()
+                .any(|detail| detail.reason == Some(CONCURRENT_UPDATE)),
+            _ => false,
+        }
     }
 
     /// The HTTP status the contract gives this error.
@@ -244,6 +265,27 @@ mod tests {
             "100000 fields are invalid; the first 50 are listed"
         );
         assert!(body.to_string().len() < 10_000);
+    }
+
+    #[test]
+    fn only_answers_a_retry_can_change_are_retriable() {
+        for (err, retriable) in [
+            (ApiError::Unavailable("timeout".into()), true),
+            (ApiError::Internal("bug".into()), true),
+            (ApiError::IdempotencyKeyInUse, true),
+            (ApiError::concurrent_update("retry"), true),
+            (
+                ApiError::conflict("upload_incomplete", "parts missing"),
+                false,
+            ),
+            (ApiError::upload_expired(), false),
+            (ApiError::IdempotencyKeyReused, false),
+            (ApiError::NotFound, false),
+            (ApiError::invalid("file_size", "too small"), false),
+            (ApiError::token_used_up(), false),
+        ] {
+            assert_eq!(err.is_retriable(), retriable, "{err:?}");
+        }
     }
 
     #[test]

@@ -7,6 +7,13 @@ use time::OffsetDateTime;
 /// How long a key and its answer are kept.
 pub const KEY_LIFETIME: time::Duration = time::Duration::hours(24);
 
+/// Until when an answer given at `now` is kept: the key's lifetime, or less when the answer
+/// says it must not outlive something shorter (`keep_until`, e.g. the token a mint answers).
+pub fn kept_until(now: OffsetDateTime, keep_until: Option<OffsetDateTime>) -> OffsetDateTime {
+    let lifetime = now + KEY_LIFETIME;
+    keep_until.map_or(lifetime, |until| until.min(lifetime))
+}
+
 /// How long a request may hold its key while it runs. Past it, the request is dead (API Gateway
 /// gives up after 30 s) and a retry may take the key over, so that a crash cannot lock a key
 /// for a day.

@@ -39,6 +39,15 @@ pub struct TokenGrant {
 }
 
 impl TokenGrant {
+    /// The fields of a mint body.
+    pub const FIELDS: &[&str] = &[
+        "expires_in",
+        "max_file_size",
+        "content_types",
+        "max_files",
+        "metadata",
+    ];
+
     /// Checks every field of a mint body; `max_file_size` is bounded by the deployment's.
     pub fn parse(body: &Map<String, Value>, deployment_max: u64) -> Result<Self, ApiError> {
         let mut fields = Fields::default();
@@ -143,6 +152,10 @@ pub struct UploadToken {
     pub metadata: Metadata,
     /// The files it created.
     pub files: BTreeSet<FileId>,
+    /// The SHA-256 of the API key that minted it: the token is good only while that key is
+    /// (revoking a key ends its tokens too). `None` for tokens minted before it was recorded,
+    /// which expire within the hour anyway.
+    pub minted_by: Option<String>,
 }
 
 impl UploadToken {
@@ -278,6 +291,7 @@ mod tests {
             max_files: 1,
             metadata: Metadata::default(),
             files: BTreeSet::new(),
+            minted_by: None,
         };
         assert_eq!(
             token.admit(&fixtures::content("a.png", "image/png", 100), ""),
@@ -307,6 +321,7 @@ mod tests {
             max_files: 1,
             metadata: map(vec![("user".into(), "u-1".into())]),
             files: BTreeSet::new(),
+            minted_by: None,
         };
         let client = map(vec![
             ("user".into(), "forged".into()),

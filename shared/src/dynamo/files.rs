@@ -70,10 +70,7 @@ enum Replaced {
 
 /// A change given up after [`UPDATE_ATTEMPTS`] writes, each refused by another one.
 pub fn kept_changing() -> ApiError {
-    ApiError::conflict(
-        "concurrent_update",
-        "the file kept changing while this request was changing it; retry",
-    )
+    ApiError::concurrent_update("the file kept changing while this request was changing it; retry")
 }
 
 /// What became of a removal of a file.

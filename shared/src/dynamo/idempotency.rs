@@ -37,7 +37,8 @@ impl IdempotencyKeys {
     }
 
     /// Claims the key of `claim` in one conditional write; `Some` is what the key holds when
-    /// another request claimed it first (one whose lease ran out does not count).
+    /// another request claimed it first. A claim whose lease ran out, and a key past its
+    /// lifetime that DynamoDB's TTL has not deleted yet (it may take days), do not count.
     pub async fn claim(
         &self,
         claim: &Claim,
@@ -47,14 +48,16 @@ impl IdempotencyKeys {
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item(claim, now)))
+            .set_item(Some(item(claim, now + KEY_LIFETIME)))
             .item("state", s("running"))
             .item("since", s(timestamp::format(now)))
             .condition_expression(
-                "attribute_not_exists(pk) OR (#state = :running AND since < :lease_start)",
+                "attribute_not_exists(pk) OR #ttl <= :now OR (#state = :running AND since < :lease_start)",
             )
             .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#ttl", item::TTL)
             .expression_attribute_values(":running", s("running"))
+            .expression_attribute_values(":now", n(now.unix_timestamp()))
             .expression_attribute_values(":lease_start", s(timestamp::format(now - RUNNING_LEASE)))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
@@ -83,16 +86,16 @@ impl IdempotencyKeys {
         }
     }
 
-    /// Keeps the answer of the request that holds `claim`, for its retries. Changes nothing
-    /// if the request lost its claim meanwhile.
+    /// Keeps the answer of the request that holds `claim`, for its retries until `kept_until`.
+    /// Changes nothing if the request lost its claim meanwhile.
     pub async fn answer(
         &self,
         claim: &Claim,
         status: u16,
         body: &str,
-        now: OffsetDateTime,
+        kept_until: OffsetDateTime,
     ) -> Result<(), ApiError> {
-        let answer = self.answer_put(claim, status, body, now)?;
+        let answer = self.answer_put(claim, status, body, kept_until)?;
         let result = super::put_alone(&self.client, answer).send().await;
         match result {
             Ok(_) => Ok(()),
@@ -115,11 +118,11 @@ impl IdempotencyKeys {
         claim: &Claim,
         status: u16,
         body: &str,
-        now: OffsetDateTime,
+        kept_until: OffsetDateTime,
     ) -> Result<AnswerWrite, ApiError> {
         Ok(AnswerWrite {
             claim: claim.clone(),
-            put: self.answer_put(claim, status, body, now)?,
+            put: self.answer_put(claim, status, body, kept_until)?,
         })
     }
 
@@ -130,9 +133,9 @@ impl IdempotencyKeys {
         claim: &Claim,
         status: u16,
         body: &str,
-        now: OffsetDateTime,
+        kept_until: OffsetDateTime,
     ) -> Result<Put, ApiError> {
-        let mut item = item(claim, now);
+        let mut item = item(claim, kept_until);
         item.insert("state".into(), s("answered"));
         item.insert("status".into(), n(status));
         item.insert("body".into(), s(body));
@@ -233,16 +236,15 @@ fn held_by(claim: &Claim) -> (HashMap<String, String>, Item) {
     (names, values)
 }
 
-fn item(claim: &Claim, now: OffsetDateTime) -> Item {
+/// The key's item, forgotten at `expires_at`: a claim never replays past it (see
+/// [`IdempotencyKeys::claim`]), and DynamoDB's TTL deletes it some time after.
+fn item(claim: &Claim, expires_at: OffsetDateTime) -> Item {
     Item::from([
         (item::PK.to_owned(), s(&claim.pk)),
         (item::SK.to_owned(), s(SK)),
         ("fingerprint".to_owned(), s(&claim.fingerprint)),
         ("claim_token".to_owned(), s(&claim.token)),
-        (
-            item::TTL.to_owned(),
-            n((now + KEY_LIFETIME).unix_timestamp()),
-        ),
+        (item::TTL.to_owned(), n(expires_at.unix_timestamp())),
     ])
 }
 

@@ -303,6 +303,9 @@ impl From<&UploadToken> for Item {
         }
         item.insert("max_files".into(), n(token.max_files));
         put_string_map(&mut item, "metadata", token.metadata.as_map());
+        if let Some(minted_by) = &token.minted_by {
+            item.insert("minted_by".into(), s(minted_by));
+        }
         item
     }
 }
@@ -348,6 +351,7 @@ impl TryFrom<&Item> for UploadToken {
             max_files: number(item, "max_files")?,
             metadata: Metadata::from_stored(read_string_map(item, "metadata")?),
             files,
+            minted_by: optional_string(item, "minted_by").map(str::to_owned),
         })
     }
 }

@@ -49,7 +49,13 @@ impl ApiKeys {
 
     /// 401 unless `key` is live; 403 unless it grants `project_id`.
     pub async fn authorize(&self, key: &str, project_id: &str) -> Result<(), ApiError> {
-        let grant = self.grant(&key_hash(key)).await?;
+        self.authorize_hash(&key_hash(key), project_id).await
+    }
+
+    /// [`ApiKeys::authorize`] for the key whose SHA-256 is `hash` (what an upload token keeps of
+    /// the key that minted it), with the same cache: a revocation reaches it within a minute.
+    pub async fn authorize_hash(&self, hash: &str, project_id: &str) -> Result<(), ApiError> {
+        let grant = self.grant(hash).await?;
         if grant.contains(project_id) {
             Ok(())
         } else {

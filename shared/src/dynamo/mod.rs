@@ -18,7 +18,7 @@ pub use files::{
     AssemblyClaim, FilePage, FileStore, ListCursor, Removal, UPDATE_ATTEMPTS, Update, kept_changing,
 };
 pub use idempotency::{AnswerWrite, Claim, IdempotencyKeys};
-pub use keys::{ApiKeys, Bearer, bearer, is_project_id};
+pub use keys::{ApiKeys, Bearer, bearer, is_project_id, key_hash};
 pub use tokens::UploadTokens;
 pub use webhooks::Webhooks;
 

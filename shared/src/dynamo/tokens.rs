@@ -28,10 +28,12 @@ impl UploadTokens {
         }
     }
 
-    /// Creates a token for `project_id` bounded by `grant`; the only time it exists in clear.
+    /// Creates a token for `project_id` bounded by `grant`, good while the API key whose hash is
+    /// `minted_by` is; the only time it exists in clear.
     pub async fn mint(
         &self,
         project_id: &str,
+        minted_by: &str,
         grant: &TokenGrant,
         now: OffsetDateTime,
     ) -> Result<(String, UploadToken), ApiError> {
@@ -46,6 +48,7 @@ impl UploadTokens {
             max_files: grant.max_files,
             metadata: grant.metadata.clone(),
             files: Default::default(),
+            minted_by: Some(minted_by.to_owned()),
         };
         self.client
             .put_item()
@@ -121,15 +124,16 @@ impl UploadTokens {
                 .ok_or_else(|| ApiError::Internal("UpdateItem returned no token".into())),
             Err(err) => match err.as_service_error() {
                 Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
-                    let expired = failed
+                    let held = failed
                         .item()
-                        .and_then(|old| UploadToken::try_from(old).ok())
-                        .is_none_or(|old| old.expires_at <= now);
-                    Err(if expired {
-                        ApiError::Unauthorized("expired upload token")
-                    } else {
-                        ApiError::token_used_up()
-                    })
+                        .and_then(|old| UploadToken::try_from(old).ok());
+                    match held {
+                        // This very claim, applied by an attempt whose answer was lost (the
+                        // SDK sent it again): the files are counted, as asked.
+                        Some(held) if files.iter().all(|file| held.created(*file)) => Ok(held),
+                        Some(held) if held.expires_at > now => Err(ApiError::token_used_up()),
+                        _ => Err(ApiError::Unauthorized("expired upload token")),
+                    }
                 }
                 _ => Err(aws::failure("UpdateItem upload token", err)),
             },

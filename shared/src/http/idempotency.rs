@@ -9,7 +9,7 @@ use lambda_http::{Request, RequestExt};
 use super::{Reply, request_id, status_of};
 use crate::app::Services;
 use crate::domain::error::ApiError;
-use crate::domain::idempotency::{IdempotencyKey, Verdict, fingerprint};
+use crate::domain::idempotency::{self, IdempotencyKey, Verdict, fingerprint};
 use crate::domain::timestamp;
 use crate::dynamo::{Claim, IdempotencyKeys};
 
@@ -24,7 +24,8 @@ pub type Action<'a> = Pin<Box<dyn Future<Output = Result<Reply, ApiError>> + Sen
 /// runs it; the first with a key claims it (one conditional write), runs, and keeps its answer
 /// (a second write, unless `act` wrote the answer together with its own write, as create does
 /// through [`crate::dynamo::IdempotencyKeys::answer_write`]); a retry gets that answer again. A
-/// 5xx is forgotten, so its retry runs afresh.
+/// retriable answer ([`ApiError::is_retriable`]: a 5xx, a 409 `concurrent_update`) is
+/// forgotten, so its retry runs afresh.
 pub async fn idempotent<'a>(
     services: &Services,
     scope: &str,
@@ -67,14 +68,19 @@ pub async fn idempotent<'a>(
     if claim.answer_kept() {
         return result;
     }
-    let (status, body) = match &result {
-        Ok(reply) => (reply.status, reply.body.clone()),
-        Err(err) => (status_of(err), err.body(&request_id(request))),
+    let now = timestamp::now();
+    let (status, body, kept_until) = match &result {
+        // Only final answers are kept: a retry of this one runs afresh.
+        Err(err) if err.is_retriable() => {
+            forget(keys, &claim).await;
+            return result;
+        }
+        Err(err) => (status_of(err), err.body(&request_id(request)), None),
+        Ok(reply) => (reply.status, reply.body.clone(), reply.keep_until),
     };
-    if status.is_server_error() {
-        forget(keys, &claim).await;
-    } else if let Err(err) = keys
-        .answer(&claim, status.as_u16(), &body.to_string(), timestamp::now())
+    let kept_until = idempotency::kept_until(now, kept_until);
+    if let Err(err) = keys
+        .answer(&claim, status.as_u16(), &body.to_string(), kept_until)
         .await
     {
         // The action is done: its answer goes out. A retry within the key's lease is told the
@@ -101,5 +107,6 @@ fn replay(status: u16, body: &str) -> Result<Reply, ApiError> {
         status,
         body,
         replayed: true,
+        keep_until: None,
     })
 }

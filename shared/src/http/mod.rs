@@ -12,13 +12,14 @@ use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{Map, Value};
+use time::OffsetDateTime;
 use tracing::Instrument;
 
 use crate::app::Services;
 use crate::domain::error::ApiError;
 use crate::domain::token::UploadToken;
-use crate::domain::{FileId, timestamp};
-use crate::dynamo::{Bearer, bearer};
+use crate::domain::{FileId, timestamp, validate};
+use crate::dynamo::{Bearer, bearer, key_hash};
 
 /// A successful answer: status and JSON body.
 #[derive(Debug)]
@@ -27,6 +28,9 @@ pub struct Reply {
     pub body: Value,
     /// The answer kept for an `Idempotency-Key`, given again.
     pub replayed: bool,
+    /// Kept under an `Idempotency-Key` no later than this, when that is sooner than the key's
+    /// lifetime: an answer that carries a secret lives no longer than what the secret opens.
+    pub keep_until: Option<OffsetDateTime>,
 }
 
 impl Reply {
@@ -47,11 +51,18 @@ impl Reply {
         Self::new(StatusCode::NO_CONTENT, Value::Null)
     }
 
+    /// This answer, kept under an `Idempotency-Key` no later than `until`.
+    pub fn kept_until(mut self, until: OffsetDateTime) -> Self {
+        self.keep_until = Some(until);
+        self
+    }
+
     fn new(status: StatusCode, body: Value) -> Self {
         Self {
             status,
             body,
             replayed: false,
+            keep_until: None,
         }
     }
 }
@@ -155,18 +166,23 @@ pub fn query_param(request: &Request, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Who calls: an application with its API key, or a client with an upload token.
+/// Who calls: an application with its API key (the key's SHA-256, what the table knows it by),
+/// or a client with an upload token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
-    ApiKey,
+    ApiKey(String),
     Token(UploadToken),
 }
 
 impl Caller {
+    pub fn is_api_key(&self) -> bool {
+        matches!(self, Caller::ApiKey(_))
+    }
+
     /// 403 unless the caller may act on `file_id`: a token only on the files it created.
     pub fn may_use(&self, file_id: FileId) -> Result<(), ApiError> {
         match self {
-            Caller::ApiKey => Ok(()),
+            Caller::ApiKey(_) => Ok(()),
             Caller::Token(token) if token.created(file_id) => Ok(()),
             Caller::Token(_) => Err(ApiError::outside_token()),
         }
@@ -176,7 +192,7 @@ impl Caller {
     /// token's own for a token, so that no caller is handed another's answer.
     pub fn idempotency_scope(&self, project_id: &str) -> String {
         match self {
-            Caller::ApiKey => project_id.to_owned(),
+            Caller::ApiKey(_) => project_id.to_owned(),
             Caller::Token(token) => format!("{project_id}#token#{}", token.hash),
         }
     }
@@ -188,27 +204,38 @@ pub async fn caller(services: &Services, request: &Request) -> Result<(String, C
     let project_id = project_id(request)?;
     match bearer(authorization(request))? {
         Bearer::ApiKey(key) => {
-            services.keys.authorize(key, &project_id).await?;
-            Ok((project_id, Caller::ApiKey))
+            let hash = key_hash(key);
+            services.keys.authorize_hash(&hash, &project_id).await?;
+            Ok((project_id, Caller::ApiKey(hash)))
         }
         Bearer::UploadToken(secret) => {
             let token = services.tokens.find(secret, timestamp::now()).await?;
             if token.project_id != project_id {
                 return Err(ApiError::outside_token());
             }
+            if let Some(minted_by) = &token.minted_by
+                && let Err(refused) = services.keys.authorize_hash(minted_by, &project_id).await
+            {
+                return Err(match refused {
+                    ApiError::Unauthorized(_) | ApiError::Forbidden(_) => ApiError::Unauthorized(
+                        "the API key that minted this upload token is revoked",
+                    ),
+                    other => other,
+                });
+            }
             Ok((project_id, Caller::Token(token)))
         }
     }
 }
 
-/// The path's project, for routes only an API key may use (a live upload token gets 403).
-/// Every other route starts here.
+/// The path's project and the caller's API key hash, for routes only an API key may use (a
+/// live upload token gets 403). Every other route starts here.
 pub async fn authorized_project(
     services: &Services,
     request: &Request,
-) -> Result<String, ApiError> {
+) -> Result<(String, String), ApiError> {
     match caller(services, request).await? {
-        (project_id, Caller::ApiKey) => Ok(project_id),
+        (project_id, Caller::ApiKey(key_hash)) => Ok((project_id, key_hash)),
         (_, Caller::Token(_)) => Err(ApiError::not_for_tokens()),
     }
 }
@@ -231,14 +258,22 @@ pub fn authorization(request: &Request) -> Option<&str> {
         .and_then(|value| value.to_str().ok())
 }
 
-/// The JSON object in the body; `None` for an empty body. 400 for anything but an object.
-pub fn json_object(request: &Request) -> Result<Option<Map<String, Value>>, ApiError> {
+/// The JSON object in the body, holding only the route's `fields`; `None` for an empty body. 400
+/// for anything but an object; 422 naming each field the route does not define (docs/API.md
+/// v1.2, "Strict bodies").
+pub fn json_object(
+    request: &Request,
+    fields: &[&str],
+) -> Result<Option<Map<String, Value>>, ApiError> {
     let bytes: &[u8] = request.body().as_ref();
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
     match serde_json::from_slice::<Value>(bytes) {
-        Ok(Value::Object(map)) => Ok(Some(map)),
+        Ok(Value::Object(map)) => {
+            validate::known_fields(&map, fields)?;
+            Ok(Some(map))
+        }
         Ok(_) => Err(ApiError::BadRequest(
             "the body must be a JSON object".into(),
         )),
@@ -249,8 +284,11 @@ pub fn json_object(request: &Request) -> Result<Option<Map<String, Value>>, ApiE
 }
 
 /// Like [`json_object`], for routes whose body is required.
-pub fn required_json_object(request: &Request) -> Result<Map<String, Value>, ApiError> {
-    json_object(request)?
+pub fn required_json_object(
+    request: &Request,
+    fields: &[&str],
+) -> Result<Map<String, Value>, ApiError> {
+    json_object(request, fields)?
         .ok_or_else(|| ApiError::BadRequest("a JSON object body is required".into()))
 }
 

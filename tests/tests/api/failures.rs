@@ -775,10 +775,11 @@ async fn a_request_that_fails_with_5xx_forgets_its_idempotency_key() {
         );
 
         // WHEN a request with a key fails for want of the table
-        let mut call = api
-            .call(event)
-            .header("Idempotency-Key", "k-1")
-            .json(serde_json::json!({"file_name": "a.txt", "file_size": 5}));
+        let body = match event {
+            Event::Complete => serde_json::json!({}),
+            _ => serde_json::json!({"file_name": "a.txt", "file_size": 5}),
+        };
+        let mut call = api.call(event).header("Idempotency-Key", "k-1").json(body);
         if event != Event::Create {
             call = call.file(&FileId::random().to_string());
         }
@@ -868,4 +869,71 @@ async fn a_complete_that_finds_the_object_gone_because_verify_rejected_it_answer
     let file = reply.file();
     assert_eq!(file.status, integration_tests::Status::Rejected);
     assert_eq!(reads.num_calls(), 2);
+}
+
+#[tokio::test]
+async fn a_token_claim_that_applied_before_its_answer_was_lost_is_not_refused_on_retry() {
+    use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+    use shared::domain::token::UploadToken;
+
+    let now = timestamp::now();
+    let token = UploadToken {
+        hash: "0".repeat(64),
+        project_id: "p".into(),
+        expires_at: now + std::time::Duration::from_secs(600),
+        max_file_size: None,
+        content_types: Vec::new(),
+        max_files: 1,
+        metadata: Default::default(),
+        files: Default::default(),
+        minted_by: None,
+    };
+    let ours = FileId::random();
+    let with_file = |file_id: FileId, expires_at| UploadToken {
+        files: [file_id].into(),
+        expires_at,
+        ..token.clone()
+    };
+    let live = token.expires_at;
+    let past = now - std::time::Duration::from_secs(1);
+    for (held, expected) in [
+        // The first attempt took the last slot, its answer was lost, the SDK sent it again:
+        // the retry is refused with the token as the first attempt left it.
+        (with_file(ours, live), Ok(())),
+        // Another file took the last slot: used up.
+        (with_file(FileId::random(), live), Err(403)),
+        // Expired meanwhile, and not holding this file: 401.
+        (with_file(FileId::random(), past), Err(401)),
+    ] {
+        let item = Item::from(&held);
+        let mut item_with_files = item.clone();
+        item_with_files.insert(
+            shared::dynamo::item::TOKEN_FILES.into(),
+            aws_sdk_dynamodb::types::AttributeValue::Ss(
+                held.files.iter().map(FileId::to_string).collect(),
+            ),
+        );
+        let update = mock!(DynamoDb::update_item)
+            .sequence()
+            .http_status(500, None)
+            .error(move || {
+                UpdateItemError::ConditionalCheckFailedException(
+                    ConditionalCheckFailedException::builder()
+                        .message("The conditional request failed")
+                        .set_item(Some(item_with_files.clone()))
+                        .build(),
+                )
+            })
+            .build();
+        let api = TestApi::mocked(&[&update], &[]);
+
+        let claimed = api.services.tokens.claim(&token, &[ours], now).await;
+
+        assert_eq!(update.num_calls(), 2, "the SDK sent the claim again");
+        match (claimed, expected) {
+            (Ok(after), Ok(())) => assert!(after.created(ours)),
+            (Err(err), Err(status)) => assert_eq!(err.status(), status, "{err:?}"),
+            (got, expected) => panic!("{got:?}, expected {expected:?}"),
+        }
+    }
 }

@@ -152,3 +152,140 @@ async fn a_retried_complete_and_reupload_get_their_first_answers() {
     let file = api.get(&file_id).await.file();
     assert_eq!(file.upload.expect("an upload").job_id, first.plan().job_id);
 }
+
+/// The table item that keeps `key` for `scope` (a project, or a token of it).
+fn key_item(scope: &str, key: &str) -> shared::dynamo::item::Item {
+    use sha2::Digest;
+    let hash = hex::encode(sha2::Sha256::digest(key.as_bytes()));
+    let s = |text: String| aws_sdk_dynamodb::types::AttributeValue::S(text);
+    [
+        ("pk".to_owned(), s(format!("IDEMPOTENCY#{scope}#{hash}"))),
+        ("sk".to_owned(), s("IDEMPOTENCY".to_owned())),
+    ]
+    .into()
+}
+
+#[tokio::test]
+async fn a_retriable_conflict_is_not_kept_and_its_retry_runs_afresh() {
+    // GIVEN an uploaded multipart file whose assembly another request holds for 4 more seconds
+    let api = TestApi::with_config(|config| {
+        config.multipart_threshold = 5 << 20;
+        config.part_size = 5 << 20;
+    })
+    .await;
+    let bytes: Vec<u8> = (0..(11 << 20)).map(|i: u32| (i % 251) as u8).collect();
+    let plan = api
+        .create(json!({"file_name": "big.bin", "file_size": bytes.len()}))
+        .await
+        .plan();
+    api.upload_parts(&plan, &bytes).await;
+    let lease = std::time::Duration::from_secs(60);
+    let lapses_in = std::time::Duration::from_secs(4);
+    let claim = api
+        .services
+        .files
+        .claim_assembly(
+            plan.file_id.parse().unwrap(),
+            plan.job_id.parse().unwrap(),
+            shared::domain::timestamp::now() - (lease - lapses_in),
+            lease,
+        )
+        .await
+        .unwrap();
+    assert!(claim.is_some());
+    let complete = || {
+        api.call(Event::Complete)
+            .file(&plan.file_id)
+            .header("Idempotency-Key", "complete-1")
+            .send()
+    };
+
+    // WHEN a complete with a key is told to retry
+    let first = complete().await;
+    assert_eq!(first.conflict().reason(), Some("concurrent_update"));
+
+    // THEN its retry with the same key, once the other request is gone, runs and completes
+    tokio::time::sleep(lapses_in).await;
+    let retried = complete().await;
+    assert!(!retried.replayed, "{retried:?}");
+    assert_eq!(retried.file().status, integration_tests::Status::Uploaded);
+    // and that final answer is the one kept
+    let again = complete().await;
+    assert_eq!((again.replayed, &again.body), (true, &retried.body));
+}
+
+#[tokio::test]
+async fn an_answer_past_its_lifetime_is_not_replayed_though_the_table_still_holds_it() {
+    // GIVEN a create answered under a key whose lifetime has ended, its item not yet deleted
+    // (DynamoDB's TTL deletes expired items within days, not at once)
+    let api = TestApi::new().await;
+    let body = declaration("a.txt", "text/plain", b"hello", false, false);
+    let create = || {
+        api.call(Event::Create)
+            .header("Idempotency-Key", KEY)
+            .json(body.clone())
+            .send()
+    };
+    let first = create().await;
+    assert_eq!(first.status, 201);
+    let files = &api.services.files;
+    files
+        .client()
+        .update_item()
+        .table_name(files.table())
+        .set_key(Some(key_item(&api.project, KEY)))
+        .update_expression("SET #ttl = :past")
+        .expression_attribute_names("#ttl", "ttl")
+        .expression_attribute_values(
+            ":past",
+            aws_sdk_dynamodb::types::AttributeValue::N(
+                (shared::domain::timestamp::now().unix_timestamp() - 1).to_string(),
+            ),
+        )
+        .condition_expression("attribute_exists(pk)")
+        .send()
+        .await
+        .unwrap();
+
+    // WHEN the request is sent again with the key
+    let again = create().await;
+
+    // THEN it runs afresh: a new file, not the old answer
+    assert_eq!((again.status, again.replayed), (201, false), "{again:?}");
+    assert_ne!(again.plan().file_id, first.plan().file_id);
+    assert_eq!(api.file_count().await, 2);
+}
+
+#[tokio::test]
+async fn a_retried_mint_returns_the_same_token_kept_no_longer_than_it_lives() {
+    let api = TestApi::new().await;
+    let mint = || {
+        api.call(Event::MintToken)
+            .header("Idempotency-Key", "mint-1")
+            .json(json!({"expires_in": 120, "max_files": 2}))
+            .send()
+    };
+    let first = mint().await;
+    assert_eq!(first.status, 201, "{:#}", first.body);
+    let minted: integration_tests::MintedToken = first.json();
+
+    let again = mint().await;
+
+    assert_eq!((again.replayed, &again.body), (true, &first.body));
+    // One live token: the replay is the same one, and the answer goes with it.
+    let files = &api.services.files;
+    let kept = files
+        .client()
+        .get_item()
+        .table_name(files.table())
+        .set_key(Some(key_item(&api.project, "mint-1")))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the kept answer");
+    let ttl: i64 = kept["ttl"].as_n().unwrap().parse().unwrap();
+    let expires_at = shared::domain::timestamp::parse(&minted.expires_at).unwrap();
+    assert_eq!(ttl, expires_at.unix_timestamp());
+}

@@ -7,6 +7,7 @@ use integration_tests::serde_json::{Value, json};
 use integration_tests::{ApiReply, Event, MintedToken, Status, TestApi, digests};
 use shared::domain::timestamp;
 use shared::domain::token::TokenGrant;
+use shared::dynamo::key_hash;
 
 fn text_file(bytes: &[u8]) -> Value {
     let (sha256, _) = digests(bytes);
@@ -149,7 +150,7 @@ async fn expired_unknown_and_foreign_tokens_are_refused() {
     let (expired, _) = api
         .services
         .tokens
-        .mint(&api.project, &grant, past)
+        .mint(&api.project, &key_hash(&api.key), &grant, past)
         .await
         .unwrap();
     let reply = create_with(&api, &expired, text_file(b"late")).await;
@@ -249,4 +250,45 @@ async fn a_tokens_create_uploads_content_the_project_already_has_instead_of_dedu
     let fresh = reply.plan();
     assert_ne!(fresh.file_id, plan.file_id);
     assert!(reply.body.get("download_url").is_none());
+}
+
+#[tokio::test]
+async fn a_token_ends_when_the_api_key_that_minted_it_is_revoked() {
+    // GIVEN a token minted with a second key of the project, which has created one file
+    let api = TestApi::new().await;
+    let keys = &api.services.keys;
+    let minting_key = keys
+        .mint(std::slice::from_ref(&api.project), "browser tokens")
+        .await
+        .unwrap();
+    let minted: MintedToken = api
+        .call(Event::MintToken)
+        .key(Some(&minting_key))
+        .json(json!({"max_files": 3}))
+        .send()
+        .await
+        .json();
+    let token = minted.token;
+    let plan = create_with(&api, &token, text_file(b"one")).await.plan();
+
+    // WHEN that key is revoked
+    keys.revoke(&minting_key).await.unwrap();
+
+    // THEN the token is refused on every route, its own file included
+    let reply = create_with(&api, &token, text_file(b"two")).await;
+    assert_error(&reply, 401, "unauthorized");
+    let reply = api
+        .call(Event::GetFile)
+        .key(Some(&token))
+        .file(&plan.file_id)
+        .send()
+        .await;
+    assert_error(&reply, 401, "unauthorized");
+    assert_eq!(api.file_count().await, 1);
+    // while the project's other key, and tokens it mints, go on
+    let other = api.token(json!({})).await;
+    assert_eq!(
+        create_with(&api, &other, text_file(b"three")).await.status,
+        201
+    );
 }
