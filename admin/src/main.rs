@@ -13,7 +13,7 @@
 //! after `--max-attempts` receives, 18 by default as in template.yaml) and the rule between them,
 //! and prints the queue's URL. `create-verify-queue` makes the queue `verify` reads, sends the
 //! bucket's `ObjectCreated` events to it, gives it a `<name>-failures` queue after
-//! `--max-receives` receives (3 by default, as in template.yaml), and prints its URL.
+//! `--max-receives` receives (10 by default, as in template.yaml), and prints its URL.
 
 use std::process::ExitCode;
 
@@ -120,7 +120,8 @@ async fn run(args: &[String]) -> Result<(), String> {
                 .pop()
                 .ok_or_else(|| format!("--queue is required\n{USAGE}"))?;
             let max_receives = match values(options, "--max-receives").pop() {
-                None => 3,
+                // template.yaml's VerifyQueue: receives that span hours with verify's backoff
+                None => 10,
                 Some(text) => text
                     .parse()
                     .map_err(|_| format!("--max-receives {text:?} is not a number"))?,

@@ -89,6 +89,15 @@ impl TestApi {
     }
 }
 
+/// An SQS client answering only from `rules` (a queue the functions delay retries on).
+pub fn sqs_client(rules: &[&Rule]) -> aws_sdk_sqs::Client {
+    let config = aws_sdk_sqs::config::Builder::from(&sdk_config())
+        .interceptor(OperationLog)
+        .interceptor(answering(rules.iter().copied()))
+        .build();
+    aws_sdk_sqs::Client::from_conf(config)
+}
+
 /// What the clients share with the functions' `aws_config::defaults`: behavior version and the
 /// standard retry mode, with a region and static credentials instead of the environment's.
 fn sdk_config() -> SdkConfig {

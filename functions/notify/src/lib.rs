@@ -4,6 +4,12 @@
 //! crash between a write and its event loses nothing, and a write refused or never made is not
 //! in it at all. A record whose events cannot be published is reported as the batch's first
 //! failure, and Lambda hands it (and those after it) to the next invocation.
+//!
+//! A record that cannot be read as a file's change (an item written by hand, or by a version of
+//! the service that this one cannot read) is logged with its sequence number and set aside: no
+//! retry would ever read it, and failing on it would hold back every later change of its shard
+//! until the stream drops the record. Publishing failures alone are retried, up to the mapping's
+//! `MaximumRetryAttempts`, after which its failure destination keeps the records' position.
 
 use aws_lambda_events::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
@@ -26,12 +32,15 @@ pub async fn handle(bus: &EventBus, event: Event) -> DynamoDbEventResponse {
             }
             Ok(None) => {}
             Err(err) => {
-                // A bug, not a passing fault: stop here, publish what came before, and let
-                // Lambda's retries (then its failure destination) keep the record.
-                tracing::error!(error = ?err, event_id = %record.event_id, "unreadable stream record");
-                let published = publish(bus, &messages).await;
-                let first_failed = sources.get(published).copied().unwrap_or(index);
-                return failures(&event.records, first_failed);
+                // Findable: the shard's sequence number locates the record in the stream (for
+                // 24 hours), and the item in the table is what to repair.
+                tracing::error!(
+                    error = ?err,
+                    event_id = %record.event_id,
+                    sequence_number = record.change.sequence_number.as_deref().unwrap_or_default(),
+                    keys = ?record.change.keys,
+                    "unreadable stream record set aside: its change publishes no event"
+                );
             }
         }
     }

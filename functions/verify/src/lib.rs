@@ -1,7 +1,8 @@
 //! The S3 `ObjectCreated` trigger: checks what landed in storage against what was declared and
-//! settles the file as `verified` or `rejected`. Events for other keys, old jobs and settled
-//! files (S3 delivers at least once, sometimes out of order) change nothing; an object of a file
-//! that no longer exists is removed.
+//! settles the file as `verified` or `rejected` (`content_missing` for a completed upload whose
+//! object is gone). Events for other keys, old jobs and settled files (S3 delivers at least
+//! once, sometimes out of order) change no file; an object that no file serves or will serve (of
+//! a file that no longer exists, or of a job replaced or aborted) is removed.
 //!
 //! S3's events reach the function through a queue ([`handle_messages`]), with the steps the
 //! service hands to verify itself ([`Step`]). An object too large for one invocation's budget is
@@ -10,6 +11,13 @@
 //! whichever message started it. A step that dies is retried by the queue from the last
 //! checkpoint; a duplicate continuation loses the conditional write and changes nothing. An
 //! upload of many parts is assembled here ([`Assembly`]), where S3 may take minutes over it.
+//!
+//! A message that fails comes back after a wait that doubles with each receive
+//! ([`RETRY_BASE`]), so that the queue's few receives span hours of a dependency's outage, not
+//! minutes; and the content it checks has left the lifecycle rule for pending objects
+//! meanwhile, so a verdict that comes late still finds its bytes.
+
+use std::time::Duration;
 
 use aws_lambda_events::s3::{S3Event, S3EventRecord};
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
@@ -18,6 +26,7 @@ use shared::app::inspect::{self, Budget, Finding};
 use shared::app::upload::{self, Assembled};
 use shared::app::verify_queue::{Assembly, Continuation, Step, VerifyMessage};
 use shared::domain::ids::{decode_event_key, file_prefix, object_key, parse_object_key};
+use shared::domain::webhook::retry_delay;
 use shared::domain::{
     ApiError, Checkpoint, FileId, FileRecord, FileStatus, JobId, RejectionReason, Verdict,
     timestamp,
@@ -39,19 +48,47 @@ pub enum Outcome {
     Ignored(&'static str),
 }
 
+/// The wait before a failed message's second receive; it doubles with each further one, up to
+/// three hours (the same backoff as webhook deliveries). With the template's 10 receives, the
+/// retries span about 7 hours before the message moves to the failure queue.
+pub const RETRY_BASE: Duration = Duration::from_secs(60);
+
 /// Handles the batch's messages one after another (the template hands them one at a time, so
-/// that an invocation's work stays within one budget); names those to be retried.
+/// that an invocation's work stays within one budget); names those to be retried, each after
+/// its backoff.
 pub async fn handle_messages(services: &Services, event: SqsEvent) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
     for message in &event.records {
         if let Err(err) = process(services, message).await {
-            tracing::error!(message_id = ?message.message_id, error = ?err, "verification failed; the message will be retried");
+            let attempt = message
+                .attributes
+                .get("ApproximateReceiveCount")
+                .and_then(|count| count.parse().ok())
+                .unwrap_or(1);
+            let delay = retry_delay(RETRY_BASE, attempt);
+            tracing::error!(message_id = ?message.message_id, attempt, retry_in_secs = delay.as_secs(), error = ?err, "verification failed; the message will be retried");
+            retry_later(services, message, delay).await;
             let mut failure = BatchItemFailure::default();
             failure.item_identifier = message.message_id.clone().unwrap_or_default();
             response.batch_item_failures.push(failure);
         }
     }
     response
+}
+
+/// Asks the queue to hand `message` back after `delay`; if that fails, the queue's own
+/// visibility timeout applies.
+async fn retry_later(services: &Services, message: &SqsMessage, delay: Duration) {
+    let Some(receipt) = &message.receipt_handle else {
+        return;
+    };
+    let delayed = match services.verify_queue() {
+        Ok(queue) => queue.retry_later(receipt, delay).await,
+        Err(err) => Err(err),
+    };
+    if let Err(err) = delayed {
+        tracing::warn!(error = ?err, "could not delay the retry");
+    }
 }
 
 /// One message; an unfinished check is handed on only once its checkpoint is written.
@@ -192,6 +229,8 @@ async fn verify_upload(
         return Ok(Outcome::Ignored("unknown file"));
     };
     if file.current_job(Some(job_id)).is_err() {
+        // Replaced or aborted: no verdict will ever be written for this job.
+        discard_unless_served(services, &file, job_id, key).await?;
         return Ok(Outcome::Ignored("not the file's current upload"));
     }
     if !file.awaits_verdict() {
@@ -205,6 +244,12 @@ async fn verify_upload(
     }
 
     let resume = file.job.as_ref().and_then(|job| job.checkpoint.clone());
+    if resume.is_none() {
+        // The content is complete: out of the rule that expires pending objects, which may be
+        // due any moment (an object assembled from parts is dated by its upload's start), and
+        // would be while a failing check is retried for hours.
+        services.objects.mark_checking(key).await?;
+    }
     let budget = Budget {
         bytes: services.config.verify_chunk_bytes,
         time: services.config.verify_chunk_time,
@@ -220,6 +265,16 @@ async fn verify_upload(
     .await?;
     tracing::info!(finding = ?inspection.finding, bytes_read = inspection.bytes_read, "inspected");
     let verdict = match inspection.finding {
+        // The upload was completed (complete saw the object or handed its assembly over, or
+        // the direct upload stored it), and this event or continuation comes from the object
+        // once there: its bytes are gone for good (expired by the lifecycle rule, or removed by
+        // hand). Without a verdict the file would stay `uploaded`, which never expires. Before
+        // `complete` the object may be yet to come, and a file never completed expires with its
+        // TTL. (A DELETE removes storage before the record: a check caught in between rejects
+        // the file just before it is deleted, `file.rejected` then `file.deleted`.)
+        Finding::Missing if file.status == FileStatus::Uploaded => {
+            Verdict::Rejected(RejectionReason::ContentMissing)
+        }
         Finding::Missing => return Ok(Outcome::Ignored("object no longer exists")),
         Finding::Unfinished(checkpoint) => {
             return record_progress(services, file, job_id, resume, checkpoint).await;
@@ -259,7 +314,10 @@ async fn record_progress(
             bytes_checked,
         }),
         Update::Unchanged(_) => Outcome::Ignored("checked on by another invocation"),
-        Update::Refused(..) => Outcome::Ignored("settled or replaced meanwhile"),
+        Update::Refused(_, latest) => {
+            discard_unless_served(services, &latest, job_id, &object_key(file_id, job_id)).await?;
+            Outcome::Ignored("settled or replaced meanwhile")
+        }
     })
 }
 
@@ -278,8 +336,13 @@ async fn settle(
             (file.settle(job_id, verdict.clone(), now, services.config.pending_ttl)).map(Some)
         })
         .await?;
-    let Update::Applied { before, .. } = update else {
-        return Ok(Outcome::Ignored("settled or replaced meanwhile"));
+    let before = match update {
+        Update::Applied { before, .. } => before,
+        Update::Refused(_, latest) | Update::Unchanged(latest) => {
+            let key = object_key(latest.file_id, job_id);
+            discard_unless_served(services, &latest, job_id, &key).await?;
+            return Ok(Outcome::Ignored("settled or replaced meanwhile"));
+        }
     };
     let outcome = match verdict {
         Verdict::Verified { s3_key } => {
@@ -297,6 +360,28 @@ async fn settle(
     };
     emit_verdict_metric(&outcome);
     Ok(outcome)
+}
+
+/// Deletes the object of `job_id`, whose verdict can no longer be written (the job was replaced
+/// or aborted, or another invocation settled it), unless `file` (as it now is) serves it. It
+/// may be tagged `checking` or `verified` by now, which no lifecycle rule expires, so it would
+/// outlive everything. Deleted, not tagged back `pending`: nothing will ever serve it, and the
+/// pending rule counts from the object's date, which may be long past anyway; a reupload and an
+/// abort delete the storage of the job they replace just the same.
+async fn discard_unless_served(
+    services: &Services,
+    file: &FileRecord,
+    job_id: JobId,
+    key: &str,
+) -> Result<(), ApiError> {
+    if file.serves(job_id) {
+        return Ok(());
+    }
+    tracing::info!(
+        key,
+        "removing the object of a job that can no longer be settled"
+    );
+    services.objects.delete(key).await
 }
 
 /// Removes the file's objects written before the version it serves (its verified content from

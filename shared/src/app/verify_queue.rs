@@ -1,6 +1,8 @@
 //! The queue `verify` reads: S3's `ObjectCreated` events, and the steps the service hands to
 //! verify itself, a continuation of a large check or the assembly of a large multipart upload.
 
+use std::time::Duration;
+
 use aws_lambda_events::s3::S3Event;
 use serde::{Deserialize, Serialize};
 
@@ -72,6 +74,20 @@ impl VerifyQueue {
             .send()
             .await
             .map_err(|err| aws::failure("SQS SendMessage", err))?;
+        Ok(())
+    }
+
+    /// Has the queue hand the received message back after `delay` rather than after its
+    /// visibility timeout.
+    pub async fn retry_later(&self, receipt_handle: &str, delay: Duration) -> Result<(), ApiError> {
+        self.sqs
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(i32::try_from(delay.as_secs()).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|err| aws::failure("SQS ChangeMessageVisibility", err))?;
         Ok(())
     }
 }

@@ -64,15 +64,19 @@ pub enum RejectionReason {
     UnexpectedMetadata,
     /// The client aborted the upload before any content was verified.
     UploadAborted,
+    /// The completed upload's object was gone when verify looked: removed before it was checked
+    /// (by the bucket's lifecycle rule, or by hand), so there is nothing to judge or serve.
+    ContentMissing,
 }
 
 impl RejectionReason {
-    pub const ALL: [RejectionReason; 5] = [
+    pub const ALL: [RejectionReason; 6] = [
         RejectionReason::SizeMismatch,
         RejectionReason::ChecksumMismatch,
         RejectionReason::ContentTypeMismatch,
         RejectionReason::UnexpectedMetadata,
         RejectionReason::UploadAborted,
+        RejectionReason::ContentMissing,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -82,6 +86,7 @@ impl RejectionReason {
             RejectionReason::ContentTypeMismatch => "content_type_mismatch",
             RejectionReason::UnexpectedMetadata => "unexpected_metadata",
             RejectionReason::UploadAborted => "upload_aborted",
+            RejectionReason::ContentMissing => "content_missing",
         }
     }
 

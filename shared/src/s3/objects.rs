@@ -13,11 +13,12 @@ use crate::aws;
 use crate::domain::ContentDeclaration;
 use crate::domain::error::ApiError;
 
-/// Every object is written with this tag (signed into single-PUT URLs, set on multipart uploads),
-/// and verify retags content it verifies [`VERIFIED_TAG`] before the file serves it. The
-/// bucket's lifecycle rule expires pending objects: whatever never became a verified version (an
-/// upload never completed, content whose deletion failed, a late PUT on an old job's URL) goes by
-/// itself.
+/// Every object is written with this tag (signed into single-PUT URLs, set on multipart uploads).
+/// The bucket's lifecycle rule expires pending objects: whatever nobody goes on to check (an
+/// upload never completed, a late PUT on an old job's URL, content whose deletion failed) goes
+/// by itself. The rule counts from the object's date, which for an object assembled from parts
+/// is its upload's initiation, so complete content must leave the rule before it is checked:
+/// verify retags it [`CHECKING_TAG`] as it starts, then [`VERIFIED_TAG`] before the file serves it.
 pub const PENDING_TAGGING: &str = "state=pending";
 
 /// The `Cache-Control` a single PUT stores, signed into its URL like the rest. Browsers add
@@ -28,6 +29,12 @@ pub const PENDING_TAGGING: &str = "state=pending";
 pub const PUT_CACHE_CONTROL: &str = "max-age=0";
 const STATE_TAG: &str = "state";
 const VERIFIED_TAG: &str = "verified";
+/// Content being checked: no lifecycle rule matches it, so a check that fails for days (its
+/// message retried, then waiting in the failure queue) still finds the bytes. It is not
+/// `verified`, which would tell an operator the content passed. Whatever verify leaves tagged so
+/// it also removes: a rejection deletes the object, and so does a verdict refused because the
+/// job was replaced meanwhile.
+const CHECKING_TAG: &str = "checking";
 
 /// What storage reports about a stored object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,24 +89,50 @@ impl ObjectStore {
 
     /// Tags the object as verified content, which the lifecycle rule keeps.
     pub async fn mark_verified(&self, key: &str) -> Result<(), ApiError> {
+        match self.tag_state(key, VERIFIED_TAG).await? {
+            true => Ok(()),
+            false => Err(ApiError::Unavailable(format!(
+                "PutObjectTagging {key}: the object is gone"
+            ))),
+        }
+    }
+
+    /// Takes complete content out of the lifecycle rule for pending objects while it is checked.
+    /// Nothing to do for an object that is not there (the check that follows finds it missing).
+    pub async fn mark_checking(&self, key: &str) -> Result<(), ApiError> {
+        self.tag_state(key, CHECKING_TAG).await.map(|_| ())
+    }
+
+    /// Sets the object's `state` tag; `false` if there is no such object.
+    async fn tag_state(&self, key: &str, state: &str) -> Result<bool, ApiError> {
         let tag = Tag::builder()
             .key(STATE_TAG)
-            .value(VERIFIED_TAG)
+            .value(state)
             .build()
             .map_err(|err| ApiError::Internal(err.to_string()))?;
         let tagging = Tagging::builder()
             .tag_set(tag)
             .build()
             .map_err(|err| ApiError::Internal(err.to_string()))?;
-        self.client
+        let result = self
+            .client
             .put_object_tagging()
             .bucket(&self.bucket)
             .key(key)
             .tagging(tagging)
             .send()
-            .await
-            .map_err(|err| aws::failure("PutObjectTagging", err))?;
-        Ok(())
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .raw_response()
+                    .is_some_and(|raw| raw.status().as_u16() == 404) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(aws::failure("PutObjectTagging", err)),
+        }
     }
 
     /// The keys under `prefix` with when each was last written.
@@ -172,20 +205,9 @@ impl ObjectStore {
             Err(err) if matches!(err.as_service_error(), Some(HeadObjectError::NotFound(_))) => {
                 Ok(None)
             }
-            // A role without s3:ListBucket is told 403, not 404, for a key that does not exist.
-            // Every key looked at here is one of ours, under the prefix the role may read: 403
-            // means missing (and a role that may not read its own keys fails loudly elsewhere).
-            Err(err)
-                if err
-                    .raw_response()
-                    .is_some_and(|raw| raw.status().as_u16() == 403) =>
-            {
-                tracing::warn!(
-                    key,
-                    "HeadObject answered 403: taken as missing (grant s3:ListBucket to get 404)"
-                );
-                Ok(None)
-            }
+            // 403 is an error, never "missing": a missing object is a verdict (complete refuses,
+            // verify rejects the file), and a denial is no proof of absence. The roles that look
+            // at objects hold s3:ListBucket, with which S3 answers 404 for a key that is not there.
             Err(err) => Err(aws::failure("HeadObject", err)),
         }
     }

@@ -16,6 +16,7 @@ use aws_sdk_s3::operation::delete_object::DeleteObjectOutput;
 use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::operation::list_parts::ListPartsOutput;
+use aws_sdk_s3::operation::put_object_tagging::PutObjectTaggingOutput;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_smithy_mocks::{Rule, mock};
 use integration_tests::mocks::{
@@ -75,6 +76,11 @@ fn s3_key(record: &FileRecord) -> String {
 /// Storage deleting whatever object an upload job may have left.
 fn object_deleted() -> Rule {
     mock!(S3::delete_object).then_output(|| DeleteObjectOutput::builder().build())
+}
+
+/// Storage retagging any object (verify takes what it checks out of the pending rule).
+fn object_retagged() -> Rule {
+    mock!(S3::put_object_tagging).then_output(|| PutObjectTaggingOutput::builder().build())
 }
 
 // Throttling and 5xx: 503 `unavailable`, once the SDK has retried in vain.
@@ -493,23 +499,44 @@ async fn a_missing_object_has_no_head() {
 
 #[tokio::test]
 async fn completing_a_single_part_upload_whose_object_is_missing_is_a_conflict() {
-    // 404, or 403 as S3 answers for a missing key to a role without s3:ListBucket
-    for status in [404, 403] {
-        let record = pending_file(11, None);
-        let head = mock!(S3::head_object).then_http_response(move || s3_head_error(status));
-        let api = TestApi::mocked(&[&file_lookup(&record)], &[&head]);
+    let record = pending_file(11, None);
+    let head = mock!(S3::head_object).then_http_response(|| s3_head_error(404));
+    let api = TestApi::mocked(&[&file_lookup(&record)], &[&head]);
 
-        // WHEN the upload is completed before its PUT landed
-        let reply = api.complete(&record.file_id.to_string()).await;
+    // WHEN the upload is completed before its PUT landed
+    let reply = api.complete(&record.file_id.to_string()).await;
 
-        // THEN the client is told the upload is incomplete
-        assert_error(&reply, 409, "conflict");
-        assert_eq!(
-            reply.conflict().reason(),
-            Some("upload_incomplete"),
-            "{status}"
-        );
-    }
+    // THEN the client is told the upload is incomplete
+    assert_error(&reply, 409, "conflict");
+    assert_eq!(reply.conflict().reason(), Some("upload_incomplete"));
+}
+
+/// S3 answers 403 to a HEAD its caller may not make, and for a key that does not exist to a
+/// role without s3:ListBucket: no proof that the object is missing, which would settle a file
+/// for good (complete refuses it, verify rejects it).
+#[tokio::test]
+async fn a_head_that_s3_denies_is_an_error_not_a_missing_object() {
+    let denied = || mock!(S3::head_object).then_http_response(|| s3_head_error(403));
+
+    // complete: 500, not "upload_incomplete"
+    let record = pending_file(11, None);
+    let head = denied();
+    let api = TestApi::mocked(&[&file_lookup(&record)], &[&head]);
+    let reply = api.complete(&record.file_id.to_string()).await;
+    assert_error(&reply, 500, "internal");
+
+    // verify, for an upload its client completed: an error (the queue retries it), no verdict
+    let job = record.job.clone().expect("a job");
+    let uploaded = record
+        .mark_uploaded(job.job_id, timestamp::now())
+        .unwrap()
+        .expect("marked uploaded");
+    let head = denied();
+    let retag = object_retagged();
+    let api = TestApi::mocked(&[&file_lookup(&uploaded)], &[&head, &retag]);
+    let result = api.verify(api.s3_event("s3-put", &job.s3_key)).await;
+    assert!(result.is_err(), "{result:?}");
+    assert_eq!(head.num_calls(), 1, "not retried by the SDK");
 }
 
 // The verify trigger: an error makes Lambda deliver the event again; a verdict is not an error.
@@ -534,7 +561,7 @@ async fn verify_fails_for_a_retry_while_dynamodb_throttles() {
 async fn verify_fails_for_a_retry_when_s3_answers_500() {
     let record = pending_file(11, None);
     let head = mock!(S3::head_object).then_http_response(|| s3_head_error(500));
-    let api = TestApi::mocked(&[&file_lookup(&record)], &[&head]);
+    let api = TestApi::mocked(&[&file_lookup(&record)], &[&head, &object_retagged()]);
 
     let result = api.verify(api.s3_event("s3-put", &s3_key(&record))).await;
 
@@ -562,9 +589,7 @@ async fn verify_settles_a_sound_object() {
                 .body(ByteStream::from_static(b"hello world"))
                 .build()
         });
-    let retag = mock!(S3::put_object_tagging).then_output(|| {
-        aws_sdk_s3::operation::put_object_tagging::PutObjectTaggingOutput::builder().build()
-    });
+    let retag = object_retagged();
     let file_id = record.file_id;
     let settle = mock!(DynamoDb::put_item)
         .match_requests(move |put| {
@@ -580,9 +605,122 @@ async fn verify_settles_a_sound_object() {
     // WHEN storage reports the object created
     let result = api.verify(api.s3_event("s3-put", &job.s3_key)).await;
 
-    // THEN the object is tagged verified (kept by the lifecycle rule), then the file settled
+    // THEN the object is tagged checking as the check starts, then verified (both kept by the
+    // lifecycle rule), then the file settled
     assert_eq!(result.unwrap(), [::verify::Outcome::Verified]);
-    assert_eq!((retag.num_calls(), settle.num_calls()), (1, 1));
+    assert_eq!((retag.num_calls(), settle.num_calls()), (2, 1));
+}
+
+#[tokio::test]
+async fn a_verdict_refused_because_the_job_was_replaced_removes_the_object_it_tagged() {
+    // GIVEN a sound object of a file whose job a reupload replaces while verify checks it, and
+    // the same file verified meanwhile by another invocation (a duplicate event)
+    let record = pending_file(11, None);
+    let job = record.job.clone().expect("a job");
+    let verified = record
+        .settle(
+            job.job_id,
+            Verdict::Verified {
+                s3_key: job.s3_key.clone(),
+            },
+            timestamp::now(),
+            std::time::Duration::from_secs(60),
+        )
+        .unwrap();
+    for (name, latest, deletes) in [
+        ("replaced", superseded(&record), 1),
+        ("verified by another invocation", verified, 0),
+    ] {
+        let etag = "\"5eb63bbbe01eeed093cb22bb8f5acdc3\"";
+        let head = mock!(S3::head_object).then_output(move || {
+            HeadObjectOutput::builder()
+                .content_length(11)
+                .content_type("text/plain")
+                .e_tag(etag)
+                .build()
+        });
+        let read = mock!(S3::get_object).then_output(|| {
+            GetObjectOutput::builder()
+                .body(ByteStream::from_static(b"hello world"))
+                .build()
+        });
+        let retag = object_retagged();
+        let key = job.s3_key.clone();
+        let delete = mock!(S3::delete_object)
+            .match_requests(move |delete| delete.key() == Some(key.as_str()))
+            .then_output(|| DeleteObjectOutput::builder().build());
+        let refused = mock!(DynamoDb::put_item).then_error(move || {
+            PutItemError::ConditionalCheckFailedException(refusal(Some(&latest)))
+        });
+        let api = TestApi::mocked(
+            &[&file_lookup(&record), &refused],
+            &[&head, &read, &retag, &delete],
+        );
+
+        // WHEN the verdict is written after the job changed
+        let result = api.verify(api.s3_event("s3-put", &job.s3_key)).await;
+
+        // THEN no verdict, and the object it tagged verified is deleted, unless it is served
+        assert_eq!(
+            result.unwrap(),
+            [::verify::Outcome::Ignored("settled or replaced meanwhile")],
+            "{name}"
+        );
+        assert_eq!(refused.num_calls(), 1, "{name}");
+        assert_eq!(delete.num_calls(), deletes, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_failed_verify_message_comes_back_after_a_backoff_that_doubles() {
+    use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+
+    for (receives, delay) in [("1", 60), ("3", 240)] {
+        // GIVEN verify's queue, and a table that throttles every read
+        let record = pending_file(11, None);
+        let file_id = record.file_id;
+        let get = mock!(DynamoDb::get_item)
+            .match_requests(move |get| keys_file(get.key(), file_id))
+            .then_http_response(|| dynamodb_error(400, "ThrottlingException"));
+        let delayed = mock!(aws_sdk_sqs::Client::change_message_visibility)
+            .match_requests(move |change| {
+                change.receipt_handle() == Some("receipt-1")
+                    && change.visibility_timeout() == Some(delay)
+            })
+            .then_output(|| {
+                aws_sdk_sqs::operation::change_message_visibility::ChangeMessageVisibilityOutput::builder().build()
+            });
+        let sqs = integration_tests::mocks::sqs_client(&[&delayed]);
+        let mut api = TestApi::mocked(&[&get], &[]);
+        api.services.verify_queue = Some(shared::app::verify_queue::VerifyQueue::new(
+            sqs,
+            "https://sqs.eu-west-1.amazonaws.com/000000000000/verify",
+        ));
+
+        // WHEN S3's event fails on its `receives`th receive
+        let mut message = SqsMessage::default();
+        message.message_id = Some("message-1".into());
+        message.receipt_handle = Some("receipt-1".into());
+        message.body = Some(
+            integration_tests::serde_json::to_string(&api.s3_event("s3-put", &s3_key(&record)))
+                .unwrap(),
+        );
+        message
+            .attributes
+            .insert("ApproximateReceiveCount".into(), receives.into());
+        let mut event = SqsEvent::default();
+        event.records = vec![message];
+        let response = as_function("verify", ::verify::handle_messages(&api.services, event)).await;
+
+        // THEN it is reported failed, and comes back after 1 minute, doubled for each receive
+        let failed: Vec<_> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(failed, ["message-1"]);
+        assert_eq!(delayed.num_calls(), 1, "{receives}");
+    }
 }
 
 #[tokio::test]

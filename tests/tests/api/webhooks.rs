@@ -416,3 +416,32 @@ async fn bad_webhooks_are_refused_naming_the_field_and_change_nothing() {
     assert_eq!(other_project.status, 403);
     assert_eq!(api.get_webhook().await.status, 404, "nothing was set");
 }
+
+#[tokio::test]
+async fn a_stream_record_notify_cannot_read_is_set_aside_and_later_changes_publish() {
+    // GIVEN a file item written by hand that is no file notify can read (a repair gone wrong,
+    // or a version of the service this one cannot read)
+    let api = TestApi::new().await;
+    let mut path = api.event_path(18).await;
+    let mut item = shared::dynamo::item::file_key(shared::domain::FileId::random());
+    item.insert("project_id".into(), shared::dynamo::item::s(&api.project));
+    item.insert("status".into(), shared::dynamo::item::s("no such status"));
+    api.services
+        .files
+        .client()
+        .put_item()
+        .table_name(api.services.files.table())
+        .set_item(Some(item))
+        .send()
+        .await
+        .expect("PutItem");
+
+    // WHEN a file is verified after it, in the same stream
+    upload_checked(&api, b"after the unreadable one", TEXT).await;
+
+    // THEN notify does not fail on it (the path asserts every batch succeeds), and the change
+    // after it is published
+    path.until("the verdict", |path| !path.envelopes.is_empty())
+        .await;
+    assert_eq!(path.published_types(), ["file.verified"]);
+}
