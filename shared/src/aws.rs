@@ -37,6 +37,28 @@ where
     }
 }
 
+/// Whether a failed write may have applied all the same: no answer came (a timeout, a dispatch
+/// failure, an answer that could not be read), the service failed (a 5xx: DynamoDB's
+/// `InternalServerError` "may or may not have succeeded"), or the same transaction, sent
+/// before, is still being applied. A refusal (a failed condition, throttling, a canceled
+/// transaction, a validation error) changed nothing. What this cannot see: an earlier attempt
+/// of the SDK's that timed out, followed by a refused one (the SDK reports the last).
+pub fn may_have_applied<E>(err: &SdkError<E, HttpResponse>) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    match err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(service) => {
+            service.raw().status().is_server_error()
+                || service.err().meta().code() == Some("TransactionInProgressException")
+        }
+        _ => false,
+    }
+}
+
 /// Too many requests, or the service failed.
 fn is_retryable_status(status: u16) -> bool {
     status == 429 || status >= 500

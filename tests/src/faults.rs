@@ -1,8 +1,9 @@
 //! [`FaultProxy`]: a TCP proxy on loopback between the functions and a real server (DynamoDB
 //! Local, LocalStack) that passes bytes through until told to misbehave, the way a network or a
-//! dependency does in production: never answer, answer late, reset, or cut an answer short.
+//! dependency does in production: never answer, answer late, reset, or cut an answer short;
+//! to every request, or only to those of one operation while the others pass.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -30,10 +31,52 @@ pub enum Fault {
     CutAfter(usize),
 }
 
+/// A fault and the requests it applies to: every one, or only those whose `X-Amz-Target`
+/// header names `operation` (DynamoDB's `DynamoDB_20120810.TransactWriteItems`, …), so that a
+/// route's other calls (its key lookup, its reads) pass and reach the one under test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Rule {
+    fault: Fault,
+    operation: Option<&'static str>,
+}
+
+impl Rule {
+    /// The fault of a request that begins with `head`.
+    fn fault_for(&self, head: &[u8]) -> Fault {
+        match self.operation {
+            Some(operation) if target(head) != Some(operation) => Fault::None,
+            _ => self.fault,
+        }
+    }
+}
+
+/// The `X-Amz-Target` of a request that begins with `head` (its headers).
+fn target(head: &[u8]) -> Option<&str> {
+    let head = std::str::from_utf8(head).ok()?;
+    let headers = &head[..head.find("\r\n\r\n").unwrap_or(head.len())];
+    headers.split("\r\n").find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.eq_ignore_ascii_case("x-amz-target")
+            .then(|| value.trim())
+    })
+}
+
+/// Whether `bytes`, read from a client, begin a request (rather than continue a body): the
+/// SDKs send one request at a time on a connection, and each begins with its method.
+fn begins_request(bytes: &[u8]) -> bool {
+    ["GET ", "PUT ", "POST ", "DELETE ", "HEAD "]
+        .iter()
+        .any(|method| bytes.starts_with(method.as_bytes()))
+}
+
+/// The first line of every request that reached the proxy (`POST /bucket/key?uploads HTTP/1.1`).
+type Requests = Arc<Mutex<Vec<String>>>;
+
 /// A fault-injecting proxy to `upstream`, stopped when dropped.
 pub struct FaultProxy {
     url: String,
-    fault: Arc<watch::Sender<Fault>>,
+    rule: Arc<watch::Sender<Rule>>,
+    requests: Requests,
     connections: tokio::task::JoinHandle<()>,
 }
 
@@ -48,24 +91,30 @@ impl FaultProxy {
             .await
             .expect("a loopback port");
         let url = format!("http://{}", listener.local_addr().expect("its address"));
-        let fault = Arc::new(watch::Sender::new(Fault::None));
-        let faults = fault.subscribe();
+        let rule = Arc::new(watch::Sender::new(Rule {
+            fault: Fault::None,
+            operation: None,
+        }));
+        let rules = rule.subscribe();
+        let requests = Requests::default();
+        let seen = requests.clone();
         let connections = tokio::spawn(async move {
             // Dropped with this task: aborting the proxy ends every connection.
             let mut open = JoinSet::new();
             while let Ok((client, _)) = listener.accept().await {
                 let upstream = upstream.clone();
-                let faults = faults.clone();
+                let (rules, seen) = (rules.clone(), seen.clone());
                 open.spawn(async move {
                     if let Ok(server) = TcpStream::connect(&upstream).await {
-                        let _ = relay(client, server, faults).await;
+                        let _ = relay(client, server, rules, seen).await;
                     }
                 });
             }
         });
         Self {
             url,
-            fault,
+            rule,
+            requests,
             connections,
         }
     }
@@ -75,8 +124,30 @@ impl FaultProxy {
         &self.url
     }
 
+    /// The first line of every request so far, in the order they came: what was asked of
+    /// the server (or would have been, under a fault), for a test to find what a route opened.
+    pub fn requests(&self) -> Vec<String> {
+        self.requests
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Applies `fault` to every request.
     pub fn set(&self, fault: Fault) {
-        self.fault.send_replace(fault);
+        self.rule.send_replace(Rule {
+            fault,
+            operation: None,
+        });
+    }
+
+    /// Applies `fault` to the requests of `operation` (the value of their `X-Amz-Target`
+    /// header) that begin from now on, and passes every other request through.
+    pub fn set_for(&self, operation: &'static str, fault: Fault) {
+        self.rule.send_replace(Rule {
+            fault,
+            operation: Some(operation),
+        });
     }
 }
 
@@ -86,14 +157,26 @@ impl Drop for FaultProxy {
     }
 }
 
-/// Copies bytes both ways, misbehaving as the current fault says.
+/// Copies bytes both ways, misbehaving as the current rule says: a fault for every request
+/// applies to every byte from the moment it is set; one for an operation, to the requests of
+/// that operation from their first byte to the last of their answer.
 async fn relay(
     mut client: TcpStream,
     mut server: TcpStream,
-    faults: watch::Receiver<Fault>,
+    rules: watch::Receiver<Rule>,
+    seen: Requests,
 ) -> std::io::Result<()> {
     let mut request = vec![0u8; 64 * 1024];
     let mut answer = vec![0u8; 64 * 1024];
+    // The fault of the request in flight on this connection, when the rule names an operation.
+    let mut chosen = Fault::None;
+    let current = |chosen: Fault| {
+        let rule = rules.borrow();
+        match rule.operation {
+            None => rule.fault,
+            Some(_) => chosen,
+        }
+    };
     loop {
         tokio::select! {
             read = client.read(&mut request) => {
@@ -101,8 +184,13 @@ async fn relay(
                 if n == 0 {
                     return Ok(());
                 }
-                let fault = *faults.borrow();
-                match fault {
+                if begins_request(&request[..n]) {
+                    chosen = rules.borrow().fault_for(&request[..n]);
+                    let head = String::from_utf8_lossy(&request[..n]);
+                    let line = head.lines().next().unwrap_or_default().to_owned();
+                    seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(line);
+                }
+                match current(chosen) {
                     Fault::Blackhole => return hang(client, server).await,
                     Fault::Reset => return reset(client),
                     _ => server.write_all(&request[..n]).await?,
@@ -113,8 +201,7 @@ async fn relay(
                 if n == 0 {
                     return Ok(());
                 }
-                let fault = *faults.borrow();
-                match fault {
+                match current(chosen) {
                     Fault::Delay(delay) => tokio::time::sleep(delay).await,
                     Fault::CutAfter(kept) => {
                         client.write_all(&answer[..kept.min(n)]).await?;

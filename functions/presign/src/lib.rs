@@ -95,8 +95,12 @@ async fn create(
         .transpose()?;
     if let Err(err) = services.files.insert_new(&file, answer.as_ref()).await {
         // Nothing refers to the upload just opened: a failed request leaves nothing behind.
-        upload::discard_storage(services, &started.job).await;
-        release(services, token, file_id).await;
+        // Unless the file may exist after all: then it holds the upload and the token's slot,
+        // and the retry with the same key may be answered with this very plan.
+        if !err.may_have_applied() {
+            upload::discard_storage(services, &started.job).await;
+            release(services, token, file_id).await;
+        }
         return Err(err);
     }
     tracing::info!(file_id = %file_id, job_id = %started.job.job_id, project_id = %file.project_id, "file created");

@@ -76,7 +76,10 @@ async fn reupload(
     {
         Ok(Update::Applied { before, .. }) => before,
         outcome => {
-            upload::discard_storage(services, &started.job).await;
+            // The file may hold the new job after all: then its upload stays.
+            if !outcome.as_ref().is_err_and(ApiError::may_have_applied) {
+                upload::discard_storage(services, &started.job).await;
+            }
             return Err(outcome.err().unwrap_or_else(|| {
                 ApiError::Internal("starting an upload is never refused".into())
             }));

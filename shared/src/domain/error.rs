@@ -70,12 +70,23 @@ pub enum ApiError {
     #[error("internal error")]
     Internal(String),
     /// S3 or DynamoDB failed or throttled: the text is logged, never sent.
-    #[error("a storage dependency is unavailable, retry later")]
+    #[error("{}", UNAVAILABLE)]
     Unavailable(String),
+    /// A write whose answer was lost, and whose outcome could not be found out: it may have
+    /// applied, or may still. Answered as [`ApiError::Unavailable`]; what the write would refer
+    /// to (an upload, a token's slot) is kept. The text is logged, never sent.
+    #[error("{}", UNAVAILABLE)]
+    MayHaveApplied(String),
 }
 
 /// The conflict reason of a file that other requests kept changing: retry.
 const CONCURRENT_UPDATE: &str = "concurrent_update";
+
+/// The message of every 503. A request that failed this way may have applied all the same (the
+/// service may have written before its answer was lost): only its retry with the same
+/// `Idempotency-Key` is safe, and finds out.
+const UNAVAILABLE: &str =
+    "a storage dependency is unavailable; retry later with the same Idempotency-Key";
 
 /// Details an error body lists at most.
 pub const MAX_DETAILS: usize = 50;
@@ -130,6 +141,12 @@ impl ApiError {
         Self::Forbidden("this upload token has created all the files it may (max_files)")
     }
 
+    /// Whether this failure may have left its write applied: then nothing the write refers to
+    /// may be discarded.
+    pub fn may_have_applied(&self) -> bool {
+        matches!(self, Self::MayHaveApplied(_))
+    }
+
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Validation(vec![Detail::field(field, message)])
     }
@@ -144,7 +161,10 @@ impl ApiError {
     /// `Idempotency-Key` (docs/API.md v1.2, "Idempotency-Key keeps final answers only").
     pub fn is_retriable(&self) -> bool {
         match self {
-            Self::Internal(_) | Self::Unavailable(_) | Self::IdempotencyKeyInUse => true,
+            Self::Internal(_)
+            | Self::Unavailable(_)
+            | Self::MayHaveApplied(_)
+            | Self::IdempotencyKeyInUse => true,
             Self::Conflict { details, .. } => details
                 .iter()
                 .any(|detail| detail.reason == Some(CONCURRENT_UPDATE)),
@@ -164,7 +184,7 @@ impl ApiError {
             Self::Validation(_) | Self::IdempotencyKeyReused => 422,
             Self::IdempotencyKeyInUse => 409,
             Self::Internal(_) => 500,
-            Self::Unavailable(_) => 503,
+            Self::Unavailable(_) | Self::MayHaveApplied(_) => 503,
         }
     }
 
@@ -180,7 +200,7 @@ impl ApiError {
             Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::IdempotencyKeyInUse => "idempotency_key_in_use",
             Self::Internal(_) => "internal",
-            Self::Unavailable(_) => "unavailable",
+            Self::Unavailable(_) | Self::MayHaveApplied(_) => "unavailable",
         }
     }
 
@@ -271,6 +291,7 @@ mod tests {
     fn only_answers_a_retry_can_change_are_retriable() {
         for (err, retriable) in [
             (ApiError::Unavailable("timeout".into()), true),
+            (ApiError::MayHaveApplied("timeout".into()), true),
             (ApiError::Internal("bug".into()), true),
             (ApiError::IdempotencyKeyInUse, true),
             (ApiError::concurrent_update("retry"), true),
@@ -285,6 +306,20 @@ mod tests {
             (ApiError::token_used_up(), false),
         ] {
             assert_eq!(err.is_retriable(), retriable, "{err:?}");
+        }
+    }
+
+    #[test]
+    fn a_503_tells_to_retry_with_the_same_key_whether_or_not_its_write_may_have_applied() {
+        for err in [
+            ApiError::Unavailable("GetItem file: timeout".into()),
+            ApiError::MayHaveApplied("PutItem file: timeout".into()),
+        ] {
+            let body = err.body("r");
+            assert_eq!((err.status(), err.code()), (503, "unavailable"));
+            let message = body["error"]["message"].as_str().unwrap();
+            assert!(message.contains("retry later with the same Idempotency-Key"));
+            assert!(!body.to_string().contains("timeout"), "{body}");
         }
     }
 

@@ -173,6 +173,8 @@ impl FileStore {
     /// key applies not at all.
     /// A refusal that returns exactly this record is our own write, applied by an attempt whose
     /// answer was lost (the SDK retried it); anything else under a fresh id is a broken invariant.
+    /// A write whose outcome stays unknown fails with [`ApiError::MayHaveApplied`]: the file may
+    /// exist, or appear, holding what the record refers to. Any other failure wrote nothing.
     pub async fn insert_new(
         &self,
         record: &FileRecord,
@@ -185,18 +187,41 @@ impl FileStore {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .map_err(|err| ApiError::Internal(format!("file put: {err}")))?;
-        let Some(answer) = answer else {
-            let result = super::put_alone(&self.client, put).send().await;
-            return match result {
-                Ok(_) => Ok(()),
-                Err(err) => match err.as_service_error() {
-                    Some(PutItemError::ConditionalCheckFailedException(failed)) => {
-                        own_write(record, failed.item.as_ref())
-                    }
-                    _ => Err(aws::failure("PutItem file", err)),
-                },
-            };
+        match answer {
+            None => self.insert_alone(record, put).await,
+            Some(answer) => self.insert_answered(record, put, answer).await,
+        }
+    }
+
+    /// [`FileStore::insert_new`] without a key. A write that may have applied is one if the file
+    /// now reads as `record`; if it does not, the write may still be on its way.
+    async fn insert_alone(&self, record: &FileRecord, put: Put) -> Result<(), ApiError> {
+        let err = match super::put_alone(&self.client, put).send().await {
+            Ok(_) => return Ok(()),
+            Err(err) => err,
         };
+        match err.as_service_error() {
+            Some(PutItemError::ConditionalCheckFailedException(failed)) => {
+                own_write(record, failed.item.as_ref())
+            }
+            _ if aws::may_have_applied(&err) => {
+                let lost = format!("PutItem file: {}", DisplayErrorContext(&err));
+                match self.get(record.file_id).await {
+                    Ok(Some(found)) if found == *record => Ok(()),
+                    _ => Err(ApiError::MayHaveApplied(lost)),
+                }
+            }
+            _ => Err(aws::failure("PutItem file", err)),
+        }
+    }
+
+    /// [`FileStore::insert_new`] with the answer of the request's key, in one transaction.
+    async fn insert_answered(
+        &self,
+        record: &FileRecord,
+        put: Put,
+        answer: &AnswerWrite,
+    ) -> Result<(), ApiError> {
         let result = self
             .client
             .transact_write_items()
@@ -225,12 +250,44 @@ impl FileStore {
                 Ok(())
             }
             [_, key] if key.code() == Some(CONDITION_FAILED) => Err(ApiError::IdempotencyKeyInUse),
+            [] if aws::may_have_applied(&err) => {
+                let lost = format!("TransactWriteItems file: {}", DisplayErrorContext(&err));
+                self.settle(answer, lost).await
+            }
             [] => Err(aws::failure("TransactWriteItems file", err)),
-            // Another transaction on the same items, or throttling: worth a retry.
+            // Another transaction on the same items, or throttling: worth a retry. The SDK sent
+            // every attempt with one `ClientRequestToken`, and DynamoDB answers one of those
+            // after an attempt that applied with success: this one wrote nothing.
             _ => Err(ApiError::Unavailable(format!(
                 "TransactWriteItems file: {}",
                 DisplayErrorContext(&err)
             ))),
+        }
+    }
+
+    /// Finds out whether the transaction carrying `answer`, which failed as `lost`, applied: it
+    /// did if the key holds its answer. If the key is still held, takes it back, so that the
+    /// transaction, if still on its way, can never apply. Applied: `Ok`; provably not:
+    /// [`ApiError::Unavailable`]; still unknown: [`ApiError::MayHaveApplied`].
+    async fn settle(&self, answer: &AnswerWrite, lost: String) -> Result<(), ApiError> {
+        let result = super::delete_alone(&self.client, answer.take_back()?)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Err(ApiError::Unavailable(lost)),
+            Err(err) => match err.as_service_error() {
+                Some(DeleteItemError::ConditionalCheckFailedException(failed)) => {
+                    if answer.kept_in(failed.item.as_ref()) {
+                        answer.applied();
+                        Ok(())
+                    } else {
+                        // Taken back by an earlier attempt of this delete, or claimed by
+                        // another request after the lease: the transaction can no longer apply.
+                        Err(ApiError::Unavailable(lost))
+                    }
+                }
+                _ => Err(ApiError::MayHaveApplied(lost)),
+            },
         }
     }
 
@@ -298,7 +355,9 @@ impl FileStore {
     /// Applies `change` to the file, as one conditional write: `current` is the file as last
     /// read. When another write got there first, `change` is applied again to the file as that
     /// write left it (returned by the refused write itself), a few times at most. `change`
-    /// answers `Ok(None)` when there is nothing to do.
+    /// answers `Ok(None)` when there is nothing to do. A write whose answer was lost is applied
+    /// if the file then reads as written; if it does not, the change fails with
+    /// [`ApiError::MayHaveApplied`].
     pub async fn update(
         &self,
         current: FileRecord,
@@ -357,6 +416,15 @@ impl FileStore {
                 Some(PutItemError::ConditionalCheckFailedException(failed)) => Ok(
                     Replaced::Refused(failed.item.as_ref().map(decode).transpose()?),
                 ),
+                _ if aws::may_have_applied(&err) => {
+                    // Applied if the file now reads as written; else the write may still be on
+                    // its way, or may have applied before another write changed the file.
+                    let lost = format!("PutItem replace file: {}", DisplayErrorContext(&err));
+                    match self.get(updated.file_id).await {
+                        Ok(Some(found)) if found == *updated => Ok(Replaced::Applied),
+                        _ => Err(ApiError::MayHaveApplied(lost)),
+                    }
+                }
                 _ => Err(aws::failure("PutItem replace file", err)),
             },
         }

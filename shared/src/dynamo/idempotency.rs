@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, ReturnValuesOnConditionCheckFailure};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
@@ -220,6 +220,31 @@ impl AnswerWrite {
     /// The transaction applied: the answer is kept.
     pub(crate) fn applied(&self) {
         self.claim.answer_kept.store(true, Ordering::Release);
+    }
+
+    /// The write that takes the key back from the request while it still holds it, with the
+    /// key as it was when refused. Once it applied, the transaction carrying this answer can
+    /// never apply (its answer requires the key held); refused, the key holds what it holds.
+    pub(crate) fn take_back(&self) -> Result<Delete, ApiError> {
+        let (names, values) = held_by(&self.claim);
+        Delete::builder()
+            .table_name(self.put.table_name())
+            .key(item::PK, s(&self.claim.pk))
+            .key(item::SK, s(SK))
+            .condition_expression(HELD)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(|err| ApiError::Internal(format!("idempotency take back: {err}")))
+    }
+
+    /// Whether `key`, the key's item, holds this answer: the transaction carrying it applied.
+    pub(crate) fn kept_in(&self, key: Option<&Item>) -> bool {
+        key.is_some_and(|key| {
+            item::optional_string(key, "state") == Some("answered")
+                && item::optional_string(key, "claim_token") == Some(self.claim.token.as_str())
+        })
     }
 }
 

@@ -36,3 +36,20 @@ fn put_alone(
         .set_expression_attribute_values(put.expression_attribute_values)
         .set_return_values_on_condition_check_failure(put.return_values_on_condition_check_failure)
 }
+
+/// `delete`, the write a transaction would make, sent as a DeleteItem of its own.
+fn delete_alone(
+    client: &aws_sdk_dynamodb::Client,
+    delete: aws_sdk_dynamodb::types::Delete,
+) -> aws_sdk_dynamodb::operation::delete_item::builders::DeleteItemFluentBuilder {
+    client
+        .delete_item()
+        .table_name(delete.table_name)
+        .set_key(Some(delete.key))
+        .set_condition_expression(delete.condition_expression)
+        .set_expression_attribute_names(delete.expression_attribute_names)
+        .set_expression_attribute_values(delete.expression_attribute_values)
+        .set_return_values_on_condition_check_failure(
+            delete.return_values_on_condition_check_failure,
+        )
+}

@@ -88,7 +88,7 @@ pub fn render(request_id: &str, result: Result<Reply, ApiError>) -> Response<Bod
         Err(err) => {
             match &err {
                 ApiError::Internal(text) => tracing::error!(error = %text, "internal error"),
-                ApiError::Unavailable(text) => {
+                ApiError::Unavailable(text) | ApiError::MayHaveApplied(text) => {
                     tracing::warn!(error = %text, "dependency unavailable")
                 }
                 other => tracing::info!(

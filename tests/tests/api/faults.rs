@@ -220,3 +220,162 @@ async fn multipart_routes_fail_cleanly() {
         assert_eq!(api.abort(&file_id).await.status, 200, "{fault:?}");
     }
 }
+
+/// DynamoDB's operations, as their requests' `X-Amz-Target` names them.
+const TRANSACT_WRITE_ITEMS: &str = "DynamoDB_20120810.TransactWriteItems";
+const PUT_ITEM: &str = "DynamoDB_20120810.PutItem";
+
+/// An answer held past the whole deadline of a call, its retries included: the write applies,
+/// and the function never learns it.
+const LATE: Fault = Fault::Delay(Duration::from_millis(2 * 500));
+
+/// The size of a file uploaded in parts whose last part is small (4 MiB and a byte at the
+/// default part size), for a test to PUT.
+const PARTED_SIZE: u64 = 100 * 1024 * 1024 + 1;
+
+fn parted_file() -> Value {
+    json!({"file_name": "parts.bin", "file_size": PARTED_SIZE})
+}
+
+/// PUTs the last part of `plan` (of a [`PARTED_SIZE`] file), which storage must take: its
+/// upload exists.
+async fn put_last_part(api: &TestApi, plan: &Plan) {
+    let parts = u32::try_from(plan.urls.len()).expect("a part count");
+    let size = PARTED_SIZE - u64::from(parts - 1) * plan.part_size;
+    let bytes = vec![1u8; usize::try_from(size).expect("a part size")];
+    api.put_part(plan.url(parts), bytes).await;
+}
+
+/// The key of the multipart upload the route opened through `s3`, from its CreateMultipartUpload.
+fn opened_upload(api: &TestApi, s3: &FaultProxy) -> String {
+    let requests = s3.requests();
+    let line = requests
+        .iter()
+        .find(|line| line.starts_with("POST ") && line.contains("?uploads"))
+        .unwrap_or_else(|| panic!("no CreateMultipartUpload among {requests:#?}"));
+    let path = line.split(' ').nth(1).expect("a request target");
+    let path = path.split('?').next().expect("a path");
+    let bucket = format!("/{}/", api.services.objects.bucket());
+    path.strip_prefix(&bucket)
+        .expect("a path-style key")
+        .to_owned()
+}
+
+/// Whether storage has a multipart upload of `key` in progress.
+async fn upload_open(api: &TestApi, key: &str) -> bool {
+    let listed = api
+        .services
+        .objects
+        .client()
+        .list_multipart_uploads()
+        .bucket(api.services.objects.bucket())
+        .prefix(key)
+        .send()
+        .await
+        .expect("ListMultipartUploads");
+    !listed.uploads().is_empty()
+}
+
+#[tokio::test]
+async fn a_create_whose_write_applied_unanswered_keeps_its_upload_and_slot() {
+    // GIVEN an upload token for one file, and a table that applies the insert of a file but
+    // answers too late
+    let (api, dependencies) = TestApi::behind_proxies(DEADLINE).await;
+    let token = api.token(json!({"max_files": 1})).await;
+    let create = |key: &'static str| {
+        api.call(Event::Create)
+            .key(Some(&token))
+            .header("Idempotency-Key", key)
+            .json(parted_file())
+            .send()
+    };
+    dependencies.dynamodb.set_for(TRANSACT_WRITE_ITEMS, LATE);
+
+    // WHEN a file in parts is declared with a key
+    let reply = create("create-1").await;
+    dependencies.dynamodb.set(Fault::None);
+
+    // THEN it is created after all: its retry gets the same plan, whose part URLs work
+    assert_eq!(reply.status, 201, "{:#}", reply.body);
+    let retried = create("create-1").await;
+    assert_eq!(retried.body, reply.body);
+    put_last_part(&api, &retried.plan()).await;
+
+    // AND the file holds the token's one slot
+    assert_eq!(api.file_count().await, 1);
+    assert_eq!(create("create-2").await.status, 403);
+}
+
+#[tokio::test]
+async fn a_create_whose_write_never_reached_the_table_leaves_nothing() {
+    // GIVEN an upload token for one file, and a table the insert of a file never reaches
+    let (api, dependencies) = TestApi::behind_proxies(DEADLINE).await;
+    let token = api.token(json!({"max_files": 1})).await;
+    let create = || {
+        api.call(Event::Create)
+            .key(Some(&token))
+            .header("Idempotency-Key", "create-1")
+            .json(parted_file())
+            .send()
+    };
+    dependencies
+        .dynamodb
+        .set_for(TRANSACT_WRITE_ITEMS, Fault::Blackhole);
+
+    // WHEN a file in parts is declared with a key: THEN 503 in time
+    let started = Instant::now();
+    let reply = create().await;
+    let took = started.elapsed();
+    dependencies.dynamodb.set(Fault::None);
+    assert_eq!(reply.status, 503, "{:#}", reply.body);
+    assert!(took < BOUND, "answered after {took:?}");
+
+    // AND no file exists, the upload it opened is aborted, and its retry takes the token's slot
+    assert_eq!(api.file_count().await, 0);
+    let opened = opened_upload(&api, &dependencies.s3);
+    assert!(!upload_open(&api, &opened).await, "{opened} is still open");
+    let retried = create().await;
+    assert_eq!(retried.status, 201, "{:#}", retried.body);
+    assert_eq!(api.file_count().await, 1);
+}
+
+#[tokio::test]
+async fn a_create_without_a_key_whose_write_applied_unanswered_is_created() {
+    // GIVEN a table that applies the insert of a file but answers too late
+    let (api, dependencies) = TestApi::behind_proxies(DEADLINE).await;
+    dependencies.dynamodb.set_for(PUT_ITEM, LATE);
+
+    // WHEN a file in parts is declared without a key
+    let reply = api.create(parted_file()).await;
+    dependencies.dynamodb.set(Fault::None);
+
+    // THEN it is created, and its part URLs work
+    assert_eq!(reply.status, 201, "{:#}", reply.body);
+    put_last_part(&api, &reply.plan()).await;
+    assert_eq!(api.file_count().await, 1);
+}
+
+#[tokio::test]
+async fn a_reupload_whose_write_applied_unanswered_keeps_its_upload() {
+    // GIVEN a file, and a table that applies a change of it but answers too late
+    let (api, dependencies) = TestApi::behind_proxies(DEADLINE).await;
+    let file_id = created(&api, small_file()).await.file_id;
+    dependencies.dynamodb.set_for(PUT_ITEM, LATE);
+
+    // WHEN new content in parts is announced
+    let reply = api
+        .reupload(&file_id, json!({"file_size": PARTED_SIZE}))
+        .await;
+    dependencies.dynamodb.set(Fault::None);
+
+    // THEN its upload started: the file holds it, and its part URLs work
+    assert_eq!(reply.status, 201, "{:#}", reply.body);
+    let plan = reply.plan();
+    let job = api
+        .record(&file_id)
+        .await
+        .job
+        .expect("an upload in progress");
+    assert_eq!(job.job_id.to_string(), plan.job_id);
+    put_last_part(&api, &plan).await;
+}
