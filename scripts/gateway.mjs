@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util'
 // As template.yaml's HttpApi CorsConfiguration (the tests hold the two in step).
 export const ALLOW_METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'OPTIONS']
 export const ALLOW_HEADERS = ['authorization', 'content-type', 'idempotency-key']
-export const EXPOSE_HEADERS = ['x-request-id']
+export const EXPOSE_HEADERS = ['x-request-id', 'retry-after', 'idempotent-replayed']
 export const MAX_AGE = 3600
 
 const { values: args } = parseArgs({

@@ -79,6 +79,13 @@ where
     span.in_scope(|| render(&request_id, result))
 }
 
+/// The headers of the service's answers that clients read: the request id, how long to wait
+/// before retrying a 503, and whether an answer is a replay under an `Idempotency-Key`. A
+/// browser sees only those CORS exposes (template.yaml's `ExposeHeaders`, held to this list).
+pub const CLIENT_HEADERS: [&str; 3] = [REQUEST_ID, "retry-after", REPLAYED];
+const REQUEST_ID: &str = "x-request-id";
+const REPLAYED: &str = "idempotent-replayed";
+
 /// What a 503 asks a client to wait before retrying, in seconds.
 pub const RETRY_AFTER_SECS: &str = "1";
 
@@ -115,10 +122,10 @@ pub fn render(request_id: &str, result: Result<Reply, ApiError>) -> Response<Bod
         );
     }
     if let Ok(value) = HeaderValue::from_str(request_id) {
-        headers.insert("x-request-id", value);
+        headers.insert(REQUEST_ID, value);
     }
     if replayed {
-        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+        headers.insert(REPLAYED, HeaderValue::from_static("true"));
     }
     if status == StatusCode::SERVICE_UNAVAILABLE {
         // A dependency failed or timed out: worth retrying, not at once.

@@ -105,6 +105,11 @@ async fn cors_is_the_same_locally_as_deployed_and_allows_what_plans_ask_for() {
         list_after(&template, "        ExposeHeaders:"),
         list_after(&gateway, "EXPOSE_HEADERS =")
     );
+    // A browser reads only the headers CORS exposes: every one the service sets for clients.
+    assert_eq!(
+        list_after(&template, "        ExposeHeaders:"),
+        shared::http::CLIENT_HEADERS
+    );
 
     let api = TestApi::new().await;
     let (sha256, md5) = integration_tests::digests(b"cors");
