@@ -58,6 +58,9 @@ impl Deliverer {
     ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy (HTTPS_PROXY in the environment) would resolve and connect in our stead,
+            // past CheckedResolver.
+            .no_proxy()
             .timeout(config.webhook_timeout)
             .connect_timeout(config.webhook_timeout)
             .dns_resolver(Arc::new(CheckedResolver {
@@ -215,8 +218,9 @@ impl Deliverer {
         match result {
             Ok(response) if response.status().is_success() => Outcome::Delivered,
             Ok(response) => Outcome::Failed(format!("the receiver answered {}", response.status())),
-            // The error's chain names the cause (timeout, refused address, TLS), never the secret.
-            Err(err) => Outcome::Failed(format!("{:?}", ErrorChain(&err))),
+            // The error's chain names the cause (timeout, refused address, TLS), never the signing
+            // secret; reqwest's errors name the URL, whose path and query may hold the receiver's.
+            Err(err) => Outcome::Failed(format!("{:?}", ErrorChain(&err.without_url()))),
         }
     }
 

@@ -37,16 +37,16 @@ async fn set_webhook(
 ) -> Result<Reply, ApiError> {
     let body = http::required_json_object(request, WebhookRequest::FIELDS)?;
     let wanted = WebhookRequest::parse(&body, services.config.webhook_allow_loopback)?;
-    let existing = services.webhooks.get(project_id).await?;
-    let (config, show_secret) = WebhookConfig::set(
-        existing.as_ref(),
-        project_id,
-        wanted,
-        fresh_secret()?,
-        timestamp::now(),
-    );
-    services.webhooks.put(&config).await?;
-    tracing::info!(url = %config.url, rotated = show_secret, "webhook set");
+    let (fresh, now) = (fresh_secret()?, timestamp::now());
+    let (config, show_secret) = services
+        .webhooks
+        .set(project_id, |existing| {
+            WebhookConfig::set(existing, project_id, wanted.clone(), fresh.clone(), now)
+        })
+        .await?;
+    // The host only: the URL's path and query may hold the receiver's secret.
+    let host = config.url.host_for_logs();
+    tracing::info!(host, rotated = show_secret, "webhook set");
     let mut body = render(&config);
     if show_secret {
         body["secret"] = json!(config.secret.expose());

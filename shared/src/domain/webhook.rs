@@ -21,7 +21,10 @@ pub const MAX_URL_CHARS: usize = 2048;
 /// Where deliveries go: an absolute `https` URL without credentials, whose host is not a
 /// literal address nobody outside the service's own network should be reached at. A host name
 /// is checked again when a delivery resolves it ([`is_reachable`]): names can point anywhere.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its path and query may carry a secret of the receiver's (`?token=…`), so logs name its host
+/// only ([`WebhookUrl::host_for_logs`]; `Debug` shows no more) and it has no `Display`.
+#[derive(Clone, PartialEq, Eq)]
 pub struct WebhookUrl(url::Url);
 
 impl WebhookUrl {
@@ -60,11 +63,25 @@ impl WebhookUrl {
     pub fn port(&self) -> u16 {
         self.0.port_or_known_default().unwrap_or(443)
     }
+
+    /// What a log line may say of the URL: its host, and its port when not the scheme's own.
+    pub fn host_for_logs(&self) -> String {
+        let host = self.0.host_str().unwrap_or_default();
+        match self.0.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        }
+    }
 }
 
-impl fmt::Display for WebhookUrl {
+impl fmt::Debug for WebhookUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        write!(
+            f,
+            "WebhookUrl({}://{}/…)",
+            self.0.scheme(),
+            self.host_for_logs()
+        )
     }
 }
 
@@ -127,12 +144,19 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         let [.., high, low] = segments;
         return is_public_v4(Ipv4Addr::from((u32::from(high) << 16) | u32::from(low)));
     }
+    // The ranges below carry or reach an IPv4 address whose own range a relay or translator on
+    // the path would not check, or reach nothing public at all: none is ever a webhook's.
     !(ip.is_unspecified()
         || ip.is_multicast()
         || ip.is_unique_local() // fc00::/7, which holds fd00:ec2::254
         || ip.is_unicast_link_local() // fe80::/10
         || (segments[0] & 0xffc0) == 0xfec0 // deprecated site-local, fec0::/10
-        || (segments[0] == 0x2001 && segments[1] == 0xdb8)) // documentation
+        || (segments[0] == 0x2001 && segments[1] == 0xdb8) // documentation
+        || segments[..6] == [0; 6] // IPv4-compatible, ::a.b.c.d (deprecated)
+        || segments[0] == 0x2002 // 6to4, 2002::/16: the IPv4 address in its next 32 bits
+        || (segments[0] == 0x2001 && segments[1] == 0) // Teredo, 2001::/32
+        || segments[..3] == [0x64, 0xff9b, 1] // local-use NAT64, 64:ff9b:1::/48
+        || segments[..4] == [0x100, 0, 0, 0]) // discard-only, 100::/64
 }
 
 /// A `PUT …/webhook` body.
@@ -314,6 +338,9 @@ mod tests {
             "8.8.8.8",
             "2606:4700::1111",
             "64:ff9b::808:808",
+            "2001:4860:4860::8888", // 2001::/23 beyond Teredo's /32 is public
+            "64:ff9b:2::1",         // past local-use NAT64's /48
+            "100:0:0:1::1",         // past the discard-only /64
         ] {
             assert!(is_reachable(ip(public), false), "{public}");
         }
@@ -342,6 +369,16 @@ mod tests {
             "::ffff:169.254.169.254",
             "64:ff9b::a9fe:a9fe", // NAT64 to 169.254.169.254
             "2001:db8::1",
+            "::a9fe:a9fe",       // IPv4-compatible 169.254.169.254
+            "::808:808",         // IPv4-compatible, even of a public address
+            "2002:a9fe:a9fe::1", // 6to4 of 169.254.169.254
+            "2002:808:808::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2", // Teredo
+            "2001::a9fe:a9fe",
+            "64:ff9b:1::a9fe:a9fe", // local-use NAT64
+            "64:ff9b:1:ffff::808:808",
+            "100::1", // discard-only
+            "100::ffff:ffff:ffff:ffff",
         ] {
             assert!(!is_reachable(ip(private), false), "{private}");
         }
@@ -365,11 +402,24 @@ mod tests {
             ("https://localhost/hook", "private"),
             ("https://api.localhost./hook", "private"),
             ("https://[::ffff:192.168.0.1]/", "private"),
+            ("https://[::a9fe:a9fe]/", "private"),
+            ("https://[2002:a9fe:a9fe::]/", "private"),
+            ("https://[2001::1]/", "private"),
+            ("https://[64:ff9b:1::a00:1]/", "private"),
+            ("https://[100::1]/", "private"),
         ];
         for (url, why) in refused {
             let message = WebhookUrl::parse(url, false).unwrap_err();
             assert!(message.contains(why), "{url}: {message}");
         }
+        let secret =
+            WebhookUrl::parse("https://hooks.example.com:8443/u/s3cret?token=t0k", false).unwrap();
+        assert_eq!(secret.host_for_logs(), "hooks.example.com:8443");
+        let shown = format!("{secret:?}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("t0k"),
+            "{shown}"
+        );
         let long = format!("https://example.com/{}", "a".repeat(MAX_URL_CHARS));
         assert!(
             WebhookUrl::parse(&long, false)

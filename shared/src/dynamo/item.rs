@@ -410,8 +410,10 @@ impl TryFrom<&Item> for WebhookConfig {
     type Error = MalformedItem;
 
     fn try_from(item: &Item) -> Result<Self, MalformedItem> {
-        // Stored by this service, which checked it: loopback URLs only exist where allowed.
-        let url = value(item, "url", |text| WebhookUrl::parse(text, true))?;
+        // Stored by this service, which checked it: loopback URLs only exist where allowed. The
+        // error names no part of it, which may carry a secret (WebhookUrl).
+        let url = WebhookUrl::parse(string(item, "url")?, true)
+            .map_err(|message| MalformedItem(format!("url: {message}")))?;
         let events = match item.get("events") {
             Some(AttributeValue::Ss(names)) => names
                 .iter()

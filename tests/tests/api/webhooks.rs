@@ -445,3 +445,165 @@ async fn a_stream_record_notify_cannot_read_is_set_aside_and_later_changes_publi
         .await;
     assert_eq!(path.published_types(), ["file.verified"]);
 }
+
+/// A deliverer over the test's webhooks that may call loopback; the queue is never asked to
+/// delay a retry (the messages carry no receipt handle).
+async fn loopback_deliverer(api: &TestApi) -> deliver::Deliverer {
+    let mut config = api.services.config.clone();
+    config.webhook_allow_loopback = true;
+    deliver::Deliverer::new(
+        &config,
+        api.services.webhooks.clone(),
+        aws_sdk_sqs::Client::new(&integration_tests::sdk_config().await),
+        "unused: no message has a receipt".to_owned(),
+    )
+    .unwrap()
+}
+
+/// A `PUT` that read the webhook before a rotation and writes after it must not write back the
+/// secret it read: racing PUTs, one rotating, leave the secret the rotation answered, and
+/// deliveries are signed with it.
+#[tokio::test]
+async fn a_put_racing_a_rotation_never_undoes_it() {
+    let api = TestApi::new().await;
+    let receiver = Receiver::start().await;
+    let url = receiver.url.clone();
+    assert_eq!(api.set_webhook(json!({ "url": url })).await.status, 200);
+
+    // Both read before either writes, most rounds; which writes last varies.
+    let mut rotated_secret = String::new();
+    for round in 0..12 {
+        let (plain, rotated) = tokio::join!(
+            api.set_webhook(json!({ "url": url })),
+            api.set_webhook(json!({ "url": url, "rotate_secret": true })),
+        );
+        assert_eq!(plain.status, 200, "{:#}", plain.body);
+        assert_eq!(rotated.status, 200, "{:#}", rotated.body);
+        assert!(plain.body.get("secret").is_none());
+        rotated_secret = rotated.body["secret"].as_str().unwrap().to_owned();
+        let stored = api.services.webhooks.get(&api.project).await.unwrap();
+        assert_eq!(
+            stored.unwrap().secret.expose(),
+            rotated_secret,
+            "round {round}: the rotation was undone"
+        );
+    }
+
+    receiver.trust(&rotated_secret);
+    let deliverer = loopback_deliverer(&api).await;
+    let message = event_message("m0", &api.project, "evt_after_the_race");
+    let response = deliverer.handle(sqs_event(vec![message])).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let accepted = receiver.accepted();
+    assert_eq!(accepted.len(), 1);
+    assert!(accepted[0].signed, "signed with the rotation's secret");
+}
+
+/// What the functions log while `run` runs on this thread.
+async fn logs_of<F: std::future::Future<Output = ()>>(run: F) -> String {
+    use tracing_subscriber::util::SubscriberInitExt;
+    #[derive(Clone, Default)]
+    struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Sink {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let sink = Sink::default();
+    let writer = sink.clone();
+    let guard = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish()
+        .set_default();
+    run.await;
+    drop(guard);
+    String::from_utf8(sink.0.lock().unwrap().clone()).unwrap()
+}
+
+/// A webhook URL's path and query may carry the receiver's secret: logs name its host only,
+/// when it is set and when a delivery to it fails (whose error, reqwest's, names the URL).
+#[tokio::test]
+async fn logs_name_a_webhooks_host_never_its_path_or_query() {
+    let api = TestApi::new().await;
+    // A port nothing listens on: every delivery fails to connect.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let url = format!("http://{closed}/hooks/s3cret-path?token=s3cret-query");
+    let deliverer = loopback_deliverer(&api).await;
+
+    let logs = logs_of(async {
+        let reply = api.set_webhook(json!({ "url": url })).await;
+        assert_eq!(reply.status, 200, "{:#}", reply.body);
+        let message = event_message("m0", &api.project, "evt_refused");
+        let response = deliverer.handle(sqs_event(vec![message])).await;
+        assert_eq!(response.batch_item_failures.len(), 1, "{response:?}");
+    })
+    .await;
+
+    assert!(
+        logs.contains("webhook set") && logs.contains("delivery failed"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains(&closed.to_string()),
+        "the host is named: {logs}"
+    );
+    assert!(!logs.contains("s3cret"), "{logs}");
+}
+
+/// Deliveries connect to the webhook itself whatever proxy the environment names: a proxy would
+/// resolve the webhook's name and connect in the service's stead, past the address check.
+#[tokio::test]
+async fn deliveries_never_go_through_a_proxy() {
+    const PROBE: &str = "UPLOAD_SERVICE_PROXY_PROBE";
+    const NAME: &str = "webhooks::deliveries_never_go_through_a_proxy";
+    if std::env::var_os(PROBE).is_none() {
+        // The environment is the whole process's: this test runs again in a process of its
+        // own, with proxies named where nothing answers.
+        let nowhere = "http://127.0.0.1:9";
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+        child.args(["--exact", NAME, "--nocapture"]).env(PROBE, "1");
+        for variable in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"] {
+            child.env(variable, nowhere);
+            child.env(variable.to_lowercase(), nowhere);
+        }
+        child.env_remove("NO_PROXY").env_remove("no_proxy");
+        let output = child.output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && stdout.contains("1 passed"),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        return;
+    }
+    let receiver = Receiver::start().await;
+    let secret = SigningSecret::from_random([9; 32]);
+    receiver.trust(secret.expose());
+    let now = shared::domain::timestamp::now();
+    let webhook = WebhookConfig {
+        project_id: "p1".to_owned(),
+        url: WebhookUrl::parse(&receiver.url, true).unwrap(),
+        events: EventType::ALL.into(),
+        secret,
+        created_at: now,
+        updated_at: now,
+    };
+    let lookup = mocks::webhook_lookup("p1", Some(&webhook));
+    let api = TestApi::mocked(&[&lookup], &[]);
+    let deliverer = loopback_deliverer(&api).await;
+
+    let response = deliverer
+        .handle(sqs_event(vec![event_message("m0", "p1", "evt_direct")]))
+        .await;
+
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert_eq!(receiver.accepted().len(), 1);
+}
