@@ -109,8 +109,8 @@ async fn run(args: &[String]) -> Result<(), String> {
             )
             .await?;
             eprintln!(
-                "created event bus {bus} and queue {queue} (dead letters: {})",
-                created.dead_letter_queue_url
+                "created event bus {bus} and queue {queue} (dead letters: {}; the rule's: {})",
+                created.dead_letter_queue_url, created.rule_dead_letter_queue_url
             );
             println!("{}", created.queue_url);
         }

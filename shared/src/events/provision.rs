@@ -1,7 +1,7 @@
 //! The bus, the rule and the queues of event delivery, for local runs and tests; deployments get
 //! them from template.yaml (keep the two in step).
 
-use aws_sdk_eventbridge::types::Target;
+use aws_sdk_eventbridge::types::{DeadLetterConfig, RetryPolicy, Target};
 
 use crate::events::SOURCE;
 
@@ -10,11 +10,15 @@ use crate::events::SOURCE;
 pub struct EventResources {
     pub queue_url: String,
     pub dead_letter_queue_url: String,
+    /// Where the rule puts an event it could not send to `queue_url` (template.yaml's
+    /// `WebhookRuleDeadLetters`).
+    pub rule_dead_letter_queue_url: String,
 }
 
 /// Creates (or finds) the bus `bus`, the queue `queue` of webhook deliveries with its
 /// dead-letter queue `<queue>-dlq` (a message goes there after `max_attempts` receives), and a
-/// rule sending every event of this service on the bus to the queue.
+/// rule sending every event of this service on the bus to the queue, retrying for a day and
+/// then keeping what it could not send in `<queue>-rule-dlq`.
 pub async fn create(
     events: &aws_sdk_eventbridge::Client,
     sqs: &aws_sdk_sqs::Client,
@@ -25,6 +29,8 @@ pub async fn create(
     let dead_letters = format!("{queue}-dlq");
     let (queue_url, dead_letters) =
         create_queue_with_dead_letters(sqs, queue, &dead_letters, max_attempts).await?;
+    let rule_dead_letters = create_queue(sqs, &format!("{queue}-rule-dlq"), None).await?;
+    let rule_dead_letters_arn = queue_arn(sqs, &rule_dead_letters).await?;
     let queue_arn = queue_arn(sqs, &queue_url).await?;
 
     match events.create_event_bus().name(bus).send().await {
@@ -48,6 +54,17 @@ pub async fn create(
     let target = Target::builder()
         .id("webhook-queue")
         .arn(&queue_arn)
+        .retry_policy(
+            RetryPolicy::builder()
+                .maximum_retry_attempts(185)
+                .maximum_event_age_in_seconds(86_400)
+                .build(),
+        )
+        .dead_letter_config(
+            DeadLetterConfig::builder()
+                .arn(rule_dead_letters_arn)
+                .build(),
+        )
         .build()
         .map_err(|err| err.to_string())?;
     events
@@ -61,6 +78,7 @@ pub async fn create(
     Ok(EventResources {
         queue_url,
         dead_letter_queue_url: dead_letters,
+        rule_dead_letter_queue_url: rule_dead_letters,
     })
 }
 

@@ -1,0 +1,141 @@
+"""The service's own rules for template.yaml, run by cfn-lint (`--append-rules scripts/cfn_rules`).
+
+cfn-lint checks what any template must hold; these hold what this service relies on and no
+emulator can show: that nothing the triggers fail to handle is dropped, and that no burst of
+events takes the account's concurrency from the API. cfn-lint checks a SAM template untransformed,
+so they read event source mappings both as resources and as SAM functions' `Events`.
+scripts/cfn_rules/unguarded.yaml breaks each rule once; scripts/test holds them to finding it.
+"""
+
+from cfnlint.rules import CloudFormationLintRule, RuleMatch
+
+
+def _resource_of(arn):
+    """The logical id and attribute of a `!GetAtt X.Attr` ARN, else (None, None)."""
+    if isinstance(arn, dict) and "Fn::GetAtt" in arn:
+        target = arn["Fn::GetAtt"]
+        if isinstance(target, str):
+            target = target.split(".", 1)
+        return target[0], target[1]
+    return None, None
+
+
+# SAM's event types that become event source mappings, and the property naming their source.
+SAM_SOURCES = {"SQS": "Queue", "DynamoDB": "Stream", "Kinesis": "Stream"}
+
+
+def _mappings(cfn):
+    """(path, name, properties, kind, source id) of each event source mapping, written as a
+    mapping or as a SAM function's event; kind is "queue", "stream" or None when the template
+    does not say."""
+    resources = cfn.get_resources()
+    found = []
+    for name, resource in cfn.get_resources(["AWS::Lambda::EventSourceMapping"]).items():
+        found.append(
+            (["Resources", name, "Properties"], name, resource.get("Properties", {}), "EventSourceArn")
+        )
+    for function, resource in cfn.get_resources(["AWS::Serverless::Function"]).items():
+        for event, spec in resource.get("Properties", {}).get("Events", {}).items():
+            if spec.get("Type") in SAM_SOURCES:
+                path = ["Resources", function, "Properties", "Events", event, "Properties"]
+                found.append(
+                    (path, f"{function}'s {event}", spec.get("Properties", {}), SAM_SOURCES[spec["Type"]])
+                )
+    for path, name, properties, source_key in found:
+        source, attribute = _resource_of(properties.get(source_key))
+        if resources.get(source, {}).get("Type") == "AWS::SQS::Queue":
+            kind = "queue"
+        elif attribute == "StreamArn":
+            kind = "stream"
+        else:
+            kind = None
+        yield path, name, properties, kind, source
+
+
+class FailuresAreKept(CloudFormationLintRule):
+    """What a trigger or a rule could not handle goes somewhere an operator can redrive it."""
+
+    id = "E9101"
+    shortdesc = "Nothing a trigger or a rule fails on is dropped"
+    description = (
+        "An event rule's targets retry and keep what they cannot deliver in a dead-letter "
+        "queue; a queue a function reads redrives to one; a stream mapping gives up after a "
+        "bounded number of retries into an on-failure destination."
+    )
+    source_url = "https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-dlq.html"
+    tags = ["upload-service"]
+
+    def match(self, cfn):
+        matches = []
+        for name, rule in cfn.get_resources(["AWS::Events::Rule"]).items():
+            targets = rule.get("Properties", {}).get("Targets", [])
+            for index, target in enumerate(targets):
+                path = ["Resources", name, "Properties", "Targets", index]
+                if not target.get("DeadLetterConfig", {}).get("Arn"):
+                    matches.append(
+                        RuleMatch(path, f"{name}'s target {index} has no DeadLetterConfig")
+                    )
+                if "RetryPolicy" not in target:
+                    matches.append(RuleMatch(path, f"{name}'s target {index} has no RetryPolicy"))
+        queues = cfn.get_resources(["AWS::SQS::Queue"])
+        for path, name, properties, kind, source in _mappings(cfn):
+            if kind == "queue":
+                if "RedrivePolicy" not in queues[source].get("Properties", {}):
+                    matches.append(
+                        RuleMatch(path, f"{name} reads {source}, which has no RedrivePolicy")
+                    )
+            elif kind == "stream":
+                retries = properties.get("MaximumRetryAttempts", -1)
+                if retries == -1:
+                    matches.append(
+                        RuleMatch(path, f"{name} retries a failing batch until it expires")
+                    )
+                if not properties.get("DestinationConfig", {}).get("OnFailure"):
+                    matches.append(
+                        RuleMatch(path, f"{name} has no on-failure destination")
+                    )
+        return matches
+
+
+class ConcurrencyIsBounded(CloudFormationLintRule):
+    """A burst of events waits in its queue or stream instead of taking the API's concurrency,
+    and every reservation can be switched off for accounts with a small quota."""
+
+    id = "E9102"
+    shortdesc = "No trigger's concurrency grows with a burst of events"
+    description = (
+        "A queue mapping sets ScalingConfig.MaximumConcurrency; a stream mapping runs one batch "
+        "per shard (ParallelizationFactor 1); ReservedConcurrentExecutions is an Fn::If with an "
+        "AWS::NoValue branch, since AWS refuses a reservation that leaves an account fewer than "
+        "100 unreserved executions."
+    )
+    source_url = "https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html"
+    tags = ["upload-service"]
+
+    def match(self, cfn):
+        matches = []
+        for path, name, properties, kind, source in _mappings(cfn):
+            if kind == "queue":
+                if "MaximumConcurrency" not in properties.get("ScalingConfig", {}):
+                    matches.append(
+                        RuleMatch(path, f"{name} (of {source}) sets no MaximumConcurrency")
+                    )
+            elif kind == "stream":
+                if properties.get("ParallelizationFactor", 1) != 1:
+                    matches.append(
+                        RuleMatch(path, f"{name} runs more than one batch per shard")
+                    )
+            else:
+                matches.append(RuleMatch(path, f"{name} reads a source this rule cannot tell"))
+        functions = cfn.get_resources(["AWS::Lambda::Function", "AWS::Serverless::Function"])
+        for name, function in functions.items():
+            reserved = function.get("Properties", {}).get("ReservedConcurrentExecutions")
+            if reserved is None:
+                continue
+            branches = reserved.get("Fn::If", [])[1:] if isinstance(reserved, dict) else []
+            if {"Ref": "AWS::NoValue"} not in branches:
+                path = ["Resources", name, "Properties", "ReservedConcurrentExecutions"]
+                matches.append(
+                    RuleMatch(path, f"{name} reserves concurrency that cannot be switched off")
+                )
+        return matches
