@@ -1,39 +1,98 @@
 //! `upload-admin`: operator commands against the table and bucket named by `TABLE_NAME` and
-//! `BUCKET_NAME` (endpoints and credentials from the standard AWS variables).
-//!
-//! ```text
-//! upload-admin mint-key --project <id> [--project <id>…] [--label <text>]
-//! upload-admin revoke-key             # reads the key from stdin, so it stays out of shell history
-//! upload-admin create-table          # local runs and tests; deployments use template.yaml
-//! upload-admin create-bucket [--allow-origin <origin>…]
-//! upload-admin create-events --bus <name> --queue <name> [--max-attempts <n>]
-//! upload-admin create-verify-queue --queue <name> [--max-receives <n>]
-//! ```
-//! `create-events` makes the event bus, the webhook delivery queue (with its dead-letter queue
-//! after `--max-attempts` receives, 18 by default as in template.yaml) and the rule between them,
-//! and prints the queue's URL. `create-verify-queue` makes the queue `verify` reads, sends the
-//! bucket's `ObjectCreated` events to it, gives it a `<name>-failures` queue after
-//! `--max-receives` receives (10 by default, as in template.yaml), and prints its URL.
+//! `BUCKET_NAME` (endpoints and credentials from the standard AWS variables). `--help` lists
+//! them; README, "When an alarm fires", says when to use which.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
+use admin::{inspect, redrive, stuck};
 use aws_config::BehaviorVersion;
+use clap::{Parser, Subcommand};
+use shared::app::Services;
 use shared::config::Config;
+use shared::domain::FileId;
 use shared::dynamo::ApiKeys;
 use shared::{aws, dynamo, s3};
 
-const USAGE: &str =
-    "usage: upload-admin mint-key --project <id> [--project <id>...] [--label <text>]
-       upload-admin revoke-key   (the key on stdin)
-       upload-admin create-table
-       upload-admin create-bucket [--allow-origin <origin>...]
-       upload-admin create-events --bus <name> --queue <name> [--max-attempts <n>]
-       upload-admin create-verify-queue --queue <name> [--max-receives <n>]";
+#[derive(Parser)]
+#[command(
+    name = "upload-admin",
+    about = "Operator commands of the upload service"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Mints an API key for the projects given, and prints it.
+    MintKey {
+        #[arg(long = "project", required = true)]
+        projects: Vec<String>,
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// Revokes the key read from stdin (so it stays out of shell history).
+    RevokeKey,
+    /// Creates the table (local runs and tests; deployments use template.yaml).
+    CreateTable,
+    /// Creates the bucket, with CORS for the origins given (default `*`).
+    CreateBucket {
+        #[arg(long = "allow-origin")]
+        origins: Vec<String>,
+    },
+    /// Creates the event bus, the webhook delivery queue (its dead letters after
+    /// `--max-attempts` receives, as template.yaml's WebhookMaxAttempts), and the rule between
+    /// them; prints the queue's URL.
+    CreateEvents {
+        #[arg(long)]
+        bus: String,
+        #[arg(long)]
+        queue: String,
+        #[arg(long, default_value_t = 18)]
+        max_attempts: u32,
+    },
+    /// Creates the queue verify reads, sends the bucket's ObjectCreated events to it, gives it
+    /// a `<queue>-failures` queue after `--max-receives` receives (as template.yaml's
+    /// VerifyQueue); prints its URL.
+    CreateVerifyQueue {
+        #[arg(long)]
+        queue: String,
+        #[arg(long, default_value_t = 10)]
+        max_receives: u32,
+    },
+    /// Moves the messages of a dead-letter queue back, to the queue whose failures it keeps
+    /// (or `--to`); `--dry-run` counts them.
+    Redrive {
+        /// The dead-letter queue's URL (a stack output: VerifyFailuresQueue, …).
+        #[arg(long)]
+        from: String,
+        /// Where they go; by default the queue whose redrive policy names `--from`. The event
+        /// rule's dead letters go to the WebhookQueue output.
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Lists files completed more than `--older-than` ago without a verdict, and multipart
+    /// uploads open for more than `--uploads-older-than`, with what to do for each.
+    Stuck {
+        #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
+        older_than: Duration,
+        #[arg(long, default_value = "7days", value_parser = humantime::parse_duration)]
+        uploads_older_than: Duration,
+    },
+    /// Hands a stuck file's check to verify again, through `VERIFY_QUEUE_URL`.
+    Reverify { file_id: String },
+    /// Prints a file's item, objects and tags, and the upload its job has open, as JSON.
+    Inspect { file_id: String },
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match run(&args).await {
+    let cli = Cli::parse();
+    match run(cli.command).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("upload-admin: {message}");
@@ -42,64 +101,47 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(args: &[String]) -> Result<(), String> {
-    let (command, options) = args.split_first().ok_or(USAGE)?;
+async fn run(command: Command) -> Result<(), String> {
     let config = Config::from_env().map_err(|err| err.to_string())?;
     let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
-    match command.as_str() {
-        "mint-key" => {
-            only(options, &["--project", "--label"])?;
-            let projects = values(options, "--project");
-            let label = values(options, "--label").pop().unwrap_or_default();
-            let keys = ApiKeys::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table_name);
-            let key = keys.mint(&projects, &label).await.map_err(describe)?;
+    let keys = || ApiKeys::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table_name);
+    let s3_client =
+        || aws_sdk_s3::Client::from_conf(aws::s3_config(&sdk, config.s3_force_path_style));
+    let services = || async { Services::from_env().await.map_err(|err| err.to_string()) };
+    match command {
+        Command::MintKey { projects, label } => {
+            let key = keys().mint(&projects, &label).await.map_err(describe)?;
             println!("{key}");
         }
-        "revoke-key" => {
-            only(options, &[])?;
+        Command::RevokeKey => {
             let mut key = String::new();
             std::io::stdin()
                 .read_line(&mut key)
                 .map_err(|err| err.to_string())?;
-            let keys = ApiKeys::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table_name);
-            keys.revoke(key.trim()).await.map_err(describe)?;
+            keys().revoke(key.trim()).await.map_err(describe)?;
             eprintln!("revoked");
         }
-        "create-table" => {
-            only(options, &[])?;
+        Command::CreateTable => {
             let client = aws_sdk_dynamodb::Client::new(&sdk);
             dynamo::provision::create_table(&client, &config.table_name)
                 .await
                 .map_err(describe)?;
             eprintln!("created table {}", config.table_name);
         }
-        "create-bucket" => {
-            only(options, &["--allow-origin"])?;
-            let mut origins = values(options, "--allow-origin");
+        Command::CreateBucket { mut origins } => {
             if origins.is_empty() {
                 origins.push("*".to_owned());
             }
-            let client =
-                aws_sdk_s3::Client::from_conf(aws::s3_config(&sdk, config.s3_force_path_style));
-            s3::provision::create_bucket(&client, &config.bucket_name, &origins)
+            s3::provision::create_bucket(&s3_client(), &config.bucket_name, &origins)
                 .await
                 .map_err(describe)?;
             eprintln!("created bucket {}", config.bucket_name);
         }
-        "create-events" => {
-            only(options, &["--bus", "--queue", "--max-attempts"])?;
-            let required = |name: &str| {
-                values(options, name)
-                    .pop()
-                    .ok_or_else(|| format!("{name} is required\n{USAGE}"))
-            };
-            let (bus, queue) = (required("--bus")?, required("--queue")?);
-            let max_attempts = match values(options, "--max-attempts").pop() {
-                None => 18,
-                Some(text) => text
-                    .parse()
-                    .map_err(|_| format!("--max-attempts {text:?} is not a number"))?,
-            };
+        Command::CreateEvents {
+            bus,
+            queue,
+            max_attempts,
+        } => {
             let created = shared::events::provision::create(
                 &aws_sdk_eventbridge::Client::new(&sdk),
                 &aws_sdk_sqs::Client::new(&sdk),
@@ -114,20 +156,12 @@ async fn run(args: &[String]) -> Result<(), String> {
             );
             println!("{}", created.queue_url);
         }
-        "create-verify-queue" => {
-            only(options, &["--queue", "--max-receives"])?;
-            let queue = values(options, "--queue")
-                .pop()
-                .ok_or_else(|| format!("--queue is required\n{USAGE}"))?;
-            let max_receives = match values(options, "--max-receives").pop() {
-                // template.yaml's VerifyQueue: receives that span hours with verify's backoff
-                None => 10,
-                Some(text) => text
-                    .parse()
-                    .map_err(|_| format!("--max-receives {text:?} is not a number"))?,
-            };
+        Command::CreateVerifyQueue {
+            queue,
+            max_receives,
+        } => {
             let created = s3::provision::create_verify_queue(
-                &aws_sdk_s3::Client::from_conf(aws::s3_config(&sdk, config.s3_force_path_style)),
+                &s3_client(),
                 &aws_sdk_sqs::Client::new(&sdk),
                 &config.bucket_name,
                 &queue,
@@ -140,33 +174,59 @@ async fn run(args: &[String]) -> Result<(), String> {
             );
             println!("{}", created.queue_url);
         }
-        _ => return Err(USAGE.to_owned()),
-    }
-    Ok(())
-}
-
-/// Refuses any option but `allowed`, each of which takes a value.
-fn only(options: &[String], allowed: &[&str]) -> Result<(), String> {
-    let mut rest = options.iter();
-    while let Some(option) = rest.next() {
-        if !allowed.contains(&option.as_str()) {
-            return Err(format!("unexpected argument {option:?}\n{USAGE}"));
+        Command::Redrive { from, to, dry_run } => {
+            let sqs = aws_sdk_sqs::Client::new(&sdk);
+            let done = redrive::redrive(&sqs, &from, to.as_deref(), dry_run).await?;
+            if dry_run {
+                println!("{} messages would move to {}", done.messages, done.to);
+            } else {
+                println!("moved {} messages to {}", done.messages, done.to);
+            }
         }
-        rest.next()
-            .ok_or_else(|| format!("{option} needs a value\n{USAGE}"))?;
+        Command::Stuck {
+            older_than,
+            uploads_older_than,
+        } => {
+            let services = services().await?;
+            for file in stuck::stuck_files(&services, older_than).await? {
+                let record = &file.record;
+                println!(
+                    "file {} (project {}) uploaded {} without a verdict: upload-admin reverify {}",
+                    record.file_id,
+                    record.project_id,
+                    shared::domain::timestamp::format(record.updated_at),
+                    record.file_id
+                );
+            }
+            for upload in stuck::open_uploads(&services, uploads_older_than).await? {
+                let whose = upload
+                    .file_id
+                    .map_or("no file of the service".to_owned(), |id| {
+                        format!("file {id}")
+                    });
+                println!(
+                    "multipart upload {} of {} ({whose}) open since {}: the bucket's lifecycle aborts it after IncompleteUploadDays; its file's DELETE …/upload aborts it now",
+                    upload.upload_id,
+                    upload.key,
+                    shared::domain::timestamp::format(upload.initiated)
+                );
+            }
+        }
+        Command::Reverify { file_id } => {
+            let step = stuck::reverify(&services().await?, parse_file_id(&file_id)?).await?;
+            eprintln!("handed to verify: {step:?}");
+        }
+        Command::Inspect { file_id } => {
+            let found = inspect::inspect(&services().await?, parse_file_id(&file_id)?).await?;
+            println!("{found:#}");
+        }
     }
     Ok(())
 }
 
-/// The values of every `--name value` pair.
-fn values(options: &[String], name: &str) -> Vec<String> {
-    options
-        .chunks(2)
-        .filter_map(|pair| match pair {
-            [option, value] if option == name => Some(value.clone()),
-            _ => None,
-        })
-        .collect()
+fn parse_file_id(text: &str) -> Result<FileId, String> {
+    text.parse()
+        .map_err(|()| format!("{text:?} is not a file id"))
 }
 
 fn describe(err: shared::domain::ApiError) -> String {

@@ -88,6 +88,15 @@ fn resources() -> (String, String) {
         .clone()
 }
 
+/// What one [`TestApi::pump_verify_queue`] did.
+#[derive(Debug)]
+pub struct Pumped {
+    /// Messages handed to verify.
+    pub handed: usize,
+    /// The receipt handles of those verify reported failed, left in the queue.
+    pub failed: Vec<String>,
+}
+
 /// The servers behind a [`TestApi::behind_proxies`], each through a proxy a test can make fail.
 pub struct Dependencies {
     pub dynamodb: FaultProxy,
@@ -297,6 +306,42 @@ impl TestApi {
             .expect("verify succeeds");
         assert_eq!(outcomes.len(), 1);
         outcomes.remove(0)
+    }
+
+    /// One receive from verify's queue `url`, handed to verify as Lambda's SQS mapping hands
+    /// it (its receive count included); the messages verify does not report failed are
+    /// deleted, as the mapping does.
+    pub async fn pump_verify_queue(&self, sqs: &aws_sdk_sqs::Client, url: &str) -> Pumped {
+        let messages = crate::delivery::receive(sqs, url, 1).await;
+        let mut event = aws_lambda_events::sqs::SqsEvent::default();
+        event.records = messages
+            .iter()
+            .map(crate::delivery::lambda_message)
+            .collect();
+        let response = as_function("verify", verify::handle_messages(&self.services, event)).await;
+        let failed: Vec<&str> = response
+            .batch_item_failures
+            .iter()
+            .map(|failure| failure.item_identifier.as_str())
+            .collect();
+        let mut pumped = Pumped {
+            handed: messages.len(),
+            failed: Vec::new(),
+        };
+        for message in &messages {
+            let receipt = message.receipt_handle().unwrap_or_default();
+            if failed.contains(&message.message_id().unwrap_or_default()) {
+                pumped.failed.push(receipt.to_owned());
+            } else {
+                sqs.delete_message()
+                    .queue_url(url)
+                    .receipt_handle(receipt)
+                    .send()
+                    .await
+                    .expect("DeleteMessage");
+            }
+        }
+        pumped
     }
 
     /// Hands `event` to the verify function, as S3's notification does.

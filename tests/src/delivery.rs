@@ -168,48 +168,15 @@ impl EventPath {
     /// One receive from the queue, handed to `deliver`; the messages it did not report failed
     /// are deleted, as Lambda's SQS mapping does.
     async fn deliver_queued(&mut self) -> bool {
-        let output = self
-            .sqs
-            .receive_message()
-            .queue_url(&self.queue_url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(0)
-            .message_system_attribute_names(
-                aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
-            )
-            .send()
-            .await
-            .expect("ReceiveMessage");
-        let messages = output.messages();
+        let messages = receive(&self.sqs, &self.queue_url, 0).await;
         if messages.is_empty() {
             return false;
         }
         let mut records = Vec::new();
-        for message in messages {
-            let body = message.body().unwrap_or_default();
-            self.envelopes.push(serde_json::from_str(body).unwrap());
-            let attributes: HashMap<String, String> = message
-                .attributes()
-                .map(|attributes| {
-                    attributes
-                        .iter()
-                        .map(|(name, value)| (name.as_str().to_owned(), value.clone()))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let record: SqsMessage = serde_json::from_value(json!({
-                "messageId": message.message_id(),
-                "receiptHandle": message.receipt_handle(),
-                "body": body,
-                "attributes": attributes,
-                "messageAttributes": {},
-                "md5OfBody": message.md5_of_body(),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:test",
-                "awsRegion": "us-east-1",
-            }))
-            .unwrap();
-            records.push(record);
+        for message in &messages {
+            self.envelopes
+                .push(serde_json::from_str(message.body().unwrap_or_default()).unwrap());
+            records.push(lambda_message(message));
         }
         let response = as_function("deliver", self.deliverer.handle(sqs_event(records))).await;
         let failed: Vec<&str> = response
@@ -217,7 +184,7 @@ impl EventPath {
             .iter()
             .map(|failure| failure.item_identifier.as_str())
             .collect();
-        for message in messages {
+        for message in &messages {
             if !failed.contains(&message.message_id().unwrap_or_default()) {
                 self.sqs
                     .delete_message()
@@ -230,6 +197,52 @@ impl EventPath {
         }
         true
     }
+}
+
+/// One receive of up to 10 messages from `queue`, as Lambda's SQS mapping makes it (with each
+/// message's receive count), waiting up to `wait_secs` for one.
+pub async fn receive(
+    sqs: &aws_sdk_sqs::Client,
+    queue: &str,
+    wait_secs: i32,
+) -> Vec<aws_sdk_sqs::types::Message> {
+    sqs.receive_message()
+        .queue_url(queue)
+        .max_number_of_messages(10)
+        .wait_time_seconds(wait_secs)
+        .message_system_attribute_names(
+            aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
+        )
+        .send()
+        .await
+        .expect("ReceiveMessage")
+        .messages
+        .unwrap_or_default()
+}
+
+/// `message`, received from SQS, as Lambda's SQS mapping hands it to a function.
+pub fn lambda_message(message: &aws_sdk_sqs::types::Message) -> SqsMessage {
+    let attributes: HashMap<String, String> = message
+        .attributes()
+        .map(|attributes| {
+            attributes
+                .iter()
+                .map(|(name, value)| (name.as_str().to_owned(), value.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    serde_json::from_value(json!({
+        "messageId": message.message_id(),
+        "receiptHandle": message.receipt_handle(),
+        "body": message.body().unwrap_or_default(),
+        "attributes": attributes,
+        "messageAttributes": {},
+        "md5OfBody": message.md5_of_body(),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:test",
+        "awsRegion": "us-east-1",
+    }))
+    .unwrap()
 }
 
 fn stream_event(records: Vec<EventRecord>) -> StreamEvent {

@@ -25,7 +25,7 @@ pub mod operations;
 mod storage;
 mod wire;
 
-pub use app::{Dependencies, TestApi, config, sdk_config, verify_queue_url};
+pub use app::{Dependencies, Pumped, TestApi, config, sdk_config, verify_queue_url};
 pub use call::{ApiReply, Call, Event, FormBody, dispatch};
 pub use serde_json;
 pub use wire::{

@@ -292,6 +292,11 @@ impl FileStore {
     }
 
     pub async fn get(&self, file_id: FileId) -> Result<Option<FileRecord>, ApiError> {
+        self.read(file_id).await?.as_ref().map(decode).transpose()
+    }
+
+    /// The file's item as stored, read consistently.
+    async fn read(&self, file_id: FileId) -> Result<Option<Item>, ApiError> {
         let output = self
             .client
             .get_item()
@@ -301,7 +306,47 @@ impl FileStore {
             .send()
             .await
             .map_err(|err| aws::failure("GetItem file", err))?;
-        output.item.as_ref().map(decode).transpose()
+        Ok(output.item)
+    }
+
+    /// The files in `status` whose last change is older than `changed_before`, oldest first.
+    /// Scans the whole table: for operators' commands (`upload-admin stuck`), never a route.
+    pub async fn scan_by_status(
+        &self,
+        status: FileStatus,
+        changed_before: OffsetDateTime,
+    ) -> Result<Vec<FileRecord>, ApiError> {
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("sk = :file AND #status = :status AND updated_at < :before")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":file", s("FILE"))
+            .expression_attribute_values(":status", s(status.as_str()))
+            .expression_attribute_values(":before", s(timestamp::format(changed_before)))
+            .into_paginator()
+            .send();
+        let mut records = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|err| aws::failure("Scan files", err))?;
+            for found in page.items() {
+                records.push(decode(found)?);
+            }
+        }
+        records.sort_by_key(|record| record.updated_at);
+        Ok(records)
+    }
+
+    /// The file's item as stored, as JSON (`upload-admin inspect`): what no route shows.
+    pub async fn item_json(&self, file_id: FileId) -> Result<Option<serde_json::Value>, ApiError> {
+        self.read(file_id)
+            .await?
+            .map(|found| {
+                serde_dynamo::from_item(found)
+                    .map_err(|err| ApiError::Internal(format!("file item as JSON: {err}")))
+            })
+            .transpose()
     }
 
     /// The file of `project_id` with this id; other projects' files do not exist for the caller.

@@ -84,7 +84,7 @@ pub async fn create(
 
 /// Creates (or finds) the queue `name` and its dead-letter queue `dead_letters`, to which a
 /// message moves after `max_receives` receives; both URLs.
-pub(crate) async fn create_queue_with_dead_letters(
+pub async fn create_queue_with_dead_letters(
     sqs: &aws_sdk_sqs::Client,
     name: &str,
     dead_letters: &str,

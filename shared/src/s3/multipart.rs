@@ -97,6 +97,50 @@ impl ObjectStore {
         Ok(Some(parts))
     }
 
+    /// The multipart uploads open under `prefix` that began before `initiated_before`, oldest
+    /// first, as (key, upload id, initiation): for operators (`upload-admin stuck`).
+    pub async fn open_uploads(
+        &self,
+        prefix: &str,
+        initiated_before: time::OffsetDateTime,
+    ) -> Result<Vec<(String, String, time::OffsetDateTime)>, ApiError> {
+        let mut uploads = Vec::new();
+        let (mut key_marker, mut upload_marker) = (None, None);
+        loop {
+            let page = self
+                .client
+                .list_multipart_uploads()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_key_marker(key_marker.take())
+                .set_upload_id_marker(upload_marker.take())
+                .send()
+                .await
+                .map_err(|err| aws::failure("ListMultipartUploads", err))?;
+            for upload in page.uploads() {
+                let (Some(key), Some(upload_id), Some(initiated)) =
+                    (upload.key(), upload.upload_id(), upload.initiated())
+                else {
+                    continue;
+                };
+                let Ok(initiated) = time::OffsetDateTime::from_unix_timestamp(initiated.secs())
+                else {
+                    continue;
+                };
+                if initiated < initiated_before {
+                    uploads.push((key.to_owned(), upload_id.to_owned(), initiated));
+                }
+            }
+            if page.is_truncated() != Some(true) {
+                break;
+            }
+            key_marker = page.next_key_marker().map(str::to_owned);
+            upload_marker = page.next_upload_id_marker().map(str::to_owned);
+        }
+        uploads.sort_by_key(|(_, _, initiated)| *initiated);
+        Ok(uploads)
+    }
+
     /// Whether storage still has the multipart upload (a lifecycle rule or someone may have
     /// aborted it): one ListParts of at most one part.
     pub async fn multipart_upload_exists(

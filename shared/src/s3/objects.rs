@@ -159,6 +159,26 @@ impl ObjectStore {
         Ok(keys)
     }
 
+    /// The object's tags (`state`: pending, checking or verified), for operators.
+    pub async fn tags(
+        &self,
+        key: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, ApiError> {
+        let output = self
+            .client
+            .get_object_tagging()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|err| aws::failure("GetObjectTagging", err))?;
+        Ok(output
+            .tag_set()
+            .iter()
+            .map(|tag| (tag.key().to_owned(), tag.value().to_owned()))
+            .collect())
+    }
+
     /// The object's size, type and stored checksum, or `None` when there is no such object.
     pub async fn head(&self, key: &str) -> Result<Option<ObjectHead>, ApiError> {
         let result = self

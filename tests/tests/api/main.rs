@@ -12,6 +12,7 @@ mod faults;
 mod files;
 mod idempotency;
 mod multipart;
+mod operations;
 mod tokens;
 mod upload;
 mod verify;

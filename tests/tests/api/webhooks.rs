@@ -220,6 +220,36 @@ async fn deliveries_that_keep_failing_end_in_the_dead_letter_queue() {
 }
 
 #[tokio::test]
+async fn dead_letters_redriven_by_the_operator_are_delivered() {
+    // GIVEN an event in the dead-letter queue: the receiver failed both attempts
+    let api = TestApi::new().await;
+    let mut path = api.event_path(2).await;
+    let receiver = subscribed(&api).await;
+    receiver.fail_first(2);
+    let file_id = upload_checked(&api, b"delivered at last", TEXT).await;
+    assert_eq!(dead_letters(&mut path).await.len(), 1);
+
+    // WHEN the operator redrives the dead letters (`upload-admin redrive`)
+    let sqs = aws_sdk_sqs::Client::new(&integration_tests::sdk_config().await);
+    let moved = admin::redrive::redrive(&sqs, &path.dead_letter_queue_url, None, false)
+        .await
+        .unwrap();
+
+    // THEN they go back to the delivery queue, and the event is delivered, once
+    assert_eq!(
+        (moved.to.as_str(), moved.messages),
+        (path.queue_url.as_str(), 1)
+    );
+    path.until("the redriven delivery", |_| !receiver.accepted().is_empty())
+        .await;
+    path.drain(Duration::from_secs(1)).await;
+    let accepted = receiver.accepted();
+    assert_eq!(types(&accepted), ["file.verified"]);
+    assert_eq!(accepted[0].body["data"]["file_id"], file_id.as_str());
+    assert!(path.dead_letters().await.is_empty());
+}
+
+#[tokio::test]
 async fn a_webhook_whose_name_resolves_to_a_private_address_is_refused_at_delivery() {
     let api = TestApi::new().await;
     let mut path = api.event_path(1).await;

@@ -1,0 +1,22 @@
+//! What `upload-admin`'s operator commands do, apart from its command line (`main.rs`), so that
+//! the tests drive them against the local stack.
+//!
+//! - [`redrive`]: dead letters back to the queue they came from.
+//! - [`stuck`]: files that wait for a verdict nobody is working on, and old multipart uploads;
+//!   [`stuck::reverify`] hands a file's check to verify again.
+//! - [`inspect`]: everything the service holds of one file.
+
+pub mod inspect;
+pub mod redrive;
+pub mod stuck;
+
+/// An SDK error with its cause chain, for a message that names what failed.
+fn failure(operation: &str, err: impl std::error::Error) -> String {
+    let mut message = format!("{operation}: {err}");
+    let mut cause = err.source();
+    while let Some(err) = cause {
+        message.push_str(&format!(": {err}"));
+        cause = err.source();
+    }
+    message
+}
