@@ -5,9 +5,12 @@
 //! - [`stuck`]: files that wait for a verdict nobody is working on, and old multipart uploads;
 //!   [`stuck::reverify`] hands a file's check to verify again.
 //! - [`inspect`]: everything the service holds of one file.
+//! - [`stream`]: the table's stream as Lambda reads it, and [`stream::replay`] of the records
+//!   notify could not publish.
 
 pub mod inspect;
 pub mod redrive;
+pub mod stream;
 pub mod stuck;
 
 /// An SDK error with its cause chain, for a message that names what failed.

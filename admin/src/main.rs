@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use admin::{inspect, redrive, stuck};
+use admin::{inspect, redrive, stream, stuck};
 use aws_config::BehaviorVersion;
 use clap::{Parser, Subcommand};
 use shared::app::Services;
@@ -72,6 +72,15 @@ enum Command {
         /// rule's dead letters go to the WebhookQueue output.
         #[arg(long)]
         to: Option<String>,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Publishes again the events of the stream records notify gave up on, from the positions
+    /// the NotifyFailures queue keeps, to `EVENT_BUS_NAME`'s bus; `--dry-run` counts them.
+    ReplayStream {
+        /// The NotifyFailures queue's URL (a stack output: NotifyFailuresQueue).
+        #[arg(long)]
+        from: String,
         #[arg(long)]
         dry_run: bool,
     },
@@ -182,6 +191,25 @@ async fn run(command: Command) -> Result<(), String> {
             } else {
                 println!("moved {} messages to {}", done.messages, done.to);
             }
+        }
+        Command::ReplayStream { from, dry_run } => {
+            let sqs = aws_sdk_sqs::Client::new(&sdk);
+            if dry_run {
+                let waiting = redrive::waiting(&sqs, &from).await?;
+                println!("{waiting} failed batches to replay");
+                return Ok(());
+            }
+            let bus_name = config
+                .event_bus_name
+                .clone()
+                .ok_or("EVENT_BUS_NAME is not set (a stack output: EventBusName)")?;
+            let bus =
+                shared::events::EventBus::new(aws_sdk_eventbridge::Client::new(&sdk), bus_name);
+            let done = stream::replay(&sqs, &stream::client(&sdk), &bus, &from).await?;
+            println!(
+                "replayed {} failed batches: {} changes of files handed to notify",
+                done.batches, done.changes
+            );
         }
         Command::Stuck {
             older_than,

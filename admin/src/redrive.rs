@@ -128,7 +128,7 @@ pub async fn redrive(
 }
 
 /// How many messages `queue` holds, visible or being received.
-async fn waiting(sqs: &Client, queue: &str) -> Result<u64, String> {
+pub async fn waiting(sqs: &Client, queue: &str) -> Result<u64, String> {
     let output = sqs
         .get_queue_attributes()
         .queue_url(queue)

@@ -262,7 +262,6 @@ struct StreamTap {
 impl StreamTap {
     async fn open(table: &str) -> Self {
         let sdk = sdk_config().await;
-        let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").expect("scripts/test sets it");
         let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
         let stream_arn = dynamodb
             .describe_table()
@@ -273,11 +272,7 @@ impl StreamTap {
             .table
             .and_then(|table| table.latest_stream_arn)
             .expect("the table has a stream");
-        let client = aws_sdk_dynamodbstreams::Client::from_conf(
-            aws_sdk_dynamodbstreams::config::Builder::from(&sdk)
-                .endpoint_url(endpoint)
-                .build(),
-        );
+        let client = admin::stream::client(&sdk);
         let mut tap = Self {
             client,
             stream_arn,
@@ -363,55 +358,16 @@ fn lambda_record(
     record: &aws_sdk_dynamodbstreams::types::Record,
     project: &str,
 ) -> Option<EventRecord> {
+    use aws_sdk_dynamodbstreams::types::AttributeValue;
     let change = record.dynamodb()?;
-    let image =
-        |image: Option<&HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>>| {
-            image.map(|image| {
-                let item: serde_dynamo::Item = image.clone().into();
-                serde_json::to_value(item).unwrap()
-            })
-        };
-    let (old, new) = (image(change.old_image()), image(change.new_image()));
-    let of_project = |image: &Option<Value>| {
-        image
-            .as_ref()
-            .is_some_and(|image| image["sk"]["S"] == "FILE" && image["project_id"]["S"] == project)
+    let of_project = |image: Option<&HashMap<String, AttributeValue>>| {
+        image.is_some_and(|image| {
+            image.get("project_id") == Some(&AttributeValue::S(project.to_owned()))
+        })
     };
-    if !of_project(&old) && !of_project(&new) {
-        return None;
-    }
-    let mut dynamodb = json!({
-        "ApproximateCreationDateTime": change
-            .approximate_creation_date_time()
-            .map(|at| at.as_secs_f64())
-            .unwrap_or_default(),
-        "Keys": image(change.keys()),
-        "SequenceNumber": change.sequence_number(),
-        "SizeBytes": change.size_bytes().unwrap_or_default(),
-        "StreamViewType": "NEW_AND_OLD_IMAGES",
-    });
-    if let Some(old) = old {
-        dynamodb["OldImage"] = old;
-    }
-    if let Some(new) = new {
-        dynamodb["NewImage"] = new;
-    }
-    let mut lambda = json!({
-        "eventID": record.event_id(),
-        "eventName": record.event_name().map(|name| name.as_str()),
-        "eventVersion": "1.1",
-        "eventSource": "aws:dynamodb",
-        "awsRegion": "us-east-1",
-        "dynamodb": dynamodb,
-        "eventSourceARN": "arn:aws:dynamodb:us-east-1:000000000000:table/test/stream/now",
-    });
-    if let Some(identity) = record.user_identity() {
-        lambda["userIdentity"] = json!({
-            "type": identity.r#type(),
-            "principalId": identity.principal_id(),
-        });
-    }
-    Some(serde_json::from_value(lambda).expect("aws_lambda_events reads the record"))
+    let ours = of_project(change.old_image()) || of_project(change.new_image());
+    (admin::stream::is_file_change(record) && ours)
+        .then(|| admin::stream::lambda_record(record).expect("a record Lambda would hand over"))
 }
 
 /// The SQS message EventBridge's rule makes of an event of `project_id`: a `file.verified` with

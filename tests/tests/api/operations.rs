@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use admin::redrive::{redrive, source_of};
+use admin::redrive::{self, redrive, source_of};
 use admin::stuck::{reverify, stuck_files};
 use integration_tests::faults::Fault;
 use integration_tests::{Status, TestApi, declaration, sdk_config};
@@ -175,4 +175,126 @@ async fn a_redrive_needs_its_destination_named_when_no_queue_redrives_to_it() {
         .unwrap();
     let refused = source_of(&sqs, &lonely).await.unwrap_err();
     assert!(refused.contains("--to"), "{refused}");
+}
+
+/// Where `file_id`'s change to `status` is in the table's stream: (stream ARN, shard, sequence
+/// number), as the stream mapping's failure destination names a batch.
+async fn stream_position(api: &TestApi, file_id: &str, status: &str) -> (String, String, String) {
+    use aws_sdk_dynamodbstreams::types::{AttributeValue, ShardIteratorType};
+    let sdk = sdk_config().await;
+    let stream_arn = api
+        .services
+        .files
+        .client()
+        .describe_table()
+        .table_name(api.services.files.table())
+        .send()
+        .await
+        .unwrap()
+        .table
+        .and_then(|table| table.latest_stream_arn)
+        .expect("the table has a stream");
+    let streams = admin::stream::client(&sdk);
+    let described = streams
+        .describe_stream()
+        .stream_arn(&stream_arn)
+        .send()
+        .await
+        .unwrap();
+    let shards = described
+        .stream_description
+        .unwrap()
+        .shards
+        .unwrap_or_default();
+    let wanted = |image: Option<&std::collections::HashMap<String, AttributeValue>>| {
+        image.is_some_and(|image| {
+            image.get("pk") == Some(&AttributeValue::S(format!("FILE#{file_id}")))
+                && image.get("status") == Some(&AttributeValue::S(status.to_owned()))
+        })
+    };
+    for shard in shards {
+        let shard_id = shard.shard_id.unwrap();
+        let mut iterator = streams
+            .get_shard_iterator()
+            .stream_arn(&stream_arn)
+            .shard_id(&shard_id)
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .unwrap()
+            .shard_iterator;
+        while let Some(current) = iterator.take() {
+            let page = streams
+                .get_records()
+                .shard_iterator(current)
+                .send()
+                .await
+                .unwrap();
+            if page.records().is_empty() {
+                break;
+            }
+            for record in page.records() {
+                let change = record.dynamodb().unwrap();
+                if wanted(change.new_image()) {
+                    let sequence = change.sequence_number().unwrap().to_owned();
+                    return (stream_arn, shard_id, sequence);
+                }
+            }
+            iterator = page.next_shard_iterator;
+        }
+    }
+    panic!("no change of {file_id} to {status} in the stream");
+}
+
+#[tokio::test]
+async fn a_stream_batch_notify_gave_up_on_is_replayed_and_its_event_published() {
+    // GIVEN a verified file whose event notify never published: the stream mapping gave up on
+    // its record and put the record's position in the failure queue
+    let api = TestApi::new().await;
+    let (file_id, key) = completed(&api, b"published late").await;
+    api.deliver(&key).await;
+    let (stream_arn, shard, sequence) = stream_position(&api, &file_id, "verified").await;
+    let mut path = api.event_path(5).await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk_config().await);
+    let failures = sqs
+        .create_queue()
+        .queue_name(format!("notify-failures-{}", uuid::Uuid::new_v4().simple()))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let failed_batch = integration_tests::serde_json::json!({
+        "version": "1.0",
+        "DDBStreamBatchInfo": {
+            "shardId": shard,
+            "startSequenceNumber": sequence,
+            "endSequenceNumber": sequence,
+            "batchSize": 1,
+            "streamArn": stream_arn,
+        },
+    });
+    sqs.send_message()
+        .queue_url(&failures)
+        .message_body(failed_batch.to_string())
+        .send()
+        .await
+        .unwrap();
+
+    // WHEN the operator replays the failures (`upload-admin replay-stream`)
+    let streams = admin::stream::client(&sdk_config().await);
+    let replayed = admin::stream::replay(&sqs, &streams, path.bus(), &failures)
+        .await
+        .unwrap();
+
+    // THEN the file's event reaches the bus and the webhook queue, and the failure is gone
+    assert_eq!((replayed.batches, replayed.changes), (1, 1));
+    path.until("the replayed event", |path| !path.envelopes.is_empty())
+        .await;
+    assert_eq!(path.published_types(), ["file.verified"]);
+    assert_eq!(
+        path.envelopes[0]["detail"]["data"]["file_id"],
+        file_id.as_str()
+    );
+    assert_eq!(redrive::waiting(&sqs, &failures).await.unwrap(), 0);
 }
