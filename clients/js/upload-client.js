@@ -1,3 +1,4 @@
+// @ts-check
 // The upload service's browser client: an ES module, no build step, no dependency.
 //
 //   import { UploadClient } from './upload-client.js'
@@ -14,6 +15,14 @@
 // again when they expire, an upload interrupted by a reload resumes from the parts storage has
 // (GET …/parts), and complete needs no ETags. Every failure is an UploadError carrying the
 // contract's error code.
+//
+// Calls survive what the service tells them: every call that changes something carries an
+// Idempotency-Key, one per operation and the same on each of its retries, so a retried create
+// whose first answer was lost gets that answer instead of making a second file (the key of a
+// create is remembered with the file, so this holds across a reload too). 503, 429, a key still
+// in use and network failures are retried with jittered exponential backoff, waiting what
+// Retry-After says when it says, within `retry` (attempts, and the longest wait). The caller's
+// `signal` stops every request and every wait.
 
 /** Files up to this size are declared with their SHA-256, which the service then checks. WebCrypto
  * has no streaming digest: it holds the whole file in memory, and 120 MiB took the upload to
@@ -27,12 +36,57 @@ const PART_URL_BATCH = 100
 const EXPIRY_MARGIN_MS = 60_000
 const RESUME_PREFIX = 'upload-service:'
 
-/** A failed call: `code` is the contract's (`validation_error`, `forbidden`, …), or
- * `network_error` / `storage_error` for failures outside the API. */
 /** The most a direct upload may carry in any deployment (docs/API.md, direct upload). */
 export const DIRECT_UPLOAD_MAX_BYTES = 4 * 1024 * 1024
 
+/**
+ * How calls to the API are retried: `attempts` in all, waiting `baseDelayMs` doubled after each
+ * (with jitter), or what Retry-After says; a wait above `maxDelayMs` is not made, and the error
+ * is the answer.
+ * @typedef {{ attempts: number, baseDelayMs: number, maxDelayMs: number }} RetryPolicy
+ */
+
+/** @type {RetryPolicy} */
+export const DEFAULT_RETRY = { attempts: 5, baseDelayMs: 250, maxDelayMs: 20_000 }
+
+/**
+ * One entry of an error's `details` (docs/API.md, Errors).
+ * @typedef {{ field?: string, reason?: string, message: string, part_numbers?: number[] }} ErrorDetail
+ */
+
+/**
+ * The upload plan of a created or reuploaded file (docs/API.md, create): one URL, or the first
+ * batch of part URLs and the part layout.
+ * @typedef {{
+ *   file_id: string, status: string, s3_key: string, upload_id: string | null,
+ *   part_size: number, part_count: number, urls?: string[], headers: Record<string, string>,
+ *   expires_at: string, deduplicated?: boolean
+ * }} UploadPlan
+ */
+
+/**
+ * The file resource (docs/API.md, the file resource); `upload` is its upload in progress.
+ * @typedef {{
+ *   file_id: string, status: 'pending_upload' | 'uploaded' | 'verified' | 'rejected',
+ *   file_name: string, file_size: number, content_type: string,
+ *   metadata: Record<string, string>, rejection_reason?: string | null,
+ *   upload?: UploadPlan | null, deduplicated?: boolean
+ * }} FileResource
+ */
+
+/**
+ * A file's parts that storage has.
+ * @typedef {{ part_number: number, size: number, etag: string }} StoredPart
+ */
+
+/** A failed call: `code` is the contract's (`validation_error`, `forbidden`, …), or
+ * `network_error`, `storage_error` or `aborted` for failures outside the API. */
 export class UploadError extends Error {
+  /**
+   * @param {string} code
+   * @param {string} message
+   * @param {{ status?: number, details?: ErrorDetail[], requestId?: string | null }} [more]
+   */
   constructor(code, message, { status = 0, details = [], requestId = null } = {}) {
     super(message)
     this.name = 'UploadError'
@@ -51,54 +105,92 @@ export class UploadClient extends EventTarget {
    *   function that fetches one from the application's backend; never an API key in a browser
    * @param {number} [options.concurrency]  parts in flight at once
    * @param {Storage | null} [options.resumeStore]  where interrupted uploads are remembered
+   * @param {Partial<RetryPolicy>} [options.retry]  how calls are retried ({@link DEFAULT_RETRY})
+   * @param {typeof fetch} [options.fetch]  the `fetch` to call the API with (tests pass a fake)
    */
-  constructor({ apiUrl, token, concurrency = 4, resumeStore = globalThis.localStorage ?? null }) {
+  constructor({
+    apiUrl,
+    token,
+    concurrency = 4,
+    resumeStore = globalThis.localStorage ?? null,
+    retry = {},
+    fetch = globalThis.fetch.bind(globalThis),
+  }) {
     super()
     this.apiUrl = apiUrl.replace(/\/+$/, '')
     this.token = token
     this.concurrency = concurrency
     this.resumeStore = resumeStore
+    /** @type {RetryPolicy} */
+    this.retry = { ...DEFAULT_RETRY, ...retry }
+    this.fetch = fetch
   }
 
   // --- the API --------------------------------------------------------------------------
 
-  async call(method, path, { json, form } = {}) {
-    const token = typeof this.token === 'function' ? await this.token() : this.token
-    const headers = { authorization: `Bearer ${token}` }
-    let body
-    if (json !== undefined) {
-      headers['content-type'] = 'application/json'
-      body = JSON.stringify(json)
-    } else if (form !== undefined) {
-      body = form
+  /**
+   * One call of the API, retried as `retry` says when the answer or its absence is worth it. A
+   * call is retried only if a repeat cannot apply twice: a GET, a call with an
+   * `idempotencyKey` (sent as Idempotency-Key, the same on every attempt), or one marked
+   * `safe` (signing part URLs changes nothing).
+   * @param {string} method
+   * @param {string} path  below the project's URL
+   * @param {{ json?: unknown, form?: FormData, idempotencyKey?: string, safe?: boolean,
+   *   signal?: AbortSignal }} [options]
+   * @returns {Promise<any>}  the answer's JSON (`null` for 204)
+   */
+  async call(method, path, { json, form, idempotencyKey, safe = false, signal } = {}) {
+    const mayRetry = method === 'GET' || idempotencyKey !== undefined || safe
+    for (let attempt = 1; ; attempt++) {
+      throwIfAborted(signal)
+      const token = typeof this.token === 'function' ? await this.token() : this.token
+      /** @type {Record<string, string>} */
+      const headers = { authorization: `Bearer ${token}` }
+      if (idempotencyKey !== undefined) headers['idempotency-key'] = idempotencyKey
+      let body
+      if (json !== undefined) {
+        headers['content-type'] = 'application/json'
+        body = JSON.stringify(json)
+      } else if (form !== undefined) {
+        body = form
+      }
+      /** @type {UploadError} */
+      let failure
+      /** @type {number | null} */
+      let retryAfterMs = null
+      try {
+        const response = await this.fetch(`${this.apiUrl}${path}`, { method, headers, body, signal })
+        const answer = await readAnswer(response)
+        if (response.ok) return answer
+        const error = answer?.error ?? {}
+        failure = new UploadError(error.code ?? 'http_error', error.message ?? `${method} ${path}: ${response.status}`, {
+          status: response.status,
+          details: error.details ?? [],
+          requestId: answer?.request_id ?? response.headers.get('x-request-id'),
+        })
+        retryAfterMs = parseRetryAfter(response.headers.get('retry-after'))
+      } catch (err) {
+        throwIfAborted(signal)
+        failure = new UploadError('network_error', `${method} ${path}: ${err instanceof Error ? err.message : err}`)
+      }
+      const delay = retryAfterMs ?? backoff(this.retry, attempt)
+      if (!mayRetry || !worthRetrying(failure) || attempt >= this.retry.attempts || delay > this.retry.maxDelayMs) {
+        throw failure
+      }
+      this.dispatchEvent(new CustomEvent('retry', { detail: { method, path, attempt, delayMs: delay, error: failure } }))
+      await sleep(delay, signal)
     }
-    let response
-    try {
-      response = await fetch(`${this.apiUrl}${path}`, { method, headers, body })
-    } catch (err) {
-      throw new UploadError('network_error', `${method} ${path}: ${err.message}`)
-    }
-    if (response.status === 204) return null
-    const text = await response.text()
-    let answer = null
-    try {
-      answer = text ? JSON.parse(text) : null
-    } catch {
-      // Not the service's answer (a proxy's error page, say).
-    }
-    if (!response.ok) {
-      const error = answer?.error ?? {}
-      throw new UploadError(error.code ?? 'http_error', error.message ?? `${method} ${path}: ${response.status}`, {
-        status: response.status,
-        details: error.details ?? [],
-        requestId: answer?.request_id ?? response.headers.get('x-request-id'),
-      })
-    }
-    return answer
   }
 
-  /** Declares `file`: its upload plan (201), or the verified file with the same content. */
-  async create(file, { metadata = {}, fileName = file.name } = {}) {
+  /**
+   * Declares `file`: its upload plan (201), or the verified file with the same content.
+   * @param {Blob & { name?: string }} file
+   * @param {{ metadata?: Record<string, string>, fileName?: string, idempotencyKey?: string,
+   *   signal?: AbortSignal }} [options]  `idempotencyKey` defaults to a fresh one
+   * @returns {Promise<UploadPlan | FileResource>}
+   */
+  async create(file, { metadata = {}, fileName = file.name ?? 'file', idempotencyKey = newKey(), signal } = {}) {
+    /** @type {Record<string, unknown>} */
     const declaration = {
       file_name: fileName,
       file_size: file.size,
@@ -106,32 +198,58 @@ export class UploadClient extends EventTarget {
       metadata,
     }
     if (file.size <= SHA256_MAX_BYTES) declaration.sha256 = await sha256Base64(file)
-    return this.call('POST', '/files', { json: declaration })
+    return this.call('POST', '/files', { json: declaration, idempotencyKey, signal })
   }
 
-  getFile(fileId) {
-    return this.call('GET', `/files/${fileId}`)
+  /**
+   * @param {string} fileId
+   * @param {{ signal?: AbortSignal }} [options]
+   * @returns {Promise<FileResource>}
+   */
+  getFile(fileId, { signal } = {}) {
+    return this.call('GET', `/files/${fileId}`, { signal })
   }
 
-  /** Marks the upload done; the service lists (and for multipart assembles) the parts itself. */
-  complete(fileId) {
-    return this.call('POST', `/files/${fileId}/complete`)
+  /**
+   * Marks the upload done; the service lists (and for multipart assembles) the parts itself.
+   * @param {string} fileId
+   * @param {{ signal?: AbortSignal }} [options]
+   * @returns {Promise<FileResource>}
+   */
+  complete(fileId, { signal } = {}) {
+    return this.call('POST', `/files/${fileId}/complete`, { idempotencyKey: newKey(), signal })
   }
 
-  /** Aborts the upload in progress and forgets it here. */
-  async abort(fileId) {
+  /**
+   * Aborts the upload in progress and forgets it here.
+   * @param {string} fileId
+   * @param {{ signal?: AbortSignal }} [options]
+   * @returns {Promise<FileResource>}
+   */
+  async abort(fileId, { signal } = {}) {
     this.#forget(fileId)
-    return this.call('DELETE', `/files/${fileId}/upload`)
+    return this.call('DELETE', `/files/${fileId}/upload`, { idempotencyKey: newKey(), signal })
   }
 
-  /** The parts storage already has: `[{part_number, size, etag}]`. */
-  async storedParts(fileId) {
-    return (await this.call('GET', `/files/${fileId}/parts`)).parts
+  /**
+   * The parts storage already has.
+   * @param {string} fileId
+   * @param {{ signal?: AbortSignal }} [options]
+   * @returns {Promise<StoredPart[]>}
+   */
+  async storedParts(fileId, { signal } = {}) {
+    return (await this.call('GET', `/files/${fileId}/parts`, { signal })).parts
   }
 
-  /** Fresh URLs for `partNumbers` (at most 100): `{urls: {"7": "…"}, expires_at}`. */
-  signParts(fileId, partNumbers) {
-    return this.call('POST', `/files/${fileId}/parts`, { json: { part_numbers: partNumbers } })
+  /**
+   * Fresh URLs for `partNumbers` (at most 100).
+   * @param {string} fileId
+   * @param {number[]} partNumbers
+   * @param {{ signal?: AbortSignal }} [options]
+   * @returns {Promise<{ urls: Record<string, string>, expires_at: string }>}
+   */
+  signParts(fileId, partNumbers, { signal } = {}) {
+    return this.call('POST', `/files/${fileId}/parts`, { json: { part_numbers: partNumbers }, safe: true, signal })
   }
 
   /**
@@ -140,7 +258,12 @@ export class UploadClient extends EventTarget {
    * bodiless error of its own (the base64 body passes Lambda's 6 MB payload), not the service's
    * 413.
    */
-  directUpload(files, { name, metadata } = {}) {
+  /**
+   * @param {(Blob & { name: string })[]} files
+   * @param {{ name?: string, metadata?: Record<string, string>, signal?: AbortSignal }} [options]
+   * @returns {Promise<{ files: FileResource[] }>}
+   */
+  directUpload(files, { name, metadata, signal } = {}) {
     const total = files.reduce((sum, file) => sum + file.size, 0)
     if (total > DIRECT_UPLOAD_MAX_BYTES) {
       return Promise.reject(new UploadError('payload_too_large',
@@ -151,7 +274,7 @@ export class UploadClient extends EventTarget {
     for (const file of files) form.append('file', file, file.name)
     if (name !== undefined) form.append('name', name)
     if (metadata !== undefined) form.append('meta', JSON.stringify(metadata))
-    return this.call('POST', '/uploads', { form })
+    return this.call('POST', '/uploads', { form, idempotencyKey: newKey(), signal })
   }
 
   // --- uploading ------------------------------------------------------------------------
@@ -159,20 +282,30 @@ export class UploadClient extends EventTarget {
   /**
    * Uploads `file` and completes it: the file resource (`uploaded`, or already settled). An
    * upload of the same file interrupted earlier (a reload, a lost connection) is resumed: only
-   * the parts storage does not have are sent.
+   * the parts storage does not have are sent. A create sent before the interruption is sent
+   * again with its Idempotency-Key, so its file is found rather than made twice.
+   * @param {File} file
+   * @param {{ metadata?: Record<string, string>, signal?: AbortSignal,
+   *   onProgress?: (progress: { fileId: string, loaded: number, total: number }) => void }} [options]
+   * @returns {Promise<FileResource | UploadPlan>}
    */
   async upload(file, { metadata = {}, signal, onProgress } = {}) {
-    const resumed = await this.#resumable(file)
+    const resumed = await this.#resumable(file, signal)
     let fileId
     let plan
-    if (resumed) {
+    if (resumed?.plan) {
       ;({ fileId, plan } = resumed)
     } else {
-      const created = await this.create(file, { metadata })
-      if (created.deduplicated) return created
+      const idempotencyKey = resumed?.createKey ?? newKey()
+      this.#remember(file, { createKey: idempotencyKey })
+      const created = await this.create(file, { metadata, idempotencyKey, signal })
+      if (created.deduplicated) {
+        this.#forgetFile(file)
+        return created
+      }
       fileId = created.file_id
-      plan = created
-      this.#remember(file, fileId)
+      plan = /** @type {UploadPlan} */ (created)
+      this.#remember(file, { fileId })
     }
     this.dispatchEvent(new CustomEvent('started', { detail: { fileId, file, resumed: Boolean(resumed) } }))
     const progress = new Progress(this, fileId, file.size, onProgress)
@@ -181,22 +314,28 @@ export class UploadClient extends EventTarget {
     } else {
       await this.uploadParts(fileId, plan, file, { progress, signal })
     }
-    const done = await this.complete(fileId)
+    const done = await this.complete(fileId, { signal })
     this.#forget(fileId)
     return done
   }
 
-  /** Sends the parts of `plan` storage does not have yet, `concurrency` at a time. */
+  /**
+   * Sends the parts of `plan` storage does not have yet, `concurrency` at a time.
+   * @param {string} fileId
+   * @param {UploadPlan} plan
+   * @param {Blob} file
+   * @param {{ progress?: Progress, signal?: AbortSignal, stored?: StoredPart[] | null }} [options]
+   */
   async uploadParts(fileId, plan, file, { progress = new Progress(this, fileId, file.size), signal, stored = null } = {}) {
     const have = new Map()
-    for (const part of stored ?? (await this.storedParts(fileId))) have.set(part.part_number, part.size)
+    for (const part of stored ?? (await this.storedParts(fileId, { signal }))) have.set(part.part_number, part.size)
     const size = (n) => Math.min(plan.part_size, file.size - (n - 1) * plan.part_size)
     const missing = []
     for (let n = 1; n <= plan.part_count; n++) {
       if (have.get(n) === size(n)) progress.add(n, size(n))
       else missing.push(n)
     }
-    const urls = new PartUrls(this, fileId, missing, plan)
+    const urls = new PartUrls(this, fileId, missing, plan, signal)
     let next = 0
     const worker = async () => {
       while (next < missing.length) {
@@ -210,14 +349,14 @@ export class UploadClient extends EventTarget {
 
   async #putWhole(fileId, plan, file, progress, signal) {
     // A resumed upload's plan (the file's `upload`) carries no URL: a fresh one is signed.
-    let url = plan.urls?.[0] ?? (await this.signParts(fileId, [1])).urls['1']
+    let url = plan.urls?.[0] ?? (await this.signParts(fileId, [1], { signal })).urls['1']
     for (let attempt = 1; ; attempt++) {
       try {
         return await put(url, file, plan.headers, (loaded) => progress.set(1, loaded), signal)
       } catch (err) {
         if (attempt >= 3 || !retryable(err)) throw err
         // An expired URL, or a lost connection: a fresh URL signed for the same content.
-        url = (await this.signParts(fileId, [1])).urls['1']
+        url = (await this.signParts(fileId, [1], { signal })).urls['1']
       }
     }
   }
@@ -237,43 +376,175 @@ export class UploadClient extends EventTarget {
 
   // --- resuming after a reload ------------------------------------------------------------
 
+  /** @param {File} file */
   #key(file) {
     return `${RESUME_PREFIX}${file.name}:${file.size}:${file.lastModified}`
   }
 
-  #remember(file, fileId) {
-    this.resumeStore?.setItem(this.#key(file), fileId)
+  /**
+   * What is known of `file`'s upload: the key of its create, sent or about to be, and then
+   * its file's id.
+   * @param {File} file
+   * @param {{ createKey?: string, fileId?: string }} state
+   */
+  #remember(file, state) {
+    this.resumeStore?.setItem(this.#key(file), JSON.stringify(state))
   }
 
+  /** @param {File} file */
+  #forgetFile(file) {
+    this.resumeStore?.removeItem(this.#key(file))
+  }
+
+  /** @param {string} fileId */
   #forget(fileId) {
     const store = this.resumeStore
     if (!store) return
     for (let i = store.length - 1; i >= 0; i--) {
       const key = store.key(i)
-      if (key?.startsWith(RESUME_PREFIX) && store.getItem(key) === fileId) store.removeItem(key)
+      if (key?.startsWith(RESUME_PREFIX) && readState(store.getItem(key)).fileId === fileId) store.removeItem(key)
     }
   }
 
-  /** The upload of `file` started earlier and still in progress, if any. */
-  async #resumable(file) {
-    const fileId = this.resumeStore?.getItem(this.#key(file))
+  /**
+   * The upload of `file` started earlier: its file and plan when still in progress, or the key
+   * of a create whose answer never came.
+   * @param {File} file
+   * @param {AbortSignal} [signal]
+   * @returns {Promise<{ fileId?: string, plan?: UploadPlan, createKey?: string } | null>}
+   */
+  async #resumable(file, signal) {
+    const { fileId, createKey } = readState(this.resumeStore?.getItem(this.#key(file)) ?? null)
+    if (createKey && !fileId) return { createKey }
     if (!fileId) return null
     try {
-      const found = await this.getFile(fileId)
+      const found = await this.getFile(fileId, { signal })
       if (found.status === 'pending_upload' && found.upload) return { fileId, plan: found.upload }
     } catch (err) {
-      if (!(err instanceof UploadError) || err.status >= 500 || err.code === 'network_error') throw err
+      if (!(err instanceof UploadError) || err.status >= 500 || err.code === 'network_error' || err.code === 'aborted') throw err
     }
     this.#forget(fileId)
     return null
   }
 }
 
+/**
+ * A remembered upload's state; an entry of an older client (the file id alone) reads as one.
+ * @param {string | null} text
+ * @returns {{ createKey?: string, fileId?: string }}
+ */
+function readState(text) {
+  if (!text) return {}
+  try {
+    const state = JSON.parse(text)
+    if (state && typeof state === 'object') return state
+  } catch {
+    // The file id alone.
+  }
+  return { fileId: text }
+}
+
+/** A fresh Idempotency-Key: one per operation, reused on its retries. */
+function newKey() {
+  return crypto.randomUUID()
+}
+
+/**
+ * The answer's JSON, or `null` (204, or not the service's answer: a proxy's error page).
+ * @param {Response} response
+ */
+async function readAnswer(response) {
+  if (response.status === 204) return null
+  const text = await response.text()
+  try {
+    return text ? JSON.parse(text) : null
+  } catch {
+    return null
+  }
+}
+
+/**
+ * Whether a call that failed so may be answered otherwise if sent again: the service or a
+ * dependency unavailable (503), throttled (429), the same key's first attempt still running
+ * (409 `idempotency_key_in_use`), or no answer at all.
+ * @param {UploadError} error
+ */
+function worthRetrying(error) {
+  return (
+    error.code === 'network_error' ||
+    error.status === 503 ||
+    error.status === 429 ||
+    error.code === 'idempotency_key_in_use'
+  )
+}
+
+/**
+ * Retry-After as milliseconds: seconds, or an HTTP date.
+ * @param {string | null} value
+ * @returns {number | null}
+ */
+export function parseRetryAfter(value) {
+  if (value == null || value.trim() === '') return null
+  if (/^\d+$/.test(value.trim())) return Number(value) * 1000
+  const at = Date.parse(value)
+  return Number.isNaN(at) ? null : Math.max(0, at - Date.now())
+}
+
+/**
+ * The wait before attempt `attempt + 1`: `baseDelayMs` doubled per attempt, up to `maxDelayMs`,
+ * with full jitter so that clients failed together do not come back together.
+ * @param {RetryPolicy} retry
+ * @param {number} attempt
+ */
+function backoff(retry, attempt) {
+  const ceiling = Math.min(retry.maxDelayMs, retry.baseDelayMs * 2 ** (attempt - 1))
+  return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2)
+}
+
+/**
+ * Waits `ms`, or until `signal` aborts (then fails with `aborted`).
+ * @param {number} ms
+ * @param {AbortSignal} [signal]
+ * @returns {Promise<void>}
+ */
+function sleep(ms, signal) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(done, ms)
+    function done() {
+      signal?.removeEventListener('abort', aborted)
+      resolve()
+    }
+    function aborted() {
+      clearTimeout(timer)
+      reject(abortError())
+    }
+    signal?.addEventListener('abort', aborted, { once: true })
+    if (signal?.aborted) aborted()
+  })
+}
+
+/** @param {AbortSignal} [signal] */
+function throwIfAborted(signal) {
+  if (signal?.aborted) throw abortError()
+}
+
+function abortError() {
+  return new UploadError('aborted', 'the upload was aborted')
+}
+
 /** Part URLs, asked for in batches of up to 100 as the parts need them, and again near expiry. */
 class PartUrls {
-  constructor(client, fileId, wanted, plan) {
+  /**
+   * @param {UploadClient} client
+   * @param {string} fileId
+   * @param {number[]} wanted
+   * @param {UploadPlan} plan
+   * @param {AbortSignal} [signal]
+   */
+  constructor(client, fileId, wanted, plan, signal) {
     this.client = client
     this.fileId = fileId
+    this.signal = signal
     this.wanted = wanted
     this.urls = new Map()
     this.pending = new Map()
@@ -287,7 +558,7 @@ class PartUrls {
     if (!this.pending.has(n)) {
       const from = Math.max(0, this.wanted.indexOf(n))
       const batch = this.wanted.slice(from, from + PART_URL_BATCH).filter((m) => !this.pending.has(m))
-      const signing = this.client.signParts(this.fileId, batch).then(({ urls, expires_at }) => {
+      const signing = this.client.signParts(this.fileId, batch, { signal: this.signal }).then(({ urls, expires_at }) => {
         const expiresAt = Date.parse(expires_at)
         for (const [m, url] of Object.entries(urls)) this.urls.set(Number(m), { url, expiresAt })
       })
@@ -346,7 +617,7 @@ function put(url, body, headers, onProgress, signal) {
         resolve()
       } else {
         const code = /<Code>([^<]+)<\/Code>/.exec(xhr.responseText ?? '')?.[1] ?? 'storage_error'
-        reject(new UploadError('storage_error', `storage refused the PUT: ${xhr.status} ${code}`, { status: xhr.status, details: [{ reason: code }] }))
+        reject(new UploadError('storage_error', `storage refused the PUT: ${xhr.status} ${code}`, { status: xhr.status, details: [{ reason: code, message: `storage answered ${xhr.status}` }] }))
       }
     }
     xhr.onerror = () => reject(new UploadError('network_error', 'the PUT to storage failed'))

@@ -1,3 +1,4 @@
+// @ts-check
 // Uppy's uploader for the upload service: Dashboard, progress bars, retries and the rest of Uppy,
 // with the bytes going where the service's plan says (one PUT, or parts), through UploadClient.
 //
@@ -17,6 +18,12 @@
  * uploaded in the shape the service planned, and completed; a file whose upload was interrupted
  * (a reload) resumes from the parts storage has. The service's file resource is in the success
  * event's body (`response.body.file`), its id in the file's meta (`uploadServiceFileId`).
+ */
+/**
+ * @param {any} uppy  an `@uppy/core` Uppy
+ * @param {import('./upload-client.js').UploadClient} client
+ * @param {{ metadata?: (file: any) => Record<string, string>, limit?: number }} [options]
+ *   `metadata` of each Uppy file; `limit` files uploading at once
  */
 export function useUploadService(uppy, client, { metadata = () => ({}), limit = 2 } = {}) {
   const upload = async (id) => {

@@ -1,0 +1,208 @@
+// Unit tests of the client's calls, against a fake `fetch` (and a fake XMLHttpRequest for the
+// PUTs to storage): retries, Idempotency-Keys, resume and abort. Run by scripts/test with
+// `node --test clients/js/test`; the browser tests drive the real thing in Chromium.
+
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+
+import { UploadClient, UploadError, parseRetryAfter } from '../upload-client.js'
+
+const API = 'https://api.example.com/v1/projects/p1'
+const PLAN = {
+  file_id: 'f-1',
+  status: 'pending_upload',
+  s3_key: 'uploads/f-1/j-1',
+  upload_id: null,
+  part_size: 5,
+  part_count: 1,
+  urls: ['https://storage.example.com/put'],
+  headers: { 'content-type': 'text/plain' },
+  expires_at: new Date(Date.now() + 3600_000).toISOString(),
+}
+
+/** A fake fetch answering each request with the next of `answers` (a status and body, or an
+ * Error to throw); it records each request. */
+function fakeFetch(answers) {
+  const requests = []
+  const fetch = async (url, init) => {
+    requests.push({ url, ...init, headers: { ...init.headers } })
+    const next = answers.shift()
+    if (!next) throw new Error(`unexpected request ${init.method} ${url}`)
+    if (next instanceof Error) throw next
+    const { status, body = null, headers = {} } = typeof next === 'function' ? next(init) : next
+    return new Response(body === null ? null : JSON.stringify(body), { status, headers })
+  }
+  return { fetch, requests }
+}
+
+const unavailable = (headers = {}) => ({
+  status: 503,
+  body: { error: { code: 'unavailable', message: 'retry later with the same Idempotency-Key', details: [] } },
+  headers,
+})
+
+/** A Storage kept in memory. */
+class MemoryStorage {
+  #items = new Map()
+  get length() { return this.#items.size }
+  key(i) { return [...this.#items.keys()][i] ?? null }
+  getItem(key) { return this.#items.get(key) ?? null }
+  setItem(key, value) { this.#items.set(key, String(value)) }
+  removeItem(key) { this.#items.delete(key) }
+}
+
+/** Storage's side of a PUT: every XMLHttpRequest answers 200. */
+class OkXhr {
+  upload = {}
+  open(method, url) { this.url = url }
+  setRequestHeader() {}
+  abort() { this.onabort?.() }
+  send(body) { queueMicrotask(() => { this.status = 200; this.onload() }) ; this.body = body }
+}
+
+function client(fetch, options = {}) {
+  return new UploadClient({ apiUrl: API, token: 'upt_test', fetch, resumeStore: new MemoryStorage(), retry: { baseDelayMs: 1, ...options.retry }, ...options })
+}
+
+const file = () => new File(['hello'], 'notes.txt', { type: 'text/plain', lastModified: 1 })
+
+test('a create carries an Idempotency-Key, and its retries after a 503 carry the same one', async () => {
+  const { fetch, requests } = fakeFetch([unavailable(), unavailable(), { status: 201, body: PLAN }])
+  const plan = await client(fetch).create(file())
+  assert.equal(plan.file_id, 'f-1')
+  assert.equal(requests.length, 3)
+  const keys = requests.map((request) => request.headers['idempotency-key'])
+  assert.match(keys[0], /^[0-9a-f-]{36}$/)
+  assert.deepEqual(keys, [keys[0], keys[0], keys[0]])
+})
+
+test('a network failure is retried with the same key; two operations have two keys', async () => {
+  const { fetch, requests } = fakeFetch([new TypeError('fetch failed'), { status: 201, body: PLAN }, { status: 201, body: PLAN }])
+  const uploads = client(fetch)
+  await uploads.create(file())
+  await uploads.create(file())
+  const keys = requests.map((request) => request.headers['idempotency-key'])
+  assert.equal(keys[0], keys[1])
+  assert.notEqual(keys[1], keys[2])
+})
+
+test('the wait before a retry is what Retry-After says', async () => {
+  const { fetch } = fakeFetch([unavailable({ 'retry-after': '1' }), { status: 200, body: { ...PLAN, status: 'uploaded' } }])
+  const uploads = client(fetch)
+  const waits = []
+  uploads.addEventListener('retry', (e) => waits.push(e.detail.delayMs))
+  const started = Date.now()
+  await uploads.complete('f-1')
+  assert.deepEqual(waits, [1000])
+  assert.ok(Date.now() - started >= 950)
+})
+
+test('a wait longer than the caller allows is not made: the 503 is the answer', async () => {
+  const { fetch, requests } = fakeFetch([unavailable({ 'retry-after': '120' })])
+  const error = await client(fetch, { retry: { maxDelayMs: 10_000 } }).complete('f-1').catch((err) => err)
+  assert.ok(error instanceof UploadError)
+  assert.equal(error.code, 'unavailable')
+  assert.equal(requests.length, 1)
+})
+
+test('retries stop after the attempts allowed', async () => {
+  const { fetch, requests } = fakeFetch(Array.from({ length: 3 }, () => unavailable()))
+  const error = await client(fetch, { retry: { attempts: 3 } }).complete('f-1').catch((err) => err)
+  assert.equal(error.status, 503)
+  assert.equal(requests.length, 3)
+})
+
+test('final answers are not retried: 500, 422, 409 other than a key in use', async () => {
+  for (const [status, code] of [[500, 'internal'], [422, 'validation_error'], [409, 'already_settled']]) {
+    const { fetch, requests } = fakeFetch([{ status, body: { error: { code, message: code, details: [] } } }])
+    const error = await client(fetch).complete('f-1').catch((err) => err)
+    assert.equal(error.code, code)
+    assert.equal(requests.length, 1, code)
+  }
+})
+
+test('a key still in use and a 429 are retried', async () => {
+  const inUse = { status: 409, body: { error: { code: 'idempotency_key_in_use', message: 'still running', details: [] } }, headers: { 'retry-after': '0' } }
+  const { fetch, requests } = fakeFetch([inUse, { status: 429, body: { message: 'Too Many Requests' } }, { status: 200, body: PLAN }])
+  await client(fetch).complete('f-1')
+  assert.equal(requests.length, 3)
+  assert.equal(new Set(requests.map((r) => r.headers['idempotency-key'])).size, 1)
+})
+
+test('signing part URLs is retried without a key; a POST neither keyed nor safe is not', async () => {
+  const { fetch, requests } = fakeFetch([unavailable(), { status: 200, body: { urls: { 1: 'u' }, expires_at: PLAN.expires_at } }])
+  await client(fetch).signParts('f-1', [1])
+  assert.equal(requests.length, 2)
+  assert.equal(requests[0].headers['idempotency-key'], undefined)
+
+  const once = fakeFetch([unavailable()])
+  const error = await client(once.fetch).call('POST', '/files/f-1/other').catch((err) => err)
+  assert.equal(error.status, 503)
+  assert.equal(once.requests.length, 1)
+})
+
+test('the caller\'s signal reaches every fetch and stops a wait at once', async () => {
+  const controller = new AbortController()
+  const { fetch, requests } = fakeFetch([unavailable({ 'retry-after': '10' })])
+  const uploads = client(fetch, { retry: { maxDelayMs: 60_000 } })
+  uploads.addEventListener('retry', () => controller.abort())
+  const started = Date.now()
+  const error = await uploads.complete('f-1', { signal: controller.signal }).catch((err) => err)
+  assert.equal(error.code, 'aborted')
+  assert.ok(Date.now() - started < 1000, 'the 10 s wait was cut short')
+  assert.equal(requests[0].signal, controller.signal)
+
+  const before = fakeFetch([])
+  const aborted = AbortSignal.abort()
+  const early = await client(before.fetch).getFile('f-1', { signal: aborted }).catch((err) => err)
+  assert.equal(early.code, 'aborted')
+  assert.equal(before.requests.length, 0)
+})
+
+test('a create whose answer never came is sent again with its key after a reload, and the upload completes', async () => {
+  globalThis.XMLHttpRequest = OkXhr
+  const store = new MemoryStorage()
+  // GIVEN a create whose every attempt lost its answer (the service may have applied it)
+  const lost = fakeFetch(Array.from({ length: 2 }, () => new TypeError('fetch failed')))
+  const first = new UploadClient({ apiUrl: API, token: 't', fetch: lost.fetch, resumeStore: store, retry: { attempts: 2, baseDelayMs: 1 } })
+  const error = await first.upload(file()).catch((err) => err)
+  assert.equal(error.code, 'network_error')
+  const key = lost.requests[0].headers['idempotency-key']
+
+  // WHEN the page reloads and the same file is uploaded again
+  const answered = fakeFetch([{ status: 201, body: PLAN }, { status: 200, body: { ...PLAN, status: 'uploaded' } }])
+  const second = new UploadClient({ apiUrl: API, token: 't', fetch: answered.fetch, resumeStore: store })
+  const done = await second.upload(file())
+
+  // THEN the create carries the first key (the service answers it with the same file), and
+  // nothing is left to resume
+  assert.equal(done.status, 'uploaded')
+  const [create, complete] = answered.requests
+  assert.equal(create.url, `${API}/files`)
+  assert.equal(create.headers['idempotency-key'], key)
+  assert.equal(complete.url, `${API}/files/f-1/complete`)
+  assert.notEqual(complete.headers['idempotency-key'], key)
+  assert.equal(store.length, 0)
+})
+
+test('an upload interrupted after its create resumes from its file', async () => {
+  globalThis.XMLHttpRequest = OkXhr
+  const store = new MemoryStorage()
+  store.setItem('upload-service:notes.txt:5:1', JSON.stringify({ fileId: 'f-1' }))
+  const { fetch, requests } = fakeFetch([
+    { status: 200, body: { ...PLAN, status: 'pending_upload', upload: { ...PLAN, urls: undefined } } },
+    { status: 200, body: { urls: { 1: 'https://storage.example.com/put' }, expires_at: PLAN.expires_at } },
+    { status: 200, body: { ...PLAN, status: 'uploaded' } },
+  ])
+  const done = await new UploadClient({ apiUrl: API, token: 't', fetch, resumeStore: store }).upload(file())
+  assert.equal(done.status, 'uploaded')
+  assert.deepEqual(requests.map((r) => `${r.method} ${r.url.slice(API.length)}`), ['GET /files/f-1', 'POST /files/f-1/parts', 'POST /files/f-1/complete'])
+})
+
+test('Retry-After reads seconds and HTTP dates', () => {
+  assert.equal(parseRetryAfter('3'), 3000)
+  assert.equal(parseRetryAfter(null), null)
+  assert.equal(parseRetryAfter('soon'), null)
+  const inTwo = new Date(Date.now() + 2000).toUTCString()
+  assert.ok(Math.abs(parseRetryAfter(inTwo) - 2000) <= 1000)
+})
