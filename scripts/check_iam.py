@@ -25,8 +25,13 @@ ACTIONS = {
     ("DynamoDB", "UpdateItem"): {"dynamodb:UpdateItem"},
     ("DynamoDB", "DeleteItem"): {"dynamodb:DeleteItem"},
     ("DynamoDB", "Query"): {"dynamodb:Query"},
-    # IAM authorizes each item of a transaction by its own action; the code's transactions put.
-    ("DynamoDB", "TransactWriteItems"): {"dynamodb:PutItem"},
+    # IAM authorizes each item of a transaction by its own action, recorded as
+    # TransactWriteItems.<kind> (tests/src/operations.rs); the transaction itself needs none.
+    ("DynamoDB", "TransactWriteItems"): set(),
+    ("DynamoDB", "TransactWriteItems.Put"): {"dynamodb:PutItem"},
+    ("DynamoDB", "TransactWriteItems.Update"): {"dynamodb:UpdateItem"},
+    ("DynamoDB", "TransactWriteItems.Delete"): {"dynamodb:DeleteItem"},
+    ("DynamoDB", "TransactWriteItems.ConditionCheck"): {"dynamodb:ConditionCheckItem"},
     ("S3", "HeadObject"): {"s3:GetObject", "s3:ListBucket"},
     ("S3", "GetObject"): {"s3:GetObject"},
     # Objects are written tagged (x-amz-tagging signed into the URL, Tagging on the multipart

@@ -84,6 +84,23 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Sets a project's quota to the bounds given (a bound not given is none); `--clear`
+    /// removes both. Usage above a new bound stays; only what would take more is refused.
+    SetQuota {
+        #[arg(long)]
+        project: String,
+        #[arg(long, conflicts_with = "clear")]
+        max_files: Option<u64>,
+        #[arg(long, conflicts_with = "clear")]
+        max_bytes: Option<u64>,
+        #[arg(long)]
+        clear: bool,
+    },
+    /// Prints a project's usage and quota, as `GET …/usage` answers them.
+    Usage {
+        #[arg(long)]
+        project: String,
+    },
     /// Lists files completed more than `--older-than` ago without a verdict, and multipart
     /// uploads open for more than `--uploads-older-than`, with what to do for each.
     Stuck {
@@ -116,6 +133,8 @@ async fn run(command: Command) -> Result<(), String> {
     let keys = || ApiKeys::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table_name);
     let s3_client =
         || aws_sdk_s3::Client::from_conf(aws::s3_config(&sdk, config.s3_force_path_style));
+    let usages =
+        || shared::dynamo::Usages::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table_name);
     let services = || async { Services::from_env().await.map_err(|err| err.to_string()) };
     match command {
         Command::MintKey { projects, label } => {
@@ -205,11 +224,33 @@ async fn run(command: Command) -> Result<(), String> {
                 .ok_or("EVENT_BUS_NAME is not set (a stack output: EventBusName)")?;
             let bus =
                 shared::events::EventBus::new(aws_sdk_eventbridge::Client::new(&sdk), bus_name);
-            let done = stream::replay(&sqs, &stream::client(&sdk), &bus, &from).await?;
+            let done = stream::replay(&sqs, &stream::client(&sdk), &bus, &usages(), &from).await?;
             println!(
                 "replayed {} failed batches: {} changes of files handed to notify",
                 done.batches, done.changes
             );
+        }
+        Command::SetQuota {
+            project,
+            max_files,
+            max_bytes,
+            clear,
+        } => {
+            if !clear && max_files.is_none() && max_bytes.is_none() {
+                return Err("give --max-files, --max-bytes, or --clear to remove the quota".into());
+            }
+            let quota = shared::domain::usage::Quota {
+                max_files,
+                max_bytes,
+            };
+            let usages = usages();
+            usages.set_quota(&project, quota).await.map_err(describe)?;
+            let found = usages.get(&project).await.map_err(describe)?;
+            println!("{:#}", shared::http::resource::usage(&project, &found));
+        }
+        Command::Usage { project } => {
+            let found = usages().get(&project).await.map_err(describe)?;
+            println!("{:#}", shared::http::resource::usage(&project, &found));
         }
         Command::Stuck {
             older_than,

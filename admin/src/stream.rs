@@ -9,6 +9,7 @@ use aws_sdk_dynamodbstreams::Client;
 use aws_sdk_dynamodbstreams::types::{AttributeValue, Record, ShardIteratorType};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use shared::dynamo::Usages;
 use shared::events::EventBus;
 
 use crate::failure;
@@ -106,7 +107,8 @@ pub struct Replayed {
 }
 
 /// Reads each failed batch `failures` (the `NotifyFailures` queue) names from the stream, and
-/// publishes its files' events to `bus` as notify does, then deletes the message. Events are
+/// does what notify does with it (gives back expired files' usage, publishes the files' events
+/// to `bus`), then deletes the message. Events are
 /// derived from the changes, so a change published before carries the same id again, which
 /// consumers take as a repeat. A batch the stream no longer holds (past 24 hours) or that fails
 /// to publish stops the replay with its message kept.
@@ -114,6 +116,7 @@ pub async fn replay(
     sqs: &aws_sdk_sqs::Client,
     streams: &Client,
     bus: &EventBus,
+    usages: &Usages,
     failures: &str,
 ) -> Result<Replayed, String> {
     let mut replayed = Replayed {
@@ -144,7 +147,7 @@ pub async fn replay(
             .map(lambda_record)
             .collect::<Result<_, _>>()?;
         let changes = event.records.len() as u64;
-        let response = notify::handle(bus, event).await;
+        let response = notify::handle(bus, usages, event).await;
         if !response.batch_item_failures.is_empty() {
             return Err(format!(
                 "publishing the batch of shard {} failed again (notify's log says why); its message is kept",

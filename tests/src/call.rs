@@ -37,10 +37,11 @@ pub enum Event {
     DeleteWebhook,
     MintToken,
     DirectUpload,
+    Usage,
 }
 
 impl Event {
-    pub const ALL: [Event; 14] = [
+    pub const ALL: [Event; 15] = [
         Event::Create,
         Event::Complete,
         Event::GetFile,
@@ -55,6 +56,7 @@ impl Event {
         Event::DeleteWebhook,
         Event::MintToken,
         Event::DirectUpload,
+        Event::Usage,
     ];
 
     pub fn file_name(self) -> &'static str {
@@ -73,6 +75,7 @@ impl Event {
             Event::DeleteWebhook => "webhook-delete",
             Event::MintToken => "upload-tokens",
             Event::DirectUpload => "uploads",
+            Event::Usage => "usage",
         }
     }
 
@@ -93,6 +96,7 @@ impl Event {
             Event::DeleteWebhook => "DELETE /v1/projects/{project_id}/webhook",
             Event::MintToken => "POST /v1/projects/{project_id}/upload-tokens",
             Event::DirectUpload => "POST /v1/projects/{project_id}/uploads",
+            Event::Usage => "GET /v1/projects/{project_id}/usage",
         }
     }
 
@@ -106,6 +110,7 @@ impl Event {
                 | Event::DeleteWebhook
                 | Event::MintToken
                 | Event::DirectUpload
+                | Event::Usage
         )
     }
 }
@@ -258,7 +263,7 @@ pub async fn dispatch(services: &Services, event: Event, request: Request) -> Re
     match event {
         Event::Create => as_function("presign", presign::handle(services, request)).await,
         Event::Complete => as_function("complete", complete::handle(services, request)).await,
-        Event::GetFile | Event::ListFiles | Event::DeleteFile => {
+        Event::GetFile | Event::ListFiles | Event::DeleteFile | Event::Usage => {
             as_function("files", files::handle(services, request)).await
         }
         Event::SetWebhook | Event::GetWebhook | Event::DeleteWebhook => {

@@ -25,6 +25,7 @@ pub struct EventPath {
     project: String,
     config: shared::config::Config,
     webhooks: shared::dynamo::Webhooks,
+    usages: shared::dynamo::Usages,
     bus: EventBus,
     pub deliverer: deliver::Deliverer,
     sqs: aws_sdk_sqs::Client,
@@ -67,6 +68,7 @@ impl TestApi {
             project: self.project.clone(),
             config: self.services.config.clone(),
             webhooks: self.services.webhooks.clone(),
+            usages: self.services.usages.clone(),
             bus: EventBus::new(eventbridge, bus_name),
             deliverer,
             sqs,
@@ -86,7 +88,8 @@ impl EventPath {
         let moved = !records.is_empty();
         if moved {
             let event = stream_event(records);
-            let response = as_function("notify", notify::handle(&self.bus, event)).await;
+            let response =
+                as_function("notify", notify::handle(&self.bus, &self.usages, event)).await;
             assert!(
                 response.batch_item_failures.is_empty(),
                 "notify failed: {response:?}"
@@ -132,6 +135,11 @@ impl EventPath {
     /// The test's bus, to publish to.
     pub fn bus(&self) -> &EventBus {
         &self.bus
+    }
+
+    /// The usage notify gives back to when the TTL removes a file.
+    pub fn usages(&self) -> &shared::dynamo::Usages {
+        &self.usages
     }
 
     /// The types of the events the bus carried, in order.

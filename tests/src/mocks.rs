@@ -292,3 +292,60 @@ pub fn webhook_lookup(project_id: &str, webhook: Option<&WebhookConfig>) -> Rule
         .match_requests(move |get| get.key() == Some(&key))
         .then_output(move || GetItemOutput::builder().set_item(found.clone()).build())
 }
+
+/// DynamoDB's cancellation of a transaction of `items` writes whose `refused`th failed its
+/// condition, carrying `item` (what a write that asks for the item as it is gets).
+pub fn transaction_refused(
+    items: usize,
+    refused: usize,
+    item: Option<Item>,
+) -> aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError {
+    use aws_sdk_dynamodb::types::CancellationReason;
+    use aws_sdk_dynamodb::types::error::TransactionCanceledException;
+    let reasons = (0..items)
+        .map(|index| {
+            if index == refused {
+                CancellationReason::builder()
+                    .code("ConditionalCheckFailed")
+                    .message("The conditional request failed")
+                    .set_item(item.clone())
+                    .build()
+            } else {
+                CancellationReason::builder().code("None").build()
+            }
+        })
+        .collect();
+    aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(
+        TransactionCanceledException::builder()
+            .message("Transaction cancelled, please refer cancellation reasons for specific reasons")
+            .set_cancellation_reasons(Some(reasons))
+            .build(),
+    )
+}
+
+/// The file a transaction writes (its first write, a Put), if it writes one.
+pub fn transaction_file(
+    input: &aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput,
+) -> Option<FileRecord> {
+    let put = input.transact_items().first()?.put.as_ref()?;
+    FileRecord::try_from(&put.item).ok()
+}
+
+/// Whether the transaction removes a file (its first write, a Delete of one).
+pub fn transaction_removes_file(
+    input: &aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput,
+) -> bool {
+    input
+        .transact_items()
+        .first()
+        .and_then(|write| write.delete.as_ref())
+        .and_then(|delete| delete.key.get(item::PK))
+        .and_then(|pk| pk.as_s().ok())
+        .is_some_and(|pk| pk.starts_with("FILE#"))
+}
+
+/// A transaction's success.
+pub fn transaction_applied()
+-> aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput {
+    aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput::builder().build()
+}

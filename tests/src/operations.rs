@@ -39,7 +39,7 @@ impl Intercept for OperationLog {
 
     fn read_before_serialization(
         &self,
-        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
         _components: &RuntimeComponents,
         config: &mut ConfigBag,
     ) -> Result<(), BoxError> {
@@ -58,6 +58,27 @@ impl Intercept for OperationLog {
                 record(function, "STS", "AssumeRole");
             } else {
                 record(function, operation.service(), operation.name());
+                // IAM authorizes each write of a transaction by its own action: name them.
+                let transaction = context
+                    .input()
+                    .downcast_ref::<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput>();
+                for item in transaction
+                    .map(|input| input.transact_items())
+                    .unwrap_or_default()
+                {
+                    let kinds = [
+                        (item.put.is_some(), "TransactWriteItems.Put"),
+                        (item.update.is_some(), "TransactWriteItems.Update"),
+                        (item.delete.is_some(), "TransactWriteItems.Delete"),
+                        (
+                            item.condition_check.is_some(),
+                            "TransactWriteItems.ConditionCheck",
+                        ),
+                    ];
+                    for (_, kind) in kinds.into_iter().filter(|(present, _)| *present) {
+                        record(function, operation.service(), kind);
+                    }
+                }
             }
         }
         Ok(())

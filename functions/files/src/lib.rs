@@ -2,14 +2,15 @@
 //! - `GET /v1/projects/{project_id}/files` (newest first, paginated)
 //! - `GET /v1/projects/{project_id}/files/{file_id}`
 //! - `DELETE /v1/projects/{project_id}/files/{file_id}`: the file and everything it stored
+//! - `GET /v1/projects/{project_id}/usage`: what the project's files hold, and its quota
 
-use lambda_http::{Body, Request, Response};
+use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
 use shared::app::{Services, delete};
 use shared::domain::FileStatus;
 use shared::domain::{ApiError, Detail};
 use shared::dynamo::ListCursor;
-use shared::http::resource::FileResource;
+use shared::http::resource::{self, FileResource};
 use shared::http::{self, Reply};
 
 pub const DEFAULT_PAGE_SIZE: usize = 50;
@@ -19,6 +20,7 @@ pub async fn handle(services: &Services, request: Request) -> Response<Body> {
     http::serve(request, |request| async move {
         let (project_id, caller) = http::caller(services, &request).await?;
         let by_id = http::path_param(&request, "file_id").is_some();
+        let usage = request.raw_http_path().ends_with("/usage");
         match (request.method().as_str(), by_id) {
             ("GET", true) => {
                 // An upload token reads the files it created.
@@ -26,6 +28,10 @@ pub async fn handle(services: &Services, request: Request) -> Response<Body> {
                 get_file(services, &project_id, &request).await
             }
             _ if !caller.is_api_key() => Err(ApiError::not_for_tokens()),
+            ("GET", false) if usage => {
+                let found = services.usages.get(&project_id).await?;
+                Ok(Reply::ok(resource::usage(&project_id, &found)))
+            }
             ("GET", false) => list_files(services, &project_id, &request).await,
             ("DELETE", true) => {
                 http::idempotent(services, &project_id, &request, |_| {

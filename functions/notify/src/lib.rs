@@ -10,20 +10,29 @@
 //! retry would ever read it, and failing on it would hold back every later change of its shard
 //! until the stream drops the record. Publishing failures alone are retried, up to the mapping's
 //! `MaximumRetryAttempts`, after which its failure destination keeps the records' position.
+//!
+//! A file the table's TTL removed (an upload abandoned, never verified) publishes nothing, but
+//! gives back what it held of its project's usage: no request did it, so no write of the
+//! service's did. The release is written once however often the record comes (`Usages`).
 
 use aws_lambda_events::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use shared::domain::ApiError;
+use shared::domain::event::Removal;
 use shared::domain::event::{EventType, event_of};
+use shared::dynamo::Usages;
 use shared::dynamo::stream::{file_of_image, removal};
 use shared::events::EventBus;
 use shared::http::resource::EventMessage;
 
-/// Publishes the events of `event`'s records; the response names the first record not done.
-pub async fn handle(bus: &EventBus, event: Event) -> DynamoDbEventResponse {
+/// Gives back the usage of the files the TTL removed, and publishes the events of `event`'s
+/// records, in order; the response names the first record not done.
+pub async fn handle(bus: &EventBus, usages: &Usages, event: Event) -> DynamoDbEventResponse {
+    let release_failed = release_expired(usages, &event.records).await;
+    let done = release_failed.unwrap_or(event.records.len());
     let mut messages = Vec::new();
     let mut sources = Vec::new();
-    for (index, record) in event.records.iter().enumerate() {
+    for (index, record) in event.records[..done].iter().enumerate() {
         match event_message(record) {
             Ok(Some(message)) => {
                 tracing::info!(event_id = %message.id, kind = message.kind.as_str(), file_id = %message.data["file_id"], "event");
@@ -45,10 +54,29 @@ pub async fn handle(bus: &EventBus, event: Event) -> DynamoDbEventResponse {
         }
     }
     let published = publish(bus, &messages).await;
-    match sources.get(published) {
-        Some(&first_failed) => failures(&event.records, first_failed),
+    match sources.get(published).copied().or(release_failed) {
+        Some(first_failed) => failures(&event.records, first_failed),
         None => DynamoDbEventResponse::default(),
     }
+}
+
+/// Gives back, in order, what each file removed by the TTL held; the index of the first record
+/// whose release failed (it and those after it are handed over again).
+async fn release_expired(usages: &Usages, records: &[EventRecord]) -> Option<usize> {
+    for (index, record) in records.iter().enumerate() {
+        if removal(record) != Removal::Expired {
+            continue;
+        }
+        // An image notify cannot read publishes nothing either: the loop below logs it.
+        let Ok(Some(file)) = file_of_image(&record.change.old_image) else {
+            continue;
+        };
+        if let Err(err) = usages.release_expired(&file).await {
+            tracing::warn!(error = ?err, file_id = %file.file_id, "could not give back an expired file's usage; it will be retried");
+            return Some(index);
+        }
+    }
+    None
 }
 
 /// How many of `messages` were published, in order.

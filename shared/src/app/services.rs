@@ -7,7 +7,7 @@ use crate::app::verify_queue::VerifyQueue;
 use crate::aws::{https_client, s3_config, timeouts};
 use crate::config::{Config, ConfigError};
 use crate::domain::ApiError;
-use crate::dynamo::{ApiKeys, FileStore, IdempotencyKeys, UploadTokens, Webhooks};
+use crate::dynamo::{ApiKeys, FileStore, IdempotencyKeys, UploadTokens, Usages, Webhooks};
 use crate::s3::{ObjectStore, Presigner, SIGNING_SESSION};
 
 /// The configuration and the adapters every use case works with.
@@ -19,6 +19,8 @@ pub struct Services {
     pub tokens: UploadTokens,
     pub idempotency: IdempotencyKeys,
     pub webhooks: Webhooks,
+    /// Each project's usage and quota.
+    pub usages: Usages,
     pub objects: ObjectStore,
     pub presigner: Presigner,
     /// Where steps for verify go, when `VERIFY_QUEUE_URL` is set.
@@ -124,7 +126,8 @@ impl Services {
             keys: ApiKeys::new(dynamodb.clone(), &config.table_name),
             tokens: UploadTokens::new(dynamodb.clone(), &config.table_name),
             idempotency: IdempotencyKeys::new(dynamodb.clone(), &config.table_name),
-            webhooks: Webhooks::new(dynamodb, &config.table_name),
+            webhooks: Webhooks::new(dynamodb.clone(), &config.table_name),
+            usages: Usages::new(dynamodb, &config.table_name),
             objects: ObjectStore::new(s3.clone(), &config.bucket_name),
             presigner: Presigner::new(s3, &config.bucket_name, credentials),
             verify_queue: None,

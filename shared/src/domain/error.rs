@@ -48,6 +48,9 @@ pub enum ApiError {
     Unauthorized(&'static str),
     #[error("{0}")]
     Forbidden(&'static str),
+    /// The change would take the project past its quota (a detail per bound passed).
+    #[error("this would take the project past its quota")]
+    QuotaExceeded(Vec<Detail>),
     #[error("no such file")]
     NotFound,
     #[error("this project has no webhook")]
@@ -177,7 +180,7 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => 400,
             Self::Unauthorized(_) => 401,
-            Self::Forbidden(_) => 403,
+            Self::Forbidden(_) | Self::QuotaExceeded(_) => 403,
             Self::NotFound | Self::NoWebhook => 404,
             Self::Conflict { .. } => 409,
             Self::PayloadTooLarge { .. } => 413,
@@ -193,6 +196,7 @@ impl ApiError {
             Self::BadRequest(_) => "bad_request",
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
+            Self::QuotaExceeded(_) => "quota_exceeded",
             Self::NotFound | Self::NoWebhook => "not_found",
             Self::Conflict { .. } => "conflict",
             Self::PayloadTooLarge { .. } => "payload_too_large",
@@ -221,7 +225,8 @@ impl ApiError {
         match self {
             Self::Conflict { details, .. }
             | Self::PayloadTooLarge { details, .. }
-            | Self::Validation(details) => details,
+            | Self::Validation(details)
+            | Self::QuotaExceeded(details) => details,
             _ => &[],
         }
     }

@@ -451,56 +451,8 @@ impl FileRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::fixtures::{self, PENDING_TTL};
+    use crate::domain::fixtures::{self, PENDING_TTL, lifecycle, request};
     use crate::domain::timestamp;
-
-    /// A file at each step of its lifecycle, named.
-    fn lifecycle() -> Vec<(&'static str, FileRecord)> {
-        let declared = fixtures::declared();
-        let job = declared.job.as_ref().unwrap().job_id;
-        let now = timestamp::now();
-        let uploaded = declared.mark_uploaded(job, now).unwrap().unwrap();
-        let verified = |file: &FileRecord| {
-            let s3_key = file.job.as_ref().unwrap().s3_key.clone();
-            file.settle(job, Verdict::Verified { s3_key }, now, PENDING_TTL)
-                .unwrap()
-        };
-        let rejected = uploaded
-            .settle(
-                job,
-                Verdict::Rejected(RejectionReason::SizeMismatch),
-                now,
-                PENDING_TTL,
-            )
-            .unwrap();
-        let aborted = declared.abort_upload(now, PENDING_TTL).unwrap();
-        let verified_file = verified(&uploaded);
-        let reuploading = verified_file.start_upload(
-            &request(),
-            fixtures::job(declared.file_id, now),
-            now,
-            PENDING_TTL,
-        );
-        vec![
-            ("declared", declared.clone()),
-            ("uploaded", uploaded),
-            ("verified", verified_file),
-            ("rejected", rejected),
-            ("aborted", aborted),
-            ("reuploading a verified file", reuploading),
-        ]
-    }
-
-    fn request() -> UploadRequest {
-        UploadRequest {
-            file_name: None,
-            file_size: 42,
-            content_type: MediaType::parse("text/plain").unwrap(),
-            sha256: None,
-            md5: None,
-            metadata: None,
-        }
-    }
 
     fn step(name: &str) -> FileRecord {
         lifecycle().into_iter().find(|(n, _)| *n == name).unwrap().1

@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
+use crate::domain::file::{RejectionReason, Verdict};
 use crate::domain::ids::object_key;
 use crate::domain::timestamp;
+use crate::domain::validate::UploadRequest;
 use crate::domain::values::{FileName, MediaType, Metadata, Sha256};
 use crate::domain::{ContentDeclaration, FileId, FileRecord, JobId, UploadJob};
 
@@ -50,4 +52,48 @@ pub fn declared() -> FileRecord {
         now,
         PENDING_TTL,
     )
+}
+
+/// A file at each step of its lifecycle, named.
+pub fn lifecycle() -> Vec<(&'static str, FileRecord)> {
+    let declared = declared();
+    let job_id = declared.job.as_ref().unwrap().job_id;
+    let now = timestamp::now();
+    let uploaded = declared.mark_uploaded(job_id, now).unwrap().unwrap();
+    let verified = |file: &FileRecord| {
+        let s3_key = file.job.as_ref().unwrap().s3_key.clone();
+        file.settle(job_id, Verdict::Verified { s3_key }, now, PENDING_TTL)
+            .unwrap()
+    };
+    let rejected = uploaded
+        .settle(
+            job_id,
+            Verdict::Rejected(RejectionReason::SizeMismatch),
+            now,
+            PENDING_TTL,
+        )
+        .unwrap();
+    let aborted = declared.abort_upload(now, PENDING_TTL).unwrap();
+    let verified_file = verified(&uploaded);
+    let reuploading =
+        verified_file.start_upload(&request(), job(declared.file_id, now), now, PENDING_TTL);
+    vec![
+        ("declared", declared.clone()),
+        ("uploaded", uploaded),
+        ("verified", verified_file),
+        ("rejected", rejected),
+        ("aborted", aborted),
+        ("reuploading a verified file", reuploading),
+    ]
+}
+
+pub fn request() -> UploadRequest {
+    UploadRequest {
+        file_name: None,
+        file_size: 42,
+        content_type: MediaType::parse("text/plain").unwrap(),
+        sha256: None,
+        md5: None,
+        metadata: None,
+    }
 }

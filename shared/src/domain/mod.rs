@@ -14,6 +14,7 @@ pub mod plan;
 pub mod sniff;
 pub mod timestamp;
 pub mod token;
+pub mod usage;
 pub mod validate;
 pub mod values;
 pub mod webhook;

@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    AttributeValue, Delete, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -19,10 +19,12 @@ use crate::aws;
 use crate::domain::error::ApiError;
 use crate::domain::file::Refusal;
 use crate::domain::timestamp;
+use crate::domain::usage::{ProjectUsage, Usage};
 use crate::domain::values::Sha256;
 use crate::domain::{FileId, FileRecord, FileStatus, JobId};
 use crate::dynamo::AnswerWrite;
 use crate::dynamo::item::{self, Item, n, s};
+use crate::dynamo::usage;
 
 /// What became of a change of a file.
 // Returned once per request and matched at once: boxing the records would only add allocations.
@@ -66,6 +68,24 @@ fn own_write(
 enum Replaced {
     Applied,
     Refused(Option<FileRecord>),
+    /// The project's usage or quota changed between its read and the write: nothing written.
+    UsageMoved,
+}
+
+/// What became of a transaction of a file's write with others ([`FileStore::transact`]).
+enum Transacted {
+    Applied,
+    /// The condition of the `index`th write failed; `item`: that item as it is, when the write
+    /// asked for it (the file's do).
+    Refused {
+        index: usize,
+        item: Option<Item>,
+    },
+    /// Another transaction was writing the same items (racing changes of one project's
+    /// usage): nothing written, worth sending again.
+    Contended,
+    /// No answer: it may have applied, or may still.
+    Unknown(String),
 }
 
 /// A change given up after [`UPDATE_ATTEMPTS`] writes, each refused by another one.
@@ -167,10 +187,12 @@ impl FileStore {
         &self.table
     }
 
-    /// Writes a new file; with `answer`, in one transaction with the answer of the request's
-    /// `Idempotency-Key`, so that a write applied after its request gave up (a paused table, a
-    /// lost answer) is found by the retry as its answer, and a write of a request that lost its
-    /// key applies not at all.
+    /// Writes a new file, with what it takes from its project's usage, in one transaction;
+    /// with `answer`, the answer of the request's `Idempotency-Key` too, so that a write applied
+    /// after its request gave up (a paused table, a lost answer) is found by the retry as its
+    /// answer, and a write of a request that lost its key applies not at all. A file the
+    /// project's quota has no room for is refused with [`ApiError::QuotaExceeded`]; racing
+    /// writes are admitted one at a time, so none passes the quota.
     /// A refusal that returns exactly this record is our own write, applied by an attempt whose
     /// answer was lost (the SDK retried it); anything else under a fresh id is a broken invariant.
     /// A write whose outcome stays unknown fails with [`ApiError::MayHaveApplied`]: the file may
@@ -187,53 +209,77 @@ impl FileStore {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .map_err(|err| ApiError::Internal(format!("file put: {err}")))?;
-        match answer {
-            None => self.insert_alone(record, put).await,
-            Some(answer) => self.insert_answered(record, put, answer).await,
+        let change = Usage::of(Some(record));
+        // One more than a change of a file: the first attempt only learns the project's quota.
+        for attempt in 0..=UPDATE_ATTEMPTS {
+            let seen = self.admit(&record.project_id, &change, attempt).await?;
+            let usage = usage::apply(&self.table, &record.project_id, &change, seen.as_ref())?;
+            let mut items = vec![TransactWriteItem::builder().put(put.clone()).build()];
+            if let Some(answer) = answer {
+                items.push(TransactWriteItem::builder().put(answer.put()).build());
+            }
+            let usage_index = items.len();
+            items.push(TransactWriteItem::builder().update(usage).build());
+            match self.transact(items, "file").await? {
+                Transacted::Applied => {}
+                // Transactions apply whole: if the file is ours, so is the rest.
+                Transacted::Refused { index: 0, item } => own_write(record, item.as_ref())?,
+                Transacted::Refused { index, .. } if index == usage_index => continue,
+                Transacted::Contended => continue,
+                Transacted::Refused { .. } => return Err(ApiError::IdempotencyKeyInUse),
+                Transacted::Unknown(lost) => match answer {
+                    Some(answer) => return self.settle(answer, lost).await,
+                    // Applied if the file now reads as written; else it may still be on its way.
+                    None => match self.get(record.file_id).await {
+                        Ok(Some(found)) if found == *record => {}
+                        _ => return Err(ApiError::MayHaveApplied(lost)),
+                    },
+                },
+            }
+            if let Some(answer) = answer {
+                answer.applied();
+            }
+            return Ok(());
         }
+        Err(kept_changing())
     }
 
-    /// [`FileStore::insert_new`] without a key. A write that may have applied is one if the file
-    /// now reads as `record`; if it does not, the write may still be on its way.
-    async fn insert_alone(&self, record: &FileRecord, put: Put) -> Result<(), ApiError> {
-        let err = match super::put_alone(&self.client, put).send().await {
-            Ok(_) => return Ok(()),
-            Err(err) => err,
-        };
-        match err.as_service_error() {
-            Some(PutItemError::ConditionalCheckFailedException(failed)) => {
-                own_write(record, failed.item.as_ref())
-            }
-            _ if aws::may_have_applied(&err) => {
-                let lost = format!("PutItem file: {}", DisplayErrorContext(&err));
-                match self.get(record.file_id).await {
-                    Ok(Some(found)) if found == *record => Ok(()),
-                    _ => Err(ApiError::MayHaveApplied(lost)),
-                }
-            }
-            _ => Err(aws::failure("PutItem file", err)),
-        }
-    }
-
-    /// [`FileStore::insert_new`] with the answer of the request's key, in one transaction.
-    async fn insert_answered(
+    /// The usage `change` is admitted against, when it takes more; refused with
+    /// [`ApiError::QuotaExceeded`] when the quota has no room for it. The first `attempt`
+    /// assumes the project has no quota, as most have, and reads nothing: its write then holds
+    /// only while that is so, and the next attempt reads.
+    async fn admit(
         &self,
-        record: &FileRecord,
-        put: Put,
-        answer: &AnswerWrite,
-    ) -> Result<(), ApiError> {
+        project_id: &str,
+        change: &Usage,
+        attempt: usize,
+    ) -> Result<Option<ProjectUsage>, ApiError> {
+        if !change.takes() {
+            return Ok(None);
+        }
+        if attempt == 0 {
+            return Ok(Some(ProjectUsage::default()));
+        }
+        let seen = usage::read(&self.client, &self.table, project_id).await?;
+        seen.quota.admit(&seen.usage, change)?;
+        Ok(Some(seen))
+    }
+
+    /// Sends `items`, a write of a file (the first) and the writes that go with it, as one
+    /// transaction.
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+        what: &str,
+    ) -> Result<Transacted, ApiError> {
         let result = self
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .transact_items(TransactWriteItem::builder().put(answer.put()).build())
+            .set_transact_items(Some(items))
             .send()
             .await;
         let err = match result {
-            Ok(_) => {
-                answer.applied();
-                return Ok(());
-            }
+            Ok(_) => return Ok(Transacted::Applied),
             Err(err) => err,
         };
         let reasons = match err.as_service_error() {
@@ -242,26 +288,29 @@ impl FileStore {
             }
             _ => Vec::new(),
         };
-        match reasons.as_slice() {
-            [file, _] if file.code() == Some(CONDITION_FAILED) => {
-                // Transactions apply whole: if the file is ours, so is the answer.
-                own_write(record, file.item())?;
-                answer.applied();
-                Ok(())
-            }
-            [_, key] if key.code() == Some(CONDITION_FAILED) => Err(ApiError::IdempotencyKeyInUse),
-            [] if aws::may_have_applied(&err) => {
-                let lost = format!("TransactWriteItems file: {}", DisplayErrorContext(&err));
-                self.settle(answer, lost).await
-            }
-            [] => Err(aws::failure("TransactWriteItems file", err)),
-            // Another transaction on the same items, or throttling: worth a retry. The SDK sent
+        if let Some(index) = reasons
+            .iter()
+            .position(|reason| reason.code() == Some(CONDITION_FAILED))
+        {
+            let item = reasons[index].item().cloned();
+            return Ok(Transacted::Refused { index, item });
+        }
+        if reasons
+            .iter()
+            .any(|reason| reason.code() == Some("TransactionConflict"))
+        {
+            return Ok(Transacted::Contended);
+        }
+        let described = format!("TransactWriteItems {what}: {}", DisplayErrorContext(&err));
+        if reasons.is_empty() && aws::may_have_applied(&err) {
+            Ok(Transacted::Unknown(described))
+        } else if reasons.is_empty() {
+            Err(aws::failure(&format!("TransactWriteItems {what}"), err))
+        } else {
+            // Throttling: worth a retry. The SDK sent
             // every attempt with one `ClientRequestToken`, and DynamoDB answers one of those
             // after an attempt that applied with success: this one wrote nothing.
-            _ => Err(ApiError::Unavailable(format!(
-                "TransactWriteItems file: {}",
-                DisplayErrorContext(&err)
-            ))),
+            Err(ApiError::Unavailable(described))
         }
     }
 
@@ -409,13 +458,18 @@ impl FileStore {
         change: impl Fn(&FileRecord) -> Result<Option<FileRecord>, Refusal>,
     ) -> Result<Update, ApiError> {
         let mut current = current;
-        for _ in 0..UPDATE_ATTEMPTS {
+        // How often the project's usage was found to have moved: the first time only tells
+        // that it has a quota, and does not count as an attempt.
+        let mut usage_moved = 0;
+        let mut attempts = 0;
+        while attempts < UPDATE_ATTEMPTS {
+            attempts += 1;
             let updated = match change(&current) {
                 Ok(Some(updated)) => updated,
                 Ok(None) => return Ok(Update::Unchanged(current)),
                 Err(refusal) => return Ok(Update::Refused(refusal, current)),
             };
-            match self.replace(&updated, &current).await? {
+            match self.replace(&updated, &current, usage_moved).await? {
                 Replaced::Applied => {
                     return Ok(Update::Applied {
                         before: current,
@@ -431,74 +485,128 @@ impl FileStore {
                 }
                 Replaced::Refused(Some(latest)) => current = latest,
                 Replaced::Refused(None) => return Err(ApiError::NotFound),
+                // The project has a quota, or its usage changed since it was read: read it.
+                Replaced::UsageMoved => {
+                    if usage_moved == 0 {
+                        attempts -= 1;
+                    }
+                    usage_moved += 1;
+                }
             }
         }
         Err(kept_changing())
     }
 
     /// Writes `updated` in place of `expected`, only if the file is still as `expected` left it
-    /// ([`Unchanged`]).
+    /// ([`Unchanged`]); with what the change takes from or gives back to the project's usage, in
+    /// one transaction, when it does either.
     async fn replace(
         &self,
         updated: &FileRecord,
         expected: &FileRecord,
+        usage_reads: usize,
     ) -> Result<Replaced, ApiError> {
         let unchanged = Unchanged::since(expected);
-        let result = self
-            .client
-            .put_item()
+        let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(Item::from(updated)))
             .condition_expression(unchanged.condition)
             .set_expression_attribute_names(Some(unchanged.names))
             .set_expression_attribute_values(Some(unchanged.values))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Replaced::Applied),
-            Err(err) => match err.as_service_error() {
-                Some(PutItemError::ConditionalCheckFailedException(failed)) => Ok(
-                    Replaced::Refused(failed.item.as_ref().map(decode).transpose()?),
-                ),
-                _ if aws::may_have_applied(&err) => {
-                    // Applied if the file now reads as written; else the write may still be on
-                    // its way, or may have applied before another write changed the file.
-                    let lost = format!("PutItem replace file: {}", DisplayErrorContext(&err));
-                    match self.get(updated.file_id).await {
-                        Ok(Some(found)) if found == *updated => Ok(Replaced::Applied),
-                        _ => Err(ApiError::MayHaveApplied(lost)),
+            .build()
+            .map_err(|err| ApiError::Internal(format!("file put: {err}")))?;
+        let change = Usage::change(Some(expected), Some(updated));
+        let lost = if change.is_zero() {
+            let result = super::put_alone(&self.client, put).send().await;
+            match result {
+                Ok(_) => return Ok(Replaced::Applied),
+                Err(err) => match err.as_service_error() {
+                    Some(PutItemError::ConditionalCheckFailedException(failed)) => {
+                        return Ok(Replaced::Refused(
+                            failed.item.as_ref().map(decode).transpose()?,
+                        ));
                     }
+                    _ if aws::may_have_applied(&err) => {
+                        format!("PutItem replace file: {}", DisplayErrorContext(&err))
+                    }
+                    _ => return Err(aws::failure("PutItem replace file", err)),
+                },
+            }
+        } else {
+            let seen = self
+                .admit(&updated.project_id, &change, usage_reads)
+                .await?;
+            let usage = usage::apply(&self.table, &updated.project_id, &change, seen.as_ref())?;
+            let items = vec![
+                TransactWriteItem::builder().put(put).build(),
+                TransactWriteItem::builder().update(usage).build(),
+            ];
+            match self.transact(items, "replace file").await? {
+                Transacted::Applied => return Ok(Replaced::Applied),
+                Transacted::Refused { index: 0, item } => {
+                    return Ok(Replaced::Refused(item.as_ref().map(decode).transpose()?));
                 }
-                _ => Err(aws::failure("PutItem replace file", err)),
-            },
+                Transacted::Refused { .. } | Transacted::Contended => {
+                    return Ok(Replaced::UsageMoved);
+                }
+                Transacted::Unknown(lost) => lost,
+            }
+        };
+        // Applied if the file now reads as written; else the write may still be on its way, or
+        // may have applied before another write changed the file.
+        match self.get(updated.file_id).await {
+            Ok(Some(found)) if found == *updated => Ok(Replaced::Applied),
+            _ => Err(ApiError::MayHaveApplied(lost)),
         }
     }
 
-    /// Removes the file, only if it is still as `expected` left it ([`Unchanged`]); refused,
-    /// with the file as it now is (`None`: it is gone already).
+    /// Removes the file, only if it is still as `expected` left it ([`Unchanged`]), giving back
+    /// what it held of the project's usage in the same transaction; refused, with the file as it
+    /// now is (`None`: it is gone already).
     pub async fn remove(&self, expected: &FileRecord) -> Result<Removal, ApiError> {
         let unchanged = Unchanged::since(expected);
-        let result = self
-            .client
-            .delete_item()
+        let delete = Delete::builder()
             .table_name(&self.table)
             .set_key(Some(item::file_key(expected.file_id)))
             .condition_expression(unchanged.condition)
             .set_expression_attribute_names(Some(unchanged.names))
             .set_expression_attribute_values(Some(unchanged.values))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Removal::Removed),
-            Err(err) => match err.as_service_error() {
-                Some(DeleteItemError::ConditionalCheckFailedException(failed)) => Ok(
-                    Removal::Refused(failed.item.as_ref().map(decode).transpose()?),
-                ),
-                _ => Err(aws::failure("DeleteItem file", err)),
-            },
+            .build()
+            .map_err(|err| ApiError::Internal(format!("file delete: {err}")))?;
+        let change = Usage::change(Some(expected), None);
+        if change.is_zero() {
+            let result = super::delete_alone(&self.client, delete).send().await;
+            return match result {
+                Ok(_) => Ok(Removal::Removed),
+                Err(err) => match err.as_service_error() {
+                    Some(DeleteItemError::ConditionalCheckFailedException(failed)) => Ok(
+                        Removal::Refused(failed.item.as_ref().map(decode).transpose()?),
+                    ),
+                    _ => Err(aws::failure("DeleteItem file", err)),
+                },
+            };
         }
+        let usage = usage::apply(&self.table, &expected.project_id, &change, None)?;
+        for _ in 0..UPDATE_ATTEMPTS {
+            let items = vec![
+                TransactWriteItem::builder().delete(delete.clone()).build(),
+                TransactWriteItem::builder().update(usage.clone()).build(),
+            ];
+            return match self.transact(items, "delete file").await? {
+                Transacted::Applied => Ok(Removal::Removed),
+                Transacted::Refused { item, .. } => {
+                    Ok(Removal::Refused(item.as_ref().map(decode).transpose()?))
+                }
+                Transacted::Contended => continue,
+                Transacted::Unknown(lost) => match self.get(expected.file_id).await {
+                    Ok(None) => Ok(Removal::Removed),
+                    _ => Err(ApiError::MayHaveApplied(lost)),
+                },
+            };
+        }
+        Err(kept_changing())
     }
 
     /// Claims the assembly of job `job_id`'s multipart upload for `lease` from `now`, so that

@@ -7,6 +7,8 @@
 //! | webhook | `PROJECT#<project_id>` | `WEBHOOK` | none |
 //! | upload token | `UPLOADTOKEN#<hex sha256 of the token>` | `UPLOADTOKEN` | none; `ttl` is its expiry, `files` the set of files it created |
 //! | assembly claim | `FILE#<file_id>` | `ASSEMBLY#<job_id>` | none; `ttl` is when the claim lapses, `claim` who holds it |
+//! | project usage | `PROJECT#<project_id>` | `USAGE` | none; counters (`files`, `bytes`, …) and the quota (`max_files`, `max_bytes`) |
+//! | released expiry | `FILE#<file_id>` | `RELEASED` | none; `ttl`: kept past the stream's 24 hours |
 //!
 //! A file's current upload job and its verified version are maps inside the file item, so that
 //! every status change is one conditional write on one item. Files never verified carry `ttl`.
@@ -88,6 +90,18 @@ pub fn webhook_key(project_id: &str) -> Item {
 
 pub fn file_key(file_id: FileId) -> Item {
     HashMap::from([(PK.into(), s(file_pk(file_id))), (SK.into(), s(FILE_SK))])
+}
+
+pub fn usage_key(project_id: &str) -> Item {
+    HashMap::from([
+        (PK.into(), s(project_pk(project_id))),
+        (SK.into(), s("USAGE")),
+    ])
+}
+
+/// The marker that a file's expiry gave back its usage, next to where the file was.
+pub fn release_marker_key(file_id: FileId) -> Item {
+    HashMap::from([(PK.into(), s(file_pk(file_id))), (SK.into(), s("RELEASED"))])
 }
 
 /// The claim on assembling a job's multipart upload, next to its file.

@@ -12,6 +12,7 @@ mod keys;
 pub mod provision;
 pub mod stream;
 mod tokens;
+mod usage;
 mod webhooks;
 
 pub use files::{
@@ -20,6 +21,7 @@ pub use files::{
 pub use idempotency::{AnswerWrite, Claim, IdempotencyKeys};
 pub use keys::{ApiKeys, Bearer, bearer, is_project_id, key_hash};
 pub use tokens::UploadTokens;
+pub use usage::Usages;
 pub use webhooks::Webhooks;
 
 /// `put`, the write a transaction would make, sent as a PutItem of its own.

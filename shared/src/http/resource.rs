@@ -196,3 +196,14 @@ impl EventMessage {
         self.data.get("project_id")?.as_str()
     }
 }
+
+/// The body of `GET …/usage` (docs/API.md, v1.2 "Usage and quotas").
+pub fn usage(project_id: &str, found: &crate::domain::usage::ProjectUsage) -> serde_json::Value {
+    let usage = &found.usage;
+    serde_json::json!({
+        "project_id": project_id,
+        "files": {"verified": usage.files_verified, "uploading": usage.files_uploading},
+        "bytes": {"verified": usage.bytes_verified, "reserved": usage.bytes_reserved},
+        "quota": {"max_files": found.quota.max_files, "max_bytes": found.quota.max_bytes},
+    })
+}

@@ -2,6 +2,7 @@
 //! handlers answer them as they stand (their key is a placeholder, so with 401), echoing the
 //! gateway's request id. Every route of `template.yaml` has one.
 
+use integration_tests::operations::as_function;
 use integration_tests::serde_json::Value;
 use integration_tests::{ApiReply, Event, TestApi, dispatch};
 
@@ -46,7 +47,7 @@ async fn the_sample_trigger_events_reach_notify_and_deliver_as_they_stand() {
 
     let stream: aws_lambda_events::dynamodb::Event =
         integration_tests::serde_json::from_str(&read("notify-stream")).unwrap();
-    let response = notify::handle(path.bus(), stream).await;
+    let response = as_function("notify", notify::handle(path.bus(), path.usages(), stream)).await;
     assert!(response.batch_item_failures.is_empty());
     path.until("the published event", |path| !path.envelopes.is_empty())
         .await;

@@ -21,7 +21,8 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_smithy_mocks::{Rule, mock};
 use integration_tests::mocks::{
     BUCKET, TABLE, assembly_unclaimed, dynamodb_error, file_lookup, is_assembly_claim, keys_file,
-    pending_file, s3_error, s3_head_error,
+    pending_file, s3_error, s3_head_error, transaction_applied, transaction_file,
+    transaction_refused, transaction_removes_file,
 };
 use integration_tests::operations::as_function;
 use integration_tests::{ApiReply, Event, TestApi, declaration};
@@ -91,8 +92,10 @@ async fn create_is_unavailable_while_dynamodb_throttles_the_write() {
         "ThrottlingException",
         "ProvisionedThroughputExceededException",
     ] {
-        // GIVEN a table that throttles every write
-        let put = mock!(DynamoDb::put_item).then_http_response(move || dynamodb_error(400, code));
+        // GIVEN a table that throttles every write (a new file is a transaction: the file and
+        // what it takes from its project's usage)
+        let put = mock!(DynamoDb::transact_write_items)
+            .then_http_response(move || dynamodb_error(400, code));
         let delete = object_deleted();
         let api = TestApi::mocked(&[&put], &[&delete]);
 
@@ -111,8 +114,8 @@ async fn create_is_unavailable_while_dynamodb_throttles_the_write() {
 async fn create_is_unavailable_when_dynamodb_answers_500() {
     // GIVEN a table that fails every write of a file with a 500, which may have applied, and
     // has no such file yet
-    let put =
-        mock!(DynamoDb::put_item).then_http_response(|| dynamodb_error(500, "InternalServerError"));
+    let put = mock!(DynamoDb::transact_write_items)
+        .then_http_response(|| dynamodb_error(500, "InternalServerError"));
     let read = mock!(DynamoDb::get_item)
         .match_requests(|get| {
             get.key()
@@ -136,11 +139,11 @@ async fn create_is_unavailable_when_dynamodb_answers_500() {
 
 #[tokio::test]
 async fn a_write_throttled_until_the_last_attempt_goes_unnoticed() {
-    let put = mock!(DynamoDb::put_item)
+    let put = mock!(DynamoDb::transact_write_items)
         .sequence()
         .http_response(|| dynamodb_error(400, "ProvisionedThroughputExceededException"))
         .times(ATTEMPTS - 1)
-        .output(|| PutItemOutput::builder().build())
+        .output(transaction_applied)
         .build();
     let api = TestApi::mocked(&[&put], &[]);
 
@@ -208,8 +211,8 @@ async fn access_denied_by_s3_is_internal_and_not_retried() {
 
 #[tokio::test]
 async fn a_validation_exception_from_dynamodb_is_internal_and_not_retried() {
-    let put =
-        mock!(DynamoDb::put_item).then_http_response(|| dynamodb_error(400, "ValidationException"));
+    let put = mock!(DynamoDb::transact_write_items)
+        .then_http_response(|| dynamodb_error(400, "ValidationException"));
     let api = TestApi::mocked(&[&put], &[&object_deleted()]);
 
     let reply = api.create(small_file()).await;
@@ -230,8 +233,8 @@ async fn a_create_that_cannot_be_recorded_aborts_the_multipart_upload_it_opened(
         .match_requests(|abort| abort.upload_id() == Some("opened"))
         .then_output(|| AbortMultipartUploadOutput::builder().build());
     let delete = object_deleted();
-    let put =
-        mock!(DynamoDb::put_item).then_http_response(|| dynamodb_error(400, "ValidationException"));
+    let put = mock!(DynamoDb::transact_write_items)
+        .then_http_response(|| dynamodb_error(400, "ValidationException"));
     let api = TestApi::mocked(&[&put], &[&open, &abort, &delete]);
 
     // WHEN a file above the multipart threshold is declared
@@ -274,14 +277,22 @@ async fn a_refused_write_judges_the_change_again_on_the_file_the_refusal_returne
     let latest = superseded(&record);
     let now = shared::domain::timestamp::now();
     for (name, refused_with) in [("superseded", Some(latest.clone())), ("gone", None)] {
-        // GIVEN a table that refuses the write (asked for the item as it is)
+        // GIVEN a table that refuses the write (asked for the item as it is): the mark alone,
+        // the verdict with what it moves in the project's usage
         let refused = refused_with.clone();
         let put = mock!(DynamoDb::put_item)
             .match_requests(|put| all_old(put.return_values_on_condition_check_failure()))
             .then_error(move || {
                 PutItemError::ConditionalCheckFailedException(refusal(refused.as_ref()))
             });
-        let api = TestApi::mocked(&[&put], &[]);
+        let refused = refused_with.clone();
+        let transaction = mock!(DynamoDb::transact_write_items)
+            .match_requests(|write| {
+                let file = write.transact_items().first().and_then(|w| w.put.as_ref());
+                file.is_some_and(|put| all_old(put.return_values_on_condition_check_failure()))
+            })
+            .then_error(move || transaction_refused(2, 0, refused.as_ref().map(Item::from)));
+        let api = TestApi::mocked(&[&put, &transaction], &[]);
         let files = &api.services.files;
 
         // WHEN the upload is marked complete, and when it is settled
@@ -315,7 +326,7 @@ async fn a_refused_write_judges_the_change_again_on_the_file_the_refusal_returne
                 (other, _) => panic!("{name}: {other:?}"),
             }
         }
-        assert_eq!(put.num_calls(), 2, "{name}");
+        assert_eq!((put.num_calls(), transaction.num_calls()), (1, 1), "{name}");
     }
 }
 
@@ -354,9 +365,8 @@ async fn a_write_whose_answer_was_lost_is_recognised_as_applied() {
 async fn a_create_whose_answer_was_lost_is_not_an_error_but_another_file_under_its_id_is() {
     let record = pending_file(11, None);
     for (existing, created) in [(record.clone(), true), (superseded(&record), false)] {
-        let put = mock!(DynamoDb::put_item).then_error(move || {
-            PutItemError::ConditionalCheckFailedException(refusal(Some(&existing)))
-        });
+        let put = mock!(DynamoDb::transact_write_items)
+            .then_error(move || transaction_refused(2, 0, Some(Item::from(&existing))));
         let api = TestApi::mocked(&[&put], &[]);
 
         let inserted = api.services.files.insert_new(&record, None).await;
@@ -606,15 +616,14 @@ async fn verify_settles_a_sound_object() {
         });
     let retag = object_retagged();
     let file_id = record.file_id;
-    let settle = mock!(DynamoDb::put_item)
-        .match_requests(move |put| {
-            let written = put.item().map(FileRecord::try_from);
-            matches!(written, Some(Ok(file))
+    let settle = mock!(DynamoDb::transact_write_items)
+        .match_requests(move |write| {
+            matches!(transaction_file(write), Some(file)
                 if file.file_id == file_id
                     && file.status == FileStatus::Verified
                     && file.verified.is_some())
         })
-        .then_output(|| PutItemOutput::builder().build());
+        .then_output(transaction_applied);
     let api = TestApi::mocked(&[&file_lookup(&record), &settle], &[&head, &read, &retag]);
 
     // WHEN storage reports the object created
@@ -664,9 +673,8 @@ async fn a_verdict_refused_because_the_job_was_replaced_removes_the_object_it_ta
         let delete = mock!(S3::delete_object)
             .match_requests(move |delete| delete.key() == Some(key.as_str()))
             .then_output(|| DeleteObjectOutput::builder().build());
-        let refused = mock!(DynamoDb::put_item).then_error(move || {
-            PutItemError::ConditionalCheckFailedException(refusal(Some(&latest)))
-        });
+        let refused = mock!(DynamoDb::transact_write_items)
+            .then_error(move || transaction_refused(2, 0, Some(Item::from(&latest))));
         let api = TestApi::mocked(
             &[&file_lookup(&record), &refused],
             &[&head, &read, &retag, &delete],
@@ -955,8 +963,12 @@ async fn a_direct_upload_whose_second_file_cannot_be_stored_leaves_nothing_of_th
     // GIVEN a table that records files, and storage that takes the first object and fails the
     // second
     let no_duplicate = mock!(DynamoDb::query).then_output(|| QueryOutput::builder().build());
-    let record = mock!(DynamoDb::put_item).then_output(|| PutItemOutput::builder().build());
-    let removed = mock!(DynamoDb::delete_item).then_output(|| DeleteItemOutput::builder().build());
+    let record = mock!(DynamoDb::transact_write_items)
+        .match_requests(|write| transaction_file(write).is_some())
+        .then_output(transaction_applied);
+    let removed = mock!(DynamoDb::transact_write_items)
+        .match_requests(transaction_removes_file)
+        .then_output(transaction_applied);
     let first = mock!(S3::put_object)
         .match_requests(|put| put.content_type() == Some("text/plain"))
         .then_output(|| PutObjectOutput::builder().build());

@@ -15,5 +15,6 @@ mod multipart;
 mod operations;
 mod tokens;
 mod upload;
+mod usage;
 mod verify;
 mod webhooks;

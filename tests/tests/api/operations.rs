@@ -283,7 +283,7 @@ async fn a_stream_batch_notify_gave_up_on_is_replayed_and_its_event_published() 
 
     // WHEN the operator replays the failures (`upload-admin replay-stream`)
     let streams = admin::stream::client(&sdk_config().await);
-    let replayed = admin::stream::replay(&sqs, &streams, path.bus(), &failures)
+    let replayed = admin::stream::replay(&sqs, &streams, path.bus(), path.usages(), &failures)
         .await
         .unwrap();
 

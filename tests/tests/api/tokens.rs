@@ -216,6 +216,7 @@ async fn a_token_finishes_and_reads_only_the_files_it_created_and_does_nothing_e
         (Event::GetWebhook, None),
         (Event::DeleteWebhook, None),
         (Event::MintToken, None),
+        (Event::Usage, None),
     ] {
         let mut request = api.call(event).key(Some(&token)).json(json!({
             "file_name": "b.txt", "file_size": 1, "url": "https://example.com/hook"

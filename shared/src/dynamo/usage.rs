@@ -1,0 +1,245 @@
+//! Each project's usage and quota: one item per project (`item` has the layout). A change of a
+//! file that takes or gives back (`Usage::change`) adds it to the item in the same transaction
+//! as the file's own write ([`apply`], used by `FileStore`), so the item is the sum over the
+//! project's files whatever the races and retries; a change that takes more is refused there if
+//! the quota read before it no longer admits it.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+
+use crate::aws;
+use crate::domain::FileRecord;
+use crate::domain::error::ApiError;
+use crate::domain::timestamp;
+use crate::domain::usage::{ProjectUsage, Quota, Usage};
+use crate::dynamo::item::{self, Item, n, s};
+
+/// A counter of the usage item: its attribute, and what of a [`Usage`] it adds up.
+type Counter = (&'static str, fn(&Usage) -> i64);
+
+/// The counters of the usage item.
+const COUNTERS: [Counter; 6] = [
+    ("files_verified", |u| u.files_verified),
+    ("files_uploading", |u| u.files_uploading),
+    ("files", |u| u.files),
+    ("bytes_verified", |u| u.bytes_verified),
+    ("bytes_reserved", |u| u.bytes_reserved),
+    // Kept so that a condition can bound it: DynamoDB conditions cannot add.
+    ("bytes", Usage::bytes),
+];
+const MAX_FILES: &str = "max_files";
+const MAX_BYTES: &str = "max_bytes";
+
+/// How long the marker of a released expiry is kept: past the stream's 24 hours, so that a
+/// record handed over again finds it.
+const RELEASE_MARKER_SECS: i64 = 3 * 24 * 3600;
+
+#[derive(Clone, Debug)]
+pub struct Usages {
+    client: Client,
+    table: String,
+}
+
+impl Usages {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// The project's usage and quota, read consistently (zero and none for a new project).
+    pub async fn get(&self, project_id: &str) -> Result<ProjectUsage, ApiError> {
+        read(&self.client, &self.table, project_id).await
+    }
+
+    /// Sets the project's quota; `None` for a bound removes it. Usage above a new bound stays:
+    /// only what would take more is refused.
+    pub async fn set_quota(&self, project_id: &str, quota: Quota) -> Result<(), ApiError> {
+        let mut set = vec!["#project = :project"];
+        let mut remove = Vec::new();
+        let mut values = HashMap::from([(":project".to_owned(), s(project_id))]);
+        for (name, bound) in [(MAX_FILES, quota.max_files), (MAX_BYTES, quota.max_bytes)] {
+            match bound {
+                Some(max) => {
+                    set.push(if name == MAX_FILES {
+                        "#max_files = :max_files"
+                    } else {
+                        "#max_bytes = :max_bytes"
+                    });
+                    values.insert(format!(":{name}"), n(max));
+                }
+                None => remove.push(if name == MAX_FILES {
+                    "#max_files"
+                } else {
+                    "#max_bytes"
+                }),
+            }
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(item::usage_key(project_id)))
+            .update_expression(expression)
+            .expression_attribute_names("#project", "project_id")
+            .expression_attribute_names("#max_files", MAX_FILES)
+            .expression_attribute_names("#max_bytes", MAX_BYTES)
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await
+            .map_err(|err| aws::failure("UpdateItem quota", err))?;
+        Ok(())
+    }
+
+    /// Gives back what `file`, removed by the table's TTL, held: once, however often the
+    /// stream hands the removal over (a marker next to the file, written in the same
+    /// transaction, refuses a second release).
+    pub async fn release_expired(&self, file: &FileRecord) -> Result<(), ApiError> {
+        let change = Usage::change(Some(file), None);
+        if change.is_zero() {
+            return Ok(());
+        }
+        let mut marker = item::release_marker_key(file.file_id);
+        let forget_at = timestamp::now().unix_timestamp() + RELEASE_MARKER_SECS;
+        marker.insert(item::TTL.into(), n(forget_at));
+        let mark = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(marker))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|err| ApiError::Internal(format!("release marker: {err}")))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(mark).build())
+            .transact_items(
+                TransactWriteItem::builder()
+                    .update(apply(&self.table, &file.project_id, &change, None)?)
+                    .build(),
+            )
+            .send()
+            .await;
+        let Err(err) = result else {
+            return Ok(());
+        };
+        let released_before = match err.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(canceled)) => canceled
+                .cancellation_reasons()
+                .first()
+                .is_some_and(|marker| marker.code() == Some("ConditionalCheckFailed")),
+            _ => false,
+        };
+        if released_before {
+            Ok(())
+        } else {
+            Err(ApiError::Unavailable(format!(
+                "TransactWriteItems release: {}",
+                DisplayErrorContext(&err)
+            )))
+        }
+    }
+}
+
+/// The project's usage and quota, read consistently.
+pub(crate) async fn read(
+    client: &Client,
+    table: &str,
+    project_id: &str,
+) -> Result<ProjectUsage, ApiError> {
+    let output = client
+        .get_item()
+        .table_name(table)
+        .set_key(Some(item::usage_key(project_id)))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|err| aws::failure("GetItem usage", err))?;
+    let Some(found) = output.item else {
+        return Ok(ProjectUsage::default());
+    };
+    let number = |name: &str| match found.get(name) {
+        Some(AttributeValue::N(text)) => text
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| ApiError::Internal(format!("usage item: {name} {text:?}"))),
+        None => Ok(None),
+        Some(_) => Err(ApiError::Internal(format!(
+            "usage item: {name} is not a number"
+        ))),
+    };
+    let counter = |name: &str| number(name).map(Option::unwrap_or_default);
+    let bound = |name: &str| number(name).map(|max| max.map(|max| max.max(0) as u64));
+    Ok(ProjectUsage {
+        usage: Usage {
+            files_verified: counter("files_verified")?,
+            files_uploading: counter("files_uploading")?,
+            files: counter("files")?,
+            bytes_verified: counter("bytes_verified")?,
+            bytes_reserved: counter("bytes_reserved")?,
+        },
+        quota: Quota {
+            max_files: bound(MAX_FILES)?,
+            max_bytes: bound(MAX_BYTES)?,
+        },
+    })
+}
+
+/// The write adding `change` to the project's usage, for a transaction with the file's own.
+/// A change that takes more (`seen`: the usage and quota it was admitted against) holds only
+/// while the quota is still what was read and still admits it; else the transaction is
+/// cancelled with this item's `ConditionalCheckFailed`, and the caller reads again.
+pub(crate) fn apply(
+    table: &str,
+    project_id: &str,
+    change: &Usage,
+    seen: Option<&ProjectUsage>,
+) -> Result<Update, ApiError> {
+    let mut names = HashMap::from([("#project".to_owned(), "project_id".to_owned())]);
+    let mut values: Item = HashMap::from([(":project".to_owned(), s(project_id))]);
+    let mut adds = Vec::new();
+    for (index, (name, field)) in COUNTERS.iter().enumerate() {
+        names.insert(format!("#c{index}"), (*name).to_owned());
+        values.insert(format!(":c{index}"), n(field(change)));
+        adds.push(format!("#c{index} :c{index}"));
+    }
+    let mut conditions = Vec::new();
+    if let (Some(seen), true) = (seen, change.takes()) {
+        let bounds = [
+            (MAX_FILES, "files", seen.quota.max_files, change.files),
+            (MAX_BYTES, "bytes", seen.quota.max_bytes, change.bytes()),
+        ];
+        for (bound, used, max, taken) in bounds {
+            // DynamoDB refuses names and values an expression does not use.
+            names.insert(format!("#{bound}"), bound.to_owned());
+            conditions.push(match max {
+                None => format!("attribute_not_exists(#{bound})"),
+                Some(max) => {
+                    names.insert(format!("#{used}_used"), used.to_owned());
+                    values.insert(format!(":{bound}"), n(max));
+                    let cap = i64::try_from(max).unwrap_or(i64::MAX) - taken.max(0);
+                    values.insert(format!(":{used}_cap"), n(cap));
+                    format!(
+                        "(#{bound} = :{bound} AND (attribute_not_exists(#{used}_used) OR #{used}_used <= :{used}_cap))"
+                    )
+                }
+            });
+        }
+    }
+    Update::builder()
+        .table_name(table)
+        .set_key(Some(item::usage_key(project_id)))
+        .update_expression(format!("SET #project = :project ADD {}", adds.join(", ")))
+        .set_condition_expression((!conditions.is_empty()).then(|| conditions.join(" AND ")))
+        .set_expression_attribute_names(Some(names))
+        .set_expression_attribute_values(Some(values))
+        .build()
+        .map_err(|err| ApiError::Internal(format!("usage update: {err}")))
+}

@@ -1,0 +1,312 @@
+//! v1.2 "Usage and quotas" through the routes: a project's usage is what its files hold, a
+//! quota bounds what a create, a direct upload or a reupload may take (racing requests never
+//! pass it), and what deletes, rejections, aborts and expiries free is given back, once.
+
+use integration_tests::operations::as_function;
+use integration_tests::serde_json::{Value, json};
+use integration_tests::{ApiReply, Event, FormBody, Plan, Status, TestApi, declaration};
+use shared::domain::usage::Quota;
+
+const TEXT: &str = "text/plain";
+
+async fn usage(api: &TestApi) -> Value {
+    let reply = api.call(Event::Usage).send().await;
+    assert_eq!(reply.status, 200, "{:#}", reply.body);
+    reply.body
+}
+
+/// `usage`'s files and bytes: (verified, uploading) and (verified, reserved).
+async fn held(api: &TestApi) -> ((u64, u64), (u64, u64)) {
+    let body = usage(api).await;
+    let n = |pointer: &str| body.pointer(pointer).and_then(Value::as_u64).unwrap();
+    (
+        (n("/files/verified"), n("/files/uploading")),
+        (n("/bytes/verified"), n("/bytes/reserved")),
+    )
+}
+
+async fn declared(api: &TestApi, name: &str, bytes: &[u8]) -> ApiReply {
+    api.create(declaration(name, TEXT, bytes, true, false))
+        .await
+}
+
+/// A file whose bytes are stored and whose upload is completed: its plan.
+async fn completed(api: &TestApi, name: &str, bytes: &[u8]) -> Plan {
+    let plan = declared(api, name, bytes).await.plan();
+    api.upload_whole(&plan, bytes.to_vec()).await;
+    assert_eq!(api.complete(&plan.file_id).await.status, 200);
+    plan
+}
+
+async fn verified(api: &TestApi, name: &str, bytes: &[u8]) -> Plan {
+    let plan = completed(api, name, bytes).await;
+    api.deliver(&plan.s3_key).await;
+    assert_eq!(api.get(&plan.file_id).await.file().status, Status::Verified);
+    plan
+}
+
+async fn set_quota(api: &TestApi, max_files: Option<u64>, max_bytes: Option<u64>) {
+    let quota = Quota {
+        max_files,
+        max_bytes,
+    };
+    api.services
+        .usages
+        .set_quota(&api.project, quota)
+        .await
+        .unwrap();
+}
+
+fn assert_quota_exceeded(reply: &ApiReply, field: &str) {
+    assert_eq!(reply.status, 403, "{:#}", reply.body);
+    assert_eq!(
+        reply.body["error"]["code"], "quota_exceeded",
+        "{:#}",
+        reply.body
+    );
+    let details = reply.body["error"]["details"].as_array().unwrap();
+    assert!(
+        details.iter().any(|detail| detail["field"] == field),
+        "{:#}",
+        reply.body
+    );
+}
+
+#[tokio::test]
+async fn usage_is_what_the_files_hold_as_the_listing_shows_them() {
+    // GIVEN files at every step: verified, declared, completed awaiting a verdict, rejected,
+    // deleted
+    let api = TestApi::new().await;
+    assert_eq!(
+        usage(&api).await,
+        json!({
+            "project_id": api.project,
+            "files": {"verified": 0, "uploading": 0},
+            "bytes": {"verified": 0, "reserved": 0},
+            "quota": {"max_files": null, "max_bytes": null},
+        })
+    );
+    verified(&api, "a.txt", b"hello").await;
+    verified(&api, "b.txt", b"goodbye").await;
+    declared(&api, "c.txt", &[b'c'; 11]).await.plan();
+    completed(&api, "d.txt", b"abc").await;
+    let spoofed = api
+        .create(declaration("e.png", "image/png", b"not a png", true, false))
+        .await
+        .plan();
+    api.upload_whole(&spoofed, b"not a png".to_vec()).await;
+    api.complete(&spoofed.file_id).await;
+    api.deliver(&spoofed.s3_key).await;
+    let gone = verified(&api, "f.txt", b"soon gone").await;
+    assert_eq!(api.delete(&gone.file_id).await.status, 204);
+
+    // WHEN the project's usage is read
+    let ((files_verified, uploading), (bytes_verified, reserved)) = held(&api).await;
+
+    // THEN it counts what each file holds, as the listing shows them
+    assert_eq!((files_verified, uploading), (2, 2));
+    assert_eq!((bytes_verified, reserved), (5 + 7, 11 + 3));
+    let listed = api.list(&[("limit", "100")]).await;
+    let files = listed.body["files"].as_array().unwrap();
+    let sum = |statuses: &[&str]| {
+        let of = files
+            .iter()
+            .filter(|f| statuses.contains(&f["status"].as_str().unwrap()));
+        let sizes: Vec<u64> = of.map(|f| f["file_size"].as_u64().unwrap()).collect();
+        (sizes.len() as u64, sizes.iter().sum::<u64>())
+    };
+    assert_eq!(sum(&["verified"]), (files_verified, bytes_verified));
+    assert_eq!(sum(&["pending_upload", "uploaded"]), (uploading, reserved));
+}
+
+#[tokio::test]
+async fn a_reupload_reserves_its_new_content_while_the_verified_one_stays_counted() {
+    let api = TestApi::new().await;
+    let plan = verified(&api, "a.txt", b"version one").await;
+
+    let reply = api
+        .reupload(&plan.file_id, json!({"file_size": 4, "content_type": TEXT}))
+        .await;
+
+    assert_eq!(reply.status, 201, "{:#}", reply.body);
+    assert_eq!(held(&api).await, ((1, 1), (11, 4)));
+    // The file counts once, verified and uploading: at max_files 2, one more fits, not two.
+    set_quota(&api, Some(2), None).await;
+    assert_eq!(declared(&api, "b.txt", b"b").await.status, 201);
+    assert_quota_exceeded(&declared(&api, "c.txt", b"c").await, "max_files");
+}
+
+#[tokio::test]
+async fn racing_creates_against_a_quota_make_exactly_what_it_allows() {
+    // GIVEN a project that may hold 10 files
+    let api = TestApi::new().await;
+    set_quota(&api, Some(10), None).await;
+
+    // WHEN 32 creates race
+    let bodies: Vec<Vec<u8>> = (0..32).map(|i| format!("file {i}").into_bytes()).collect();
+    let replies =
+        futures_util::future::join_all(bodies.iter().enumerate().map(|(i, bytes)| {
+            api.create(declaration(&format!("{i}.txt"), TEXT, bytes, true, false))
+        }))
+        .await;
+
+    // THEN exactly 10 are created; the others are refused naming the bound, or told to retry
+    let created = replies.iter().filter(|reply| reply.status == 201).count();
+    assert_eq!(
+        created,
+        10,
+        "{:?}",
+        replies.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    for reply in replies.iter().filter(|reply| reply.status != 201) {
+        if reply.status == 409 {
+            assert_eq!(
+                reply.body["error"]["details"][0]["reason"],
+                "concurrent_update"
+            );
+        } else {
+            assert_quota_exceeded(reply, "max_files");
+        }
+    }
+    assert_eq!(held(&api).await.0, (0, 10));
+    assert_eq!(api.file_count().await, 10);
+    let body = usage(&api).await;
+    assert_eq!(body["quota"], json!({"max_files": 10, "max_bytes": null}));
+}
+
+#[tokio::test]
+async fn a_byte_quota_refuses_a_create_a_direct_upload_and_a_reupload_that_would_pass_it() {
+    let api = TestApi::new().await;
+    let plan = verified(&api, "a.txt", b"0123456789").await;
+    set_quota(&api, None, Some(15)).await;
+
+    let create = declared(&api, "b.txt", b"0123456").await;
+    let form = FormBody::new().file("c.txt", TEXT, b"0123456");
+    let direct = api.call(Event::DirectUpload).form(&form).send().await;
+    let reupload = api
+        .reupload(&plan.file_id, json!({"file_size": 6, "content_type": TEXT}))
+        .await;
+
+    for reply in [&create, &direct, &reupload] {
+        assert_quota_exceeded(reply, "max_bytes");
+    }
+    assert_eq!(
+        create.body["error"]["details"][0]["message"],
+        "10 bytes used of 15; this needs 7 more"
+    );
+    assert_eq!(held(&api).await, ((1, 0), (10, 0)), "nothing taken");
+    assert_eq!(api.file_count().await, 1, "nothing written");
+    assert_eq!(api.get(&plan.file_id).await.file().status, Status::Verified);
+    assert_eq!(
+        declared(&api, "d.txt", b"01234").await.status,
+        201,
+        "exactly at the bound"
+    );
+}
+
+#[tokio::test]
+async fn deletes_rejections_and_aborts_give_back_what_they_held() {
+    // GIVEN a project at its quota of 3 files
+    let api = TestApi::new().await;
+    set_quota(&api, Some(3), None).await;
+    let kept = verified(&api, "kept.txt", b"kept").await;
+    let aborted = declared(&api, "aborted.txt", b"aborted").await.plan();
+    let spoofed = api
+        .create(declaration(
+            "spoofed.png",
+            "image/png",
+            b"not a png",
+            true,
+            false,
+        ))
+        .await
+        .plan();
+    assert_quota_exceeded(&declared(&api, "x.txt", b"x").await, "max_files");
+
+    // WHEN an upload is aborted, THEN one more file fits
+    assert_eq!(api.abort(&aborted.file_id).await.status, 200);
+    assert_eq!(held(&api).await.0, (1, 1));
+    let next = declared(&api, "next.txt", b"next").await.plan();
+
+    // WHEN a file is rejected, THEN one more fits
+    api.upload_whole(&spoofed, b"not a png".to_vec()).await;
+    api.complete(&spoofed.file_id).await;
+    api.deliver(&spoofed.s3_key).await;
+    assert_eq!(
+        api.get(&spoofed.file_id).await.file().status,
+        Status::Rejected
+    );
+    assert_eq!(held(&api).await.0, (1, 1));
+    let last = declared(&api, "last.txt", b"last").await;
+    assert_eq!(last.status, 201, "{:#}", last.body);
+
+    // WHEN files are deleted, THEN what they held is given back
+    assert_eq!(api.delete(&kept.file_id).await.status, 204);
+    assert_eq!(api.delete(&next.file_id).await.status, 204);
+    assert_eq!(held(&api).await, ((0, 1), (0, 4)));
+}
+
+#[tokio::test]
+async fn an_expired_upload_gives_back_what_it_held_once_however_often_its_removal_comes() {
+    // GIVEN a declared file the table's TTL removes (an abandoned upload)
+    let api = TestApi::new().await;
+    let plan = declared(&api, "abandoned.txt", b"never sent").await.plan();
+    let item = api.raw_item(&plan.file_id).await.expect("the file's item");
+    api.services
+        .files
+        .client()
+        .delete_item()
+        .table_name(api.services.files.table())
+        .set_key(Some(shared::dynamo::item::file_key(
+            plan.file_id.parse().unwrap(),
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        held(&api).await,
+        ((0, 1), (0, 10)),
+        "the TTL wrote no usage"
+    );
+
+    // WHEN the stream hands notify its removal, twice (records repeat)
+    let mut path = api.event_path(5).await;
+    let removal = ttl_removal(&item);
+    for _ in 0..2 {
+        let response = as_function(
+            "notify",
+            notify::handle(path.bus(), path.usages(), removal.clone()),
+        )
+        .await;
+        assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    }
+
+    // THEN what it held is given back once, and no event is published
+    assert_eq!(held(&api).await, ((0, 0), (0, 0)));
+    path.drain(std::time::Duration::from_millis(500)).await;
+    assert!(path.envelopes.is_empty());
+}
+
+/// The stream record of the TTL removing `item`, as `events/notify-stream.json`'s second record.
+fn ttl_removal(
+    item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+) -> aws_lambda_events::dynamodb::Event {
+    let sample = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../events/notify-stream.json"
+    ))
+    .unwrap();
+    let mut event: Value = integration_tests::serde_json::from_str(&sample).unwrap();
+    let records = event["Records"].as_array().unwrap();
+    let mut removal = records
+        .iter()
+        .find(|record| record["eventName"] == "REMOVE")
+        .expect("the sample has a TTL removal")
+        .clone();
+    let image: serde_dynamo::Item = item.clone().into();
+    let image = integration_tests::serde_json::to_value(image).unwrap();
+    removal["dynamodb"]["Keys"] = json!({"pk": image["pk"], "sk": image["sk"]});
+    removal["dynamodb"]["OldImage"] = image;
+    event["Records"] = json!([removal]);
+    integration_tests::serde_json::from_value(event).unwrap()
+}
