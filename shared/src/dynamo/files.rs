@@ -19,7 +19,7 @@ use crate::aws;
 use crate::domain::error::ApiError;
 use crate::domain::file::Refusal;
 use crate::domain::timestamp;
-use crate::domain::usage::{ProjectUsage, Usage};
+use crate::domain::usage::Usage;
 use crate::domain::values::Sha256;
 use crate::domain::{FileId, FileRecord, FileStatus, JobId};
 use crate::dynamo::AnswerWrite;
@@ -68,7 +68,8 @@ fn own_write(
 enum Replaced {
     Applied,
     Refused(Option<FileRecord>),
-    /// The project's usage or quota changed between its read and the write: nothing written.
+    /// The project's usage item refused the write (no room, which was freed since) or another
+    /// transaction was writing it: nothing written, worth writing again.
     UsageMoved,
 }
 
@@ -210,21 +211,22 @@ impl FileStore {
             .build()
             .map_err(|err| ApiError::Internal(format!("file put: {err}")))?;
         let change = Usage::of(Some(record));
-        // One more than a change of a file: the first attempt only learns the project's quota.
-        for attempt in 0..=UPDATE_ATTEMPTS {
-            let seen = self.admit(&record.project_id, &change, attempt).await?;
-            let usage = usage::apply(&self.table, &record.project_id, &change, seen.as_ref())?;
+        let usage = usage::apply(&self.table, &record.project_id, &change)?;
+        for _ in 0..UPDATE_ATTEMPTS {
             let mut items = vec![TransactWriteItem::builder().put(put.clone()).build()];
             if let Some(answer) = answer {
                 items.push(TransactWriteItem::builder().put(answer.put()).build());
             }
             let usage_index = items.len();
-            items.push(TransactWriteItem::builder().update(usage).build());
+            items.push(TransactWriteItem::builder().update(usage.clone()).build());
             match self.transact(items, "file").await? {
                 Transacted::Applied => {}
                 // Transactions apply whole: if the file is ours, so is the rest.
                 Transacted::Refused { index: 0, item } => own_write(record, item.as_ref())?,
-                Transacted::Refused { index, .. } if index == usage_index => continue,
+                Transacted::Refused { index, .. } if index == usage_index => {
+                    self.refuse_unless_room(&record.project_id, &change).await?;
+                    continue;
+                }
                 Transacted::Contended => continue,
                 Transacted::Refused { .. } => return Err(ApiError::IdempotencyKeyInUse),
                 Transacted::Unknown(lost) => match answer {
@@ -244,25 +246,12 @@ impl FileStore {
         Err(kept_changing())
     }
 
-    /// The usage `change` is admitted against, when it takes more; refused with
-    /// [`ApiError::QuotaExceeded`] when the quota has no room for it. The first `attempt`
-    /// assumes the project has no quota, as most have, and reads nothing: its write then holds
-    /// only while that is so, and the next attempt reads.
-    async fn admit(
-        &self,
-        project_id: &str,
-        change: &Usage,
-        attempt: usize,
-    ) -> Result<Option<ProjectUsage>, ApiError> {
-        if !change.takes() {
-            return Ok(None);
-        }
-        if attempt == 0 {
-            return Ok(Some(ProjectUsage::default()));
-        }
+    /// After a write refused for want of room in the project's quota: 403 `quota_exceeded`,
+    /// naming each bound, if the quota, read now, still has no room for `change`; else (room
+    /// was freed meanwhile) `Ok`, to write again.
+    async fn refuse_unless_room(&self, project_id: &str, change: &Usage) -> Result<(), ApiError> {
         let seen = usage::read(&self.client, &self.table, project_id).await?;
-        seen.quota.admit(&seen.usage, change)?;
-        Ok(Some(seen))
+        seen.quota.admit(&seen.usage, change)
     }
 
     /// Sends `items`, a write of a file (the first) and the writes that go with it, as one
@@ -458,18 +447,13 @@ impl FileStore {
         change: impl Fn(&FileRecord) -> Result<Option<FileRecord>, Refusal>,
     ) -> Result<Update, ApiError> {
         let mut current = current;
-        // How often the project's usage was found to have moved: the first time only tells
-        // that it has a quota, and does not count as an attempt.
-        let mut usage_moved = 0;
-        let mut attempts = 0;
-        while attempts < UPDATE_ATTEMPTS {
-            attempts += 1;
+        for _ in 0..UPDATE_ATTEMPTS {
             let updated = match change(&current) {
                 Ok(Some(updated)) => updated,
                 Ok(None) => return Ok(Update::Unchanged(current)),
                 Err(refusal) => return Ok(Update::Refused(refusal, current)),
             };
-            match self.replace(&updated, &current, usage_moved).await? {
+            match self.replace(&updated, &current).await? {
                 Replaced::Applied => {
                     return Ok(Update::Applied {
                         before: current,
@@ -485,13 +469,8 @@ impl FileStore {
                 }
                 Replaced::Refused(Some(latest)) => current = latest,
                 Replaced::Refused(None) => return Err(ApiError::NotFound),
-                // The project has a quota, or its usage changed since it was read: read it.
-                Replaced::UsageMoved => {
-                    if usage_moved == 0 {
-                        attempts -= 1;
-                    }
-                    usage_moved += 1;
-                }
+                // Room was freed in the project's quota since the write was refused: again.
+                Replaced::UsageMoved => {}
             }
         }
         Err(kept_changing())
@@ -504,7 +483,6 @@ impl FileStore {
         &self,
         updated: &FileRecord,
         expected: &FileRecord,
-        usage_reads: usize,
     ) -> Result<Replaced, ApiError> {
         let unchanged = Unchanged::since(expected);
         let put = Put::builder()
@@ -534,10 +512,7 @@ impl FileStore {
                 },
             }
         } else {
-            let seen = self
-                .admit(&updated.project_id, &change, usage_reads)
-                .await?;
-            let usage = usage::apply(&self.table, &updated.project_id, &change, seen.as_ref())?;
+            let usage = usage::apply(&self.table, &updated.project_id, &change)?;
             let items = vec![
                 TransactWriteItem::builder().put(put).build(),
                 TransactWriteItem::builder().update(usage).build(),
@@ -547,9 +522,12 @@ impl FileStore {
                 Transacted::Refused { index: 0, item } => {
                     return Ok(Replaced::Refused(item.as_ref().map(decode).transpose()?));
                 }
-                Transacted::Refused { .. } | Transacted::Contended => {
+                Transacted::Refused { .. } => {
+                    self.refuse_unless_room(&updated.project_id, &change)
+                        .await?;
                     return Ok(Replaced::UsageMoved);
                 }
+                Transacted::Contended => return Ok(Replaced::UsageMoved),
                 Transacted::Unknown(lost) => lost,
             }
         };
@@ -588,7 +566,7 @@ impl FileStore {
                 },
             };
         }
-        let usage = usage::apply(&self.table, &expected.project_id, &change, None)?;
+        let usage = usage::apply(&self.table, &expected.project_id, &change)?;
         for _ in 0..UPDATE_ATTEMPTS {
             let items = vec![
                 TransactWriteItem::builder().delete(delete.clone()).build(),

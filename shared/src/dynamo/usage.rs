@@ -1,8 +1,12 @@
 //! Each project's usage and quota: one item per project (`item` has the layout). A change of a
 //! file that takes or gives back (`Usage::change`) adds it to the item in the same transaction
 //! as the file's own write ([`apply`], used by `FileStore`), so the item is the sum over the
-//! project's files whatever the races and retries; a change that takes more is refused there if
-//! the quota read before it no longer admits it.
+//! project's files whatever the races and retries.
+//!
+//! The item also keeps the room left under each bound (`files_left`, `bytes_left`: the bound
+//! less what is used, or [`UNBOUNDED`] less it without one), changed with the counters. A change
+//! that takes more is conditional on the room it needs, so a quota costs no read and no write
+//! of its own: the same single transaction admits a create with or without one.
 
 use std::collections::HashMap;
 
@@ -33,6 +37,12 @@ const COUNTERS: [Counter; 6] = [
 ];
 const MAX_FILES: &str = "max_files";
 const MAX_BYTES: &str = "max_bytes";
+const FILES_LEFT: &str = "files_left";
+const BYTES_LEFT: &str = "bytes_left";
+
+/// The room of a project without a bound: more than any project holds (2^62 bytes is 4 EiB),
+/// small enough that no sum overflows DynamoDB's numbers.
+const UNBOUNDED: i64 = 1 << 62;
 
 /// How long the marker of a released expiry is kept: past the stream's 24 hours, so that a
 /// record handed over again finds it.
@@ -58,45 +68,83 @@ impl Usages {
     }
 
     /// Sets the project's quota; `None` for a bound removes it. Usage above a new bound stays:
-    /// only what would take more is refused.
+    /// only what would take more is refused. The room left is computed from the usage read, so
+    /// the write holds only while the usage is still that; a change meanwhile makes it read again.
     pub async fn set_quota(&self, project_id: &str, quota: Quota) -> Result<(), ApiError> {
-        let mut set = vec!["#project = :project"];
-        let mut remove = Vec::new();
-        let mut values = HashMap::from([(":project".to_owned(), s(project_id))]);
-        for (name, bound) in [(MAX_FILES, quota.max_files), (MAX_BYTES, quota.max_bytes)] {
-            match bound {
+        for _ in 0..3 {
+            let seen = read(&self.client, &self.table, project_id).await?;
+            let (files, bytes) = (seen.usage.files, seen.usage.bytes());
+            let left = |max: Option<u64>, used: i64| {
+                max.map_or(UNBOUNDED, |max| i64::try_from(max).unwrap_or(UNBOUNDED)) - used
+            };
+            let mut set = vec![
+                "#project = :project",
+                "#files_left = :files_left",
+                "#bytes_left = :bytes_left",
+            ];
+            let mut remove = Vec::new();
+            let mut values = HashMap::from([
+                (":project".to_owned(), s(project_id)),
+                (":files_left".to_owned(), n(left(quota.max_files, files))),
+                (":bytes_left".to_owned(), n(left(quota.max_bytes, bytes))),
+                (":files".to_owned(), n(files)),
+                (":bytes".to_owned(), n(bytes)),
+            ]);
+            match quota.max_files {
                 Some(max) => {
-                    set.push(if name == MAX_FILES {
-                        "#max_files = :max_files"
-                    } else {
-                        "#max_bytes = :max_bytes"
-                    });
-                    values.insert(format!(":{name}"), n(max));
+                    set.push("#max_files = :max_files");
+                    values.insert(":max_files".to_owned(), n(max));
                 }
-                None => remove.push(if name == MAX_FILES {
-                    "#max_files"
-                } else {
-                    "#max_bytes"
-                }),
+                None => remove.push("#max_files"),
+            }
+            match quota.max_bytes {
+                Some(max) => {
+                    set.push("#max_bytes = :max_bytes");
+                    values.insert(":max_bytes".to_owned(), n(max));
+                }
+                None => remove.push("#max_bytes"),
+            }
+            let mut expression = format!("SET {}", set.join(", "));
+            if !remove.is_empty() {
+                expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+            }
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(item::usage_key(project_id)))
+                .update_expression(expression)
+                .condition_expression(
+                    "(attribute_not_exists(#files) OR #files = :files) \
+                     AND (attribute_not_exists(#bytes) OR #bytes = :bytes)",
+                )
+                .set_expression_attribute_names(Some(HashMap::from(
+                    [
+                        ("#project", "project_id"),
+                        ("#max_files", MAX_FILES),
+                        ("#max_bytes", MAX_BYTES),
+                        ("#files_left", FILES_LEFT),
+                        ("#bytes_left", BYTES_LEFT),
+                        ("#files", "files"),
+                        ("#bytes", "bytes"),
+                    ]
+                    .map(|(name, attribute)| (name.to_owned(), attribute.to_owned())),
+                )))
+                .set_expression_attribute_values(Some(values))
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(()),
+                Err(err)
+                    if err
+                        .as_service_error()
+                        .is_some_and(|err| err.is_conditional_check_failed_exception()) => {}
+                Err(err) => return Err(aws::failure("UpdateItem quota", err)),
             }
         }
-        let mut expression = format!("SET {}", set.join(", "));
-        if !remove.is_empty() {
-            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
-        }
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(item::usage_key(project_id)))
-            .update_expression(expression)
-            .expression_attribute_names("#project", "project_id")
-            .expression_attribute_names("#max_files", MAX_FILES)
-            .expression_attribute_names("#max_bytes", MAX_BYTES)
-            .set_expression_attribute_values(Some(values))
-            .send()
-            .await
-            .map_err(|err| aws::failure("UpdateItem quota", err))?;
-        Ok(())
+        Err(ApiError::concurrent_update(
+            "the project's usage kept changing while its quota was being set; retry",
+        ))
     }
 
     /// Gives back what `file`, removed by the table's TTL, held: once, however often the
@@ -122,7 +170,7 @@ impl Usages {
             .transact_items(TransactWriteItem::builder().put(mark).build())
             .transact_items(
                 TransactWriteItem::builder()
-                    .update(apply(&self.table, &file.project_id, &change, None)?)
+                    .update(apply(&self.table, &file.project_id, &change)?)
                     .build(),
             )
             .send()
@@ -193,51 +241,45 @@ pub(crate) async fn read(
 }
 
 /// The write adding `change` to the project's usage, for a transaction with the file's own.
-/// A change that takes more (`seen`: the usage and quota it was admitted against) holds only
-/// while the quota is still what was read and still admits it; else the transaction is
-/// cancelled with this item's `ConditionalCheckFailed`, and the caller reads again.
-pub(crate) fn apply(
-    table: &str,
-    project_id: &str,
-    change: &Usage,
-    seen: Option<&ProjectUsage>,
-) -> Result<Update, ApiError> {
-    let mut names = HashMap::from([("#project".to_owned(), "project_id".to_owned())]);
-    let mut values: Item = HashMap::from([(":project".to_owned(), s(project_id))]);
+/// A change that takes more holds only while the project has room for it under each bound it
+/// takes from; else the transaction is cancelled with this item's `ConditionalCheckFailed`.
+pub(crate) fn apply(table: &str, project_id: &str, change: &Usage) -> Result<Update, ApiError> {
+    let mut names = HashMap::from([
+        ("#project".to_owned(), "project_id".to_owned()),
+        ("#files_left".to_owned(), FILES_LEFT.to_owned()),
+        ("#bytes_left".to_owned(), BYTES_LEFT.to_owned()),
+    ]);
+    let mut values: Item = HashMap::from([
+        (":project".to_owned(), s(project_id)),
+        (":unbounded".to_owned(), n(UNBOUNDED)),
+        (":files_taken".to_owned(), n(change.files)),
+        (":bytes_taken".to_owned(), n(change.bytes())),
+    ]);
     let mut adds = Vec::new();
     for (index, (name, field)) in COUNTERS.iter().enumerate() {
         names.insert(format!("#c{index}"), (*name).to_owned());
         values.insert(format!(":c{index}"), n(field(change)));
         adds.push(format!("#c{index} :c{index}"));
     }
-    let mut conditions = Vec::new();
-    if let (Some(seen), true) = (seen, change.takes()) {
-        let bounds = [
-            (MAX_FILES, "files", seen.quota.max_files, change.files),
-            (MAX_BYTES, "bytes", seen.quota.max_bytes, change.bytes()),
-        ];
-        for (bound, used, max, taken) in bounds {
-            // DynamoDB refuses names and values an expression does not use.
-            names.insert(format!("#{bound}"), bound.to_owned());
-            conditions.push(match max {
-                None => format!("attribute_not_exists(#{bound})"),
-                Some(max) => {
-                    names.insert(format!("#{used}_used"), used.to_owned());
-                    values.insert(format!(":{bound}"), n(max));
-                    let cap = i64::try_from(max).unwrap_or(i64::MAX) - taken.max(0);
-                    values.insert(format!(":{used}_cap"), n(cap));
-                    format!(
-                        "(#{bound} = :{bound} AND (attribute_not_exists(#{used}_used) OR #{used}_used <= :{used}_cap))"
-                    )
-                }
-            });
-        }
+    // Only the bounds it takes from: usage may already be above a bound lowered since.
+    let mut room = Vec::new();
+    if change.files > 0 {
+        room.push("(attribute_not_exists(#files_left) OR #files_left >= :files_taken)");
+    }
+    if change.bytes() > 0 {
+        room.push("(attribute_not_exists(#bytes_left) OR #bytes_left >= :bytes_taken)");
     }
     Update::builder()
         .table_name(table)
         .set_key(Some(item::usage_key(project_id)))
-        .update_expression(format!("SET #project = :project ADD {}", adds.join(", ")))
-        .set_condition_expression((!conditions.is_empty()).then(|| conditions.join(" AND ")))
+        .update_expression(format!(
+            "SET #project = :project, \
+             #files_left = if_not_exists(#files_left, :unbounded) - :files_taken, \
+             #bytes_left = if_not_exists(#bytes_left, :unbounded) - :bytes_taken \
+             ADD {}",
+            adds.join(", ")
+        ))
+        .set_condition_expression((!room.is_empty()).then(|| room.join(" AND ")))
         .set_expression_attribute_names(Some(names))
         .set_expression_attribute_values(Some(values))
         .build()
