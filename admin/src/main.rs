@@ -63,11 +63,20 @@ enum Command {
         max_receives: u32,
     },
     /// Moves the messages of a dead-letter queue back, to the queue whose failures it keeps
-    /// (or `--to`); `--dry-run` counts them.
+    /// (or `--to`); `--dry-run` counts them. `--queue verify` and `--queue webhooks` name the
+    /// dead letters of VERIFY_QUEUE_URL and WEBHOOK_QUEUE_URL; `--queue stream` replays the
+    /// batches in NOTIFY_FAILURES_QUEUE_URL (as replay-stream does).
     Redrive {
-        /// The dead-letter queue's URL (a stack output: VerifyFailuresQueue, …).
+        #[arg(
+            long,
+            value_enum,
+            required_unless_present = "from",
+            conflicts_with = "from"
+        )]
+        queue: Option<Queue>,
+        /// A dead-letter queue's URL (a stack output: VerifyFailuresQueue, …).
         #[arg(long)]
-        from: String,
+        from: Option<String>,
         /// Where they go; by default the queue whose redrive policy names `--from`. The event
         /// rule's dead letters go to the WebhookQueue output.
         #[arg(long)]
@@ -113,6 +122,22 @@ enum Command {
     Reverify { file_id: String },
     /// Prints a file's item, objects and tags, and the upload its job has open, as JSON.
     Inspect { file_id: String },
+}
+
+/// The queues an operator redrives by name, each from the environment the functions use.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Queue {
+    /// VerifyFailures, back to VerifyQueue (VERIFY_QUEUE_URL).
+    Verify,
+    /// WebhookDeadLetters, back to WebhookQueue (WEBHOOK_QUEUE_URL).
+    Webhooks,
+    /// NotifyFailures' batches, read from the stream and published (NOTIFY_FAILURES_QUEUE_URL).
+    Stream,
+}
+
+/// A variable the command needs, named in the error when it is missing.
+fn env(name: &str) -> Result<String, String> {
+    std::env::var(name).map_err(|_| format!("{name} is not set (README, When an alarm fires)"))
 }
 
 #[tokio::main]
@@ -202,8 +227,31 @@ async fn run(command: Command) -> Result<(), String> {
             );
             println!("{}", created.queue_url);
         }
-        Command::Redrive { from, to, dry_run } => {
+        Command::Redrive {
+            queue: Some(Queue::Stream),
+            dry_run,
+            ..
+        } => {
+            let from = env("NOTIFY_FAILURES_QUEUE_URL")?;
+            return Box::pin(run(Command::ReplayStream { from, dry_run })).await;
+        }
+        Command::Redrive {
+            queue,
+            from,
+            to,
+            dry_run,
+        } => {
             let sqs = aws_sdk_sqs::Client::new(&sdk);
+            let from = match (queue, from) {
+                (_, Some(from)) => from,
+                (Some(Queue::Verify), None) => {
+                    redrive::dead_letters_of(&sqs, &env("VERIFY_QUEUE_URL")?).await?
+                }
+                (Some(Queue::Webhooks), None) => {
+                    redrive::dead_letters_of(&sqs, &env("WEBHOOK_QUEUE_URL")?).await?
+                }
+                (Some(Queue::Stream) | None, None) => unreachable!("clap requires one"),
+            };
             let done = redrive::redrive(&sqs, &from, to.as_deref(), dry_run).await?;
             if dry_run {
                 println!("{} messages would move to {}", done.messages, done.to);

@@ -37,6 +37,37 @@ pub async fn source_of(sqs: &Client, dead_letters: &str) -> Result<String, Strin
     }
 }
 
+/// The dead-letter queue of `queue`: the one its redrive policy names.
+pub async fn dead_letters_of(sqs: &Client, queue: &str) -> Result<String, String> {
+    let output = sqs
+        .get_queue_attributes()
+        .queue_url(queue)
+        .attribute_names(QueueAttributeName::RedrivePolicy)
+        .send()
+        .await
+        .map_err(|err| failure("GetQueueAttributes", err))?;
+    let policy = output
+        .attributes()
+        .and_then(|attributes| attributes.get(&QueueAttributeName::RedrivePolicy))
+        .ok_or_else(|| format!("{queue} has no redrive policy, so no dead-letter queue"))?;
+    let policy: serde_json::Value =
+        serde_json::from_str(policy).map_err(|err| format!("{queue}'s redrive policy: {err}"))?;
+    // arn:aws:sqs:<region>:<account>:<name>
+    let arn = policy["deadLetterTargetArn"].as_str().unwrap_or_default();
+    let parts: Vec<&str> = arn.split(':').collect();
+    let [_, _, "sqs", _, account, name] = parts.as_slice() else {
+        return Err(format!("{queue}'s redrive policy names no queue: {arn:?}"));
+    };
+    sqs.get_queue_url()
+        .queue_name(*name)
+        .queue_owner_aws_account_id(*account)
+        .send()
+        .await
+        .map_err(|err| failure("GetQueueUrl", err))?
+        .queue_url
+        .ok_or_else(|| format!("no URL for {arn}"))
+}
+
 /// Moves every message of `from` to `to` (by default, the queue whose failures `from` keeps).
 /// Each message is sent before it is deleted, so none is lost; one whose deletion fails is
 /// moved twice, which the consumers take as the repeat they already handle. Bodies move, not

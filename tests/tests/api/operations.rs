@@ -85,6 +85,11 @@ async fn a_verification_that_keeps_failing_is_redriven_and_settles() {
     }
     assert_eq!(api.pump_verify_queue(&sqs, &queue).await.handed, 0);
     assert_eq!(api.get(&file_id).await.file().status, Status::Uploaded);
+    // (`--queue verify` finds the failure queue from verify's queue's redrive policy)
+    assert_eq!(
+        redrive::dead_letters_of(&sqs, &queue).await.unwrap(),
+        failures
+    );
     let counted = redrive(&sqs, &failures, None, true).await.unwrap();
     assert_eq!((counted.to.as_str(), counted.messages), (queue.as_str(), 1));
 
