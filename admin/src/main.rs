@@ -233,7 +233,7 @@ async fn run(command: Command) -> Result<(), String> {
             ..
         } => {
             let from = env("NOTIFY_FAILURES_QUEUE_URL")?;
-            return Box::pin(run(Command::ReplayStream { from, dry_run })).await;
+            replay_stream(&sdk, &config, &from, dry_run).await?;
         }
         Command::Redrive {
             queue,
@@ -260,23 +260,7 @@ async fn run(command: Command) -> Result<(), String> {
             }
         }
         Command::ReplayStream { from, dry_run } => {
-            let sqs = aws_sdk_sqs::Client::new(&sdk);
-            if dry_run {
-                let waiting = redrive::waiting(&sqs, &from).await?;
-                println!("{waiting} failed batches to replay");
-                return Ok(());
-            }
-            let bus_name = config
-                .event_bus_name
-                .clone()
-                .ok_or("EVENT_BUS_NAME is not set (a stack output: EventBusName)")?;
-            let bus =
-                shared::events::EventBus::new(aws_sdk_eventbridge::Client::new(&sdk), bus_name);
-            let done = stream::replay(&sqs, &stream::client(&sdk), &bus, &usages(), &from).await?;
-            println!(
-                "replayed {} failed batches: {} changes of files handed to notify",
-                done.batches, done.changes
-            );
+            replay_stream(&sdk, &config, &from, dry_run).await?;
         }
         Command::SetQuota {
             project,
@@ -338,6 +322,34 @@ async fn run(command: Command) -> Result<(), String> {
             println!("{found:#}");
         }
     }
+    Ok(())
+}
+
+/// Replays the stream batches the NotifyFailures queue `from` keeps (`--dry-run`: counts them).
+async fn replay_stream(
+    sdk: &aws_config::SdkConfig,
+    config: &Config,
+    from: &str,
+    dry_run: bool,
+) -> Result<(), String> {
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    if dry_run {
+        let waiting = redrive::waiting(&sqs, from).await?;
+        println!("{waiting} failed batches to replay");
+        return Ok(());
+    }
+    let bus_name = config
+        .event_bus_name
+        .clone()
+        .ok_or("EVENT_BUS_NAME is not set (a stack output: EventBusName)")?;
+    let bus = shared::events::EventBus::new(aws_sdk_eventbridge::Client::new(sdk), bus_name);
+    let usages =
+        shared::dynamo::Usages::new(aws_sdk_dynamodb::Client::new(sdk), &config.table_name);
+    let done = stream::replay(&sqs, &stream::client(sdk), &bus, &usages, from).await?;
+    println!(
+        "replayed {} failed batches: {} changes of files handed to notify",
+        done.batches, done.changes
+    );
     Ok(())
 }
 

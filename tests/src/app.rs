@@ -31,8 +31,13 @@ pub async fn sdk_config() -> SdkConfig {
 
 /// A queue of its own in LocalStack, for verify's steps; its URL.
 pub async fn verify_queue_url() -> String {
+    queue_of_its_own("verify").await
+}
+
+/// A queue of the test's own in LocalStack, named after `purpose`; its URL.
+pub async fn queue_of_its_own(purpose: &str) -> String {
     let sqs = aws_sdk_sqs::Client::new(&sdk_config().await);
-    let name = format!("verify-{}", uuid::Uuid::new_v4().simple());
+    let name = format!("{purpose}-{}", uuid::Uuid::new_v4().simple());
     sqs.create_queue()
         .queue_name(name)
         .send()

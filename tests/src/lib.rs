@@ -25,7 +25,9 @@ pub mod operations;
 mod storage;
 mod wire;
 
-pub use app::{Dependencies, Pumped, TestApi, config, sdk_config, verify_queue_url};
+pub use app::{
+    Dependencies, Pumped, TestApi, config, queue_of_its_own, sdk_config, verify_queue_url,
+};
 pub use call::{ApiReply, Call, Event, FormBody, dispatch};
 pub use serde_json;
 pub use wire::{

@@ -7,7 +7,6 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
@@ -22,9 +21,9 @@ use crate::domain::timestamp;
 use crate::domain::usage::Usage;
 use crate::domain::values::Sha256;
 use crate::domain::{FileId, FileRecord, FileStatus, JobId};
-use crate::dynamo::AnswerWrite;
 use crate::dynamo::item::{self, Item, n, s};
 use crate::dynamo::usage;
+use crate::dynamo::{AnswerWrite, Transacted};
 
 /// What became of a change of a file.
 // Returned once per request and matched at once: boxing the records would only add allocations.
@@ -41,9 +40,6 @@ pub enum Update {
     /// The change does not apply to the file as it now is.
     Refused(Refusal, FileRecord),
 }
-
-/// The code of a transaction's item whose condition failed.
-const CONDITION_FAILED: &str = "ConditionalCheckFailed";
 
 /// A new file's write was refused with `existing` under its id: fine if that is this very
 /// record (written by an earlier attempt of the same write), a broken invariant otherwise.
@@ -71,22 +67,6 @@ enum Replaced {
     /// The project's usage item refused the write (no room, which was freed since) or another
     /// transaction was writing it: nothing written, worth writing again.
     UsageMoved,
-}
-
-/// What became of a transaction of a file's write with others ([`FileStore::transact`]).
-enum Transacted {
-    Applied,
-    /// The condition of the `index`th write failed; `item`: that item as it is, when the write
-    /// asked for it (the file's do).
-    Refused {
-        index: usize,
-        item: Option<Item>,
-    },
-    /// Another transaction was writing the same items (racing changes of one project's
-    /// usage): nothing written, worth sending again.
-    Contended,
-    /// No answer: it may have applied, or may still.
-    Unknown(String),
 }
 
 /// A change given up after [`UPDATE_ATTEMPTS`] writes, each refused by another one.
@@ -219,7 +199,7 @@ impl FileStore {
             }
             let usage_index = items.len();
             items.push(TransactWriteItem::builder().update(usage.clone()).build());
-            match self.transact(items, "file").await? {
+            match super::transact(&self.client, items, "file").await? {
                 Transacted::Applied => {}
                 // Transactions apply whole: if the file is ours, so is the rest.
                 Transacted::Refused { index: 0, item } => own_write(record, item.as_ref())?,
@@ -252,55 +232,6 @@ impl FileStore {
     async fn refuse_unless_room(&self, project_id: &str, change: &Usage) -> Result<(), ApiError> {
         let seen = usage::read(&self.client, &self.table, project_id).await?;
         seen.quota.admit(&seen.usage, change)
-    }
-
-    /// Sends `items`, a write of a file (the first) and the writes that go with it, as one
-    /// transaction.
-    async fn transact(
-        &self,
-        items: Vec<TransactWriteItem>,
-        what: &str,
-    ) -> Result<Transacted, ApiError> {
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        let err = match result {
-            Ok(_) => return Ok(Transacted::Applied),
-            Err(err) => err,
-        };
-        let reasons = match err.as_service_error() {
-            Some(TransactWriteItemsError::TransactionCanceledException(canceled)) => {
-                canceled.cancellation_reasons().to_vec()
-            }
-            _ => Vec::new(),
-        };
-        if let Some(index) = reasons
-            .iter()
-            .position(|reason| reason.code() == Some(CONDITION_FAILED))
-        {
-            let item = reasons[index].item().cloned();
-            return Ok(Transacted::Refused { index, item });
-        }
-        if reasons
-            .iter()
-            .any(|reason| reason.code() == Some("TransactionConflict"))
-        {
-            return Ok(Transacted::Contended);
-        }
-        let described = format!("TransactWriteItems {what}: {}", DisplayErrorContext(&err));
-        if reasons.is_empty() && aws::may_have_applied(&err) {
-            Ok(Transacted::Unknown(described))
-        } else if reasons.is_empty() {
-            Err(aws::failure(&format!("TransactWriteItems {what}"), err))
-        } else {
-            // Throttling: worth a retry. The SDK sent
-            // every attempt with one `ClientRequestToken`, and DynamoDB answers one of those
-            // after an attempt that applied with success: this one wrote nothing.
-            Err(ApiError::Unavailable(described))
-        }
     }
 
     /// Finds out whether the transaction carrying `answer`, which failed as `lost`, applied: it
@@ -517,7 +448,7 @@ impl FileStore {
                 TransactWriteItem::builder().put(put).build(),
                 TransactWriteItem::builder().update(usage).build(),
             ];
-            match self.transact(items, "replace file").await? {
+            match super::transact(&self.client, items, "replace file").await? {
                 Transacted::Applied => return Ok(Replaced::Applied),
                 Transacted::Refused { index: 0, item } => {
                     return Ok(Replaced::Refused(item.as_ref().map(decode).transpose()?));
@@ -572,7 +503,7 @@ impl FileStore {
                 TransactWriteItem::builder().delete(delete.clone()).build(),
                 TransactWriteItem::builder().update(usage.clone()).build(),
             ];
-            return match self.transact(items, "delete file").await? {
+            return match super::transact(&self.client, items, "delete file").await? {
                 Transacted::Applied => Ok(Removal::Removed),
                 Transacted::Refused { item, .. } => {
                     Ok(Removal::Refused(item.as_ref().map(decode).transpose()?))

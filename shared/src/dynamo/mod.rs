@@ -15,6 +15,9 @@ mod tokens;
 mod usage;
 mod webhooks;
 
+use crate::domain::ApiError;
+use item::Item;
+
 pub use files::{
     AssemblyClaim, FilePage, FileStore, ListCursor, Removal, UPDATE_ATTEMPTS, Update, kept_changing,
 };
@@ -54,4 +57,76 @@ fn delete_alone(
         .set_return_values_on_condition_check_failure(
             delete.return_values_on_condition_check_failure,
         )
+}
+
+/// The code of a transaction's write whose condition failed.
+const CONDITION_FAILED: &str = "ConditionalCheckFailed";
+
+/// What became of a transaction ([`transact`]).
+pub(crate) enum Transacted {
+    Applied,
+    /// The condition of the `index`th write failed; `item`: that item as it is, when the write
+    /// asked for it (a file's writes do).
+    Refused {
+        index: usize,
+        item: Option<Item>,
+    },
+    /// Another transaction was writing the same items (racing changes of one project's
+    /// usage): nothing written, worth sending again.
+    Contended,
+    /// No answer: it may have applied, or may still.
+    Unknown(String),
+}
+
+/// Sends `items` as one transaction (`what` names it in errors), and says what became of it.
+/// A throttled transaction wrote nothing: the SDK sent every attempt with one
+/// `ClientRequestToken`, and DynamoDB answers one of those after an attempt that applied with
+/// success.
+pub(crate) async fn transact(
+    client: &aws_sdk_dynamodb::Client,
+    items: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+    what: &str,
+) -> Result<Transacted, ApiError> {
+    use aws_sdk_dynamodb::error::DisplayErrorContext;
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+
+    let result = client
+        .transact_write_items()
+        .set_transact_items(Some(items))
+        .send()
+        .await;
+    let err = match result {
+        Ok(_) => return Ok(Transacted::Applied),
+        Err(err) => err,
+    };
+    let reasons = match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(canceled)) => {
+            canceled.cancellation_reasons().to_vec()
+        }
+        _ => Vec::new(),
+    };
+    if let Some(index) = reasons
+        .iter()
+        .position(|reason| reason.code() == Some(CONDITION_FAILED))
+    {
+        let item = reasons[index].item().cloned();
+        return Ok(Transacted::Refused { index, item });
+    }
+    if reasons
+        .iter()
+        .any(|reason| reason.code() == Some("TransactionConflict"))
+    {
+        return Ok(Transacted::Contended);
+    }
+    let described = format!("TransactWriteItems {what}: {}", DisplayErrorContext(&err));
+    if reasons.is_empty() && crate::aws::may_have_applied(&err) {
+        Ok(Transacted::Unknown(described))
+    } else if reasons.is_empty() {
+        Err(crate::aws::failure(
+            &format!("TransactWriteItems {what}"),
+            err,
+        ))
+    } else {
+        Err(ApiError::Unavailable(described))
+    }
 }

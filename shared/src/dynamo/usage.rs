@@ -11,8 +11,6 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::DisplayErrorContext;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 
 use crate::aws;
@@ -21,6 +19,7 @@ use crate::domain::error::ApiError;
 use crate::domain::timestamp;
 use crate::domain::usage::{ProjectUsage, Quota, Usage};
 use crate::dynamo::item::{self, Item, n, s};
+use crate::dynamo::{Transacted, UPDATE_ATTEMPTS};
 
 /// A counter of the usage item: its attribute, and what of a [`Usage`] it adds up.
 type Counter = (&'static str, fn(&Usage) -> i64);
@@ -71,7 +70,7 @@ impl Usages {
     /// only what would take more is refused. The room left is computed from the usage read, so
     /// the write holds only while the usage is still that; a change meanwhile makes it read again.
     pub async fn set_quota(&self, project_id: &str, quota: Quota) -> Result<(), ApiError> {
-        for _ in 0..3 {
+        for _ in 0..UPDATE_ATTEMPTS {
             let seen = read(&self.client, &self.table, project_id).await?;
             let (files, bytes) = (seen.usage.files, seen.usage.bytes());
             let left = |max: Option<u64>, used: i64| {
@@ -164,34 +163,19 @@ impl Usages {
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .map_err(|err| ApiError::Internal(format!("release marker: {err}")))?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(mark).build())
-            .transact_items(
-                TransactWriteItem::builder()
-                    .update(apply(&self.table, &file.project_id, &change)?)
-                    .build(),
-            )
-            .send()
-            .await;
-        let Err(err) = result else {
-            return Ok(());
-        };
-        let released_before = match err.as_service_error() {
-            Some(TransactWriteItemsError::TransactionCanceledException(canceled)) => canceled
-                .cancellation_reasons()
-                .first()
-                .is_some_and(|marker| marker.code() == Some("ConditionalCheckFailed")),
-            _ => false,
-        };
-        if released_before {
-            Ok(())
-        } else {
-            Err(ApiError::Unavailable(format!(
-                "TransactWriteItems release: {}",
-                DisplayErrorContext(&err)
-            )))
+        let items = vec![
+            TransactWriteItem::builder().put(mark).build(),
+            TransactWriteItem::builder()
+                .update(apply(&self.table, &file.project_id, &change)?)
+                .build(),
+        ];
+        match super::transact(&self.client, items, "release").await? {
+            // Refused by the marker: an earlier hand-over of the record released it.
+            Transacted::Applied | Transacted::Refused { .. } => Ok(()),
+            Transacted::Contended | Transacted::Unknown(_) => Err(ApiError::Unavailable(format!(
+                "the usage of expired file {} was not given back",
+                file.file_id
+            ))),
         }
     }
 }

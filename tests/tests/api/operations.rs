@@ -6,7 +6,7 @@ use std::time::Duration;
 use admin::redrive::{self, redrive, source_of};
 use admin::stuck::{reverify, stuck_files};
 use integration_tests::faults::Fault;
-use integration_tests::{Status, TestApi, declaration, sdk_config};
+use integration_tests::{Status, TestApi, declaration, queue_of_its_own, sdk_config};
 use shared::app::verify_queue::{Step, VerifyQueue};
 use shared::domain::FileId;
 
@@ -170,14 +170,7 @@ async fn inspect_shows_the_item_the_objects_and_their_tags() {
 async fn a_redrive_needs_its_destination_named_when_no_queue_redrives_to_it() {
     // The event rule's dead letters are no queue's: they go to the webhook queue by name.
     let sqs = aws_sdk_sqs::Client::new(&sdk_config().await);
-    let lonely = sqs
-        .create_queue()
-        .queue_name(format!("lonely-{}", uuid::Uuid::new_v4().simple()))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let lonely = queue_of_its_own("lonely").await;
     let refused = source_of(&sqs, &lonely).await.unwrap_err();
     assert!(refused.contains("--to"), "{refused}");
 }
@@ -261,14 +254,7 @@ async fn a_stream_batch_notify_gave_up_on_is_replayed_and_its_event_published() 
     let (stream_arn, shard, sequence) = stream_position(&api, &file_id, "verified").await;
     let mut path = api.event_path(5).await;
     let sqs = aws_sdk_sqs::Client::new(&sdk_config().await);
-    let failures = sqs
-        .create_queue()
-        .queue_name(format!("notify-failures-{}", uuid::Uuid::new_v4().simple()))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let failures = queue_of_its_own("notify-failures").await;
     let failed_batch = integration_tests::serde_json::json!({
         "version": "1.0",
         "DDBStreamBatchInfo": {

@@ -303,29 +303,11 @@ async fn deliveries_follow_the_webhook_as_it_is_when_they_leave() {
 #[tokio::test]
 async fn a_batch_reads_each_projects_webhook_once_and_delivers_each_event_to_its_own() {
     let receiver = Receiver::start().await;
-    let secret = SigningSecret::from_random([7; 32]);
-    receiver.trust(secret.expose());
-    let now = shared::domain::timestamp::now();
-    let webhook = WebhookConfig {
-        project_id: "p1".to_owned(),
-        url: WebhookUrl::parse(&receiver.url, true).unwrap(),
-        events: EventType::ALL.into(),
-        secret,
-        created_at: now,
-        updated_at: now,
-    };
+    let webhook = trusted_by(&receiver, 7);
     let subscribed = mocks::webhook_lookup("p1", Some(&webhook));
     let unsubscribed = mocks::webhook_lookup("p2", None);
     let api = TestApi::mocked(&[&subscribed, &unsubscribed], &[]);
-    let mut config = api.services.config.clone();
-    config.webhook_allow_loopback = true;
-    let deliverer = deliver::Deliverer::new(
-        &config,
-        api.services.webhooks.clone(),
-        aws_sdk_sqs::Client::new(&integration_tests::sdk_config().await),
-        "unused: nothing fails".to_owned(),
-    )
-    .unwrap();
+    let deliverer = loopback_deliverer(&api).await;
 
     // WHEN one batch carries three events of p1, two of p2 (no webhook) and a stray message
     let mut messages: Vec<_> = ["p1", "p2", "p1", "p2", "p1"]
@@ -476,6 +458,22 @@ async fn a_stream_record_notify_cannot_read_is_set_aside_and_later_changes_publi
     assert_eq!(path.published_types(), ["file.verified"]);
 }
 
+/// Project p1's webhook for every event type, at `receiver`, which trusts its secret (made of
+/// `seed`).
+fn trusted_by(receiver: &Receiver, seed: u8) -> WebhookConfig {
+    let secret = SigningSecret::from_random([seed; 32]);
+    receiver.trust(secret.expose());
+    let now = shared::domain::timestamp::now();
+    WebhookConfig {
+        project_id: "p1".to_owned(),
+        url: WebhookUrl::parse(&receiver.url, true).unwrap(),
+        events: EventType::ALL.into(),
+        secret,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
 /// A deliverer over the test's webhooks that may call loopback; the queue is never asked to
 /// delay a retry (the messages carry no receipt handle).
 async fn loopback_deliverer(api: &TestApi) -> deliver::Deliverer {
@@ -615,17 +613,7 @@ async fn deliveries_never_go_through_a_proxy() {
         return;
     }
     let receiver = Receiver::start().await;
-    let secret = SigningSecret::from_random([9; 32]);
-    receiver.trust(secret.expose());
-    let now = shared::domain::timestamp::now();
-    let webhook = WebhookConfig {
-        project_id: "p1".to_owned(),
-        url: WebhookUrl::parse(&receiver.url, true).unwrap(),
-        events: EventType::ALL.into(),
-        secret,
-        created_at: now,
-        updated_at: now,
-    };
+    let webhook = trusted_by(&receiver, 9);
     let lookup = mocks::webhook_lookup("p1", Some(&webhook));
     let api = TestApi::mocked(&[&lookup], &[]);
     let deliverer = loopback_deliverer(&api).await;
