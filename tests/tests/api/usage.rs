@@ -310,3 +310,26 @@ fn ttl_removal(
     event["Records"] = json!([removal]);
     integration_tests::serde_json::from_value(event).unwrap()
 }
+
+/// A quota refusal is a final answer: kept under its `Idempotency-Key` like any other, so a
+/// retry with the key replays it even once there is room; a new request (a new key) is admitted.
+#[tokio::test]
+async fn a_quota_refusal_is_replayed_under_its_key_and_a_new_key_is_admitted() {
+    let api = TestApi::new().await;
+    set_quota(&api, Some(0), None).await;
+    let body = declaration("a.txt", TEXT, b"a", true, false);
+    let send = |key: &'static str| {
+        api.call(Event::Create)
+            .header("Idempotency-Key", key)
+            .json(body.clone())
+            .send()
+    };
+    assert_quota_exceeded(&send("q-1").await, "max_files");
+
+    set_quota(&api, Some(1), None).await;
+    let retried = send("q-1").await;
+    assert_quota_exceeded(&retried, "max_files");
+    assert!(retried.replayed);
+    assert_eq!(send("q-2").await.status, 201);
+    assert_eq!(held(&api).await.0, (0, 1));
+}
