@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
-use shared::s3::Presigner;
+use shared::s3::{PartToSign, Presigner};
 
 use crate::stats::thread_cpu_time;
 
@@ -40,6 +40,14 @@ const UPLOAD_ID: &str = "VXBsb2FkIElEIGZvciA2aWWpbmcncyBteS1tb3ZpZS5tMnRzIHVwbG9
 /// Each part's signed length.
 const PART: u64 = 16 << 20;
 
+fn part(number: u32) -> PartToSign {
+    PartToSign {
+        number,
+        length: PART,
+        sha256: None,
+    }
+}
+
 pub fn cpu_per_10k() -> Result<(Duration, Duration), String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -51,26 +59,20 @@ pub fn cpu_per_10k() -> Result<(Duration, Duration), String> {
         let now = SystemTime::now();
         // warm up both paths
         store
-            .presign_parts_at(
-                KEY,
-                UPLOAD_ID,
-                &[(1, PART), (2, PART), (3, PART)],
-                expiry,
-                now,
-            )
+            .presign_parts_at(KEY, UPLOAD_ID, &[1, 2, 3].map(part), expiry, now)
             .await
             .map_err(|e| format!("{e:?}"))?;
 
         let start = thread_cpu_time();
-        for part in 1..=PARTS {
+        for number in 1..=PARTS {
             store
-                .presign_part_at(KEY, UPLOAD_ID, part, PART, expiry, now)
+                .presign_part_at(KEY, UPLOAD_ID, &part(number), expiry, now)
                 .await
                 .map_err(|e| format!("{e:?}"))?;
         }
         let sdk = thread_cpu_time() - start;
 
-        let parts: Vec<(u32, u64)> = (1..=PARTS).map(|part| (part, PART)).collect();
+        let parts: Vec<PartToSign> = (1..=PARTS).map(part).collect();
         let start = thread_cpu_time();
         let mut signed = 0;
         for batch in parts.chunks(BATCH) {

@@ -240,6 +240,7 @@ pub fn pending_file(file_size: u64, upload_id: Option<&str>) -> FileRecord {
         part_count: u32::try_from(file_size.div_ceil(part_size)).expect("part count"),
         expires_at: now + Duration::from_secs(900),
         headers: Default::default(),
+        part_checksums: false,
         checkpoint: None,
     };
     FileRecord::declare(

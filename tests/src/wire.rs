@@ -36,6 +36,8 @@ pub struct Plan {
     pub upload_id: Option<String>,
     pub part_size: u64,
     pub part_count: u32,
+    /// `Some("sha256")` when each part's URL is signed for its SHA-256 (then `urls` is empty).
+    pub part_checksums: Option<String>,
     pub expires_at: String,
 }
 
@@ -126,11 +128,13 @@ pub struct MintedToken {
     pub metadata: BTreeMap<String, String>,
 }
 
-/// The answer of `POST …/parts`: fresh URLs by part number.
+/// The answer of `POST …/parts`: fresh URLs by part number, and the headers signed into each
+/// beside the plan's (a part's SHA-256, for an upload with part checksums).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignedParts {
     pub urls: BTreeMap<u32, String>,
+    pub headers: BTreeMap<u32, BTreeMap<String, String>>,
     pub expires_at: String,
 }
 
@@ -139,6 +143,21 @@ impl SignedParts {
         self.urls
             .get(&number)
             .unwrap_or_else(|| panic!("no URL for part {number}: {self:#?}"))
+    }
+
+    /// A PUT of part `number` with the plan's headers and the part's own, as a client sends it.
+    pub fn put(
+        &self,
+        http: &reqwest::Client,
+        plan: &Plan,
+        number: u32,
+        bytes: Vec<u8>,
+    ) -> reqwest::RequestBuilder {
+        let own = self.headers.get(&number).into_iter().flatten();
+        own.fold(
+            plan.put(http, self.url(number), bytes),
+            |request, (name, value)| request.header(name, value),
+        )
     }
 }
 

@@ -43,9 +43,27 @@ async fn complete(
     let file_id = http::file_id(request)?;
     let body = http::json_object(request, validate::COMPLETE_FIELDS)?;
     let expected_job = requested_job(body.as_ref())?;
+    let (sha256, md5) = validate::completed_digests(body.as_ref())?;
 
     let file = services.files.get_in_project(project_id, file_id).await?;
     let job = file.current_job(expected_job)?.clone();
+    // Recorded before the object is assembled, whose event starts verify: so verify checks
+    // them (and a verify already under way checks again, see `FileRecord::settle_checked`).
+    let file = if sha256.is_some() || md5.is_some() {
+        let now = timestamp::now();
+        match services
+            .files
+            .update(file, |file| {
+                file.declare_digests(job.job_id, sha256, md5, now)
+            })
+            .await?
+        {
+            Update::Applied { after: file, .. } | Update::Unchanged(file) => file,
+            Update::Refused(refusal, _) => return Err(refusal.into()),
+        }
+    } else {
+        file
+    };
     if file.upload_in_progress().is_err() {
         // Completed before, or already settled by the verify trigger: the file as it is.
         return render(services, &file).await;

@@ -67,13 +67,14 @@ async fn create(
         // Counted before anything is stored: two racing creates cannot both take the last slot.
         services.tokens.claim(token, &[file_id], now).await?;
     }
-    let started = match upload::start_job(services, file_id, content, now).await {
-        Ok(started) => started,
-        Err(err) => {
-            release(services, token, file_id).await;
-            return Err(err);
-        }
-    };
+    let started =
+        match upload::start_job(services, file_id, content, new_file.part_checksums, now).await {
+            Ok(started) => started,
+            Err(err) => {
+                release(services, token, file_id).await;
+                return Err(err);
+            }
+        };
     let file = FileRecord::declare(
         file_id,
         project_id.to_owned(),

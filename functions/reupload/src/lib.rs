@@ -60,7 +60,8 @@ async fn reupload(
     let now = timestamp::now();
     // The new job's URLs sign the content, not the file's state, so they survive a retry.
     let content = declared.content(&file.content.file_name);
-    let started = upload::start_job(services, file_id, &content, now).await?;
+    let started =
+        upload::start_job(services, file_id, &content, declared.part_checksums, now).await?;
     let pending_ttl = services.config.pending_ttl;
     let replaced = match services
         .files
@@ -94,7 +95,8 @@ async fn reupload(
     ))
 }
 
-/// `{"part_numbers": [..]}` → `{"urls": {"7": "…"}, "expires_at": "…"}`.
+/// `{"part_numbers": [..], "checksums": {"7": "…"}}` → `{"urls": {"7": "…"}, "headers":
+/// {"7": {"x-amz-checksum-sha256": "…"}}, "expires_at": "…"}`.
 async fn sign_parts(
     services: &Services,
     project_id: &str,
@@ -104,7 +106,7 @@ async fn sign_parts(
     let body = http::required_json_object(request, validate::PART_NUMBERS_FIELDS)?;
     let record = services.files.get_in_project(project_id, file_id).await?;
     let job = record.upload_in_progress()?;
-    let part_numbers = validate::part_numbers(&body, job.part_count, PART_URL_BATCH)?;
+    let parts = validate::part_requests(&body, job, record.content.sha256, PART_URL_BATCH)?;
     if let Some(upload_id) = &job.upload_id
         && !services
             .objects
@@ -114,15 +116,21 @@ async fn sign_parts(
         // URLs for an upload storage no longer has would only fail, part by part.
         return Err(ApiError::upload_expired());
     }
-    let signed = upload::part_urls(services, job, &record.content, &part_numbers).await?;
-    let urls: serde_json::Map<String, serde_json::Value> = signed
-        .urls
-        .into_iter()
-        .map(|(number, url)| (number.to_string(), json!(url)))
-        .collect();
-    Ok(Reply::ok(
-        json!({ "urls": urls, "expires_at": timestamp::format(signed.expires_at) }),
-    ))
+    let signed = upload::part_urls(services, job, &record.content, &parts).await?;
+    Ok(Reply::ok(json!({
+        "urls": by_part(signed.urls),
+        "headers": by_part(signed.headers),
+        "expires_at": timestamp::format(signed.expires_at),
+    })))
+}
+
+/// `{"7": value}`: JSON objects are keyed by strings.
+fn by_part<T: serde::Serialize>(
+    map: std::collections::BTreeMap<u32, T>,
+) -> serde_json::Map<String, serde_json::Value> {
+    map.into_iter()
+        .map(|(number, value)| (number.to_string(), json!(value)))
+        .collect()
 }
 
 /// The parts already in storage (every page of ListParts), for resuming.
@@ -144,6 +152,7 @@ async fn list_parts(
                 part_number: 1,
                 size: head.size,
                 etag: head.etag.unwrap_or_default(),
+                checksum_sha256: head.checksum_sha256,
             }],
             None => Vec::new(),
         },

@@ -26,9 +26,10 @@ use shared::app::inspect::{self, Budget, Finding};
 use shared::app::upload::{self, Assembled};
 use shared::app::verify_queue::{Assembly, Continuation, Step, VerifyMessage};
 use shared::domain::ids::{decode_event_key, file_prefix, object_key, parse_object_key};
+use shared::domain::values::Sha256;
 use shared::domain::webhook::retry_delay;
 use shared::domain::{
-    ApiError, Checkpoint, FileId, FileRecord, FileStatus, JobId, RejectionReason, Verdict,
+    ApiError, Checkpoint, FileId, FileRecord, FileStatus, JobId, Refusal, RejectionReason, Verdict,
     timestamp,
 };
 use shared::dynamo::Update;
@@ -289,7 +290,7 @@ async fn verify_upload(
         }
         Finding::Flawed(reason) => Verdict::Rejected(reason),
     };
-    settle(services, file, job_id, verdict).await
+    settle(services, file, job_id, verdict, inspection.stored_sha256).await
 }
 
 /// Writes the checkpoint of a step, if no other step moved the file's since this one began.
@@ -328,16 +329,22 @@ async fn settle(
     file: FileRecord,
     job_id: JobId,
     verdict: Verdict,
+    stored_sha256: Option<Sha256>,
 ) -> Result<Outcome, ApiError> {
-    let now = timestamp::now();
+    let (now, pending_ttl) = (timestamp::now(), services.config.pending_ttl);
+    let checked = file.content.clone();
     let update = services
         .files
         .update(file, |file| {
-            (file.settle(job_id, verdict.clone(), now, services.config.pending_ttl)).map(Some)
+            let verdict = verdict.clone();
+            file.settle_checked(job_id, verdict, &checked, stored_sha256, now, pending_ttl)
+                .map(Some)
         })
         .await?;
     let before = match update {
         Update::Applied { before, .. } => before,
+        // Digests given at complete meanwhile: the message comes back and checks against them.
+        Update::Refused(refusal @ Refusal::DeclarationChanged, _) => return Err(refusal.into()),
         Update::Refused(_, latest) | Update::Unchanged(latest) => {
             let key = object_key(latest.file_id, job_id);
             discard_unless_served(services, &latest, job_id, &key).await?;

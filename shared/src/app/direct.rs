@@ -159,6 +159,7 @@ async fn store(
             // No URL is handed out for it.
             expires_at: now,
             headers: BTreeMap::new(),
+            part_checksums: false,
             checkpoint: None,
         };
         let record = FileRecord::declare(

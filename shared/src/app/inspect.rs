@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::error::ApiError;
 use crate::domain::sniff::{self, SNIFF_LEN};
+use crate::domain::values::Sha256 as Sha256Digest;
 use crate::domain::{Checkpoint, ContentDeclaration, RejectionReason};
 use crate::s3::{ObjectHead, ObjectStore};
 use aws_sdk_s3::primitives::ByteStream;
@@ -64,6 +65,9 @@ pub struct Inspection {
     pub finding: Finding,
     /// Object bytes read by this call.
     pub bytes_read: u64,
+    /// The whole object's SHA-256 as storage checked it when the object was stored (its PUT
+    /// carried one), if it did.
+    pub stored_sha256: Option<Sha256Digest>,
 }
 
 impl Inspection {
@@ -71,6 +75,7 @@ impl Inspection {
         Self {
             finding,
             bytes_read: 0,
+            stored_sha256: None,
         }
     }
 }
@@ -115,6 +120,11 @@ pub async fn inspect(
         proof => proof,
     };
     let md5 = proof_of_md5(declared, &head);
+    let stored_sha256 = head
+        .checksum_sha256
+        .as_deref()
+        .filter(|stored| !is_composite(stored))
+        .and_then(|stored| Sha256Digest::parse(stored).ok());
     if sha256 == Proof::Proven && md5 == Proof::Proven {
         // Storage vouches for the digests: only the leading bytes are left to look at.
         let leading = objects
@@ -128,6 +138,7 @@ pub async fn inspect(
         return Ok(Inspection {
             finding,
             bytes_read: leading.len() as u64,
+            stored_sha256,
         });
     }
 
@@ -179,6 +190,7 @@ pub async fn inspect(
     Ok(Inspection {
         finding,
         bytes_read: hashed.len,
+        stored_sha256,
     })
 }
 
@@ -197,10 +209,14 @@ fn proof_of_sha256(declared: &ContentDeclaration, head: &ObjectHead) -> Proof {
     match (&declared.sha256, &head.checksum_sha256) {
         (None, _) => Proof::Proven,
         (Some(declared), Some(stored)) if *stored == declared.to_base64() => Proof::Proven,
-        // A composite checksum of parts ("…-N") is not the object's digest.
-        (Some(_), Some(stored)) if !stored.contains('-') => Proof::Disproven,
+        (Some(_), Some(stored)) if !is_composite(stored) => Proof::Disproven,
         _ => Proof::Unknown,
     }
+}
+
+/// A composite checksum of parts ("…-N") is not the object's digest.
+fn is_composite(stored: &str) -> bool {
+    stored.contains('-')
 }
 
 /// The ETag of a single-part object stored with SSE-S3 is its MD5; a match proves it, anything

@@ -9,10 +9,10 @@ use crate::app::Services;
 use crate::domain::error::ApiError;
 use crate::domain::file::{ContentDeclaration, UploadJob};
 use crate::domain::ids::{FileId, JobId, object_key};
-use crate::domain::parts::{ClaimedPart, UploadedPart, parts_to_assemble};
+use crate::domain::parts::{ClaimedPart, RequestedPart, UploadedPart, parts_to_assemble};
 use crate::domain::plan::UploadShape;
 use crate::domain::timestamp;
-use crate::s3::PartUrls;
+use crate::s3::{PartToSign, PartUrls};
 
 /// Part URLs handed out at once: by create and reupload (parts 1..=100), and at most this many
 /// per `POST …/parts`. 100 URLs of up to ~1.4 KB (with a session token) keep a response near
@@ -28,11 +28,13 @@ pub struct StartedJob {
 }
 
 /// Plans and signs a new upload of `content` for `file_id`: one signed PUT, or a multipart
-/// upload with the first batch of part URLs. Writes nothing to the table.
+/// upload with the first batch of part URLs. With `part_checksums` no URL is handed out: the
+/// client asks for each part's once it has hashed the part. Writes nothing to the table.
 pub async fn start_job(
     services: &Services,
     file_id: FileId,
     content: &ContentDeclaration,
+    part_checksums: bool,
     now: OffsetDateTime,
 ) -> Result<StartedJob, ApiError> {
     let config = &services.config;
@@ -56,11 +58,16 @@ pub async fn start_job(
                 part_count: 1,
                 expires_at: put.expires_at,
                 headers: put.headers,
+                part_checksums,
                 checkpoint: None,
             };
             Ok(StartedJob {
                 job,
-                urls: vec![put.url],
+                urls: if part_checksums {
+                    Vec::new()
+                } else {
+                    vec![put.url]
+                },
             })
         }
         UploadShape::Multipart {
@@ -69,7 +76,7 @@ pub async fn start_job(
         } => {
             let upload_id = services
                 .objects
-                .create_multipart_upload(&s3_key, content.content_type.as_str())
+                .create_multipart_upload(&s3_key, content.content_type.as_str(), part_checksums)
                 .await?;
             let mut job = UploadJob {
                 job_id,
@@ -77,12 +84,22 @@ pub async fn start_job(
                 upload_id: Some(upload_id),
                 part_size,
                 part_count,
-                // Until the URLs are signed, which tells how long they last.
+                // Until the URLs are signed, which tells how long they last (with part
+                // checksums, none are signed yet).
                 expires_at: now,
                 headers: BTreeMap::new(),
+                part_checksums,
                 checkpoint: None,
             };
-            let first_batch: Vec<u32> = (1..=part_count.min(PART_URL_BATCH)).collect();
+            if part_checksums {
+                return Ok(StartedJob {
+                    job,
+                    urls: Vec::new(),
+                });
+            }
+            let first_batch: Vec<RequestedPart> = (1..=part_count.min(PART_URL_BATCH))
+                .map(RequestedPart::unhashed)
+                .collect();
             match part_urls(services, &job, content, &first_batch).await {
                 Ok(signed) => {
                     job.expires_at = signed.expires_at;
@@ -100,27 +117,35 @@ pub async fn start_job(
     }
 }
 
-/// Fresh URLs for `part_numbers` of `job` (already validated against its part count). For a
-/// single-part job, part 1 is the whole object, signed for the declared content as at creation.
+/// Fresh URLs for `parts` of `job` (already validated against its part count and checksums).
+/// For a single-part job, part 1 is the whole object, signed for the declared content as at
+/// creation, and for the part's SHA-256 when one is given (the file's, then).
 pub async fn part_urls(
     services: &Services,
     job: &UploadJob,
     content: &ContentDeclaration,
-    part_numbers: &[u32],
+    parts: &[RequestedPart],
 ) -> Result<PartUrls, ApiError> {
     let expiry = services.config.upload_url_expiry;
     match &job.upload_id {
         Some(upload_id) => {
             let shape = job.shape();
-            let parts = part_numbers
+            let parts = parts
                 .iter()
-                .map(|&number| {
+                .map(|part| {
                     let length = shape
-                        .expected_part_size(content.file_size, number)
+                        .expected_part_size(content.file_size, part.number)
                         .ok_or_else(|| {
-                            ApiError::Internal(format!("part {number} is not a part of the job"))
+                            ApiError::Internal(format!(
+                                "part {} is not a part of the job",
+                                part.number
+                            ))
                         })?;
-                    Ok((number, length))
+                    Ok(PartToSign {
+                        number: part.number,
+                        length,
+                        sha256: part.sha256,
+                    })
                 })
                 .collect::<Result<Vec<_>, ApiError>>()?;
             services
@@ -129,14 +154,31 @@ pub async fn part_urls(
                 .await
         }
         None => {
+            let sha256 = parts.iter().find_map(|part| part.sha256);
+            let signed = ContentDeclaration {
+                sha256: content.sha256.or(sha256),
+                ..content.clone()
+            };
             let put = services
                 .presigner
-                .presign_put(&job.s3_key, content, expiry)
+                .presign_put(&job.s3_key, &signed, expiry)
                 .await?;
             Ok(PartUrls {
-                urls: part_numbers
+                urls: parts
                     .iter()
-                    .map(|&part_number| (part_number, put.url.clone()))
+                    .map(|part| (part.number, put.url.clone()))
+                    .collect(),
+                headers: parts
+                    .iter()
+                    .filter_map(|part| {
+                        let sha256 = part.sha256?;
+                        let part = PartToSign {
+                            number: part.number,
+                            length: content.file_size,
+                            sha256: Some(sha256),
+                        };
+                        Some((part.number, part.headers()))
+                    })
                     .collect(),
                 expires_at: put.expires_at,
             })

@@ -144,6 +144,7 @@ mod tests {
             sha256: None,
             md5: None,
             metadata: None,
+            part_checksums: false,
         };
         let now = timestamp::now();
         file.start_upload(&request, fixtures::job(file.file_id, now), now, PENDING_TTL)

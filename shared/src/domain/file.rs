@@ -133,6 +133,9 @@ pub struct UploadJob {
     pub expires_at: OffsetDateTime,
     /// The headers signed into every URL of this job, which clients must send as they are.
     pub headers: BTreeMap<String, String>,
+    /// Whether each part's URL is signed for the part's SHA-256, which the client gives when it
+    /// asks for the URL (docs/API.md v1.2, "Checksums at any size").
+    pub part_checksums: bool,
     /// How far verification of the stored bytes got, while it goes on across invocations.
     pub checkpoint: Option<Checkpoint>,
 }
@@ -200,6 +203,14 @@ pub enum Refusal {
     JobSuperseded,
     /// The job is current but was already settled.
     AlreadySettled,
+    /// A digest given for the whole file differs from the one declared for it.
+    DigestDiffers { field: &'static str },
+    /// A digest given for the whole file arrived after its content was verified without it:
+    /// it can no longer be checked.
+    VerifiedWithoutDigest,
+    /// The content's declaration changed (digests given at complete) while it was being
+    /// checked: the verdict is for a declaration that no longer holds.
+    DeclarationChanged,
 }
 
 impl From<Refusal> for ApiError {
@@ -216,6 +227,17 @@ impl From<Refusal> for ApiError {
             Refusal::AlreadySettled => ApiError::conflict(
                 "already_settled",
                 "this upload was already verified or rejected",
+            ),
+            Refusal::DigestDiffers { field } => ApiError::invalid(
+                field,
+                format!("differs from the {field} declared for this upload"),
+            ),
+            Refusal::VerifiedWithoutDigest => ApiError::conflict(
+                "already_settled",
+                "this upload was verified before its digest arrived, so the digest cannot be checked: declare sha256 at create, or start the upload with part_checksums",
+            ),
+            Refusal::DeclarationChanged => ApiError::concurrent_update(
+                "the upload's declaration changed while it was checked; checking again",
             ),
         }
     }
@@ -375,6 +397,74 @@ impl FileRecord {
                 file
             }
         })
+    }
+
+    /// Settles as [`FileRecord::settle`] does, with a verdict reached by checking the stored
+    /// object against `checked`, the declaration as it was read before the check: refused when
+    /// it has changed since (digests given at complete), for the check must then be made again.
+    /// A SHA-256 that storage itself checked when the object was stored (`stored_sha256`)
+    /// becomes verified content's own when none was declared: complete and dedup rely on it.
+    pub fn settle_checked(
+        &self,
+        job_id: JobId,
+        verdict: Verdict,
+        checked: &ContentDeclaration,
+        stored_sha256: Option<Sha256>,
+        now: OffsetDateTime,
+        pending_ttl: Duration,
+    ) -> Result<Self, Refusal> {
+        self.current_job(Some(job_id))?;
+        if self.awaits_verdict() && self.content != *checked {
+            return Err(Refusal::DeclarationChanged);
+        }
+        let mut file = self.clone();
+        if matches!(verdict, Verdict::Verified { .. }) && file.content.sha256.is_none() {
+            file.content.sha256 = stored_sha256;
+        }
+        file.settle(job_id, verdict, now, pending_ttl)
+    }
+
+    /// The whole file's digests, given at `complete` by a client that hashed while it uploaded
+    /// (docs/API.md v1.2): the content of the current job `job_id` declares them from then on,
+    /// and verify checks them as declared ones. `None` when there is nothing to record (the same
+    /// digests were declared before, or the upload was rejected anyway). A digest other than
+    /// the declared one is refused, and so is one that arrives after the content was verified
+    /// without it.
+    pub fn declare_digests(
+        &self,
+        job_id: JobId,
+        sha256: Option<Sha256>,
+        md5: Option<Md5>,
+        now: OffsetDateTime,
+    ) -> Result<Option<Self>, Refusal> {
+        self.current_job(Some(job_id))?;
+        let mut content = self.content.clone();
+        match (sha256, content.sha256) {
+            (Some(given), Some(declared)) if given != declared => {
+                return Err(Refusal::DigestDiffers { field: "sha256" });
+            }
+            (Some(given), None) => content.sha256 = Some(given),
+            _ => {}
+        }
+        match (md5, content.md5) {
+            (Some(given), Some(declared)) if given != declared => {
+                return Err(Refusal::DigestDiffers { field: "md5" });
+            }
+            (Some(given), None) => content.md5 = Some(given),
+            _ => {}
+        }
+        if content == self.content {
+            return Ok(None);
+        }
+        match self.status {
+            FileStatus::PendingUpload | FileStatus::Uploaded => Ok(Some(Self {
+                content,
+                updated_at: now,
+                ..self.clone()
+            })),
+            FileStatus::Verified => Err(Refusal::VerifiedWithoutDigest),
+            FileStatus::Rejected => Ok(None),
+        }
     }
 
     /// Verification of the current, unsettled job `job_id` got from `from` to `to`. `None` when
@@ -631,6 +721,7 @@ mod tests {
             &UploadRequest {
                 file_name: Some(FileName::parse("new.txt").unwrap()),
                 metadata: Some(Metadata::default()),
+                part_checksums: false,
                 ..request()
             },
             job,
@@ -686,6 +777,118 @@ mod tests {
         let delta = expires_at - declared.created_at;
         assert!(delta <= time::Duration::try_from(PENDING_TTL).unwrap());
         assert!(delta > time::Duration::try_from(PENDING_TTL).unwrap() - time::Duration::SECOND);
+    }
+
+    /// The file at `name`'s step, declared without digests.
+    fn undigested(name: &str) -> FileRecord {
+        without_digests(step(name))
+    }
+
+    fn without_digests(mut file: FileRecord) -> FileRecord {
+        (file.content.sha256, file.content.md5) = (None, None);
+        if let Some(verified) = &mut file.verified {
+            verified.content = file.content.clone();
+        }
+        file
+    }
+
+    fn digest(byte: u8) -> Sha256 {
+        Sha256::from_bytes([byte; 32])
+    }
+
+    #[test]
+    fn digests_given_at_complete_are_declared_until_the_verdict_and_never_replace_others() {
+        let now = timestamp::now();
+        for name in ["declared", "uploaded"] {
+            let file = undigested(name);
+            let job_id = file.job.as_ref().unwrap().job_id;
+            let declared = file
+                .declare_digests(job_id, Some(digest(1)), None, now)
+                .unwrap()
+                .unwrap();
+            assert_eq!(declared.content.sha256, Some(digest(1)), "{name}");
+            assert_eq!(declared.status, file.status, "{name}");
+            assert_eq!(
+                declared.declare_digests(job_id, Some(digest(1)), None, now),
+                Ok(None),
+                "{name}: the same again"
+            );
+            assert_eq!(
+                declared.declare_digests(job_id, Some(digest(2)), None, now),
+                Err(Refusal::DigestDiffers { field: "sha256" }),
+                "{name}: another"
+            );
+            assert_eq!(
+                file.declare_digests(JobId::random(), Some(digest(1)), None, now),
+                Err(Refusal::JobSuperseded),
+                "{name}: another job"
+            );
+        }
+        let verified = undigested("verified");
+        let job_id = verified.job.as_ref().unwrap().job_id;
+        assert_eq!(
+            verified.declare_digests(job_id, Some(digest(1)), None, now),
+            Err(Refusal::VerifiedWithoutDigest),
+            "it can no longer be checked"
+        );
+        let rejected = undigested("rejected");
+        let job_id = rejected.job.as_ref().unwrap().job_id;
+        assert_eq!(
+            rejected.declare_digests(job_id, Some(digest(1)), None, now),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn a_verdict_holds_only_for_the_declaration_it_checked() {
+        let now = timestamp::now();
+        let declared = step("uploaded");
+        let file = without_digests(declared.clone());
+        let job = file.job.clone().unwrap();
+        let checked = file.content.clone();
+        let verified = Verdict::Verified {
+            s3_key: job.s3_key.clone(),
+        };
+        let settle = |file: &FileRecord, verdict: &Verdict, stored: Option<Sha256>| {
+            file.settle_checked(
+                job.job_id,
+                verdict.clone(),
+                &checked,
+                stored,
+                now,
+                PENDING_TTL,
+            )
+        };
+
+        // digests given at complete while the object was checked: the check is made again
+        let with_digest = file
+            .declare_digests(job.job_id, Some(digest(1)), None, now)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            settle(&with_digest, &verified, None),
+            Err(Refusal::DeclarationChanged)
+        );
+
+        // storage's own check of the whole object's SHA-256 becomes verified content's
+        let settled = settle(&file, &verified, Some(digest(3))).unwrap();
+        assert_eq!(settled.content.sha256, Some(digest(3)));
+        assert_eq!(settled.verified.unwrap().content.sha256, Some(digest(3)));
+        // …never when rejected, nor in place of a declared one
+        let rejected = Verdict::Rejected(RejectionReason::ContentTypeMismatch);
+        let settled = settle(&file, &rejected, Some(digest(3))).unwrap();
+        assert_eq!(settled.content.sha256, None);
+        let settled = declared
+            .settle_checked(
+                job.job_id,
+                verified,
+                &declared.content,
+                Some(digest(3)),
+                now,
+                PENDING_TTL,
+            )
+            .unwrap();
+        assert_eq!(settled.content.sha256, declared.content.sha256);
     }
 
     #[test]

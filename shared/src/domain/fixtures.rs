@@ -36,6 +36,7 @@ pub fn job(file_id: FileId, now: OffsetDateTime) -> UploadJob {
         part_count: 3,
         expires_at: now,
         headers: BTreeMap::from([("content-length".into(), "5242880".into())]),
+        part_checksums: false,
         checkpoint: None,
     }
 }
@@ -95,5 +96,6 @@ pub fn request() -> UploadRequest {
         sha256: None,
         md5: None,
         metadata: None,
+        part_checksums: false,
     }
 }

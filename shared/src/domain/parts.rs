@@ -3,6 +3,24 @@
 
 use crate::domain::error::{ApiError, Detail};
 use crate::domain::file::UploadJob;
+use crate::domain::values::Sha256;
+
+/// A part the client asks a URL for: its number and, in an upload with part checksums, the
+/// SHA-256 of its bytes, which the URL is signed for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestedPart {
+    pub number: u32,
+    pub sha256: Option<Sha256>,
+}
+
+impl RequestedPart {
+    pub fn unhashed(number: u32) -> Self {
+        Self {
+            number,
+            sha256: None,
+        }
+    }
+}
 
 /// A part already in storage.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -10,6 +28,8 @@ pub struct UploadedPart {
     pub part_number: u32,
     pub size: u64,
     pub etag: String,
+    /// The SHA-256 storage checked the part against, in an upload with part checksums.
+    pub checksum_sha256: Option<String>,
 }
 
 /// A part the client says it uploaded, with the ETag storage returned for it.
@@ -104,6 +124,7 @@ mod tests {
             part_count: 4,
             expires_at: timestamp::now(),
             headers: BTreeMap::new(),
+            part_checksums: false,
             checkpoint: None,
         }
     }
@@ -113,6 +134,7 @@ mod tests {
             part_number,
             size,
             etag: format!("\"etag{part_number}\""),
+            checksum_sha256: None,
         }
     }
 

@@ -3,9 +3,11 @@
 
 use serde_json::{Map, Value};
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use crate::domain::error::{ApiError, Detail};
-use crate::domain::file::ContentDeclaration;
-use crate::domain::parts::ClaimedPart;
+use crate::domain::file::{ContentDeclaration, UploadJob};
+use crate::domain::parts::{ClaimedPart, RequestedPart};
 use crate::domain::values::{FileName, Md5, MediaType, Metadata, MetadataEntry, Sha256};
 
 /// The body of create and reupload, validated.
@@ -19,6 +21,8 @@ pub struct UploadRequest {
     pub md5: Option<Md5>,
     /// Absent means "none" on create and "keep the current metadata" on reupload.
     pub metadata: Option<Metadata>,
+    /// `"part_checksums": "sha256"`: each part's URL is signed for the part's SHA-256.
+    pub part_checksums: bool,
 }
 
 /// A create body: the content of the first upload, and the file's metadata.
@@ -26,6 +30,7 @@ pub struct UploadRequest {
 pub struct NewFile {
     pub content: ContentDeclaration,
     pub metadata: Metadata,
+    pub part_checksums: bool,
 }
 
 /// Checks every field of a create body.
@@ -37,6 +42,7 @@ pub fn new_file(body: &Map<String, Value>, max_file_size: u64) -> Result<NewFile
     Ok(NewFile {
         content: request.content(&file_name),
         metadata: request.metadata.unwrap_or_default(),
+        part_checksums: request.part_checksums,
     })
 }
 
@@ -48,13 +54,14 @@ pub const UPLOAD_REQUEST_FIELDS: &[&str] = &[
     "sha256",
     "md5",
     "metadata",
+    "part_checksums",
 ];
 
 /// The fields of a `POST …/parts` body.
-pub const PART_NUMBERS_FIELDS: &[&str] = &["part_numbers"];
+pub const PART_NUMBERS_FIELDS: &[&str] = &["part_numbers", "checksums"];
 
 /// The fields of a complete body.
-pub const COMPLETE_FIELDS: &[&str] = &["job_id", "parts"];
+pub const COMPLETE_FIELDS: &[&str] = &["job_id", "parts", "sha256", "md5"];
 
 /// 422 naming each field of `body` that is not one of `known` (docs/API.md v1.2, "Strict
 /// bodies"): a typo must never widen what a request grants, nor be ignored without a word.
@@ -160,6 +167,12 @@ pub fn upload_request(
         None | Some(Value::Null) => None,
         Some(value) => metadata(value, &mut fields),
     };
+    let part_checksums = fields
+        .text(body, "part_checksums", |text| match text {
+            "sha256" => Ok(true),
+            _ => Err("must be \"sha256\"".to_owned()),
+        })
+        .unwrap_or(false);
 
     let mut bad = fields.bad;
     match (bad.is_empty(), too_large, file_size) {
@@ -174,6 +187,7 @@ pub fn upload_request(
             sha256,
             md5,
             metadata,
+            part_checksums,
         }),
         (_, too_large, _) => {
             bad.extend(too_large);
@@ -384,8 +398,133 @@ pub fn direct_upload(
     })
 }
 
+/// A `POST …/parts` body for `job`, whose content declared `declared_sha256`: `part_numbers`
+/// and, for a job with part checksums, `checksums` (`{"<n>": "<base64 SHA-256>"}`) with one
+/// for each part asked for; `part_numbers` may then be left out, meaning the parts given. A
+/// single-part job's one part is the whole file: its checksum must be the file's, if declared.
+pub fn part_requests(
+    body: &Map<String, Value>,
+    job: &UploadJob,
+    declared_sha256: Option<Sha256>,
+    max_per_call: u32,
+) -> Result<Vec<RequestedPart>, ApiError> {
+    let checksums = match body.get("checksums") {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(value),
+    };
+    if !job.part_checksums {
+        if checksums.is_some() {
+            return Err(ApiError::invalid(
+                "checksums",
+                "this upload was started without part_checksums: its part URLs sign no checksum",
+            ));
+        }
+        let numbers = part_numbers(body, job.part_count, max_per_call)?;
+        return Ok(numbers.into_iter().map(RequestedPart::unhashed).collect());
+    }
+    let Some(Value::Object(checksums)) = checksums else {
+        return Err(ApiError::invalid(
+            "checksums",
+            "is required, an object of part number → base64 SHA-256: this upload's part URLs are signed for each part's SHA-256",
+        ));
+    };
+
+    let mut fields = Fields::default();
+    let (mut digests, mut given) = (BTreeMap::new(), BTreeSet::new());
+    for (key, value) in checksums {
+        let at = format!("checksums.{key}");
+        let number = key
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=job.part_count).contains(n) && *key == n.to_string());
+        let Some(number) = number else {
+            fields.refuse(
+                at,
+                format!(
+                    "must be keyed by a part number between 1 and {}",
+                    job.part_count
+                ),
+            );
+            continue;
+        };
+        given.insert(number);
+        let digest = match value {
+            Value::String(text) => Sha256::parse(text),
+            _ => Err("must be a string".to_owned()),
+        };
+        match digest {
+            Ok(digest)
+                if job.upload_id.is_none() && declared_sha256.is_some_and(|d| d != digest) =>
+            {
+                fields.refuse(
+                    at,
+                    "must be the sha256 declared for the file: this upload is one part, the whole file",
+                );
+            }
+            Ok(digest) => {
+                digests.insert(number, digest);
+            }
+            Err(message) => fields.refuse(at, message),
+        }
+    }
+    let numbers: Vec<u32> = match body.get("part_numbers") {
+        None | Some(Value::Null) => {
+            if given.is_empty() || given.len() > max_per_call as usize {
+                fields.refuse(
+                    "checksums",
+                    format!("must give the SHA-256 of 1 to {max_per_call} parts"),
+                );
+            }
+            given.iter().copied().collect()
+        }
+        Some(_) => {
+            let numbers = match part_numbers(body, job.part_count, max_per_call) {
+                Ok(numbers) => numbers,
+                Err(ApiError::Validation(details)) => {
+                    fields.bad.extend(details);
+                    Vec::new()
+                }
+                Err(err) => return Err(err),
+            };
+            for extra in given.iter().filter(|n| !numbers.contains(n)) {
+                fields.refuse(format!("checksums.{extra}"), "is not one of part_numbers");
+            }
+            numbers
+        }
+    };
+    for missing in numbers.iter().filter(|n| !given.contains(n)) {
+        fields.refuse(
+            format!("checksums.{missing}"),
+            "is required: this upload's part URLs are signed for each part's SHA-256",
+        );
+    }
+    fields.finish()?;
+    Ok(numbers
+        .into_iter()
+        .map(|number| RequestedPart {
+            number,
+            sha256: digests.get(&number).copied(),
+        })
+        .collect())
+}
+
+/// The optional `sha256` and `md5` of a complete body: the whole file's digests, for a client
+/// that hashed while it uploaded.
+pub fn completed_digests(
+    body: Option<&Map<String, Value>>,
+) -> Result<(Option<Sha256>, Option<Md5>), ApiError> {
+    let Some(body) = body else {
+        return Ok((None, None));
+    };
+    let mut fields = Fields::default();
+    let sha256 = fields.text(body, "sha256", Sha256::parse);
+    let md5 = fields.text(body, "md5", Md5::parse);
+    fields.finish()?;
+    Ok((sha256, md5))
+}
+
 /// `{"part_numbers": [...]}`: 1 to `max_per_call` distinct numbers between 1 and `part_count`.
-pub fn part_numbers(
+fn part_numbers(
     body: &Map<String, Value>,
     part_count: u32,
     max_per_call: u32,

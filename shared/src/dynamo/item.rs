@@ -162,6 +162,9 @@ impl From<&FileRecord> for Item {
     }
 }
 
+/// A job's `part_checksums`, when its parts are signed for their SHA-256.
+const PART_CHECKSUMS_SHA256: &str = "sha256";
+
 pub fn job_value(job: &UploadJob) -> AttributeValue {
     let mut map = HashMap::from([
         ("job_id".to_owned(), s(job.job_id.to_string())),
@@ -174,6 +177,9 @@ pub fn job_value(job: &UploadJob) -> AttributeValue {
         ),
     ]);
     put_string_map(&mut map, "headers", &job.headers);
+    if job.part_checksums {
+        map.insert("part_checksums".into(), s(PART_CHECKSUMS_SHA256));
+    }
     if let Some(upload_id) = &job.upload_id {
         map.insert("upload_id".into(), s(upload_id));
     }
@@ -268,6 +274,8 @@ impl TryFrom<&Item> for FileRecord {
                     part_count: number(job, "part_count")?,
                     expires_at: time(job, "expires_at")?,
                     headers: read_string_map(job, "headers")?,
+                    part_checksums: optional_string(job, "part_checksums")
+                        == Some(PART_CHECKSUMS_SHA256),
                     checkpoint: match job.get("checkpoint") {
                         Some(AttributeValue::M(checkpoint_item)) => {
                             Some(checkpoint(checkpoint_item)?)

@@ -24,6 +24,9 @@ pub struct UploadPlan {
     pub upload_id: Option<String>,
     pub part_size: u64,
     pub part_count: u32,
+    /// `"sha256"` when each part's URL is signed for the part's SHA-256, which the client gives
+    /// to `POST …/parts`: `urls` is then empty.
+    pub part_checksums: Option<&'static str>,
     pub expires_at: String,
 }
 
@@ -45,6 +48,7 @@ impl UploadPlan {
             upload_id: job.upload_id.clone(),
             part_size: job.part_size,
             part_count: job.part_count,
+            part_checksums: job.part_checksums.then_some("sha256"),
             expires_at: timestamp::format(job.expires_at),
         }
     }

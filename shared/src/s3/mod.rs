@@ -13,7 +13,7 @@ use aws_sdk_s3::Client;
 
 pub use multipart::{INLINE_ASSEMBLY_TIMEOUT, QUEUED_ASSEMBLY_TIMEOUT};
 pub use objects::ObjectHead;
-pub use presign::{PartUrls, PresignedPut, Presigner, content_disposition};
+pub use presign::{PartToSign, PartUrls, PresignedPut, Presigner, content_disposition};
 pub use signing::{SIGNING_SESSION, URL_SIGNER};
 
 /// Reads, checks, assembles and deletes the objects of one bucket.

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
 
 use super::ObjectStore;
 use super::objects::PENDING_TAGGING;
@@ -32,10 +32,13 @@ pub const QUEUED_ASSEMBLY_TIMEOUT: Duration = Duration::from_secs(600);
 
 impl ObjectStore {
     /// Starts a multipart upload whose object will have `content_type`; returns its upload id.
+    /// With `part_checksums`, every part is sent with its SHA-256, which storage checks (it
+    /// refuses a part's checksum of an upload started without one).
     pub async fn create_multipart_upload(
         &self,
         key: &str,
         content_type: &str,
+        part_checksums: bool,
     ) -> Result<String, ApiError> {
         let output = self
             .client
@@ -43,6 +46,7 @@ impl ObjectStore {
             .bucket(&self.bucket)
             .key(key)
             .content_type(content_type)
+            .set_checksum_algorithm(part_checksums.then_some(ChecksumAlgorithm::Sha256))
             .tagging(PENDING_TAGGING)
             .send()
             .await
@@ -86,6 +90,7 @@ impl ObjectStore {
                         .unwrap_or(0),
                     size: part.size.and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
                     etag: part.e_tag.clone().unwrap_or_default(),
+                    checksum_sha256: part.checksum_sha256.clone(),
                 });
             }
             match (output.is_truncated, output.next_part_number_marker) {
@@ -164,7 +169,8 @@ impl ObjectStore {
         }
     }
 
-    /// Assembles the object from `parts` (number and ETag, in order) within `timeout`; `false`
+    /// Assembles the object from `parts` (number, ETag and, for an upload with part checksums,
+    /// the SHA-256 storage must be given back for each, in order) within `timeout`; `false`
     /// when the upload no longer exists (completed by a racing call, or aborted).
     pub async fn complete_multipart_upload(
         &self,
@@ -179,6 +185,7 @@ impl ObjectStore {
                 CompletedPart::builder()
                     .part_number(i32::try_from(part.part_number).unwrap_or(i32::MAX))
                     .e_tag(&part.etag)
+                    .set_checksum_sha256(part.checksum_sha256.clone())
                     .build()
             })
             .collect();

@@ -1,9 +1,10 @@
 //! Signs the part URLs of a multipart upload in bulk. The SDK's presigner runs its whole request
-//! pipeline per URL (~80 µs); the URLs of one upload differ only in `partNumber` and the signed
-//! `content-length`, so this signs one with the SDK, reuses its host, path, scope and date,
-//! derives the SigV4 signing key once, and signs each further part with one SHA-256 and one
-//! HMAC, as SigV4 requires and no more. The SDK's own URL for the first part checks the method:
-//! any disagreement falls back to the SDK.
+//! pipeline per URL (~80 µs); the URLs of one upload differ only in `partNumber`, the signed
+//! `content-length` and, for an upload with part checksums, the signed `x-amz-checksum-sha256`,
+//! so this signs one with the SDK, reuses its host, path, scope and date, derives the SigV4
+//! signing key once, and signs each further part with one SHA-256 and one HMAC, as SigV4
+//! requires and no more. The SDK's own URL for the first part checks the method: any
+//! disagreement falls back to the SDK.
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -12,11 +13,24 @@ use aws_sigv4::sign::v4::{calculate_signature, generate_signing_key};
 use percent_encoding::percent_decode_str;
 use sha2::{Digest, Sha256};
 
+use super::presign::PartToSign;
+
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 const PART_NUMBER: &str = "partNumber";
 const SIGNATURE: &str = "X-Amz-Signature";
-/// Each part's URL signs its exact length, so storage refuses a part of any other size.
+const SIGNED_HEADERS_PARAM: &str = "X-Amz-SignedHeaders";
+/// Each part's URL signs its exact length, so storage refuses a part of any other size…
 const SIGNED_HEADERS: &str = "content-length;host";
+/// …and, when the part's SHA-256 is given, that digest, so storage refuses any other bytes.
+const SIGNED_HEADERS_WITH_SHA256: &str = "content-length;host;x-amz-checksum-sha256";
+/// `X-Amz-SignedHeaders` as it appears, percent-encoded, in the query.
+fn signed_headers_param(with_sha256: bool) -> &'static str {
+    if with_sha256 {
+        "content-length%3Bhost%3Bx-amz-checksum-sha256"
+    } else {
+        "content-length%3Bhost"
+    }
+}
 
 /// A presigned UploadPart URL taken apart, ready to be signed again for other part numbers.
 pub struct PartUrlSigner {
@@ -32,12 +46,12 @@ pub struct PartUrlSigner {
 }
 
 impl PartUrlSigner {
-    /// Takes apart `template`, the SDK's URL for some part of `template_length` bytes signed at
-    /// `signed_at`, and checks that signing that part again yields the SDK's signature; `None` if
-    /// anything is unexpected.
+    /// Takes apart `template`, the SDK's URL for the part `template_part` signed at `signed_at`,
+    /// and checks that signing that part again yields the SDK's signature; `None` if anything is
+    /// unexpected.
     pub fn from_template(
         template: &str,
-        template_length: u64,
+        template_part: &PartToSign,
         secret_access_key: &str,
         signed_at: SystemTime,
     ) -> Option<Self> {
@@ -63,7 +77,11 @@ impl PartUrlSigner {
         let signed_headers = percent_decode_str(param("X-Amz-SignedHeaders")?)
             .decode_utf8()
             .ok()?;
-        if param("X-Amz-Algorithm") != Some(ALGORITHM) || signed_headers != SIGNED_HEADERS {
+        let expected = match template_part.sha256 {
+            Some(_) => SIGNED_HEADERS_WITH_SHA256,
+            None => SIGNED_HEADERS,
+        };
+        if param("X-Amz-Algorithm") != Some(ALGORITHM) || signed_headers != expected {
             return None;
         }
         let credential = percent_decode_str(param("X-Amz-Credential")?)
@@ -90,17 +108,19 @@ impl PartUrlSigner {
             signing_key,
         };
         let part: u32 = param(PART_NUMBER)?.parse().ok()?;
-        (signer.url(part, template_length) == template).then_some(signer)
+        (part == template_part.number && signer.url(template_part) == template).then_some(signer)
     }
 
-    /// The presigned PUT URL for `part_number`, of exactly `length` bytes.
-    pub fn url(&self, part_number: u32, length: u64) -> String {
-        let part = part_number.to_string();
+    /// The presigned PUT URL for `part`: its number, of exactly its length (and SHA-256).
+    pub fn url(&self, part: &PartToSign) -> String {
+        let number = part.number.to_string();
+        let sha256 = part.sha256.map(|digest| digest.to_base64());
+        let signed_headers = signed_headers_param(sha256.is_some());
         let value = |name: &str, value: &str| -> String {
-            if name == PART_NUMBER {
-                part.clone()
-            } else {
-                value.to_owned()
+            match name {
+                PART_NUMBER => number.clone(),
+                SIGNED_HEADERS_PARAM => signed_headers.to_owned(),
+                _ => value.to_owned(),
             }
         };
         let mut canonical: Vec<(&str, String)> = self
@@ -115,10 +135,15 @@ impl PartUrlSigner {
             .map(|(n, v)| format!("{n}={v}"))
             .collect::<Vec<_>>()
             .join("&");
-        let canonical_request = format!(
-            "PUT\n{}\n{canonical_query}\ncontent-length:{length}\nhost:{}\n\n{SIGNED_HEADERS}\nUNSIGNED-PAYLOAD",
-            self.path, self.host
-        );
+        let (length, host, path) = (part.length, &self.host, &self.path);
+        let canonical_request = match &sha256 {
+            Some(sha256) => format!(
+                "PUT\n{path}\n{canonical_query}\ncontent-length:{length}\nhost:{host}\nx-amz-checksum-sha256:{sha256}\n\n{SIGNED_HEADERS_WITH_SHA256}\nUNSIGNED-PAYLOAD"
+            ),
+            None => format!(
+                "PUT\n{path}\n{canonical_query}\ncontent-length:{length}\nhost:{host}\n\n{SIGNED_HEADERS}\nUNSIGNED-PAYLOAD"
+            ),
+        };
         let string_to_sign = format!(
             "{ALGORITHM}\n{}\n{}\n{}",
             self.amz_date,
@@ -135,18 +160,19 @@ impl PartUrlSigner {
             url.push('=');
             match name.as_str() {
                 SIGNATURE => url.push_str(&signature),
-                PART_NUMBER => url.push_str(&part),
+                PART_NUMBER => url.push_str(&number),
+                SIGNED_HEADERS_PARAM => url.push_str(signed_headers),
                 _ => url.push_str(v),
             }
         }
         url
     }
 
-    /// The URLs of `parts`, each a part number and its length.
-    pub fn urls(&self, parts: &[(u32, u64)]) -> BTreeMap<u32, String> {
+    /// The URLs of `parts`, by part number.
+    pub fn urls(&self, parts: &[PartToSign]) -> BTreeMap<u32, String> {
         parts
             .iter()
-            .map(|&(number, length)| (number, self.url(number, length)))
+            .map(|part| (part.number, self.url(part)))
             .collect()
     }
 }
@@ -159,6 +185,7 @@ mod tests {
     use aws_sdk_s3::presigning::PresigningConfig;
 
     use super::*;
+    use crate::domain::values::Sha256 as Sha256Digest;
 
     const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 
@@ -180,12 +207,17 @@ mod tests {
         aws_sdk_s3::Client::from_conf(config)
     }
 
-    /// Parts of 16 MiB; part 10,000 is shorter.
-    fn length(part: i32) -> u64 {
-        if part == 10_000 { 1234 } else { 16 << 20 }
+    /// Parts of 16 MiB; part 10,000 is shorter. With `sha256`, each carries a digest of its own.
+    fn part(number: u32, sha256: bool) -> PartToSign {
+        PartToSign {
+            number,
+            length: if number == 10_000 { 1234 } else { 16 << 20 },
+            sha256: sha256
+                .then(|| Sha256Digest::from_bytes(Sha256::digest(number.to_be_bytes()).into())),
+        }
     }
 
-    async fn sdk_url(client: &aws_sdk_s3::Client, part: i32, at: SystemTime) -> String {
+    async fn sdk_url(client: &aws_sdk_s3::Client, part: &PartToSign, at: SystemTime) -> String {
         let presigning = PresigningConfig::builder()
             .start_time(at)
             .expires_in(Duration::from_secs(900))
@@ -198,8 +230,9 @@ mod tests {
                 "uploads/3f8e2a8c-5d0b-4c1e-9a57-2b7c4d9e6f10/9b2d7c1e-4a3f-4e8b-8c6d-5f1a2b3c4d5e",
             )
             .upload_id("VXBsb2FkIElEIGZvciA2aWWpbmcncyBteS1tb3ZpZS5tMnRzIHVwbG9hZA--")
-            .part_number(part)
-            .content_length(length(part) as i64)
+            .part_number(part.number as i32)
+            .content_length(part.length as i64)
+            .set_checksum_sha256(part.sha256.map(|digest| digest.to_base64()))
             .presigned(presigning)
             .await
             .unwrap()
@@ -212,16 +245,21 @@ mod tests {
         let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_297_950);
         for path_style in [false, true] {
             let client = client(path_style);
-            let template = sdk_url(&client, 1, at).await;
-            let signer = PartUrlSigner::from_template(&template, length(1), SECRET, at)
-                .expect("the template is understood");
-            assert!(template.contains("X-Amz-SignedHeaders=content-length%3Bhost"));
-            for part in [1, 2, 7, 99, 100, 9_999, 10_000] {
-                assert_eq!(
-                    signer.url(part as u32, length(part)),
-                    sdk_url(&client, part, at).await,
-                    "part {part}"
-                );
+            for template_sha256 in [false, true] {
+                let first = part(1, template_sha256);
+                let template = sdk_url(&client, &first, at).await;
+                let signer = PartUrlSigner::from_template(&template, &first, SECRET, at)
+                    .expect("the template is understood");
+                for number in [1, 2, 7, 99, 100, 9_999, 10_000] {
+                    for sha256 in [false, true] {
+                        let part = part(number, sha256);
+                        assert_eq!(
+                            signer.url(&part),
+                            sdk_url(&client, &part, at).await,
+                            "part {number}, sha256 {sha256}"
+                        );
+                    }
+                }
             }
         }
     }
@@ -229,18 +267,25 @@ mod tests {
     #[tokio::test]
     async fn a_template_it_cannot_reproduce_is_refused() {
         let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_297_950);
-        let template = sdk_url(&client(false), 1, at).await;
-        assert!(PartUrlSigner::from_template(&template, length(1), "another secret", at).is_none());
-        assert!(PartUrlSigner::from_template(&template, length(1) + 1, SECRET, at).is_none());
+        let first = part(1, false);
+        let template = sdk_url(&client(false), &first, at).await;
+        let longer = PartToSign {
+            length: first.length + 1,
+            ..first
+        };
+        assert!(PartUrlSigner::from_template(&template, &first, "another secret", at).is_none());
+        assert!(PartUrlSigner::from_template(&template, &longer, SECRET, at).is_none());
+        assert!(PartUrlSigner::from_template(&template, &part(1, true), SECRET, at).is_none());
+        assert!(PartUrlSigner::from_template(&template, &part(2, false), SECRET, at).is_none());
         assert!(
             PartUrlSigner::from_template(
                 &template.replace("partNumber=1", "partNumber=2"),
-                length(1),
+                &part(2, false),
                 SECRET,
                 at
             )
             .is_none()
         );
-        assert!(PartUrlSigner::from_template("not a url", 1, SECRET, at).is_none());
+        assert!(PartUrlSigner::from_template("not a url", &first, SECRET, at).is_none());
     }
 }

@@ -14,6 +14,7 @@ use super::part_signer::PartUrlSigner;
 use super::signing::{SigningIdentity, URL_SIGNER};
 use crate::domain::error::ApiError;
 use crate::domain::file::ContentDeclaration;
+use crate::domain::values::Sha256;
 
 /// A URL and the headers that were signed into it: the client must send exactly these.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,10 +25,35 @@ pub struct PresignedPut {
     pub expires_at: OffsetDateTime,
 }
 
-/// Part URLs by part number, and when they stop working.
+/// One part of a multipart upload to sign a URL for: its number, its exact length and, for an
+/// upload with part checksums, its SHA-256.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartToSign {
+    pub number: u32,
+    pub length: u64,
+    pub sha256: Option<Sha256>,
+}
+
+impl PartToSign {
+    /// The header that carries a part's SHA-256, signed into its URL.
+    pub const SHA256_HEADER: &str = "x-amz-checksum-sha256";
+
+    /// The headers signed into this part's URL beside the upload's own, which the client must
+    /// send as they are.
+    pub fn headers(&self) -> BTreeMap<String, String> {
+        self.sha256
+            .iter()
+            .map(|digest| (Self::SHA256_HEADER.to_owned(), digest.to_base64()))
+            .collect()
+    }
+}
+
+/// Part URLs by part number, the headers each part must be sent with beside the upload's own
+/// (empty without part checksums), and when the URLs stop working.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartUrls {
     pub urls: BTreeMap<u32, String>,
+    pub headers: BTreeMap<u32, BTreeMap<String, String>>,
     pub expires_at: OffsetDateTime,
 }
 
@@ -117,14 +143,14 @@ impl Presigner {
         Ok(presigned_put(&request, expiry(signed_at, lifetime)))
     }
 
-    /// PUT URLs for `parts` (each a part number and its exact length) of a multipart upload.
-    /// Each signs its part's length, so storage refuses a part of any other size before it is
-    /// stored (and billed). The SDK signs the first; the rest are signed in bulk from it.
+    /// PUT URLs for `parts` of a multipart upload. Each signs its part's length (and SHA-256,
+    /// when given), so storage refuses a part of any other size (or bytes) before it is stored
+    /// (and billed). The SDK signs the first; the rest are signed in bulk from it.
     pub async fn presign_parts(
         &self,
         key: &str,
         upload_id: &str,
-        parts: &[(u32, u64)],
+        parts: &[PartToSign],
         expires_in: Duration,
     ) -> Result<PartUrls, ApiError> {
         let (lifetime, signed_at) = self.lifetime(expires_in).await?;
@@ -133,6 +159,11 @@ impl Presigner {
             .await?;
         Ok(PartUrls {
             urls,
+            headers: parts
+                .iter()
+                .filter(|part| part.sha256.is_some())
+                .map(|part| (part.number, part.headers()))
+                .collect(),
             expires_at: expiry(signed_at, lifetime),
         })
     }
@@ -142,26 +173,26 @@ impl Presigner {
         &self,
         key: &str,
         upload_id: &str,
-        parts: &[(u32, u64)],
+        parts: &[PartToSign],
         expires_in: Duration,
         signed_at: SystemTime,
     ) -> Result<BTreeMap<u32, String>, ApiError> {
-        let Some((&(first, first_length), rest)) = parts.split_first() else {
+        let Some((first, rest)) = parts.split_first() else {
             return Ok(BTreeMap::new());
         };
         let template = self
-            .part_at(key, upload_id, first, first_length, expires_in, signed_at)
+            .part_at(key, upload_id, first, expires_in, signed_at)
             .await?;
         if !rest.is_empty()
-            && let Some(signer) = self.part_signer(&template, first_length, signed_at).await
+            && let Some(signer) = self.part_signer(&template, first, signed_at).await
         {
             return Ok(signer.urls(parts));
         }
-        let mut urls = BTreeMap::from([(first, template)]);
-        for &(part_number, length) in rest {
+        let mut urls = BTreeMap::from([(first.number, template)]);
+        for part in rest {
             urls.insert(
-                part_number,
-                self.part_at(key, upload_id, part_number, length, expires_in, signed_at)
+                part.number,
+                self.part_at(key, upload_id, part, expires_in, signed_at)
                     .await?,
             );
         }
@@ -171,7 +202,7 @@ impl Presigner {
     async fn part_signer(
         &self,
         template: &str,
-        template_length: u64,
+        template_part: &PartToSign,
         signed_at: SystemTime,
     ) -> Option<PartUrlSigner> {
         // The credentials the SDK just signed the template with (a concurrent refresh would
@@ -179,7 +210,7 @@ impl Presigner {
         let credentials = self.identity.as_ref()?.provide_credentials().await.ok()?;
         let signer = PartUrlSigner::from_template(
             template,
-            template_length,
+            template_part,
             credentials.secret_access_key(),
             signed_at,
         );
@@ -191,18 +222,18 @@ impl Presigner {
         signer
     }
 
-    /// The SDK's presigned URL for one part of `length` bytes, as if signed at `signed_at`.
+    /// The SDK's presigned URL for one part, as if signed at `signed_at`.
     pub(crate) async fn part_at(
         &self,
         key: &str,
         upload_id: &str,
-        part_number: u32,
-        length: u64,
+        part: &PartToSign,
         expires_in: Duration,
         signed_at: SystemTime,
     ) -> Result<String, ApiError> {
-        let part_number = i32::try_from(part_number)
-            .map_err(|_| ApiError::Internal(format!("part number {part_number} overflows i32")))?;
+        let PartToSign { number, length, .. } = *part;
+        let part_number = i32::try_from(number)
+            .map_err(|_| ApiError::Internal(format!("part number {number} overflows i32")))?;
         let length = i64::try_from(length)
             .map_err(|_| ApiError::Internal(format!("part length {length} overflows i64")))?;
         let request = self
@@ -213,6 +244,8 @@ impl Presigner {
             .upload_id(upload_id)
             .part_number(part_number)
             .content_length(length)
+            // The digest alone, never `checksum_algorithm` too (as for PutObject above).
+            .set_checksum_sha256(part.sha256.map(|digest| digest.to_base64()))
             .presigned(presigning_at(expires_in, signed_at)?)
             .await
             .map_err(|err| ApiError::Internal(format!("presign UploadPart: {err}")))?;
@@ -225,7 +258,7 @@ impl Presigner {
         &self,
         key: &str,
         upload_id: &str,
-        parts: &[(u32, u64)],
+        parts: &[PartToSign],
         expires_in: Duration,
         signed_at: SystemTime,
     ) -> Result<BTreeMap<u32, String>, ApiError> {
@@ -239,12 +272,11 @@ impl Presigner {
         &self,
         key: &str,
         upload_id: &str,
-        part_number: u32,
-        length: u64,
+        part: &PartToSign,
         expires_in: Duration,
         signed_at: SystemTime,
     ) -> Result<String, ApiError> {
-        self.part_at(key, upload_id, part_number, length, expires_in, signed_at)
+        self.part_at(key, upload_id, part, expires_in, signed_at)
             .await
     }
 
@@ -419,7 +451,11 @@ mod tests {
             .presign_parts(
                 "uploads/k",
                 "up",
-                &[(1, 5 << 20), (2, 5 << 20), (3, 7)],
+                &[(1, 5 << 20), (2, 5 << 20), (3, 7)].map(|(number, length)| PartToSign {
+                    number,
+                    length,
+                    sha256: None,
+                }),
                 hour,
             )
             .await

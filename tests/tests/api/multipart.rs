@@ -5,12 +5,14 @@ use std::time::Duration;
 
 use integration_tests::serde_json::{Value, json};
 use integration_tests::{Event, Part, Plan, Status, TestApi, digests};
+use shared::s3::PartToSign;
 
-const MIB: usize = 1 << 20;
+pub(crate) const MIB: usize = 1 << 20;
 /// Three full parts of 5 MiB and a remainder.
-const FILE_SIZE: usize = 3 * 5 * MIB + 1234;
+pub(crate) const FILE_SIZE: usize = 3 * 5 * MIB + 1234;
 
-async fn multipart_api() -> TestApi {
+/// Parts of 5 MiB above 5 MiB.
+pub(crate) async fn multipart_api() -> TestApi {
     TestApi::with_config(|config| {
         config.multipart_threshold = 5 * MIB as u64;
         config.part_size = 5 * MIB as u64;
@@ -18,13 +20,14 @@ async fn multipart_api() -> TestApi {
     .await
 }
 
-fn content(len: usize, seed: u8) -> Vec<u8> {
+pub(crate) fn content(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(7).wrapping_add(seed))
         .collect()
 }
 
-fn part(bytes: &[u8], number: u32) -> Vec<u8> {
+/// Part `number` of `bytes`, cut at 5 MiB.
+pub(crate) fn part(bytes: &[u8], number: u32) -> Vec<u8> {
     let start = (number as usize - 1) * 5 * MIB;
     bytes[start..(start + 5 * MIB).min(bytes.len())].to_vec()
 }
@@ -483,8 +486,12 @@ async fn bulk_signed_part_urls_are_the_sdks_and_storage_takes_them() {
     let objects = &api.services.presigner;
     let expiry = std::time::Duration::from_secs(900);
     let signed_at = std::time::SystemTime::now();
-    let parts: Vec<(u32, u64)> = (1..=4)
-        .map(|number| (number, part(&bytes, number).len() as u64))
+    let parts: Vec<PartToSign> = (1..=4)
+        .map(|number| PartToSign {
+            number,
+            length: part(&bytes, number).len() as u64,
+            sha256: None,
+        })
         .collect();
 
     // WHEN its part URLs are signed in bulk
@@ -494,9 +501,10 @@ async fn bulk_signed_part_urls_are_the_sdks_and_storage_takes_them() {
         .unwrap();
 
     // THEN each is byte for byte the SDK's, and storage accepts every part through them
-    for &(number, length) in &parts {
+    for to_sign in &parts {
+        let number = to_sign.number;
         let sdk = objects
-            .presign_part_at(key, upload_id, number, length, expiry, signed_at)
+            .presign_part_at(key, upload_id, to_sign, expiry, signed_at)
             .await
             .unwrap();
         assert_eq!(bulk[&number], sdk, "part {number}");
