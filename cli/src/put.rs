@@ -2,11 +2,13 @@
 //! resumable.
 //!
 //! - A file up to `HASH_FIRST_MAX` is hashed first and declared with its SHA-256, so storage
-//!   checks it on the PUT (and a verified copy in the project is found: `deduplicated`).
+//!   checks it on the PUT (and a verified copy in the project is found: `deduplicated`). Should
+//!   the deployment's threshold be lower and the plan come in parts, verify checks the whole.
 //! - A larger one is declared with `part_checksums: "sha256"`: one reader goes through the file
 //!   in order, hashing each part and the whole; each part is signed for its SHA-256 once hashed
 //!   and PUT (several at a time, out of order), and the whole file's SHA-256 is declared at
-//!   `complete`.
+//!   `complete`. Should the plan be one PUT (a higher threshold), its one part is the file, and
+//!   storage checks the file's SHA-256 on it.
 //! - Part bodies are read from the file in chunks as they are sent: memory is bounded by the
 //!   PUTs in flight, not by the part size.
 //! - State for resuming is kept from before the create until `complete` answers (state.rs).
@@ -116,8 +118,8 @@ pub async fn put(
             Begun::Settled(resource) => resource,
             Begun::Plan { plan, resumed } => {
                 let declared = state.create_body.get("sha256").is_some();
-                let checksummed =
-                    plan.is_multipart() && state.create_body.get("part_checksums").is_some();
+                // The plan says, also when resumed from the file's `upload`.
+                let checksummed = plan.part_checksums.is_some();
                 let whole = send(
                     ctx,
                     &file,
@@ -330,7 +332,8 @@ async fn send(
     bars: &Bars,
 ) -> Result<Option<String>, Failure> {
     parts::check_plan(size, plan.part_size, plan.part_count)?;
-    let stored = if resumed && plan.is_multipart() {
+    // Storage lists a single PUT's object as part 1.
+    let stored = if resumed {
         ctx.api
             .stored_parts(&plan.file_id)
             .await
@@ -364,8 +367,11 @@ async fn send(
     note(report, |r| r.parts_stored_before.clone_from(&have));
 
     // One reader hashes in file order whatever must be declared: the parts' checksums before
-    // they are signed, the whole file's for complete.
-    let hashes = (checksummed || !declared).then(|| {
+    // they are signed, the whole file's for complete. A single PUT's one part is the whole
+    // file, whose SHA-256 storage checks on the PUT when it is signed for it: nothing is
+    // declared at complete then (verify may have settled the file before complete comes).
+    let whole_at_complete = plan.is_multipart() && !declared;
+    let hashes = (checksummed || whole_at_complete).then(|| {
         Arc::new(Hashes::start(
             Arc::clone(file),
             size,
@@ -393,7 +399,7 @@ async fn send(
     };
     let workers = options.parallel.clamp(1, missing.len().max(1));
     futures_util::future::try_join_all((0..workers).map(|_| worker())).await?;
-    match hashes.filter(|_| !declared) {
+    match hashes.filter(|_| whole_at_complete) {
         Some(hashes) => Ok(Some(hashes.whole().await?)),
         None => Ok(None),
     }

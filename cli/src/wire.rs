@@ -24,6 +24,10 @@ pub struct Plan {
     pub part_size: u64,
     pub part_count: u32,
     pub expires_at: String,
+    /// `"sha256"` when each part is signed for its SHA-256 (asked for one batch at a time, once
+    /// hashed); null otherwise.
+    #[serde(default)]
+    pub part_checksums: Option<String>,
 }
 
 impl Plan {
