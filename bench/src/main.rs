@@ -4,10 +4,11 @@
 //! binaries and starts the local stack (and `scripts/dev --release` for the end-to-end row).
 //!
 //! ```text
-//! upload-bench [cold-start] [signing] [presign] [faults] [verify] [assembly] [e2e] [webhooks]   (all when none is named)
+//! upload-bench [cold-start] [signing] [presign] [faults] [verify] [assembly] [e2e] [webhooks] [cli]   (all when none is named)
 //! ```
 
 mod assembly;
+mod cli;
 mod cold_start;
 mod e2e;
 mod faults;
@@ -79,6 +80,12 @@ fn main() -> std::process::ExitCode {
         result = result.and_then(|()| {
             let (api, key) = dev_api()?;
             runtime.block_on(webhooks::rows(&api, &key))
+        });
+    }
+    if wanted("cli") {
+        result = result.and_then(|()| {
+            let (api, key) = dev_api()?;
+            runtime.block_on(cli::rows(&api, &key))
         });
     }
     match result {
