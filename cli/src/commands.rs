@@ -16,7 +16,7 @@ use crate::progress::Progress;
 use crate::put::{self, Context, Options, Report, SharedReport};
 use crate::state::Store;
 use crate::wire::File;
-use crate::{Cli, Command, Exit, Output, metadata};
+use crate::{Cli, Command, Exit, Output};
 
 pub async fn run(cli: Cli, output: Output) -> Exit {
     let settings = match cli.settings() {
@@ -35,22 +35,9 @@ pub async fn run(cli: Cli, output: Output) -> Exit {
     };
     let api = Api::new(http.clone(), &settings.api, settings.bearer);
     let result = match cli.command {
-        Command::Put {
-            files,
-            meta,
-            content_type,
-            wait,
-            parallel,
-            restart,
-        } => {
-            let options = Options {
-                metadata: metadata(&meta),
-                content_type,
-                wait,
-                parallel: usize::from(parallel),
-                restart,
-            };
-            return put_files(api, http, &settings.api, files, options, output).await;
+        Command::Put(put) => {
+            let options = put.options();
+            return put_files(api, http, &settings.api, put.files, options, output).await;
         }
         Command::Ls { status, limit } => list(&api, status.as_deref(), limit, output).await,
         Command::Get { id, output: path } => get(&api, &http, &id, path, output).await,
@@ -123,7 +110,7 @@ async fn put_files(
         .buffer_unordered(options.parallel)
         .collect::<Vec<()>>();
     tokio::select! {
-        _ = uploads => {}
+        _ = uploads => ctx.progress.clear(),
         _ = tokio::signal::ctrl_c() => {
             ctx.progress.clear();
             for report in &reports {

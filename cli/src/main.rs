@@ -10,7 +10,6 @@ mod put;
 mod state;
 mod wire;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -63,26 +62,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Upload files (resumable: after Ctrl-C or a crash, the same command goes on where it stopped)
-    Put {
-        /// Files to upload
-        #[arg(required = true, value_name = "FILE")]
-        files: Vec<PathBuf>,
-        /// Metadata for every file, repeatable
-        #[arg(long = "meta", value_name = "KEY=VALUE", value_parser = parse_meta)]
-        meta: Vec<(String, String)>,
-        /// Content type (default: from a few known extensions, else application/octet-stream)
-        #[arg(long = "type", value_name = "TYPE")]
-        content_type: Option<String>,
-        /// Wait until each file is verified or rejected (exit status 3 when one is rejected)
-        #[arg(long)]
-        wait: bool,
-        /// PUTs in flight at once, across all files
-        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64), value_name = "N")]
-        parallel: u16,
-        /// Forget an interrupted upload of these files and start anew
-        #[arg(long)]
-        restart: bool,
-    },
+    Put(PutArgs),
     /// List the project's files, newest first
     Ls {
         /// Only files with this status
@@ -105,6 +85,41 @@ enum Command {
         /// The file's id
         id: String,
     },
+}
+
+/// `upload put`'s arguments.
+#[derive(Debug, clap::Args)]
+struct PutArgs {
+    /// Files to upload
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Metadata for every file, repeatable
+    #[arg(long = "meta", value_name = "KEY=VALUE", value_parser = parse_meta)]
+    meta: Vec<(String, String)>,
+    /// Content type (default: from a few known extensions, else application/octet-stream)
+    #[arg(long = "type", value_name = "TYPE")]
+    content_type: Option<String>,
+    /// Wait until each file is verified or rejected (exit status 3 when one is rejected)
+    #[arg(long)]
+    wait: bool,
+    /// PUTs in flight at once, across all files
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64), value_name = "N")]
+    parallel: u16,
+    /// Forget an interrupted upload of these files and start anew
+    #[arg(long)]
+    restart: bool,
+}
+
+impl PutArgs {
+    fn options(&self) -> put::Options {
+        put::Options {
+            metadata: self.meta.iter().cloned().collect(),
+            content_type: self.content_type.clone(),
+            wait: self.wait,
+            parallel: usize::from(self.parallel),
+            restart: self.restart,
+        }
+    }
 }
 
 fn parse_meta(text: &str) -> Result<(String, String), String> {
@@ -199,14 +214,11 @@ impl Cli {
     }
 }
 
-fn metadata(pairs: &[(String, String)]) -> BTreeMap<String, String> {
-    pairs.iter().cloned().collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::CommandFactory;
+    use std::collections::BTreeMap;
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("upload").chain(args.iter().copied()))
@@ -240,29 +252,22 @@ mod tests {
         ])
         .unwrap();
         assert!(cli.json);
-        let Command::Put {
-            files,
-            meta,
-            content_type,
-            wait,
-            parallel,
-            restart,
-        } = cli.command
-        else {
+        let Command::Put(put) = cli.command else {
             panic!("not put");
         };
-        assert_eq!(files, [PathBuf::from("a.bin"), PathBuf::from("b.txt")]);
+        assert_eq!(put.files, [PathBuf::from("a.bin"), PathBuf::from("b.txt")]);
+        let options = put.options();
         assert_eq!(
-            metadata(&meta),
+            options.metadata,
             BTreeMap::from([
                 ("k".into(), "v".into()),
                 ("empty".into(), String::new()),
                 ("eq".into(), "a=b".into())
             ])
         );
-        assert_eq!(content_type.as_deref(), Some("text/plain"));
-        assert!(wait && !restart);
-        assert_eq!(parallel, 4);
+        assert_eq!(options.content_type.as_deref(), Some("text/plain"));
+        assert!(options.wait && !options.restart);
+        assert_eq!(options.parallel, 4);
     }
 
     #[test]

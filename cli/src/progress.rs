@@ -49,9 +49,12 @@ impl Progress {
         self.multi.suspend(f)
     }
 
+    /// Takes the bars off the screen for good: a request still winding down after Ctrl-C
+    /// would otherwise draw them again.
     pub fn clear(&self) {
         // Nothing to clear on a stream that is not a terminal.
         let _ = self.multi.clear();
+        self.multi.set_draw_target(ProgressDrawTarget::hidden());
     }
 }
 
