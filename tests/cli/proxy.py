@@ -3,10 +3,12 @@
 scripts/cli-test, which points the command line at it with HTTP_PROXY and reads from the log
 which parts were PUT, in which run, and what storage answered.
 
-One line per request, written once storage (or the API) has answered and before the answer is
-passed back, or once the client went away mid-request:
+Two lines per request: one when it comes ("started"), one once storage (or the API) has
+answered and before the answer is passed back, or once the client went away mid-request:
 
-    <run> <METHOD> <status, or "aborted"> <part number, or "-"> <"checksum" or "-"> <path>
+    <run> <METHOD> <"started", the status, or "aborted"> <part number, or "-"> <"checksum" or "-"> <path>
+
+So a reader knows when nothing is in flight: every "started" has its outcome.
 
 `<run>` is the content of --run-file when the request came (the test writes 1, then 2).
 With --delay, the answer to a PUT is held back that many seconds after storage answered, so
@@ -61,6 +63,7 @@ def main():
                 self.end_headers()
                 return
             checksum = "checksum" if self.headers.get("x-amz-checksum-sha256") else "-"
+            record(run, self.command, "started", target, checksum)
             length = int(self.headers.get("content-length") or 0)
             upstream = http.client.HTTPConnection(target.hostname, target.port or 80, timeout=120)
             path = target.path + (f"?{target.query}" if target.query else "")
