@@ -8,6 +8,7 @@
 //     onProgress: ({ loaded, total }) => console.log(loaded, total),
 //   })
 //   console.log(file.file_id, file.status)   // 'uploaded'; the service verifies it next
+//   const settled = await client.waitForSettled(file.file_id)   // 'verified', or 'rejected' and why
 //
 // What it takes care of, so that callers cannot get it wrong: the SHA-256 is declared (WebCrypto,
 // files up to SHA256_MAX_BYTES), every PUT carries exactly the headers the service signed, parts
@@ -80,7 +81,7 @@ export const DEFAULT_RETRY = { attempts: 5, baseDelayMs: 250, maxDelayMs: 20_000
  */
 
 /** A failed call: `code` is the contract's (`validation_error`, `forbidden`, …), or
- * `network_error`, `storage_error` or `aborted` for failures outside the API. */
+ * `network_error`, `storage_error`, `aborted` or `timeout` for failures outside the API. */
 export class UploadError extends Error {
   /**
    * @param {string} code
@@ -208,6 +209,29 @@ export class UploadClient extends EventTarget {
    */
   getFile(fileId, { signal } = {}) {
     return this.call('GET', `/files/${fileId}`, { signal })
+  }
+
+  /**
+   * The file once the service has settled it (`verified`, or `rejected` with its
+   * `rejection_reason`): read at once, then again after `intervalMs`, the wait doubling up to
+   * `maxIntervalMs`; each read is retried as `retry` says. Fails with `timeout` when the file is
+   * not settled within `timeoutMs` (10 minutes by default: a large file is verified in steps, and
+   * one of more than 100 parts is first assembled, which storage may take minutes over), and with
+   * `aborted` when `signal` aborts.
+   * @param {string} fileId
+   * @param {{ signal?: AbortSignal, timeoutMs?: number, intervalMs?: number,
+   *   maxIntervalMs?: number }} [options]
+   * @returns {Promise<FileResource>}
+   */
+  async waitForSettled(fileId, { signal, timeoutMs = 600_000, intervalMs = 250, maxIntervalMs = 4000 } = {}) {
+    const deadline = Date.now() + timeoutMs
+    for (let wait = intervalMs; ; wait = Math.min(wait * 2, maxIntervalMs)) {
+      const file = await this.getFile(fileId, { signal })
+      if (isSettled(file)) return file
+      const left = deadline - Date.now()
+      if (left <= 0) throw new UploadError('timeout', `file ${fileId} is still ${file.status} after ${timeoutMs} ms`)
+      await sleep(Math.min(wait, left), signal)
+    }
   }
 
   /**
@@ -426,6 +450,15 @@ export class UploadClient extends EventTarget {
     this.#forget(fileId)
     return null
   }
+}
+
+/**
+ * Whether the service has decided on `file`: `verified` or `rejected`, which only a new upload of
+ * the file changes.
+ * @param {{ status: string }} file
+ */
+export function isSettled(file) {
+  return file.status === 'verified' || file.status === 'rejected'
 }
 
 /**
