@@ -461,6 +461,25 @@ export function isSettled(file) {
   return file.status === 'verified' || file.status === 'rejected'
 }
 
+const BINARY_UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
+
+/**
+ * A size for people, in binary units with at most one decimal: `12 B`, `1.5 KiB`, `120 MiB`.
+ * @param {number} bytes
+ */
+export function formatBytes(bytes) {
+  let value = bytes
+  let unit = 0
+  while (value >= 1024 && unit < BINARY_UNITS.length - 1) {
+    value /= 1024
+    unit++
+  }
+  const rounded = Math.round(value * 10) / 10
+  // 1023.96 KiB rounds to the next unit.
+  if (rounded >= 1024 && unit < BINARY_UNITS.length - 1) return `1 ${BINARY_UNITS[unit + 1]}`
+  return `${rounded} ${BINARY_UNITS[unit]}`
+}
+
 /**
  * A remembered upload's state; an entry of an older client (the file id alone) reads as one.
  * @param {string | null} text

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import { mock, test } from 'node:test'
 
-import { UploadClient, UploadError, parseRetryAfter } from '../upload-client.js'
+import { UploadClient, UploadError, formatBytes, parseRetryAfter } from '../upload-client.js'
 
 const API = 'https://api.example.com/v1/projects/p1'
 const PLAN = {
@@ -262,6 +262,18 @@ test('waitForSettled stops at once when its signal aborts, and its reads are ret
   assert.equal(error.code, 'aborted')
   assert.ok(Date.now() - started < 1000, 'the 10 s wait was cut short')
   assert.equal(requests.length, 2)
+})
+
+test('sizes read in binary units', () => {
+  assert.equal(formatBytes(0), '0 B')
+  assert.equal(formatBytes(12), '12 B')
+  assert.equal(formatBytes(1023), '1023 B')
+  assert.equal(formatBytes(1024), '1 KiB')
+  assert.equal(formatBytes(1536), '1.5 KiB')
+  assert.equal(formatBytes(1024 * 1024 - 50), '1 MiB')
+  assert.equal(formatBytes(125829120), '120 MiB')
+  assert.equal(formatBytes(5.25 * 2 ** 30), '5.3 GiB')
+  assert.equal(formatBytes(2 ** 50), '1024 TiB')
 })
 
 test('Retry-After reads seconds and HTTP dates', () => {

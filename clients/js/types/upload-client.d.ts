@@ -7,6 +7,11 @@ export function isSettled(file: {
     status: string;
 }): boolean;
 /**
+ * A size for people, in binary units with at most one decimal: `12 B`, `1.5 KiB`, `120 MiB`.
+ * @param {number} bytes
+ */
+export function formatBytes(bytes: number): string;
+/**
  * Retry-After as milliseconds: seconds, or an HTTP date.
  * @param {string | null} value
  * @returns {number | null}
