@@ -653,9 +653,14 @@ class Progress {
 const BROWSER_SET_HEADERS = new Set(['content-length', 'host'])
 
 /** PUTs `body` to a presigned `url` with exactly `headers`, reporting bytes sent. XHR, because
- * fetch reports no upload progress. */
+ * fetch reports no upload progress. Once `signal` has aborted no PUT starts: the abort stops
+ * the PUTs in flight, and a part whose turn comes after must not go out. */
 function put(url, body, headers, onProgress, signal) {
   return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(abortError())
+      return
+    }
     const xhr = new XMLHttpRequest()
     xhr.open('PUT', url)
     for (const [name, value] of Object.entries(headers ?? {})) {
@@ -673,7 +678,7 @@ function put(url, body, headers, onProgress, signal) {
       }
     }
     xhr.onerror = () => reject(new UploadError('network_error', 'the PUT to storage failed'))
-    xhr.onabort = () => reject(new UploadError('aborted', 'the upload was aborted'))
+    xhr.onabort = () => reject(abortError())
     signal?.addEventListener('abort', () => xhr.abort(), { once: true })
     xhr.send(body)
   })

@@ -199,6 +199,27 @@ test('an upload interrupted after its create resumes from its file', async () =>
   assert.deepEqual(requests.map((r) => `${r.method} ${r.url.slice(API.length)}`), ['GET /files/f-1', 'POST /files/f-1/parts', 'POST /files/f-1/complete'])
 })
 
+test('no part is sent once the upload is aborted, though its URL is at hand', async () => {
+  const controller = new AbortController()
+  const sent = []
+  // Storage takes part 1, and the caller aborts as it does: between two parts.
+  globalThis.XMLHttpRequest = class extends OkXhr {
+    send(body) {
+      sent.push(this.url)
+      queueMicrotask(() => {
+        this.status = 200
+        this.onload()
+        controller.abort()
+      })
+    }
+  }
+  const parts = { ...PLAN, upload_id: 'u-1', part_size: 2, part_count: 3, urls: ['https://storage.example.com/1', 'https://storage.example.com/2', 'https://storage.example.com/3'] }
+  const { fetch } = fakeFetch([{ status: 201, body: parts }, { status: 200, body: { parts: [] } }])
+  const error = await client(fetch, { concurrency: 1 }).upload(file(), { signal: controller.signal }).catch((err) => err)
+  assert.equal(error.code, 'aborted')
+  assert.deepEqual(sent, ['https://storage.example.com/1'])
+})
+
 /** What `run()` comes to, with setTimeout and Date faked: the clock moves on `step` ms at a time
  * while it waits (at most `limit` ms). */
 async function onFakeClock(run, { step = 50, limit = 60_000 } = {}) {
