@@ -4,7 +4,7 @@
 import Uppy from '@uppy/core'
 import Dashboard from '@uppy/dashboard'
 import { UploadClient } from '../js/upload-client.js'
-import { useUploadService } from '../js/uppy.js'
+import { UploadService } from '../js/uppy.js'
 
 const config = await (await fetch('/config')).json()
 
@@ -23,10 +23,11 @@ async function currentToken() {
 }
 
 const client = new UploadClient({ apiUrl: config.apiUrl, token: currentToken })
+// A file succeeds once the service has verified it; one it rejected fails, with the reason.
 const uppy = new Uppy({ autoProceed: true, debug: false })
   .use(Dashboard, { inline: true, target: '#uppy', height: 320, proudlyDisplayPoweredByUppy: false })
-useUploadService(uppy, client, { metadata: () => ({ source: 'demo' }) })
-uppy.on('upload-error', (file, err) => show(`${file.name}: ${err.code ?? ''} ${err.message}`))
+  .use(UploadService, { client, metadata: () => ({ source: 'demo' }) })
+uppy.on('upload-error', (file, err) => show(`${file.name}: ${err.message}`))
 window.uppy = uppy
 window.uploadClient = client // for the benchmarks, which time it directly
 
