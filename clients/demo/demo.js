@@ -3,7 +3,7 @@
 // starts (Uppy comes from npm); the client itself needs no build.
 import Uppy from '@uppy/core'
 import Dashboard from '@uppy/dashboard'
-import { UploadClient } from '../js/upload-client.js'
+import { UploadClient, formatBytes } from '../js/upload-client.js'
 import { UploadService } from '../js/uppy.js'
 
 const config = await (await fetch('/config')).json()
@@ -57,7 +57,7 @@ async function refresh() {
       row.dataset.fileId = file.file_id
       row.dataset.status = file.status
       const link = file.download_url ? `<a href="${file.download_url}" download>download</a>` : ''
-      row.innerHTML = `<td class="name"></td><td>${file.file_size}</td>
+      row.innerHTML = `<td class="name"></td><td class="size">${formatBytes(file.file_size)}</td>
         <td class="status status-${file.status}">${file.status}</td>
         <td class="reason">${file.rejection_reason ?? ''}</td><td>${link}</td>`
       row.querySelector('.name').textContent = file.file_name
