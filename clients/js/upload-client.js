@@ -8,6 +8,7 @@
 //     onProgress: ({ loaded, total }) => console.log(loaded, total),
 //   })
 //   console.log(file.file_id, file.status)   // 'uploaded'; the service verifies it next
+//   const settled = await client.waitForSettled(file.file_id)   // 'verified', or 'rejected' and why
 //
 // What it takes care of, so that callers cannot get it wrong: the SHA-256 is declared (WebCrypto,
 // files up to SHA256_MAX_BYTES), every PUT carries exactly the headers the service signed, parts
@@ -80,7 +81,7 @@ export const DEFAULT_RETRY = { attempts: 5, baseDelayMs: 250, maxDelayMs: 20_000
  */
 
 /** A failed call: `code` is the contract's (`validation_error`, `forbidden`, …), or
- * `network_error`, `storage_error` or `aborted` for failures outside the API. */
+ * `network_error`, `storage_error`, `aborted` or `timeout` for failures outside the API. */
 export class UploadError extends Error {
   /**
    * @param {string} code
@@ -208,6 +209,29 @@ export class UploadClient extends EventTarget {
    */
   getFile(fileId, { signal } = {}) {
     return this.call('GET', `/files/${fileId}`, { signal })
+  }
+
+  /**
+   * The file once the service has settled it (`verified`, or `rejected` with its
+   * `rejection_reason`): read at once, then again after `intervalMs`, the wait doubling up to
+   * `maxIntervalMs`; each read is retried as `retry` says. Fails with `timeout` when the file is
+   * not settled within `timeoutMs` (10 minutes by default: a large file is verified in steps, and
+   * one of more than 100 parts is first assembled, which storage may take minutes over), and with
+   * `aborted` when `signal` aborts.
+   * @param {string} fileId
+   * @param {{ signal?: AbortSignal, timeoutMs?: number, intervalMs?: number,
+   *   maxIntervalMs?: number }} [options]
+   * @returns {Promise<FileResource>}
+   */
+  async waitForSettled(fileId, { signal, timeoutMs = 600_000, intervalMs = 250, maxIntervalMs = 4000 } = {}) {
+    const deadline = Date.now() + timeoutMs
+    for (let wait = intervalMs; ; wait = Math.min(wait * 2, maxIntervalMs)) {
+      const file = await this.getFile(fileId, { signal })
+      if (isSettled(file)) return file
+      const left = deadline - Date.now()
+      if (left <= 0) throw new UploadError('timeout', `file ${fileId} is still ${file.status} after ${timeoutMs} ms`)
+      await sleep(Math.min(wait, left), signal)
+    }
   }
 
   /**
@@ -429,6 +453,34 @@ export class UploadClient extends EventTarget {
 }
 
 /**
+ * Whether the service has decided on `file`: `verified` or `rejected`, which only a new upload of
+ * the file changes.
+ * @param {{ status: string }} file
+ */
+export function isSettled(file) {
+  return file.status === 'verified' || file.status === 'rejected'
+}
+
+const BINARY_UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
+
+/**
+ * A size for people, in binary units with at most one decimal: `12 B`, `1.5 KiB`, `120 MiB`.
+ * @param {number} bytes
+ */
+export function formatBytes(bytes) {
+  let value = bytes
+  let unit = 0
+  while (value >= 1024 && unit < BINARY_UNITS.length - 1) {
+    value /= 1024
+    unit++
+  }
+  const rounded = Math.round(value * 10) / 10
+  // 1023.96 KiB rounds to the next unit.
+  if (rounded >= 1024 && unit < BINARY_UNITS.length - 1) return `1 ${BINARY_UNITS[unit + 1]}`
+  return `${rounded} ${BINARY_UNITS[unit]}`
+}
+
+/**
  * A remembered upload's state; an entry of an older client (the file id alone) reads as one.
  * @param {string | null} text
  * @returns {{ createKey?: string, fileId?: string }}
@@ -601,9 +653,14 @@ class Progress {
 const BROWSER_SET_HEADERS = new Set(['content-length', 'host'])
 
 /** PUTs `body` to a presigned `url` with exactly `headers`, reporting bytes sent. XHR, because
- * fetch reports no upload progress. */
+ * fetch reports no upload progress. Once `signal` has aborted no PUT starts: the abort stops
+ * the PUTs in flight, and a part whose turn comes after must not go out. */
 function put(url, body, headers, onProgress, signal) {
   return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(abortError())
+      return
+    }
     const xhr = new XMLHttpRequest()
     xhr.open('PUT', url)
     for (const [name, value] of Object.entries(headers ?? {})) {
@@ -621,7 +678,7 @@ function put(url, body, headers, onProgress, signal) {
       }
     }
     xhr.onerror = () => reject(new UploadError('network_error', 'the PUT to storage failed'))
-    xhr.onabort = () => reject(new UploadError('aborted', 'the upload was aborted'))
+    xhr.onabort = () => reject(abortError())
     signal?.addEventListener('abort', () => xhr.abort(), { once: true })
     xhr.send(body)
   })

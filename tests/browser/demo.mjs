@@ -2,9 +2,14 @@
 // downloads no browser), against scripts/dev. The page, the API and storage are three origins, so
 // CORS is exercised as deployed. Through the page it uploads one small file with Uppy, two files
 // in one form (the direct upload), a 120 MiB file in parts with Uppy, and a spoofed image; each
-// must end as it should (verified and downloaded identical, or rejected and shown so). Then an
-// upload in parts is interrupted by a reload and finished without sending again a part storage
-// has. A screenshot of the finished page is kept.
+// must end as it should (verified and downloaded identical, or rejected and shown so), in the
+// project's list (sizes in binary units) and in Uppy's Dashboard (complete once verified, failed
+// with the reason once rejected; retried, the rejected file fails again and is not sent twice).
+// Then an upload in parts is interrupted by a reload and finished without sending again a part
+// storage has; one is paused and resumed from the Dashboard, likewise; one is removed from the
+// Dashboard mid-upload and aborted at the service; and with the Uppy plugin uninstalled nothing
+// is sent, until it is installed again. A screenshot of the page, the rejected file shown
+// failed, is kept.
 //
 // Run by scripts/browser-test, which starts scripts/dev and passes DEMO_URL, API, KEY,
 // AWS_ENDPOINT_URL_S3, DEMO_NPM and ARTIFACTS.
@@ -49,6 +54,7 @@ async function row(page, name, statuses, timeout = 120_000) {
           return {
             fileId: tr.dataset.fileId,
             status: tr.dataset.status,
+            size: tr.querySelector('.size').textContent,
             reason: tr.querySelector('.reason').textContent,
             download: tr.querySelector('a')?.href ?? null,
           }
@@ -62,6 +68,58 @@ async function row(page, name, statuses, timeout = 120_000) {
   )
   return handle.jsonValue()
 }
+
+/** Uppy's Dashboard item of `name`, once it is finished: complete, or failed with its error. */
+async function inDashboard(page, name, timeout = 120_000) {
+  const handle = await page.waitForFunction(
+    (name) => {
+      for (const item of document.querySelectorAll('.uppy-Dashboard-Item')) {
+        if (item.querySelector('.uppy-Dashboard-Item-name')?.title !== name) continue
+        if (item.classList.contains('is-complete')) return { state: 'complete', error: null }
+        if (item.classList.contains('is-error')) {
+          return { state: 'failed', error: item.querySelector('.uppy-Dashboard-Item-errorDetails')?.getAttribute('aria-label') }
+        }
+      }
+      return null
+    },
+    { timeout, polling: 100 },
+    name,
+  )
+  return handle.jsonValue()
+}
+
+/** Clicks `selector` in the Dashboard item of `name`, as a user does. */
+async function clickInDashboard(page, name, selector) {
+  const item = await page.waitForFunction(
+    (name) => [...document.querySelectorAll('.uppy-Dashboard-Item')].find((item) => item.querySelector('.uppy-Dashboard-Item-name')?.title === name),
+    { timeout: 30_000 },
+    name,
+  )
+  const target = await item.waitForSelector(selector, { timeout: 30_000 })
+  await target.click()
+}
+
+/** The service's id of the file Uppy uploads as `name`, once the file is created. */
+async function uppyFileId(page, name, timeout = 60_000) {
+  const handle = await page.waitForFunction(
+    (name) => window.uppy.getFiles().find((file) => file.name === name)?.meta.uploadServiceFileId,
+    { timeout, polling: 50 },
+    name,
+  )
+  return handle.jsonValue()
+}
+
+/** Until `fileId` has at least `count` parts in storage; those parts. */
+async function storedParts(fileId, count, timeout = 120_000) {
+  const deadline = Date.now() + timeout
+  for (;;) {
+    const parts = (await api(`/files/${fileId}/parts`)).parts ?? []
+    if (parts.length >= count || Date.now() > deadline) return parts
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** Downloads through the link the page shows, from the page's origin (the bucket's CORS allows GET). */
 async function downloaded(page, url) {
@@ -93,27 +151,43 @@ try {
   page = await browser.newPage()
   await page.setViewport({ width: 1200, height: 1400 })
   const problems = []
-  // What the reload itself cuts short (requests in flight as the page unloads) is not a problem.
+  // What the reload itself cuts short (requests in flight as the page unloads) is not a problem,
+  // nor Uppy's log of the failures this test makes.
   let reloading = false
+  const expectedFailures = /^\[Uppy\] \[[\d:]+\] rejected: content_type_mismatch$/
   page.on('pageerror', (err) => problems.push(String(err)))
-  page.on('console', (message) => message.type() === 'error' && !reloading && problems.push(message.text()))
-  // Every PUT to storage, by part number ('whole' for a single PUT): the resume check counts them.
+  page.on('console', (message) => {
+    if (message.type() === 'error' && !reloading && !expectedFailures.test(message.text())) {
+      problems.push(`${message.text()} ${message.location()?.url ?? ''}`.trim())
+    }
+  })
+  // Every PUT to storage, by part number ('whole' for a single PUT): the resume, pause and
+  // removal checks count them.
   const puts = []
+  const creates = []
   page.on('request', (request) => {
     if (request.method() === 'PUT' && request.url().startsWith(STORAGE)) {
       const url = new URL(request.url())
       puts.push({ key: url.pathname, part: url.searchParams.get('partNumber') ?? 'whole' })
     }
+    // Every create, by file name: the retry and uninstall checks count them.
+    if (request.method() === 'POST' && request.url() === `${API}/files`) creates.push(JSON.parse(request.postData()).file_name)
   })
   await page.goto(DEMO_URL, { waitUntil: 'networkidle0' })
 
   // One small file through Uppy: a single PUT
   const small = await file('small.txt', Buffer.from('hello from a real browser\n'))
   await addToDashboard(page, small)
+  // Complete in the Dashboard only once the service has verified it
+  assert.deepEqual(await inDashboard(page, small.name), { state: 'complete', error: null })
+  const smallId = await uppyFileId(page, small.name)
+  assert.equal((await api(`/files/${smallId}`)).status, 'verified', 'complete in the Dashboard once verified')
   let shown = await row(page, small.name, ['verified', 'rejected'])
   assert.equal(shown.status, 'verified', `${small.name}: ${shown.reason}`)
+  assert.equal(shown.fileId, smallId)
+  assert.equal(shown.size, `${small.bytes.length} B`)
   assert.equal(await downloaded(page, shown.download), sha256(small.bytes))
-  log('a small file through Uppy: verified, downloaded identical')
+  log('a small file through Uppy: verified, complete in the Dashboard, downloaded identical')
 
   // Two files in one form: the direct upload
   const first = await file('first.csv', Buffer.from('a,b\n1,2\n'))
@@ -128,15 +202,6 @@ try {
   }
   log('two files in one form: both verified, downloaded identical')
 
-  // A spoofed image: text named .png, declared image/png by the browser
-  const spoofed = await file('spoofed.png', Buffer.from('this is not a PNG at all\n'.repeat(20)))
-  await addToDashboard(page, spoofed)
-  shown = await row(page, spoofed.name, ['verified', 'rejected'])
-  assert.equal(shown.status, 'rejected')
-  assert.equal(shown.reason, 'content_type_mismatch')
-  assert.equal(shown.download, null)
-  log('a spoofed image: rejected, and shown so')
-
   // 120 MiB in parts through Uppy
   const large = await file('large.bin', randomBytes(120 * MIB))
   const started = Date.now()
@@ -144,6 +209,8 @@ try {
   shown = await row(page, large.name, ['verified', 'rejected'], 300_000)
   const seconds = (Date.now() - started) / 1000
   assert.equal(shown.status, 'verified', `${large.name}: ${shown.reason}`)
+  assert.equal(shown.size, '120 MiB')
+  assert.deepEqual(await inDashboard(page, large.name), { state: 'complete', error: null })
   const largeParts = puts.filter((p) => p.part !== 'whole' && p.key.includes(shown.fileId))
   assert.ok(largeParts.length >= 8, `sent in parts: ${JSON.stringify(largeParts)}`)
   assert.equal(await downloaded(page, shown.download), sha256(large.bytes))
@@ -151,9 +218,32 @@ try {
   await mkdir(ARTIFACTS, { recursive: true })
   await writeFile(join(ARTIFACTS, 'browser-rates.json'), JSON.stringify({ large_seconds: seconds, bytes: large.bytes.length }))
 
+  // A spoofed image: text named .png, declared image/png by the browser
+  const spoofed = await file('spoofed.png', Buffer.from('this is not a PNG at all\n'.repeat(20)))
+  await addToDashboard(page, spoofed)
+  shown = await row(page, spoofed.name, ['verified', 'rejected'])
+  assert.equal(shown.status, 'rejected')
+  assert.equal(shown.reason, 'content_type_mismatch')
+  assert.equal(shown.download, null)
+  assert.equal(shown.size, '500 B')
+  assert.deepEqual(await inDashboard(page, spoofed.name), { state: 'failed', error: 'rejected: content_type_mismatch' })
+  log('a spoofed image: rejected, and shown so in the list and as failed in the Dashboard')
+
+  // A screenshot of the finished page, the rejected file shown failed
   const screenshot = join(ARTIFACTS, 'demo-page.png')
   await page.screenshot({ path: screenshot, fullPage: true })
   log(`screenshot of the finished page: ${screenshot}`)
+
+  // Retried, the rejected file fails again with its reason: its verdict is read again, its bytes
+  // are not sent twice
+  const retried = await page.evaluate(async (name) => {
+    const { failed } = await window.uppy.retryUpload(window.uppy.getFiles().find((file) => file.name === name).id)
+    return failed.map((file) => file.error)
+  }, spoofed.name)
+  assert.deepEqual(retried, ['rejected: content_type_mismatch'])
+  assert.deepEqual(await inDashboard(page, spoofed.name), { state: 'failed', error: 'rejected: content_type_mismatch' })
+  assert.deepEqual(creates.filter((name) => name === spoofed.name), [spoofed.name], 'the rejected file was created once')
+  log('the rejected file retried: failed again with its reason, not sent again')
 
   // A reload in the middle of an upload in parts: storage's parts are not sent again
   const resumed = await file('resumed.bin', randomBytes(120 * MIB))
@@ -190,6 +280,67 @@ try {
   assert.deepEqual(again, [], `parts storage had, sent again after the reload: ${again}`)
   assert.equal(await downloaded(page, shown.download), sha256(resumed.bytes))
   log(`a reload after ${before.size} of 8 parts: resumed, ${after.length} parts sent after it, none again; verified`)
+
+  // Paused from the Dashboard in the middle of an upload in parts, and resumed: nothing is sent
+  // while it is paused, and storage's parts are not sent again
+  const paused = await file('paused.bin', randomBytes(120 * MIB))
+  await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: 24 * MIB })
+  await addToDashboard(page, paused)
+  fileId = await uppyFileId(page, paused.name)
+  stored = await storedParts(fileId, 2)
+  await clickInDashboard(page, paused.name, '.uppy-Dashboard-Item-progressIndicator[title="Pause upload"]')
+  await page.waitForFunction((name) => window.uppy.getFiles().find((f) => f.name === name).isPaused, {}, paused.name)
+  await sleep(500) // what was in flight stops
+  const sentWhilePaused = puts.length
+  await sleep(2000)
+  assert.deepEqual(puts.slice(sentWhilePaused), [], 'nothing sent while paused')
+  const storedWhilePaused = new Set((await storedParts(fileId, 0)).map((p) => String(p.part_number)))
+  assert.ok(storedWhilePaused.size >= 2 && storedWhilePaused.size < 8, `parts stored when paused: ${storedWhilePaused.size}`)
+  await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 })
+  await clickInDashboard(page, paused.name, '.uppy-Dashboard-Item-progressIndicator[title="Resume upload"]')
+  assert.deepEqual(await inDashboard(page, paused.name, 300_000), { state: 'complete', error: null })
+  shown = await row(page, paused.name, ['verified', 'rejected'])
+  assert.equal(shown.status, 'verified', `${paused.name}: ${shown.reason}`)
+  assert.equal(shown.fileId, fileId, 'the same file, resumed')
+  const afterResume = puts.slice(sentWhilePaused).filter((p) => p.key.includes(fileId)).map((p) => p.part)
+  const resent = afterResume.filter((part) => storedWhilePaused.has(part))
+  assert.deepEqual(resent, [], `parts storage had, sent again after resuming: ${resent}`)
+  assert.equal(await downloaded(page, shown.download), sha256(paused.bytes))
+  log(`paused after ${storedWhilePaused.size} of 8 parts, nothing sent meanwhile; resumed without sending one again; verified`)
+
+  // Removed from the Dashboard mid-upload: its upload stops and is aborted at the service
+  const removed = await file('removed.bin', randomBytes(40 * MIB))
+  await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: 4 * MIB })
+  await addToDashboard(page, removed)
+  fileId = await uppyFileId(page, removed.name)
+  await page.waitForFunction((name) => window.uppy.getFiles().find((f) => f.name === name).progress.bytesUploaded > 0, { polling: 50 }, removed.name)
+  await clickInDashboard(page, removed.name, '.uppy-Dashboard-Item-action--remove')
+  await page.waitForFunction((name) => !window.uppy.getFiles().some((f) => f.name === name), {}, removed.name)
+  await sleep(500)
+  const sentAfterRemoval = puts.length
+  await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 })
+  shown = await row(page, removed.name, ['rejected', 'verified'], 30_000)
+  assert.deepEqual([shown.status, shown.reason], ['rejected', 'upload_aborted'])
+  await sleep(1000)
+  assert.deepEqual(puts.slice(sentAfterRemoval).filter((p) => p.key.includes(fileId)), [], 'nothing sent after the removal')
+  log('removed from the Dashboard mid-upload: stopped, and aborted at the service (rejected, upload_aborted)')
+
+  // The Uppy plugin uninstalled: a file added is not sent; installed again, it is, once
+  await page.evaluate(() => {
+    const plugin = window.uppy.getPlugin('UploadService')
+    window.uppy.removePlugin(plugin)
+    window.reinstall = () => window.uppy.use(plugin.constructor, plugin.opts).upload()
+  })
+  const unsent = await file('unsent.txt', Buffer.from('sent once its uploader is back\n'))
+  await addToDashboard(page, unsent)
+  await sleep(2000)
+  assert.deepEqual(creates.filter((name) => name === unsent.name), [], 'nothing sent without the plugin')
+  await page.evaluate(() => window.reinstall())
+  assert.deepEqual(await inDashboard(page, unsent.name), { state: 'complete', error: null })
+  shown = await row(page, unsent.name, ['verified', 'rejected'])
+  assert.equal(shown.status, 'verified', `${unsent.name}: ${shown.reason}`)
+  assert.deepEqual(creates.filter((name) => name === unsent.name), [unsent.name], 'sent once by the plugin installed again')
+  log('uninstalled, the plugin sends nothing; installed again, it sends the file once: verified')
 
   assert.deepEqual(problems, [], 'no error on the page')
 } catch (err) {

@@ -3,9 +3,9 @@
 // `node --test clients/js/test`; the browser tests drive the real thing in Chromium.
 
 import assert from 'node:assert/strict'
-import { test } from 'node:test'
+import { mock, test } from 'node:test'
 
-import { UploadClient, UploadError, parseRetryAfter } from '../upload-client.js'
+import { UploadClient, UploadError, formatBytes, parseRetryAfter } from '../upload-client.js'
 
 const API = 'https://api.example.com/v1/projects/p1'
 const PLAN = {
@@ -21,11 +21,11 @@ const PLAN = {
 }
 
 /** A fake fetch answering each request with the next of `answers` (a status and body, or an
- * Error to throw); it records each request. */
+ * Error to throw); it records each request, and when it came. */
 function fakeFetch(answers) {
   const requests = []
   const fetch = async (url, init) => {
-    requests.push({ url, ...init, headers: { ...init.headers } })
+    requests.push({ url, ...init, headers: { ...init.headers }, at: Date.now() })
     const next = answers.shift()
     if (!next) throw new Error(`unexpected request ${init.method} ${url}`)
     if (next instanceof Error) throw next
@@ -197,6 +197,104 @@ test('an upload interrupted after its create resumes from its file', async () =>
   const done = await new UploadClient({ apiUrl: API, token: 't', fetch, resumeStore: store }).upload(file())
   assert.equal(done.status, 'uploaded')
   assert.deepEqual(requests.map((r) => `${r.method} ${r.url.slice(API.length)}`), ['GET /files/f-1', 'POST /files/f-1/parts', 'POST /files/f-1/complete'])
+})
+
+test('no part is sent once the upload is aborted, though its URL is at hand', async () => {
+  const controller = new AbortController()
+  const sent = []
+  // Storage takes part 1, and the caller aborts as it does: between two parts.
+  globalThis.XMLHttpRequest = class extends OkXhr {
+    send(body) {
+      sent.push(this.url)
+      queueMicrotask(() => {
+        this.status = 200
+        this.onload()
+        controller.abort()
+      })
+    }
+  }
+  const parts = { ...PLAN, upload_id: 'u-1', part_size: 2, part_count: 3, urls: ['https://storage.example.com/1', 'https://storage.example.com/2', 'https://storage.example.com/3'] }
+  const { fetch } = fakeFetch([{ status: 201, body: parts }, { status: 200, body: { parts: [] } }])
+  const error = await client(fetch, { concurrency: 1 }).upload(file(), { signal: controller.signal }).catch((err) => err)
+  assert.equal(error.code, 'aborted')
+  assert.deepEqual(sent, ['https://storage.example.com/1'])
+})
+
+/** What `run()` comes to, with setTimeout and Date faked: the clock moves on `step` ms at a time
+ * while it waits (at most `limit` ms). */
+async function onFakeClock(run, { step = 50, limit = 60_000 } = {}) {
+  mock.timers.enable({ apis: ['setTimeout', 'Date'] })
+  try {
+    let outcome = null
+    run().then((value) => (outcome = { value }), (error) => (outcome = { error }))
+    for (let now = 0; !outcome && now <= limit; now += step) {
+      // Lets the fake fetch answer and the client read it before time moves on.
+      for (let i = 0; i < 10; i++) await new Promise((resolve) => setImmediate(resolve))
+      if (!outcome) mock.timers.tick(step)
+    }
+    if (!outcome) throw new Error(`not done after ${limit} ms`)
+    if (outcome.error) throw outcome.error
+    return outcome.value
+  } finally {
+    mock.timers.reset()
+  }
+}
+
+const inState = (status, more = {}) => ({ status: 200, body: { ...PLAN, status, upload: null, rejection_reason: null, ...more } })
+
+test('waitForSettled reads the file until it is verified, waiting twice as long each time up to the most', async () => {
+  const { fetch, requests } = fakeFetch([...Array.from({ length: 6 }, () => inState('uploaded')), inState('verified')])
+  const settled = await onFakeClock(() => client(fetch).waitForSettled('f-1'))
+  assert.equal(settled.status, 'verified')
+  assert.ok(requests.every((r) => r.method === 'GET' && r.url === `${API}/files/f-1`))
+  const times = requests.map((r) => r.at - requests[0].at)
+  // 250 ms doubled after each read, to at most 4 s
+  assert.deepEqual(times, [0, 250, 750, 1750, 3750, 7750, 11750])
+})
+
+test('waitForSettled answers a rejected file with its reason, at once when it is settled', async () => {
+  const { fetch, requests } = fakeFetch([inState('rejected', { rejection_reason: 'content_type_mismatch' })])
+  const settled = await client(fetch).waitForSettled('f-1')
+  assert.equal(settled.status, 'rejected')
+  assert.equal(settled.rejection_reason, 'content_type_mismatch')
+  assert.equal(requests.length, 1)
+})
+
+test('waitForSettled gives up after its timeout', async () => {
+  const { fetch, requests } = fakeFetch(Array.from({ length: 10 }, () => inState('uploaded')))
+  const error = await onFakeClock(() => client(fetch).waitForSettled('f-1', { timeoutMs: 1000 })).catch((err) => err)
+  assert.ok(error instanceof UploadError)
+  assert.equal(error.code, 'timeout')
+  // the last wait is cut to the deadline, where the file is read once more
+  assert.deepEqual(requests.map((r) => r.at - requests[0].at), [0, 250, 750, 1000])
+})
+
+test('waitForSettled stops at once when its signal aborts, and its reads are retried as any GET', async () => {
+  const controller = new AbortController()
+  const { fetch, requests } = fakeFetch([
+    unavailable(),
+    () => {
+      setTimeout(() => controller.abort(), 10)
+      return inState('uploaded')
+    },
+  ])
+  const started = Date.now()
+  const error = await client(fetch).waitForSettled('f-1', { signal: controller.signal, intervalMs: 10_000 }).catch((err) => err)
+  assert.equal(error.code, 'aborted')
+  assert.ok(Date.now() - started < 1000, 'the 10 s wait was cut short')
+  assert.equal(requests.length, 2)
+})
+
+test('sizes read in binary units', () => {
+  assert.equal(formatBytes(0), '0 B')
+  assert.equal(formatBytes(12), '12 B')
+  assert.equal(formatBytes(1023), '1023 B')
+  assert.equal(formatBytes(1024), '1 KiB')
+  assert.equal(formatBytes(1536), '1.5 KiB')
+  assert.equal(formatBytes(1024 * 1024 - 50), '1 MiB')
+  assert.equal(formatBytes(125829120), '120 MiB')
+  assert.equal(formatBytes(5.25 * 2 ** 30), '5.3 GiB')
+  assert.equal(formatBytes(2 ** 50), '1024 TiB')
 })
 
 test('Retry-After reads seconds and HTTP dates', () => {

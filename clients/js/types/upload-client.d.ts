@@ -1,4 +1,17 @@
 /**
+ * Whether the service has decided on `file`: `verified` or `rejected`, which only a new upload of
+ * the file changes.
+ * @param {{ status: string }} file
+ */
+export function isSettled(file: {
+    status: string;
+}): boolean;
+/**
+ * A size for people, in binary units with at most one decimal: `12 B`, `1.5 KiB`, `120 MiB`.
+ * @param {number} bytes
+ */
+export function formatBytes(bytes: number): string;
+/**
  * Retry-After as milliseconds: seconds, or an HTTP date.
  * @param {string | null} value
  * @returns {number | null}
@@ -46,7 +59,7 @@ export const DEFAULT_RETRY: RetryPolicy;
  * @typedef {{ part_number: number, size: number, etag: string }} StoredPart
  */
 /** A failed call: `code` is the contract's (`validation_error`, `forbidden`, …), or
- * `network_error`, `storage_error` or `aborted` for failures outside the API. */
+ * `network_error`, `storage_error`, `aborted` or `timeout` for failures outside the API. */
 export class UploadError extends Error {
     /**
      * @param {string} code
@@ -129,6 +142,24 @@ export class UploadClient extends EventTarget {
      */
     getFile(fileId: string, { signal }?: {
         signal?: AbortSignal;
+    }): Promise<FileResource>;
+    /**
+     * The file once the service has settled it (`verified`, or `rejected` with its
+     * `rejection_reason`): read at once, then again after `intervalMs`, the wait doubling up to
+     * `maxIntervalMs`; each read is retried as `retry` says. Fails with `timeout` when the file is
+     * not settled within `timeoutMs` (10 minutes by default: a large file is verified in steps, and
+     * one of more than 100 parts is first assembled, which storage may take minutes over), and with
+     * `aborted` when `signal` aborts.
+     * @param {string} fileId
+     * @param {{ signal?: AbortSignal, timeoutMs?: number, intervalMs?: number,
+     *   maxIntervalMs?: number }} [options]
+     * @returns {Promise<FileResource>}
+     */
+    waitForSettled(fileId: string, { signal, timeoutMs, intervalMs, maxIntervalMs }?: {
+        signal?: AbortSignal;
+        timeoutMs?: number;
+        intervalMs?: number;
+        maxIntervalMs?: number;
     }): Promise<FileResource>;
     /**
      * Marks the upload done; the service lists (and for multipart assembles) the parts itself.
