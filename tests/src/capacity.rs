@@ -326,10 +326,10 @@ fn apply_update(
                 "SET" => {
                     if let Some((path, value)) = action.split_once('=') {
                         let path = name(path);
-                        if !item.contains_key(&path) || !value.contains('(') {
-                            if let Some(value) = first_value(value) {
-                                item.insert(path, value);
-                            }
+                        if (!item.contains_key(&path) || !value.contains('('))
+                            && let Some(value) = first_value(value)
+                        {
+                            item.insert(path, value);
                         }
                     }
                 }
@@ -551,7 +551,7 @@ pub fn metadata(bytes: usize) -> serde_json::Value {
     let mut index = 0;
     while left > 0 {
         let name = format!("m{index}");
-        let value = "v".repeat(left.saturating_sub(name.len()).min(1000).max(1));
+        let value = "v".repeat(left.saturating_sub(name.len()).clamp(1, 1000));
         left = left.saturating_sub(name.len() + value.len());
         map.insert(name, serde_json::Value::String(value));
         index += 1;
