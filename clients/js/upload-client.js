@@ -359,7 +359,8 @@ export class UploadClient extends EventTarget {
       if (plan.upload_id == null) {
         await this.#putWhole(fileId, plan, file, progress, signal, fileSha256)
       } else {
-        await this.uploadParts(fileId, plan, file, { progress, signal })
+        // A plan just created has no part in storage yet: nothing to ask.
+        await this.uploadParts(fileId, plan, file, { progress, signal, stored: resumed?.plan ? null : [] })
       }
       // A multipart upload of a file not declared with its SHA-256 declares it now, for verify to
       // check, when the service takes part checksums (API v1.2, which takes digests at complete).
@@ -618,8 +619,8 @@ function abortError() {
 
 /**
  * Part URLs, asked for in batches of up to 100 as the parts need them, and again near expiry.
- * With part checksums a part's URL is signed for its SHA-256: a batch is the part asked for and
- * the parts hashed since the last batch.
+ * With part checksums a part's URL is signed for its SHA-256, as soon as the part is hashed: a
+ * batch is the parts hashed since the last one.
  */
 class PartUrls {
   /**
@@ -655,6 +656,8 @@ class PartUrls {
   hashed(n, checksum) {
     this.checksums?.set(n, checksum)
     this.unsigned.add(n)
+    // Signed before the part's turn comes, with the parts hashed meanwhile: one batch at a time.
+    if (this.pending.size === 0) this.#sign([...this.unsigned].slice(0, PART_URL_BATCH))
   }
 
   /**
@@ -664,20 +667,32 @@ class PartUrls {
   async get(n) {
     const known = this.urls.get(n)
     if (known && known.expiresAt - EXPIRY_MARGIN_MS > Date.now()) return known
-    if (!this.pending.has(n)) {
-      const batch = this.#batch(n)
-      const checksums = this.checksums ? Object.fromEntries(batch.map((m) => [m, this.checksums.get(m)])) : undefined
-      const signing = this.client.signParts(this.fileId, batch, { checksums, signal: this.signal }).then(({ urls, headers = {}, expires_at }) => {
-        const expiresAt = Date.parse(expires_at)
-        for (const [m, url] of Object.entries(urls)) {
-          this.urls.set(Number(m), { url, headers: { ...this.headers, ...headers[m] }, expiresAt })
-        }
-      })
-      for (const m of batch) this.pending.set(m, signing)
-      signing.finally(() => batch.forEach((m) => this.pending.delete(m))).catch(() => {})
-    }
+    if (!this.pending.has(n)) this.#sign(this.#batch(n))
     await this.pending.get(n)
     return /** @type {{ url: string, headers: Record<string, string> }} */ (this.urls.get(n))
+  }
+
+  /**
+   * Asks for the URLs of `batch`. A failure reaches the parts waiting for them; a part asked for
+   * later is signed again.
+   * @param {number[]} batch
+   */
+  #sign(batch) {
+    for (const m of batch) this.unsigned.delete(m)
+    const checksums = this.checksums ? Object.fromEntries(batch.map((m) => [m, this.checksums.get(m)])) : undefined
+    const signing = this.client.signParts(this.fileId, batch, { checksums, signal: this.signal }).then(({ urls, headers = {}, expires_at }) => {
+      const expiresAt = Date.parse(expires_at)
+      for (const [m, url] of Object.entries(urls)) {
+        this.urls.set(Number(m), { url, headers: { ...this.headers, ...headers[m] }, expiresAt })
+      }
+    })
+    for (const m of batch) this.pending.set(m, signing)
+    signing
+      .finally(() => {
+        for (const m of batch) this.pending.delete(m)
+        if (this.unsigned.size > 0 && this.pending.size === 0) this.#sign([...this.unsigned].slice(0, PART_URL_BATCH))
+      })
+      .catch(() => {})
   }
 
   /**
@@ -686,15 +701,7 @@ class PartUrls {
    * @param {number} n
    */
   #batch(n) {
-    if (this.checksums) {
-      const batch = [n]
-      for (const m of this.unsigned) {
-        if (batch.length >= PART_URL_BATCH) break
-        if (m !== n) batch.push(m)
-      }
-      for (const m of batch) this.unsigned.delete(m)
-      return batch
-    }
+    if (this.checksums) return [n, ...[...this.unsigned].filter((m) => m !== n)].slice(0, PART_URL_BATCH)
     const from = Math.max(0, this.wanted.indexOf(n))
     return this.wanted.slice(from, from + PART_URL_BATCH).filter((m) => !this.pending.has(m))
   }

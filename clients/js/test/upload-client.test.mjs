@@ -283,12 +283,12 @@ test('every part is signed for its SHA-256 and sent with the plan\'s headers and
   const puts = storage()
   const { fetch, requests, signed } = service((method, path) => {
     if (path === '/files') return { status: 201, body: CHECKED }
-    if (method === 'GET' && path === '/files/f-1/parts') return { status: 200, body: { parts: [] } }
     if (path === '/files/f-1/complete') return { status: 200, body: { ...CHECKED, status: 'uploaded' } }
   })
   const file = parts()
   const done = await client(fetch, { hasher: () => assert.fail('a small file is hashed before create') }).upload(file)
   assert.equal(done.status, 'uploaded')
+  assert.deepEqual(requests.filter((r) => r.method === 'GET'), [], 'a plan just created has no stored part to ask for')
 
   const [create] = requests
   assert.equal(create.body.part_checksums, 'sha256')
