@@ -856,7 +856,14 @@ export function workerHasher(url) {
   return (file, { signal }) =>
     new Promise((resolve, reject) => {
       if (signal.aborted) return reject(abortError())
-      const worker = new Worker(url, { type: 'module' })
+      /** @type {Worker} */
+      let worker
+      try {
+        worker = new Worker(url, { type: 'module' })
+      } catch (err) {
+        // No module Worker here (an old browser, Node), or a URL it refuses.
+        return reject(new UploadError('hash_error', `no worker to hash the file (${url}): ${err instanceof Error ? err.message : err}`))
+      }
       const end = () => {
         worker.terminate()
         signal.removeEventListener('abort', aborted)

@@ -407,3 +407,18 @@ test('an upload with part checksums resumed after a reload hashes what is left, 
   assert.deepEqual(hashed, [big])
   assert.deepEqual(completeRequests(requests).map((r) => r.body), [{ sha256: 'YWdhaW4=' }])
 })
+
+test('without a worker to hash a large file, the upload fails with hash_error and is not completed', async () => {
+  storage()
+  const big = new File([new Uint8Array(SHA256_MAX_BYTES + 1)], 'big.bin', { lastModified: 1 })
+  const plan = { ...CHECKED, part_size: 32 * 1024 * 1024, part_count: 3 }
+  const { fetch, requests } = service((method, path) => {
+    if (path === '/files') return { status: 201, body: plan }
+  })
+  // Node has no Worker: the default hasher cannot start one.
+  assert.equal(globalThis.Worker, undefined)
+  const error = await client(fetch).upload(big).catch((err) => err)
+  assert.ok(error instanceof UploadError)
+  assert.equal(error.code, 'hash_error')
+  assert.deepEqual(completeRequests(requests), [], 'not completed without its digest')
+})
