@@ -175,6 +175,87 @@ try {
   })
   await page.goto(DEMO_URL, { waitUntil: 'networkidle0' })
 
+  // Every byte checked at any size (API v1.2): 120 MiB through Uppy, one part corrupted on its
+  // way to storage on its first attempt (in the page: the PUT's body has a byte flipped). Storage
+  // refuses that part for its checksum, the client reads it again from the file and resends it,
+  // and the file is verified.
+  const corrupted = await file('corrupted.bin', randomBytes(120 * MIB))
+  const CORRUPTED_PART = '3'
+  await page.evaluate((part) => {
+    const { open, send } = XMLHttpRequest.prototype
+    window.corruptedPuts = 0
+    XMLHttpRequest.prototype.open = function (method, url, ...rest) {
+      this.target = `${method} ${url}`
+      return open.call(this, method, url, ...rest)
+    }
+    XMLHttpRequest.prototype.send = function (body) {
+      const disarmed = window.corruptedPuts > 0
+      if (disarmed || !this.target.startsWith('PUT ') || new URL(this.target.slice(4)).searchParams.get('partNumber') !== part) {
+        return send.call(this, body)
+      }
+      window.corruptedPuts++
+      body.slice(0, 1).arrayBuffer().then((first) => {
+        send.call(this, new Blob([new Uint8Array([new Uint8Array(first)[0] ^ 0x01]), body.slice(1)]))
+      })
+    }
+  }, CORRUPTED_PART)
+  const storageAnswers = []
+  const onResponse = (response) => {
+    const request = response.request()
+    if (request.method() === 'PUT' && request.url().startsWith(STORAGE)) {
+      storageAnswers.push({ url: request.url(), part: new URL(request.url()).searchParams.get('partNumber'), status: response.status() })
+    }
+  }
+  page.on('response', onResponse)
+  const problemsBefore = problems.length
+  await addToDashboard(page, corrupted)
+  let checked = await row(page, corrupted.name, ['verified', 'rejected'], 300_000)
+  page.off('response', onResponse)
+  assert.equal(checked.status, 'verified', `${corrupted.name}: ${checked.reason}`)
+  assert.equal(await page.evaluate(() => window.corruptedPuts), 1, 'one PUT corrupted')
+  const ofFile = storageAnswers.filter((a) => a.url.includes(checked.fileId))
+  const corruptedAnswers = ofFile.filter((a) => a.part === CORRUPTED_PART).map((a) => a.status)
+  assert.deepEqual(corruptedAnswers, [400, 200], `storage refused the corrupted part, then took it resent: ${JSON.stringify(ofFile)}`)
+  assert.deepEqual(ofFile.filter((a) => a.status !== 200).length, 1, 'no other part refused')
+  assert.equal(new Set(ofFile.filter((a) => a.status === 200).map((a) => a.part)).size, 8, 'each of the 8 parts stored')
+  // The refused PUT is the one error the page logs (Chromium's "Failed to load resource").
+  assert.deepEqual(problems.slice(problemsBefore).map((p) => /status of 400/.test(p)), [true], `the page's errors: ${problems.slice(problemsBefore)}`)
+  problems.length = problemsBefore
+  assert.equal(await downloaded(page, checked.download), sha256(corrupted.bytes))
+  log('120 MiB with a part corrupted on its way: storage refused it (400), the client resent it, verified, downloaded identical')
+
+  // A whole-file SHA-256 at complete that is not the file's ends rejected: verify checks it. The
+  // client is the page's, with a hasher that answers a wrong digest.
+  const misdeclared = await file('misdeclared.bin', randomBytes(120 * MIB))
+  const picked = await page.evaluateHandle(() => {
+    const input = document.createElement('input')
+    input.type = 'file'
+    document.body.append(input)
+    return input
+  })
+  await picked.uploadFile(misdeclared.path)
+  const completed = await page.evaluate(async (input) => {
+    const { constructor: Client, apiUrl, token } = window.uploadClient
+    const zeros = btoa(String.fromCharCode(...new Uint8Array(32)))
+    const client = new Client({ apiUrl, token, hasher: async () => zeros })
+    const requests = []
+    const fetch = (url, init) => {
+      requests.push({ url: String(url), body: init?.body })
+      return window.fetch(url, init)
+    }
+    client.fetch = fetch
+    const done = await client.upload(input.files[0])
+    input.remove()
+    const complete = requests.find((r) => r.url.endsWith(`/files/${done.file_id}/complete`))
+    return { fileId: done.file_id, status: done.status, completeBody: complete?.body ?? null, zeros }
+  }, picked)
+  assert.equal(completed.status, 'uploaded')
+  assert.deepEqual(JSON.parse(completed.completeBody), { sha256: completed.zeros })
+  checked = await row(page, misdeclared.name, ['verified', 'rejected'], 300_000)
+  assert.equal(checked.fileId, completed.fileId)
+  assert.deepEqual([checked.status, checked.reason], ['rejected', 'checksum_mismatch'])
+  log('120 MiB declared at complete with a wrong SHA-256: rejected, checksum_mismatch')
+
   // One small file through Uppy: a single PUT
   const small = await file('small.txt', Buffer.from('hello from a real browser\n'))
   await addToDashboard(page, small)
