@@ -349,17 +349,24 @@ export class UploadClient extends EventTarget {
    *   onProgress?: (progress: { fileId: string, loaded: number, total: number }) => void }} [options]
    * @returns {Promise<FileResource | UploadPlan>}
    */
-  async upload(file, { metadata = {}, signal, onProgress } = {}) {
+  async upload(file, { metadata = {}, signal: callerSignal, onProgress } = {}) {
     // Stops the hasher when the upload ends, however it ends.
     const hashing = new AbortController()
     const stopHashing = () => hashing.abort()
-    signal?.addEventListener('abort', stopHashing, { once: true })
+    callerSignal?.addEventListener('abort', stopHashing, { once: true })
+    // A hasher that fails stops the upload at once, not after every part was sent for nothing.
+    const failing = new AbortController()
+    const signal = callerSignal ? AbortSignal.any([callerSignal, failing.signal]) : failing.signal
     /** @type {Promise<string> | undefined} */
     let digest
     const fileSha256 = () =>
       (digest ??= declaresSha256(file) ? sha256Base64(file) : this.hasher(file, { signal: hashing.signal }))
-    // Not awaited until complete: a failure before then is the upload's own.
-    if (!declaresSha256(file)) fileSha256().catch(() => {})
+    // Not awaited until complete; a failure before then ends the upload with the hasher's error.
+    if (!declaresSha256(file)) {
+      fileSha256().catch((err) => {
+        if (!hashing.signal.aborted) failing.abort(err)
+      })
+    }
     try {
       const resumed = await this.#resumable(file, signal)
       let fileId
@@ -394,9 +401,11 @@ export class UploadClient extends EventTarget {
       const done = await this.complete(fileId, { sha256: declareNow ? await fileSha256() : undefined, signal })
       this.#forget(fileId)
       return done
+    } catch (err) {
+      throw failing.signal.aborted ? failing.signal.reason : err
     } finally {
       hashing.abort()
-      signal?.removeEventListener('abort', stopHashing)
+      callerSignal?.removeEventListener('abort', stopHashing)
     }
   }
 

@@ -520,3 +520,21 @@ test('without a worker to hash a large file, the upload fails with hash_error an
   assert.equal(error.code, 'hash_error')
   assert.deepEqual(completeRequests(requests), [], 'not completed without its digest')
 })
+
+test('a hasher that fails stops the upload at once: no part is sent for nothing', async () => {
+  const puts = storage()
+  const big = new File([new Uint8Array(SHA256_MAX_BYTES + 1)], 'big.bin', { lastModified: 1 })
+  const plan = { ...CHECKED, part_size: 32 * 1024 * 1024, part_count: 3 }
+  const { fetch, requests } = service((method, path) => {
+    if (path === '/files') return { status: 201, body: plan }
+    if (path === '/files/f-1/complete') return { status: 200, body: { ...plan, status: 'uploaded' } }
+  })
+  const hasher = async () => {
+    throw new UploadError('hash_error', 'the worker could not read the file')
+  }
+  const error = await client(fetch, { hasher }).upload(big).catch((err) => err)
+  assert.ok(error instanceof UploadError)
+  assert.equal(error.code, 'hash_error', error.message)
+  assert.deepEqual(puts, [], 'no part was sent')
+  assert.deepEqual(completeRequests(requests), [])
+})

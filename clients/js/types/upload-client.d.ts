@@ -268,7 +268,7 @@ export class UploadClient extends EventTarget {
      *   onProgress?: (progress: { fileId: string, loaded: number, total: number }) => void }} [options]
      * @returns {Promise<FileResource | UploadPlan>}
      */
-    upload(file: File, { metadata, signal, onProgress }?: {
+    upload(file: File, { metadata, signal: callerSignal, onProgress }?: {
         metadata?: Record<string, string>;
         signal?: AbortSignal;
         onProgress?: (progress: {
