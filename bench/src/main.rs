@@ -4,7 +4,7 @@
 //! binaries and starts the local stack (and `scripts/dev --release` for the end-to-end row).
 //!
 //! ```text
-//! upload-bench [cold-start] [signing] [presign] [faults] [verify] [assembly] [e2e] [webhooks] [cli]   (all when none is named)
+//! upload-bench [cold-start] [signing] [presign] [faults] [verify] [assembly] [scale] [e2e] [webhooks] [cli]   (all when none is named)
 //! ```
 
 mod assembly;
@@ -13,6 +13,7 @@ mod cold_start;
 mod e2e;
 mod faults;
 mod presign;
+mod scale;
 mod signing;
 mod stats;
 mod verify;
@@ -72,6 +73,9 @@ fn main() -> std::process::ExitCode {
     }
     if wanted("assembly") {
         result = result.and_then(|()| runtime.block_on(assembly::rows(&[100, 1000])));
+    }
+    if wanted("scale") {
+        result = result.and_then(|()| runtime.block_on(scale::rows()));
     }
     if wanted("e2e") {
         result = result.and_then(|()| runtime.block_on(end_to_end()));

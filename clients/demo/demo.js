@@ -3,8 +3,8 @@
 // starts (Uppy comes from npm); the client itself needs no build.
 import Uppy from '@uppy/core'
 import Dashboard from '@uppy/dashboard'
-import { UploadClient } from '../js/upload-client.js'
-import { useUploadService } from '../js/uppy.js'
+import { UploadClient, formatBytes } from '../js/upload-client.js'
+import { UploadService } from '../js/uppy.js'
 
 const config = await (await fetch('/config')).json()
 
@@ -23,10 +23,11 @@ async function currentToken() {
 }
 
 const client = new UploadClient({ apiUrl: config.apiUrl, token: currentToken })
+// A file succeeds once the service has verified it; one it rejected fails, with the reason.
 const uppy = new Uppy({ autoProceed: true, debug: false })
   .use(Dashboard, { inline: true, target: '#uppy', height: 320, proudlyDisplayPoweredByUppy: false })
-useUploadService(uppy, client, { metadata: () => ({ source: 'demo' }) })
-uppy.on('upload-error', (file, err) => show(`${file.name}: ${err.code ?? ''} ${err.message}`))
+  .use(UploadService, { client, metadata: () => ({ source: 'demo' }) })
+uppy.on('upload-error', (file, err) => show(`${file.name}: ${err.message}`))
 window.uppy = uppy
 window.uploadClient = client // for the benchmarks, which time it directly
 
@@ -56,7 +57,7 @@ async function refresh() {
       row.dataset.fileId = file.file_id
       row.dataset.status = file.status
       const link = file.download_url ? `<a href="${file.download_url}" download>download</a>` : ''
-      row.innerHTML = `<td class="name"></td><td>${file.file_size}</td>
+      row.innerHTML = `<td class="name"></td><td class="size">${formatBytes(file.file_size)}</td>
         <td class="status status-${file.status}">${file.status}</td>
         <td class="reason">${file.rejection_reason ?? ''}</td><td>${link}</td>`
       row.querySelector('.name').textContent = file.file_name

@@ -3,7 +3,7 @@
 // project's files for it. Node's standard library only.
 //
 //   node clients/demo/server.mjs --port 9001 --api http://127.0.0.1:9000/v1/projects/dev \
-//     --key upk_… --bundle /path/demo.bundle.js --css /path/uppy.css
+//     --key upk_… --bundle /path/demo.bundle.js --worker /path/sha256-worker.bundle.js --css /path/uppy.css
 import { createServer } from 'node:http'
 import { readFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
@@ -14,6 +14,7 @@ const { values: args } = parseArgs({
     api: { type: 'string' },
     key: { type: 'string' },
     bundle: { type: 'string' },
+    worker: { type: 'string' },
     css: { type: 'string' },
   },
 })
@@ -34,6 +35,8 @@ async function api(method, path, body) {
 const files = {
   '/': ['index.html', 'text/html; charset=utf-8'],
   '/demo.js': [args.bundle, 'text/javascript; charset=utf-8'],
+  // Where the client, bundled into /demo.js, finds its hashing worker.
+  '/sha256-worker.js': [args.worker, 'text/javascript; charset=utf-8'],
   '/uppy.css': [args.css, 'text/css; charset=utf-8'],
 }
 

@@ -1,5 +1,7 @@
 // @ts-check
-// The upload service's browser client: an ES module, no build step, no dependency.
+// The upload service's browser client: an ES module, no build step. Its one dependency,
+// hash-wasm, is imported by the worker that hashes large files (sha256-worker.js), which a page
+// serves bundled (see workerHasher).
 //
 //   import { UploadClient } from './upload-client.js'
 //   const client = new UploadClient({ apiUrl: 'https://api.example.com/v1/projects/p1', token })
@@ -8,9 +10,13 @@
 //     onProgress: ({ loaded, total }) => console.log(loaded, total),
 //   })
 //   console.log(file.file_id, file.status)   // 'uploaded'; the service verifies it next
+//   const settled = await client.waitForSettled(file.file_id)   // 'verified', or 'rejected' and why
 //
-// What it takes care of, so that callers cannot get it wrong: the SHA-256 is declared (WebCrypto,
-// files up to SHA256_MAX_BYTES), every PUT carries exactly the headers the service signed, parts
+// What it takes care of, so that callers cannot get it wrong: every byte is checked at any size
+// (each part's URL is signed for the part's SHA-256, so storage refuses a part corrupted on the
+// way and only that part is sent again; the whole file's SHA-256 is declared at create, WebCrypto,
+// up to SHA256_MAX_BYTES, or else computed in a worker while the parts go up and declared at
+// complete, for verify to check), every PUT carries exactly the headers the service signed, parts
 // go up in parallel with progress, part URLs are asked for in batches as they are needed and
 // again when they expire, an upload interrupted by a reload resumes from the parts storage has
 // (GET …/parts), and complete needs no ETags. Every failure is an UploadError carrying the
@@ -24,11 +30,16 @@
 // Retry-After says when it says, within `retry` (attempts, and the longest wait). The caller's
 // `signal` stops every request and every wait.
 
-/** Files up to this size are declared with their SHA-256, which the service then checks. WebCrypto
- * has no streaming digest: it holds the whole file in memory, and 120 MiB took the upload to
- * 0.64× of curl's pace on loopback (bench 12a). A larger file is declared by size and type,
- * which verify checks, its parts each signed for their exact length. */
+/** Files up to this size are declared with their SHA-256 at create. WebCrypto has no streaming
+ * digest: it holds the whole file in memory, and hashing 120 MiB before create took the upload to
+ * 0.64× of curl's pace on loopback (bench 12a). A larger file's SHA-256 is computed by the
+ * client's `hasher` (a worker reading the file in chunks) while its parts go up, and declared at
+ * complete. */
 export const SHA256_MAX_BYTES = 64 * 1024 * 1024
+
+/** Attempts at one PUT: a lost connection, an expired URL or bytes refused for their checksum
+ * are worth another, more of them are not. */
+const PUT_ATTEMPTS = 3
 
 /** Part URLs asked for at once: the service hands out at most 100 per call. */
 const PART_URL_BATCH = 100
@@ -56,12 +67,19 @@ export const DEFAULT_RETRY = { attempts: 5, baseDelayMs: 250, maxDelayMs: 20_000
 
 /**
  * The upload plan of a created or reuploaded file (docs/API.md, create): one URL, or the first
- * batch of part URLs and the part layout.
+ * batch of part URLs and the part layout. With `part_checksums` it carries no URL: each part's is
+ * signed for the part's SHA-256 (docs/API.md, checksums at any size).
  * @typedef {{
  *   file_id: string, status: string, s3_key: string, upload_id: string | null,
  *   part_size: number, part_count: number, urls?: string[], headers: Record<string, string>,
- *   expires_at: string, deduplicated?: boolean
+ *   expires_at: string, part_checksums?: 'sha256' | null, deduplicated?: boolean
  * }} UploadPlan
+ */
+
+/**
+ * Computes a file's SHA-256 (base64), for an upload too large to hash before create; `signal`
+ * aborts when the upload ends without needing it.
+ * @typedef {(file: Blob, options: { signal: AbortSignal }) => Promise<string>} Hasher
  */
 
 /**
@@ -80,7 +98,8 @@ export const DEFAULT_RETRY = { attempts: 5, baseDelayMs: 250, maxDelayMs: 20_000
  */
 
 /** A failed call: `code` is the contract's (`validation_error`, `forbidden`, …), or
- * `network_error`, `storage_error` or `aborted` for failures outside the API. */
+ * `network_error`, `storage_error`, `hash_error`, `aborted` or `timeout` for failures outside the
+ * API. */
 export class UploadError extends Error {
   /**
    * @param {string} code
@@ -107,6 +126,8 @@ export class UploadClient extends EventTarget {
    * @param {Storage | null} [options.resumeStore]  where interrupted uploads are remembered
    * @param {Partial<RetryPolicy>} [options.retry]  how calls are retried ({@link DEFAULT_RETRY})
    * @param {typeof fetch} [options.fetch]  the `fetch` to call the API with (tests pass a fake)
+   * @param {Hasher} [options.hasher]  computes the SHA-256 of a file above SHA256_MAX_BYTES: by
+   *   default a worker (sha256-worker.js beside this module, see {@link workerHasher})
    */
   constructor({
     apiUrl,
@@ -115,6 +136,7 @@ export class UploadClient extends EventTarget {
     resumeStore = globalThis.localStorage ?? null,
     retry = {},
     fetch = globalThis.fetch.bind(globalThis),
+    hasher = workerHasher(new URL('./sha256-worker.js', import.meta.url)),
   }) {
     super()
     this.apiUrl = apiUrl.replace(/\/+$/, '')
@@ -124,6 +146,7 @@ export class UploadClient extends EventTarget {
     /** @type {RetryPolicy} */
     this.retry = { ...DEFAULT_RETRY, ...retry }
     this.fetch = fetch
+    this.hasher = hasher
   }
 
   // --- the API --------------------------------------------------------------------------
@@ -183,21 +206,24 @@ export class UploadClient extends EventTarget {
   }
 
   /**
-   * Declares `file`: its upload plan (201), or the verified file with the same content.
+   * Declares `file`: its upload plan (201), or the verified file with the same content. The plan
+   * has part checksums: each part's URL is signed for the part's SHA-256 (`uploadParts` does it).
    * @param {Blob & { name?: string }} file
    * @param {{ metadata?: Record<string, string>, fileName?: string, idempotencyKey?: string,
-   *   signal?: AbortSignal }} [options]  `idempotencyKey` defaults to a fresh one
+   *   sha256?: string, signal?: AbortSignal }} [options]  `idempotencyKey` defaults to a fresh
+   *   one; `sha256` (base64) is the file's, when already computed
    * @returns {Promise<UploadPlan | FileResource>}
    */
-  async create(file, { metadata = {}, fileName = file.name ?? 'file', idempotencyKey = newKey(), signal } = {}) {
+  async create(file, { metadata = {}, fileName = file.name ?? 'file', idempotencyKey = newKey(), sha256, signal } = {}) {
     /** @type {Record<string, unknown>} */
     const declaration = {
       file_name: fileName,
       file_size: file.size,
       content_type: file.type || 'application/octet-stream',
       metadata,
+      part_checksums: 'sha256',
     }
-    if (file.size <= SHA256_MAX_BYTES) declaration.sha256 = await sha256Base64(file)
+    if (declaresSha256(file)) declaration.sha256 = sha256 ?? (await sha256Base64(file))
     return this.call('POST', '/files', { json: declaration, idempotencyKey, signal })
   }
 
@@ -211,13 +237,38 @@ export class UploadClient extends EventTarget {
   }
 
   /**
-   * Marks the upload done; the service lists (and for multipart assembles) the parts itself.
+   * The file once the service has settled it (`verified`, or `rejected` with its
+   * `rejection_reason`): read at once, then again after `intervalMs`, the wait doubling up to
+   * `maxIntervalMs`; each read is retried as `retry` says. Fails with `timeout` when the file is
+   * not settled within `timeoutMs` (10 minutes by default: a large file is verified in steps, and
+   * one of more than 100 parts is first assembled, which storage may take minutes over), and with
+   * `aborted` when `signal` aborts.
    * @param {string} fileId
-   * @param {{ signal?: AbortSignal }} [options]
+   * @param {{ signal?: AbortSignal, timeoutMs?: number, intervalMs?: number,
+   *   maxIntervalMs?: number }} [options]
    * @returns {Promise<FileResource>}
    */
-  complete(fileId, { signal } = {}) {
-    return this.call('POST', `/files/${fileId}/complete`, { idempotencyKey: newKey(), signal })
+  async waitForSettled(fileId, { signal, timeoutMs = 600_000, intervalMs = 250, maxIntervalMs = 4000 } = {}) {
+    const deadline = Date.now() + timeoutMs
+    for (let wait = intervalMs; ; wait = Math.min(wait * 2, maxIntervalMs)) {
+      const file = await this.getFile(fileId, { signal })
+      if (isSettled(file)) return file
+      const left = deadline - Date.now()
+      if (left <= 0) throw new UploadError('timeout', `file ${fileId} is still ${file.status} after ${timeoutMs} ms`)
+      await sleep(Math.min(wait, left), signal)
+    }
+  }
+
+  /**
+   * Marks the upload done; the service lists (and for multipart assembles) the parts itself.
+   * `sha256` (base64) is the whole file's, for a file not declared with it: verify checks it.
+   * @param {string} fileId
+   * @param {{ sha256?: string, signal?: AbortSignal }} [options]
+   * @returns {Promise<FileResource>}
+   */
+  complete(fileId, { sha256, signal } = {}) {
+    const json = sha256 === undefined ? undefined : { sha256 }
+    return this.call('POST', `/files/${fileId}/complete`, { json, idempotencyKey: newKey(), signal })
   }
 
   /**
@@ -242,14 +293,18 @@ export class UploadClient extends EventTarget {
   }
 
   /**
-   * Fresh URLs for `partNumbers` (at most 100).
+   * Fresh URLs for `partNumbers` (at most 100). In an upload with part checksums, `checksums`
+   * gives each part's SHA-256 (base64) by part number instead, and each URL is sent with the
+   * plan's headers and its part's `headers`.
    * @param {string} fileId
    * @param {number[]} partNumbers
-   * @param {{ signal?: AbortSignal }} [options]
-   * @returns {Promise<{ urls: Record<string, string>, expires_at: string }>}
+   * @param {{ checksums?: Record<string, string>, signal?: AbortSignal }} [options]
+   * @returns {Promise<{ urls: Record<string, string>, headers?: Record<string, Record<string, string>>,
+   *   expires_at: string }>}
    */
-  signParts(fileId, partNumbers, { signal } = {}) {
-    return this.call('POST', `/files/${fileId}/parts`, { json: { part_numbers: partNumbers }, safe: true, signal })
+  signParts(fileId, partNumbers, { checksums, signal } = {}) {
+    const json = checksums ? { checksums } : { part_numbers: partNumbers }
+    return this.call('POST', `/files/${fileId}/parts`, { json, safe: true, signal })
   }
 
   /**
@@ -284,39 +339,74 @@ export class UploadClient extends EventTarget {
    * upload of the same file interrupted earlier (a reload, a lost connection) is resumed: only
    * the parts storage does not have are sent. A create sent before the interruption is sent
    * again with its Idempotency-Key, so its file is found rather than made twice.
+   *
+   * The whole file's SHA-256 is declared at create up to SHA256_MAX_BYTES. A larger file's is
+   * computed by `hasher` from the first moment, alongside the parts, and declared at complete;
+   * for a resumed upload it is computed again from the start (the part of the file already
+   * hashed before the reload is not known).
    * @param {File} file
    * @param {{ metadata?: Record<string, string>, signal?: AbortSignal,
    *   onProgress?: (progress: { fileId: string, loaded: number, total: number }) => void }} [options]
    * @returns {Promise<FileResource | UploadPlan>}
    */
-  async upload(file, { metadata = {}, signal, onProgress } = {}) {
-    const resumed = await this.#resumable(file, signal)
-    let fileId
-    let plan
-    if (resumed?.plan) {
-      ;({ fileId, plan } = resumed)
-    } else {
-      const idempotencyKey = resumed?.createKey ?? newKey()
-      this.#remember(file, { createKey: idempotencyKey })
-      const created = await this.create(file, { metadata, idempotencyKey, signal })
-      if (created.deduplicated) {
-        this.#forgetFile(file)
-        return created
+  async upload(file, { metadata = {}, signal: callerSignal, onProgress } = {}) {
+    // Stops the hasher when the upload ends, however it ends.
+    const hashing = new AbortController()
+    const stopHashing = () => hashing.abort()
+    callerSignal?.addEventListener('abort', stopHashing, { once: true })
+    // A hasher that fails stops the upload at once, not after every part was sent for nothing.
+    const failing = new AbortController()
+    const signal = callerSignal ? AbortSignal.any([callerSignal, failing.signal]) : failing.signal
+    /** @type {Promise<string> | undefined} */
+    let digest
+    const fileSha256 = () =>
+      (digest ??= declaresSha256(file) ? sha256Base64(file) : this.hasher(file, { signal: hashing.signal }))
+    // Not awaited until complete; a failure before then ends the upload with the hasher's error.
+    if (!declaresSha256(file)) {
+      fileSha256().catch((err) => {
+        if (!hashing.signal.aborted) failing.abort(err)
+      })
+    }
+    try {
+      const resumed = await this.#resumable(file, signal)
+      let fileId
+      let plan
+      if (resumed?.plan) {
+        ;({ fileId, plan } = resumed)
+      } else {
+        const idempotencyKey = resumed?.createKey ?? newKey()
+        this.#remember(file, { createKey: idempotencyKey })
+        const sha256 = declaresSha256(file) ? await fileSha256() : undefined
+        const created = await this.create(file, { metadata, idempotencyKey, sha256, signal })
+        if (created.deduplicated) {
+          this.#forgetFile(file)
+          return created
+        }
+        fileId = created.file_id
+        plan = /** @type {UploadPlan} */ (created)
+        this.#remember(file, { fileId })
       }
-      fileId = created.file_id
-      plan = /** @type {UploadPlan} */ (created)
-      this.#remember(file, { fileId })
+      this.dispatchEvent(new CustomEvent('started', { detail: { fileId, file, resumed: Boolean(resumed) } }))
+      const progress = new Progress(this, fileId, file.size, onProgress)
+      if (plan.upload_id == null) {
+        await this.#putWhole(fileId, plan, file, progress, signal, fileSha256)
+      } else {
+        // A plan just created has no part in storage yet: nothing to ask.
+        await this.uploadParts(fileId, plan, file, { progress, signal, stored: resumed?.plan ? null : [] })
+      }
+      // A multipart upload of a file not declared with its SHA-256 declares it now, for verify to
+      // check, when the service takes part checksums (API v1.2, which takes digests at complete).
+      // A single PUT's URL was signed for it, and storage checked it.
+      const declareNow = plan.part_checksums === 'sha256' && plan.upload_id != null && !declaresSha256(file)
+      const done = await this.complete(fileId, { sha256: declareNow ? await fileSha256() : undefined, signal })
+      this.#forget(fileId)
+      return done
+    } catch (err) {
+      throw failing.signal.aborted ? failing.signal.reason : err
+    } finally {
+      hashing.abort()
+      callerSignal?.removeEventListener('abort', stopHashing)
     }
-    this.dispatchEvent(new CustomEvent('started', { detail: { fileId, file, resumed: Boolean(resumed) } }))
-    const progress = new Progress(this, fileId, file.size, onProgress)
-    if (plan.upload_id == null) {
-      await this.#putWhole(fileId, plan, file, progress, signal)
-    } else {
-      await this.uploadParts(fileId, plan, file, { progress, signal })
-    }
-    const done = await this.complete(fileId, { signal })
-    this.#forget(fileId)
-    return done
   }
 
   /**
@@ -336,40 +426,69 @@ export class UploadClient extends EventTarget {
       else missing.push(n)
     }
     const urls = new PartUrls(this, fileId, missing, plan, signal)
+    // Read from the file again for each attempt: a part refused for its bytes is not resent from
+    // a copy that may be the corrupted one.
+    const part = (n) => file.slice((n - 1) * plan.part_size, (n - 1) * plan.part_size + size(n))
+    const hashes = plan.part_checksums === 'sha256' ? new PartHashes(missing, part, urls, this.concurrency, signal) : null
     let next = 0
     const worker = async () => {
       while (next < missing.length) {
-        const n = missing[next++]
-        const start = (n - 1) * plan.part_size
-        await this.#putPart(urls, n, file.slice(start, start + size(n)), progress, signal)
+        const i = next++
+        await hashes?.ready(i)
+        await this.#putPart(urls, missing[i], () => part(missing[i]), progress, signal)
       }
     }
     await Promise.all(Array.from({ length: Math.min(this.concurrency, missing.length) }, worker))
   }
 
-  async #putWhole(fileId, plan, file, progress, signal) {
-    // A resumed upload's plan (the file's `upload`) carries no URL: a fresh one is signed.
-    let url = plan.urls?.[0] ?? (await this.signParts(fileId, [1], { signal })).urls['1']
+  /**
+   * @param {string} fileId
+   * @param {UploadPlan} plan
+   * @param {Blob} file
+   * @param {Progress} progress
+   * @param {AbortSignal | undefined} signal
+   * @param {() => Promise<string>} fileSha256
+   */
+  async #putWhole(fileId, plan, file, progress, signal, fileSha256) {
+    // With part checksums the one part is the whole file, its URL signed for the file's SHA-256.
+    const checksums = plan.part_checksums === 'sha256' ? { 1: await fileSha256() } : undefined
+    const sign = async () => {
+      const signed = await this.signParts(fileId, [1], { checksums, signal })
+      return { url: signed.urls['1'], headers: { ...plan.headers, ...signed.headers?.['1'] } }
+    }
+    // A resumed upload's plan (the file's `upload`) carries no URL, nor does one with part
+    // checksums: a fresh one is signed.
+    let target = plan.urls?.[0] ? { url: plan.urls[0], headers: plan.headers } : await sign()
     for (let attempt = 1; ; attempt++) {
       try {
-        return await put(url, file, plan.headers, (loaded) => progress.set(1, loaded), signal)
+        return await put(target.url, file, target.headers, (loaded) => progress.set(1, loaded), signal)
       } catch (err) {
-        if (attempt >= 3 || !retryable(err)) throw err
-        // An expired URL, or a lost connection: a fresh URL signed for the same content.
-        url = (await this.signParts(fileId, [1], { signal })).urls['1']
+        if (attempt >= PUT_ATTEMPTS || !retryable(err)) throw err
+        // An expired URL, or a lost connection: a fresh URL signed for the same content. Bytes
+        // refused for their checksum go again to the same URL.
+        if (!refusedChecksum(err)) target = await sign()
       }
     }
   }
 
-  async #putPart(urls, n, blob, progress, signal) {
+  /**
+   * @param {PartUrls} urls
+   * @param {number} n
+   * @param {() => Blob} part  the part's bytes, read anew for each attempt
+   * @param {Progress} progress
+   * @param {AbortSignal | undefined} signal
+   */
+  async #putPart(urls, n, part, progress, signal) {
     for (let attempt = 1; ; attempt++) {
-      const url = await urls.get(n)
+      const { url, headers } = await urls.get(n)
       try {
-        await put(url, blob, {}, (loaded) => progress.set(n, loaded), signal)
+        await put(url, part(), headers, (loaded) => progress.set(n, loaded), signal)
         return
       } catch (err) {
-        if (attempt >= 3 || !retryable(err)) throw err
-        urls.discard(n)
+        if (attempt >= PUT_ATTEMPTS || !retryable(err)) throw err
+        // Bytes refused for their checksum go again to the same URL, which is signed for the
+        // part's true SHA-256; any other failure takes a fresh one.
+        if (!refusedChecksum(err)) urls.discard(n)
       }
     }
   }
@@ -426,6 +545,34 @@ export class UploadClient extends EventTarget {
     this.#forget(fileId)
     return null
   }
+}
+
+/**
+ * Whether the service has decided on `file`: `verified` or `rejected`, which only a new upload of
+ * the file changes.
+ * @param {{ status: string }} file
+ */
+export function isSettled(file) {
+  return file.status === 'verified' || file.status === 'rejected'
+}
+
+const BINARY_UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
+
+/**
+ * A size for people, in binary units with at most one decimal: `12 B`, `1.5 KiB`, `120 MiB`.
+ * @param {number} bytes
+ */
+export function formatBytes(bytes) {
+  let value = bytes
+  let unit = 0
+  while (value >= 1024 && unit < BINARY_UNITS.length - 1) {
+    value /= 1024
+    unit++
+  }
+  const rounded = Math.round(value * 10) / 10
+  // 1023.96 KiB rounds to the next unit.
+  if (rounded >= 1024 && unit < BINARY_UNITS.length - 1) return `1 ${BINARY_UNITS[unit + 1]}`
+  return `${rounded} ${BINARY_UNITS[unit]}`
 }
 
 /**
@@ -532,7 +679,11 @@ function abortError() {
   return new UploadError('aborted', 'the upload was aborted')
 }
 
-/** Part URLs, asked for in batches of up to 100 as the parts need them, and again near expiry. */
+/**
+ * Part URLs, asked for in batches of up to 100 as the parts need them, and again near expiry.
+ * With part checksums a part's URL is signed for its SHA-256, as soon as the part is hashed: a
+ * batch is the parts hashed since the last one.
+ */
 class PartUrls {
   /**
    * @param {UploadClient} client
@@ -546,31 +697,123 @@ class PartUrls {
     this.fileId = fileId
     this.signal = signal
     this.wanted = wanted
+    this.headers = plan.headers ?? {}
+    /** @type {Map<number, { url: string, headers: Record<string, string>, expiresAt: number }>} */
     this.urls = new Map()
+    /** @type {Map<number, Promise<void>>} */
     this.pending = new Map()
+    /** With part checksums, each hashed part's SHA-256 (kept to sign it again near expiry). */
+    this.checksums = plan.part_checksums === 'sha256' ? new Map() : null
+    /** @type {Set<number>} parts hashed whose URL is not asked for yet */
+    this.unsigned = new Set()
     const expiresAt = Date.parse(plan.expires_at)
-    plan.urls?.forEach((url, i) => this.urls.set(i + 1, { url, expiresAt }))
+    plan.urls?.forEach((url, i) => this.urls.set(i + 1, { url, headers: this.headers, expiresAt }))
   }
 
+  /**
+   * Part `n` was hashed: its URL is to be signed for `checksum`.
+   * @param {number} n
+   * @param {string} checksum
+   */
+  hashed(n, checksum) {
+    this.checksums?.set(n, checksum)
+    this.unsigned.add(n)
+    // Signed before the part's turn comes, with the parts hashed meanwhile: one batch at a time.
+    if (this.pending.size === 0) this.#sign([...this.unsigned].slice(0, PART_URL_BATCH))
+  }
+
+  /**
+   * Part `n`'s URL and the headers to send it with (with part checksums, once it is hashed).
+   * @param {number} n
+   */
   async get(n) {
     const known = this.urls.get(n)
-    if (known && known.expiresAt - EXPIRY_MARGIN_MS > Date.now()) return known.url
-    if (!this.pending.has(n)) {
-      const from = Math.max(0, this.wanted.indexOf(n))
-      const batch = this.wanted.slice(from, from + PART_URL_BATCH).filter((m) => !this.pending.has(m))
-      const signing = this.client.signParts(this.fileId, batch, { signal: this.signal }).then(({ urls, expires_at }) => {
-        const expiresAt = Date.parse(expires_at)
-        for (const [m, url] of Object.entries(urls)) this.urls.set(Number(m), { url, expiresAt })
-      })
-      for (const m of batch) this.pending.set(m, signing)
-      signing.finally(() => batch.forEach((m) => this.pending.delete(m))).catch(() => {})
-    }
+    if (known && known.expiresAt - EXPIRY_MARGIN_MS > Date.now()) return known
+    if (!this.pending.has(n)) this.#sign(this.#batch(n))
     await this.pending.get(n)
-    return this.urls.get(n).url
+    return /** @type {{ url: string, headers: Record<string, string> }} */ (this.urls.get(n))
   }
 
+  /**
+   * Asks for the URLs of `batch`. A failure reaches the parts waiting for them; a part asked for
+   * later is signed again.
+   * @param {number[]} batch
+   */
+  #sign(batch) {
+    for (const m of batch) this.unsigned.delete(m)
+    const checksums = this.checksums ? Object.fromEntries(batch.map((m) => [m, this.checksums.get(m)])) : undefined
+    const signing = this.client.signParts(this.fileId, batch, { checksums, signal: this.signal }).then(({ urls, headers = {}, expires_at }) => {
+      const expiresAt = Date.parse(expires_at)
+      for (const [m, url] of Object.entries(urls)) {
+        this.urls.set(Number(m), { url, headers: { ...this.headers, ...headers[m] }, expiresAt })
+      }
+    })
+    for (const m of batch) this.pending.set(m, signing)
+    signing
+      .finally(() => {
+        for (const m of batch) this.pending.delete(m)
+        if (this.unsigned.size > 0 && this.pending.size === 0) this.#sign([...this.unsigned].slice(0, PART_URL_BATCH))
+      })
+      .catch(() => {})
+  }
+
+  /**
+   * The parts to sign with `n`: with part checksums, those hashed whose URL is not asked for
+   * yet; without, the wanted ones from `n` on.
+   * @param {number} n
+   */
+  #batch(n) {
+    if (this.checksums) return [n, ...[...this.unsigned].filter((m) => m !== n)].slice(0, PART_URL_BATCH)
+    const from = Math.max(0, this.wanted.indexOf(n))
+    return this.wanted.slice(from, from + PART_URL_BATCH).filter((m) => !this.pending.has(m))
+  }
+
+  /** @param {number} n */
   discard(n) {
     this.urls.delete(n)
+  }
+}
+
+/**
+ * The parts' SHA-256s, for an upload with part checksums: hashed one part at a time, so that
+ * memory holds one part's bytes for it, in the order the parts are sent and up to `ahead` parts
+ * beyond the last one asked for, so that the next parts' hashes (and their URLs, asked for in one
+ * batch) are ready when a PUT ends.
+ */
+class PartHashes {
+  /**
+   * @param {number[]} order  the part numbers, in the order they are sent
+   * @param {(n: number) => Blob} part
+   * @param {PartUrls} urls  told of each part hashed
+   * @param {number} ahead
+   * @param {AbortSignal} [signal]
+   */
+  constructor(order, part, urls, ahead, signal) {
+    this.order = order
+    this.part = part
+    this.urls = urls
+    this.ahead = ahead
+    this.signal = signal
+    /** @type {Promise<void>[]} by index in `order` */
+    this.hashed = []
+  }
+
+  /**
+   * Once the part at index `i` of `order` is hashed.
+   * @param {number} i
+   */
+  ready(i) {
+    for (let j = this.hashed.length; j <= Math.min(i + this.ahead, this.order.length - 1); j++) {
+      const n = this.order[j]
+      const hashed = (this.hashed[j - 1] ?? Promise.resolve()).then(async () => {
+        throwIfAborted(this.signal)
+        this.urls.hashed(n, await sha256Base64(this.part(n)))
+      })
+      // Awaited when its part's turn comes, if the upload gets that far.
+      hashed.catch(() => {})
+      this.hashed.push(hashed)
+    }
+    return this.hashed[i]
   }
 }
 
@@ -601,9 +844,14 @@ class Progress {
 const BROWSER_SET_HEADERS = new Set(['content-length', 'host'])
 
 /** PUTs `body` to a presigned `url` with exactly `headers`, reporting bytes sent. XHR, because
- * fetch reports no upload progress. */
+ * fetch reports no upload progress. Once `signal` has aborted no PUT starts: the abort stops
+ * the PUTs in flight, and a part whose turn comes after must not go out. */
 function put(url, body, headers, onProgress, signal) {
   return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(abortError())
+      return
+    }
     const xhr = new XMLHttpRequest()
     xhr.open('PUT', url)
     for (const [name, value] of Object.entries(headers ?? {})) {
@@ -621,20 +869,86 @@ function put(url, body, headers, onProgress, signal) {
       }
     }
     xhr.onerror = () => reject(new UploadError('network_error', 'the PUT to storage failed'))
-    xhr.onabort = () => reject(new UploadError('aborted', 'the upload was aborted'))
+    xhr.onabort = () => reject(abortError())
     signal?.addEventListener('abort', () => xhr.abort(), { once: true })
     xhr.send(body)
   })
 }
 
-/** Worth another attempt: a lost connection, storage's 5xx, or an expired URL (403). */
+/** Worth another attempt: a lost connection, storage's 5xx, an expired URL (403), or bytes
+ * refused for their checksum (corrupted on the way: read again from the file). */
 function retryable(err) {
-  return err.code === 'network_error' || err.status >= 500 || (err.status === 403 && /expired|AccessDenied/i.test(err.message))
+  return (
+    err.code === 'network_error' ||
+    err.status >= 500 ||
+    (err.status === 403 && /expired|AccessDenied/i.test(err.message)) ||
+    refusedChecksum(err)
+  )
 }
 
+/** Storage refused the bytes for their checksum: 400 BadDigest (S3, and LocalStack alike). */
+function refusedChecksum(err) {
+  return err.status === 400 && err.details?.[0]?.reason === 'BadDigest'
+}
+
+/**
+ * Whether `file` is declared with its SHA-256 at create: WebCrypto must hold it whole to hash it.
+ * @param {Blob} file
+ */
+function declaresSha256(file) {
+  return file.size <= SHA256_MAX_BYTES
+}
+
+/**
+ * The base64 SHA-256 of `blob`, read whole into memory (WebCrypto).
+ * @param {Blob} blob
+ */
 async function sha256Base64(blob) {
   const digest = await crypto.subtle.digest('SHA-256', await blob.arrayBuffer())
   let binary = ''
   for (const byte of new Uint8Array(digest)) binary += String.fromCharCode(byte)
   return btoa(binary)
+}
+
+/**
+ * The client's default hasher: a module Worker loaded from `url` reads the file in chunks and
+ * hashes them with hash-wasm, so that memory holds a chunk or two whatever the file's size
+ * (WebCrypto has no streaming digest), off the page's thread. `url` is `sha256-worker.js`, which
+ * imports `hash-wasm` by name: a page serves it bundled (the demo with esbuild, see scripts/dev),
+ * or passes this client `hasher: workerHasher(urlOfItsBundle)`.
+ * @param {string | URL} url
+ * @returns {Hasher}
+ */
+export function workerHasher(url) {
+  return (file, { signal }) =>
+    new Promise((resolve, reject) => {
+      if (signal.aborted) return reject(abortError())
+      /** @type {Worker} */
+      let worker
+      try {
+        worker = new Worker(url, { type: 'module' })
+      } catch (err) {
+        // No module Worker here (an old browser, Node), or a URL it refuses.
+        return reject(new UploadError('hash_error', `no worker to hash the file (${url}): ${err instanceof Error ? err.message : err}`))
+      }
+      const end = () => {
+        worker.terminate()
+        signal.removeEventListener('abort', aborted)
+      }
+      const aborted = () => {
+        end()
+        reject(abortError())
+      }
+      worker.onmessage = ({ data }) => {
+        end()
+        if (typeof data?.sha256 === 'string') resolve(data.sha256)
+        else reject(new UploadError('hash_error', `hashing the file failed: ${data?.error}`))
+      }
+      worker.onerror = (event) => {
+        end()
+        reject(new UploadError('hash_error', `the hashing worker (${url}) failed: ${event.message || 'not loaded'}`))
+      }
+      signal.addEventListener('abort', aborted, { once: true })
+      worker.postMessage(file)
+    })
 }

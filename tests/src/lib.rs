@@ -15,9 +15,12 @@
 //! - [`faults`]: a TCP proxy that makes a real server hang, answer late, reset or cut answers.
 //! - [`mocks`]: the services over mocked SDK clients, for failures the servers cannot produce.
 //! - [`operations`]: the AWS operations each function performs, for `scripts/check-iam`.
+//! - [`capacity`]: the write units each write puts on each partition of the table and its
+//!   indexes, for the capacity model (what one project sustains before a key saturates).
 
 mod app;
 mod call;
+pub mod capacity;
 pub mod delivery;
 pub mod faults;
 pub mod mocks;

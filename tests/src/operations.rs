@@ -43,6 +43,7 @@ impl Intercept for OperationLog {
         _components: &RuntimeComponents,
         config: &mut ConfigBag,
     ) -> Result<(), BoxError> {
+        crate::capacity::observe(context.input());
         if let (Ok(function), Some(operation)) = (
             FUNCTION.try_with(|function| *function),
             config.load::<Metadata>(),

@@ -3,9 +3,10 @@
 // `node --test clients/js/test`; the browser tests drive the real thing in Chromium.
 
 import assert from 'node:assert/strict'
-import { test } from 'node:test'
+import { createHash } from 'node:crypto'
+import { mock, test } from 'node:test'
 
-import { UploadClient, UploadError, parseRetryAfter } from '../upload-client.js'
+import { SHA256_MAX_BYTES, UploadClient, UploadError, formatBytes, parseRetryAfter } from '../upload-client.js'
 
 const API = 'https://api.example.com/v1/projects/p1'
 const PLAN = {
@@ -21,11 +22,11 @@ const PLAN = {
 }
 
 /** A fake fetch answering each request with the next of `answers` (a status and body, or an
- * Error to throw); it records each request. */
+ * Error to throw); it records each request, and when it came. */
 function fakeFetch(answers) {
   const requests = []
   const fetch = async (url, init) => {
-    requests.push({ url, ...init, headers: { ...init.headers } })
+    requests.push({ url, ...init, headers: { ...init.headers }, at: Date.now() })
     const next = answers.shift()
     if (!next) throw new Error(`unexpected request ${init.method} ${url}`)
     if (next instanceof Error) throw next
@@ -199,10 +200,341 @@ test('an upload interrupted after its create resumes from its file', async () =>
   assert.deepEqual(requests.map((r) => `${r.method} ${r.url.slice(API.length)}`), ['GET /files/f-1', 'POST /files/f-1/parts', 'POST /files/f-1/complete'])
 })
 
+test('no part is sent once the upload is aborted, though its URL is at hand', async () => {
+  const controller = new AbortController()
+  const sent = []
+  // Storage takes part 1, and the caller aborts as it does: between two parts.
+  globalThis.XMLHttpRequest = class extends OkXhr {
+    send(body) {
+      sent.push(this.url)
+      queueMicrotask(() => {
+        this.status = 200
+        this.onload()
+        controller.abort()
+      })
+    }
+  }
+  const parts = { ...PLAN, upload_id: 'u-1', part_size: 2, part_count: 3, urls: ['https://storage.example.com/1', 'https://storage.example.com/2', 'https://storage.example.com/3'] }
+  const { fetch } = fakeFetch([{ status: 201, body: parts }, { status: 200, body: { parts: [] } }])
+  const error = await client(fetch, { concurrency: 1 }).upload(file(), { signal: controller.signal }).catch((err) => err)
+  assert.equal(error.code, 'aborted')
+  assert.deepEqual(sent, ['https://storage.example.com/1'])
+})
+
+/** What `run()` comes to, with setTimeout and Date faked: the clock moves on `step` ms at a time
+ * while it waits (at most `limit` ms). */
+async function onFakeClock(run, { step = 50, limit = 60_000 } = {}) {
+  mock.timers.enable({ apis: ['setTimeout', 'Date'] })
+  try {
+    let outcome = null
+    run().then((value) => (outcome = { value }), (error) => (outcome = { error }))
+    for (let now = 0; !outcome && now <= limit; now += step) {
+      // Lets the fake fetch answer and the client read it before time moves on.
+      for (let i = 0; i < 10; i++) await new Promise((resolve) => setImmediate(resolve))
+      if (!outcome) mock.timers.tick(step)
+    }
+    if (!outcome) throw new Error(`not done after ${limit} ms`)
+    if (outcome.error) throw outcome.error
+    return outcome.value
+  } finally {
+    mock.timers.reset()
+  }
+}
+
+const inState = (status, more = {}) => ({ status: 200, body: { ...PLAN, status, upload: null, rejection_reason: null, ...more } })
+
+test('waitForSettled reads the file until it is verified, waiting twice as long each time up to the most', async () => {
+  const { fetch, requests } = fakeFetch([...Array.from({ length: 6 }, () => inState('uploaded')), inState('verified')])
+  const settled = await onFakeClock(() => client(fetch).waitForSettled('f-1'))
+  assert.equal(settled.status, 'verified')
+  assert.ok(requests.every((r) => r.method === 'GET' && r.url === `${API}/files/f-1`))
+  const times = requests.map((r) => r.at - requests[0].at)
+  // 250 ms doubled after each read, to at most 4 s
+  assert.deepEqual(times, [0, 250, 750, 1750, 3750, 7750, 11750])
+})
+
+test('waitForSettled answers a rejected file with its reason, at once when it is settled', async () => {
+  const { fetch, requests } = fakeFetch([inState('rejected', { rejection_reason: 'content_type_mismatch' })])
+  const settled = await client(fetch).waitForSettled('f-1')
+  assert.equal(settled.status, 'rejected')
+  assert.equal(settled.rejection_reason, 'content_type_mismatch')
+  assert.equal(requests.length, 1)
+})
+
+test('waitForSettled gives up after its timeout', async () => {
+  const { fetch, requests } = fakeFetch(Array.from({ length: 10 }, () => inState('uploaded')))
+  const error = await onFakeClock(() => client(fetch).waitForSettled('f-1', { timeoutMs: 1000 })).catch((err) => err)
+  assert.ok(error instanceof UploadError)
+  assert.equal(error.code, 'timeout')
+  // the last wait is cut to the deadline, where the file is read once more
+  assert.deepEqual(requests.map((r) => r.at - requests[0].at), [0, 250, 750, 1000])
+})
+
+test('waitForSettled stops at once when its signal aborts, and its reads are retried as any GET', async () => {
+  const controller = new AbortController()
+  const { fetch, requests } = fakeFetch([
+    unavailable(),
+    () => {
+      setTimeout(() => controller.abort(), 10)
+      return inState('uploaded')
+    },
+  ])
+  const started = Date.now()
+  const error = await client(fetch).waitForSettled('f-1', { signal: controller.signal, intervalMs: 10_000 }).catch((err) => err)
+  assert.equal(error.code, 'aborted')
+  assert.ok(Date.now() - started < 1000, 'the 10 s wait was cut short')
+  assert.equal(requests.length, 2)
+})
+
+test('sizes read in binary units', () => {
+  assert.equal(formatBytes(0), '0 B')
+  assert.equal(formatBytes(12), '12 B')
+  assert.equal(formatBytes(1023), '1023 B')
+  assert.equal(formatBytes(1024), '1 KiB')
+  assert.equal(formatBytes(1536), '1.5 KiB')
+  assert.equal(formatBytes(1024 * 1024 - 50), '1 MiB')
+  assert.equal(formatBytes(125829120), '120 MiB')
+  assert.equal(formatBytes(5.25 * 2 ** 30), '5.3 GiB')
+  assert.equal(formatBytes(2 ** 50), '1024 TiB')
+})
+
 test('Retry-After reads seconds and HTTP dates', () => {
   assert.equal(parseRetryAfter('3'), 3000)
   assert.equal(parseRetryAfter(null), null)
   assert.equal(parseRetryAfter('soon'), null)
   const inTwo = new Date(Date.now() + 2000).toUTCString()
   assert.ok(Math.abs(parseRetryAfter(inTwo) - 2000) <= 1000)
+})
+
+// --- part checksums (API v1.2) -----------------------------------------------------------
+
+const sha256 = async (blob) => createHash('sha256').update(Buffer.from(await blob.arrayBuffer())).digest('base64')
+const text = async (blob) => Buffer.from(await blob.arrayBuffer()).toString()
+
+/** A multipart plan with part checksums: no URL, each part's is asked for with its SHA-256. */
+const CHECKED = {
+  ...PLAN,
+  upload_id: 'u-1',
+  part_size: 8,
+  part_count: 3,
+  urls: [],
+  headers: { 'x-plan-header': 'sent with every part' },
+  part_checksums: 'sha256',
+}
+const parts = () => new File(['part one', 'part two', 'three'], 'parts.txt', { type: 'text/plain', lastModified: 1 })
+
+/** A fake service: `route(method, path, body)` answers each request ({status, body}); every
+ * request is recorded with its JSON body. `POST …/parts` is answered as the service does, a URL
+ * per part and, for each checksum given, the header to send it with. */
+function service(route) {
+  const requests = []
+  const fetch = async (url, init) => {
+    const path = url.slice(API.length)
+    const body = init.body === undefined ? undefined : JSON.parse(init.body)
+    requests.push({ method: init.method, path, body })
+    let answer = route(init.method, path, body)
+    if (!answer && init.method === 'POST' && /^\/files\/[^/]+\/parts$/.test(path)) {
+      const numbers = body.checksums ? Object.keys(body.checksums) : body.part_numbers.map(String)
+      answer = {
+        status: 200,
+        body: {
+          urls: Object.fromEntries(numbers.map((n) => [n, `https://storage.example.com/put?partNumber=${n}`])),
+          headers: Object.fromEntries(Object.entries(body.checksums ?? {}).map(([n, sum]) => [n, { 'x-amz-checksum-sha256': sum }])),
+          expires_at: PLAN.expires_at,
+        },
+      }
+    }
+    if (!answer) throw new Error(`unexpected request ${init.method} ${path}`)
+    return new Response(JSON.stringify(answer.body), { status: answer.status })
+  }
+  return { fetch, requests, signed: () => requests.filter((r) => r.path.endsWith('/parts') && r.method === 'POST') }
+}
+
+const BAD_DIGEST = '<Error><Code>BadDigest</Code><Message>The SHA256 you specified did not match the calculated checksum.</Message></Error>'
+
+/** Storage's side of the PUTs: each is recorded (its part number, headers and body) and answered
+ * with the status `answer` gives it (200 by default; a 400 is S3's BadDigest). */
+function storage(answer = () => 200) {
+  const puts = []
+  globalThis.XMLHttpRequest = class {
+    upload = {}
+    headers = {}
+    open(method, url) { this.url = url }
+    setRequestHeader(name, value) { this.headers[name] = value }
+    abort() { this.onabort?.() }
+    send(body) {
+      const put = { url: this.url, part: new URL(this.url).searchParams.get('partNumber'), headers: this.headers, body }
+      puts.push(put)
+      queueMicrotask(() => {
+        this.status = answer(put, puts)
+        this.responseText = this.status === 400 ? BAD_DIGEST : ''
+        this.onload()
+      })
+    }
+  }
+  return puts
+}
+
+const completeRequests = (requests) => requests.filter((r) => r.path.endsWith('/complete'))
+
+test('every part is signed for its SHA-256 and sent with the plan\'s headers and its own', async () => {
+  const puts = storage()
+  const { fetch, requests, signed } = service((method, path) => {
+    if (path === '/files') return { status: 201, body: CHECKED }
+    if (path === '/files/f-1/complete') return { status: 200, body: { ...CHECKED, status: 'uploaded' } }
+  })
+  const file = parts()
+  const done = await client(fetch, { hasher: () => assert.fail('a small file is hashed before create') }).upload(file)
+  assert.equal(done.status, 'uploaded')
+  assert.deepEqual(requests.filter((r) => r.method === 'GET'), [], 'a plan just created has no stored part to ask for')
+
+  const [create] = requests
+  assert.equal(create.body.part_checksums, 'sha256')
+  assert.equal(create.body.sha256, await sha256(file))
+  const sums = Object.assign({}, ...signed().map((r) => r.body.checksums))
+  const expected = {}
+  for (const n of [1, 2, 3]) expected[n] = await sha256(file.slice((n - 1) * 8, n * 8))
+  assert.deepEqual(sums, expected)
+  assert.ok(signed().every((r) => r.body.part_numbers === undefined))
+  assert.equal(puts.length, 3)
+  for (const put of puts) {
+    assert.deepEqual(put.headers, { 'x-plan-header': 'sent with every part', 'x-amz-checksum-sha256': expected[put.part] })
+    assert.equal(await text(put.body), ['part one', 'part two', 'three'][put.part - 1])
+  }
+  // Declared at create: complete carries no digest.
+  assert.deepEqual(completeRequests(requests).map((r) => r.body), [undefined])
+})
+
+test('a part storage refuses for its checksum is read again from the file and resent to its URL', async () => {
+  const puts = storage((put, all) => (put.part === '2' && all.filter((p) => p.part === '2').length === 1 ? 400 : 200))
+  const { fetch, signed } = service((method, path) => {
+    if (path === '/files') return { status: 201, body: CHECKED }
+    if (method === 'GET') return { status: 200, body: { parts: [] } }
+    if (path === '/files/f-1/complete') return { status: 200, body: { ...CHECKED, status: 'uploaded' } }
+  })
+  const file = parts()
+  const done = await client(fetch).upload(file)
+  assert.equal(done.status, 'uploaded')
+  const second = puts.filter((p) => p.part === '2')
+  assert.equal(second.length, 2, 'part 2 sent again')
+  assert.equal(second[1].url, second[0].url, 'to the URL signed for its SHA-256')
+  assert.notEqual(second[1].body, second[0].body, 'read again from the file')
+  assert.equal(await text(second[1].body), 'part two')
+  assert.equal(signed().flatMap((r) => Object.keys(r.body.checksums)).length, 3, 'each part signed once')
+
+  // Refused on every attempt (the file changed since it was hashed): the error, after three.
+  const refused = storage((put) => (put.part === '3' ? 400 : 200))
+  const error = await client(service((method, path) => {
+    if (path === '/files') return { status: 201, body: CHECKED }
+    if (method === 'GET') return { status: 200, body: { parts: [] } }
+  }).fetch).upload(parts()).catch((err) => err)
+  assert.equal(error.code, 'storage_error')
+  assert.match(error.message, /400 BadDigest/)
+  assert.equal(refused.filter((p) => p.part === '3').length, 3)
+})
+
+test('a file too large to hash before create declares the hasher\'s SHA-256 at complete', async () => {
+  storage()
+  const big = new File([new Uint8Array(SHA256_MAX_BYTES + 1)], 'big.bin', { lastModified: 1 })
+  const plan = { ...CHECKED, part_size: 32 * 1024 * 1024, part_count: 3 }
+  const { fetch, requests, signed } = service((method, path) => {
+    if (path === '/files') return { status: 201, body: plan }
+    if (method === 'GET') return { status: 200, body: { parts: [] } }
+    if (path === '/files/f-1/complete') return { status: 200, body: { ...plan, status: 'uploaded' } }
+  })
+  const hashed = []
+  const hasher = async (file, { signal }) => {
+    hashed.push(file)
+    assert.equal(signal.aborted, false)
+    return 'd2hvbGUgZmlsZQ=='
+  }
+  await client(fetch, { hasher }).upload(big)
+  assert.deepEqual(hashed, [big], 'the whole file, hashed once')
+  assert.equal(requests[0].body.sha256, undefined)
+  assert.equal(requests[0].body.part_checksums, 'sha256')
+  assert.deepEqual(signed().flatMap((r) => Object.keys(r.body.checksums)).sort(), ['1', '2', '3'])
+  assert.deepEqual(completeRequests(requests).map((r) => r.body), [{ sha256: 'd2hvbGUgZmlsZQ==' }])
+})
+
+test('a single PUT with part checksums is signed for the whole file\'s SHA-256', async () => {
+  const single = { ...PLAN, urls: [], part_checksums: 'sha256' }
+  const route = (method, path) => {
+    if (path === '/files') return { status: 201, body: single }
+    if (path === '/files/f-1/complete') return { status: 200, body: { ...single, status: 'uploaded' } }
+  }
+  // Declared at create (WebCrypto)
+  let puts = storage()
+  let { fetch, requests, signed } = service(route)
+  const small = file()
+  await client(fetch).upload(small)
+  const digest = await sha256(small)
+  assert.deepEqual(signed().map((r) => r.body), [{ checksums: { 1: digest } }])
+  assert.deepEqual(puts[0].headers, { 'content-type': 'text/plain', 'x-amz-checksum-sha256': digest })
+  assert.equal(puts[0].body, small)
+  assert.deepEqual(completeRequests(requests).map((r) => r.body), [undefined])
+
+  // Too large for that: the hasher's, and storage checked it, so complete carries none.
+  puts = storage()
+  ;({ fetch, requests, signed } = service(route))
+  const big = new File([new Uint8Array(SHA256_MAX_BYTES + 1)], 'big.bin', { lastModified: 1 })
+  await client(fetch, { hasher: async () => 'd2hvbGUgZmlsZQ==' }).upload(big)
+  assert.deepEqual(signed().map((r) => r.body), [{ checksums: { 1: 'd2hvbGUgZmlsZQ==' } }])
+  assert.equal(puts[0].headers['x-amz-checksum-sha256'], 'd2hvbGUgZmlsZQ==')
+  assert.deepEqual(completeRequests(requests).map((r) => r.body), [undefined])
+})
+
+test('an upload with part checksums resumed after a reload hashes what is left, and the whole file again', async () => {
+  const puts = storage()
+  const store = new MemoryStorage()
+  const big = new File([new Uint8Array(SHA256_MAX_BYTES + 1)], 'big.bin', { lastModified: 1 })
+  store.setItem(`upload-service:big.bin:${big.size}:1`, JSON.stringify({ fileId: 'f-1' }))
+  const half = 32 * 1024 * 1024
+  const plan = { ...CHECKED, part_size: half, part_count: 3 }
+  const { fetch, requests, signed } = service((method, path) => {
+    if (method === 'GET' && path === '/files/f-1') return { status: 200, body: { ...plan, status: 'pending_upload', upload: plan } }
+    if (method === 'GET' && path === '/files/f-1/parts') {
+      return { status: 200, body: { parts: [1, 2].map((n) => ({ part_number: n, size: half, etag: `"${n}"` })) } }
+    }
+    if (path === '/files/f-1/complete') return { status: 200, body: { ...plan, status: 'uploaded' } }
+  })
+  const hashed = []
+  const uploads = new UploadClient({ apiUrl: API, token: 't', fetch, resumeStore: store, hasher: async (file) => hashed.push(file) && 'YWdhaW4=' })
+  await uploads.upload(big)
+  assert.deepEqual(signed().map((r) => r.body), [{ checksums: { 3: await sha256(big.slice(2 * half)) } }])
+  assert.deepEqual(puts.map((p) => p.part), ['3'])
+  assert.deepEqual(hashed, [big])
+  assert.deepEqual(completeRequests(requests).map((r) => r.body), [{ sha256: 'YWdhaW4=' }])
+})
+
+test('without a worker to hash a large file, the upload fails with hash_error and is not completed', async () => {
+  storage()
+  const big = new File([new Uint8Array(SHA256_MAX_BYTES + 1)], 'big.bin', { lastModified: 1 })
+  const plan = { ...CHECKED, part_size: 32 * 1024 * 1024, part_count: 3 }
+  const { fetch, requests } = service((method, path) => {
+    if (path === '/files') return { status: 201, body: plan }
+  })
+  // Node has no Worker: the default hasher cannot start one.
+  assert.equal(globalThis.Worker, undefined)
+  const error = await client(fetch).upload(big).catch((err) => err)
+  assert.ok(error instanceof UploadError)
+  assert.equal(error.code, 'hash_error')
+  assert.deepEqual(completeRequests(requests), [], 'not completed without its digest')
+})
+
+test('a hasher that fails stops the upload at once: no part is sent for nothing', async () => {
+  const puts = storage()
+  const big = new File([new Uint8Array(SHA256_MAX_BYTES + 1)], 'big.bin', { lastModified: 1 })
+  const plan = { ...CHECKED, part_size: 32 * 1024 * 1024, part_count: 3 }
+  const { fetch, requests } = service((method, path) => {
+    if (path === '/files') return { status: 201, body: plan }
+    if (path === '/files/f-1/complete') return { status: 200, body: { ...plan, status: 'uploaded' } }
+  })
+  const hasher = async () => {
+    throw new UploadError('hash_error', 'the worker could not read the file')
+  }
+  const error = await client(fetch, { hasher }).upload(big).catch((err) => err)
+  assert.ok(error instanceof UploadError)
+  assert.equal(error.code, 'hash_error', error.message)
+  assert.deepEqual(puts, [], 'no part was sent')
+  assert.deepEqual(completeRequests(requests), [])
 })

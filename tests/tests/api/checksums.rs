@@ -298,3 +298,64 @@ async fn a_digest_arriving_after_its_content_was_verified_without_it_is_refused(
     assert_eq!(late.conflict().reason(), Some("already_settled"));
     assert_eq!(api.raw_item(&plan.file_id).await, before);
 }
+
+#[tokio::test]
+async fn a_hashed_reupload_whose_digest_fails_leaves_the_verified_version_served() {
+    // GIVEN a verified file, and a reupload of new content in parts signed for their digests
+    let api = multipart_api().await;
+    let old = content(FILE_SIZE, 105);
+    let plan = create_hashing(&api, &old).await;
+    let signed = sign_hashed(&api, &plan, &old, &[1, 2, 3, 4]).await;
+    for number in 1..=4 {
+        assert_eq!(
+            put(&api, &plan, &signed, number, part(&old, number))
+                .await
+                .status(),
+            200
+        );
+    }
+    api.complete_with(&plan.file_id, json!({ "sha256": sha256(&old) }))
+        .await
+        .file();
+    assert_eq!(api.deliver(&plan.s3_key).await, Outcome::Verified);
+    let new = content(FILE_SIZE, 106);
+    let again = api
+        .reupload(
+            &plan.file_id,
+            json!({"file_size": new.len(), "part_checksums": "sha256"}),
+        )
+        .await
+        .plan();
+    assert!(again.urls.is_empty());
+    let signed = sign_hashed(&api, &again, &new, &[1, 2, 3, 4]).await;
+    for number in 1..=4 {
+        assert_eq!(
+            put(&api, &again, &signed, number, part(&new, number))
+                .await
+                .status(),
+            200
+        );
+    }
+
+    // WHEN its complete declares a digest the new bytes do not have
+    let completed = api
+        .complete_with(&plan.file_id, json!({ "sha256": sha256(&old) }))
+        .await;
+    assert_eq!(completed.status, 200, "{:#}", completed.body);
+
+    // THEN the new content is rejected, the old one still served, and the old digest still
+    // deduplicates to it
+    assert_eq!(
+        api.deliver(&again.s3_key).await,
+        Outcome::Rejected(RejectionReason::ChecksumMismatch)
+    );
+    assert!(api.download(&plan.file_id).await == old);
+    let dedup = api
+        .create(json!({"file_name": "copy.bin", "file_size": old.len(), "sha256": sha256(&old)}))
+        .await
+        .file();
+    assert_eq!(
+        (dedup.file_id, dedup.deduplicated),
+        (plan.file_id, Some(true))
+    );
+}

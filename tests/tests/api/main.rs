@@ -4,6 +4,7 @@
 //! between the functions and the servers.
 
 mod access;
+mod capacity;
 mod checksums;
 mod delete;
 mod direct;
