@@ -12,14 +12,14 @@ mod wire;
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::error::Failure;
 
 const EXIT_CODES: &str = "\
 Configuration: --api or UPLOAD_API is the project's base URL (…/v1/projects/PROJECT); \
 --key or UPLOAD_KEY an API key, or --token or UPLOAD_TOKEN an upload token (a token may only \
-put, and read the files it made).
+put, and read the files it made). A flag outranks the environment.
 
 Exit status:
   0    done (with --wait: every file verified)
@@ -43,7 +43,7 @@ pub struct Cli {
         value_name = "KEY"
     )]
     key: Option<String>,
-    /// An upload token (upt_…), used instead of a key when given
+    /// An upload token (upt_…), used before a key given the same way (flag or environment)
     #[arg(
         long,
         env = "UPLOAD_TOKEN",
@@ -55,6 +55,9 @@ pub struct Cli {
     /// One JSON object per file (or error) on stdout, for scripts
     #[arg(long, global = true)]
     json: bool,
+    /// Which of --key and --token were typed: a flag outranks the environment.
+    #[arg(skip)]
+    typed: Typed,
     #[command(subcommand)]
     command: Command,
 }
@@ -129,6 +132,32 @@ fn parse_meta(text: &str) -> Result<(String, String), String> {
     }
 }
 
+/// Which credentials came on the command line.
+#[derive(Debug, Clone, Copy, Default)]
+struct Typed {
+    key: bool,
+    token: bool,
+}
+
+impl Cli {
+    /// Parses `args`, noting which credentials were typed rather than taken from the
+    /// environment.
+    fn from_args<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let matches = Self::command().try_get_matches_from(args)?;
+        let mut cli = Self::from_arg_matches(&matches)?;
+        let typed = |id| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+        cli.typed = Typed {
+            key: typed("key"),
+            token: typed("token"),
+        };
+        Ok(cli)
+    }
+}
+
 /// How the command ended, as its exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
@@ -164,7 +193,7 @@ impl Output {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::from_args(std::env::args_os()).unwrap_or_else(|err| err.exit());
     let output = Output { json: cli.json };
     let exit = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -199,11 +228,18 @@ impl Cli {
                     "no API: pass --api URL or set UPLOAD_API (…/v1/projects/PROJECT)",
                 )
             })?;
-        let bearer = self
-            .token
-            .clone()
-            .filter(|token| !token.is_empty())
-            .or_else(|| self.key.clone().filter(|key| !key.is_empty()))
+        // Typed before the environment's; a token before a key from the same place.
+        let (token, key) = (self.token.as_ref(), self.key.as_ref());
+        let typed = [
+            token.filter(|_| self.typed.token),
+            key.filter(|_| self.typed.key),
+        ];
+        let bearer = typed
+            .into_iter()
+            .chain([token, key])
+            .flatten()
+            .find(|value| !value.is_empty())
+            .cloned()
             .ok_or_else(|| {
                 Failure::new(
                     "configuration",
@@ -217,11 +253,10 @@ impl Cli {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
     use std::collections::BTreeMap;
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
-        Cli::try_parse_from(std::iter::once("upload").chain(args.iter().copied()))
+        Cli::from_args(std::iter::once("upload").chain(args.iter().copied()))
     }
 
     #[test]
@@ -300,9 +335,11 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(cli.settings().unwrap().bearer, "upt_2");
-        let cli = parse(&["--api", "http://x", "--key", "upk_1", "ls"]).unwrap();
+        // A typed key outranks a token from the environment, wherever the flag stands.
+        let cli = parse(&["--api", "http://x", "ls", "--key", "upk_1"]).unwrap();
+        assert!(cli.typed.key && !cli.typed.token);
         assert_eq!(cli.settings().unwrap().bearer, "upk_1");
-        let cli = parse(&["--api", "http://x", "--key", "", "ls"]).unwrap();
+        let cli = parse(&["--api", "http://x", "--key", "", "--token", "", "ls"]).unwrap();
         assert_eq!(
             cli.settings().err().map(|f| f.code).as_deref(),
             Some("configuration")
