@@ -1,10 +1,11 @@
 //! `upload put`: one file, from declaration to `complete` (and with `--wait`, to its verdict),
 //! resumable.
 //!
-//! - A file up to `HASH_FIRST_MAX` is hashed first and declared with its SHA-256, so storage
-//!   checks it on the PUT (and a verified copy in the project is found: `deduplicated`). Should
-//!   the deployment's threshold be lower and the plan come in parts, verify checks the whole.
-//! - A larger one is declared with `part_checksums: "sha256"`: one reader goes through the file
+//! - Every file is declared with `part_checksums: "sha256"`, and one up to `HASH_FIRST_MAX` is
+//!   hashed first and declared with its SHA-256 too, so storage checks it on the PUT (and a
+//!   verified copy in the project is found: `deduplicated`); should the deployment's threshold
+//!   be lower and the plan come in parts, each part is still checked by storage.
+//! - A larger one is declared by size alone: one reader goes through the file
 //!   in order, hashing each part and the whole; each part is signed for its SHA-256 once hashed
 //!   and PUT (several at a time, out of order), and the whole file's SHA-256 is declared at
 //!   `complete`. Should the plan be one PUT (a higher threshold), its one part is the file, and
@@ -223,14 +224,15 @@ async fn begin(
     if !options.metadata.is_empty() {
         body["metadata"] = json!(options.metadata);
     }
-    // An empty file is declared as it is, for the service to refuse (file_size is 1 or more).
+    // Every part is signed for its SHA-256, whatever the plan: a deployment whose threshold is
+    // below HASH_FIRST_MAX plans a file hashed first in parts too. An empty file is declared as
+    // it is, for the service to refuse (file_size is 1 or more).
+    body["part_checksums"] = Value::String("sha256".into());
     if (1..=HASH_FIRST_MAX).contains(&identity.size) {
         bars.status("hashing");
         let hashes = Hashes::start(Arc::clone(file), identity.size, identity.size, 1);
         body["sha256"] = Value::String(hashes.whole().await?);
         bars.status("");
-    } else if identity.size > HASH_FIRST_MAX {
-        body["part_checksums"] = Value::String("sha256".into());
     }
     let state = Resume::new(identity, uuid::Uuid::new_v4().to_string(), body);
     create(ctx, state, report).await
