@@ -68,5 +68,10 @@ async function refresh() {
     show(`listing: ${err.message}`)
   }
 }
-refresh()
-setInterval(refresh, 1000)
+// One listing at a time, a second after the last: a slow answer (a hundred download URLs to
+// sign) never has the next request pile up behind it.
+async function poll() {
+  await refresh()
+  setTimeout(poll, 1000)
+}
+poll()
