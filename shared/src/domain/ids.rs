@@ -17,6 +17,10 @@ macro_rules! uuid_id {
             pub fn random() -> Self {
                 Self(Uuid::new_v4())
             }
+
+            pub fn as_uuid(&self) -> &Uuid {
+                &self.0
+            }
         }
 
         impl fmt::Display for $name {

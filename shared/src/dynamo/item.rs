@@ -92,6 +92,32 @@ pub fn file_key(file_id: FileId) -> Item {
     HashMap::from([(PK.into(), s(file_pk(file_id))), (SK.into(), s(FILE_SK))])
 }
 
+/// The keys each of a project's files writes to its project on: the listing index's partition
+/// and the usage counters. One key per project would take the project's whole write rate (a
+/// partition takes 1,000 write units a second), so each is split into shards and a file writes to
+/// the one its id picks ([`shard_of`]); readers gather all of them (README, "Scale").
+pub const LISTING_SHARDS: u8 = 16;
+pub const USAGE_SHARDS: u8 = 16;
+
+/// The shard of `shards` that `file_id` writes to: its id's last byte, random in a v4 UUID, so a
+/// project's files spread evenly; fixed for the file's life.
+pub fn shard_of(file_id: FileId, shards: u8) -> u8 {
+    file_id.as_uuid().as_bytes()[15] % shards
+}
+
+/// The listing index's partition for the files of `project_id` in `shard`.
+pub fn listing_pk(project_id: &str, shard: u8) -> String {
+    format!("PROJECT#{project_id}#{shard:02}")
+}
+
+/// The usage counters of `project_id` that the files in `shard` add to.
+pub fn usage_shard_key(project_id: &str, shard: u8) -> Item {
+    HashMap::from([
+        (PK.into(), s(format!("USAGE#{project_id}#{shard:02}"))),
+        (SK.into(), s("USAGE")),
+    ])
+}
+
 pub fn usage_key(project_id: &str) -> Item {
     HashMap::from([
         (PK.into(), s(project_pk(project_id))),
