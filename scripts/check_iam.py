@@ -25,6 +25,7 @@ ACTIONS = {
     ("DynamoDB", "UpdateItem"): {"dynamodb:UpdateItem"},
     ("DynamoDB", "DeleteItem"): {"dynamodb:DeleteItem"},
     ("DynamoDB", "Query"): {"dynamodb:Query"},
+    ("DynamoDB", "BatchGetItem"): {"dynamodb:BatchGetItem"},
     # IAM authorizes each item of a transaction by its own action, recorded as
     # TransactWriteItems.<kind> (tests/src/operations.rs); the transaction itself needs none.
     ("DynamoDB", "TransactWriteItems"): set(),

@@ -35,6 +35,10 @@ enum Command {
     },
     /// Revokes the key read from stdin (so it stays out of shell history).
     RevokeKey,
+    /// Moves the files written before the listing index was sharded (index `by_project`) into
+    /// the sharded one (`by_project_shard`). Listings read both, so this is needed only before
+    /// `by_project` is dropped; safe to run while the service runs, and again.
+    MoveListing,
     /// Creates the table (local runs and tests; deployments use template.yaml).
     CreateTable,
     /// Creates the bucket, with CORS for the origins given (default `*`).
@@ -279,6 +283,15 @@ async fn run(command: Command) -> Result<(), String> {
             usages.set_quota(&project, quota).await.map_err(describe)?;
             let found = usages.get(&project).await.map_err(describe)?;
             println!("{:#}", shared::http::resource::usage(&project, &found));
+        }
+        Command::MoveListing => {
+            let moved = services()
+                .await?
+                .files
+                .move_listing_to_shards()
+                .await
+                .map_err(describe)?;
+            println!("{moved} files moved to the sharded listing index");
         }
         Command::Usage { project } => {
             let found = usages().get(&project).await.map_err(describe)?;

@@ -10,6 +10,12 @@
 //! at the size of the index entry (the table's and the index's keys, and what it projects);
 //! inside a transaction every one of these counts twice (a condition check too). `tests/api/capacity.rs` holds the
 //! model to what DynamoDB Local reports as consumed for the same writes.
+//!
+//! Each write is costed twice: as the service writes it ([`Layout::Sharded`]) and as it would
+//! have been written before issue 24 ([`Layout::Unsharded`]: the file item in the listing index
+//! `by_project` under its project, projected whole; one usage item per project), so a run
+//! compares the two. A key split in shards is reported as one key of the family, taking its
+//! share of the family's writes: files' ids are random, so their writes spread evenly.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -43,7 +49,13 @@ pub struct Index {
 }
 
 /// The table's indexes.
-pub const INDEXES: [Index; 2] = [
+pub const INDEXES: [Index; 3] = [
+    Index {
+        name: item::BY_PROJECT_SHARD_INDEX,
+        partition: item::GSI2PK,
+        sort: Some(item::GSI1SK),
+        projection: Projection::KeysOnly,
+    },
     Index {
         name: item::BY_PROJECT_INDEX,
         partition: item::GSI1PK,
@@ -58,9 +70,44 @@ pub const INDEXES: [Index; 2] = [
     },
 ];
 
-/// One write's cost on one partition: `table PROJECT#p` or `by_project PROJECT#p`.
+/// How the table is laid out for a write's cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// As the service writes it.
+    Sharded,
+    /// As it was before issue 24: the listing index keyed by project alone, projecting whole
+    /// items, and one usage item per project.
+    Unsharded,
+}
+
+impl Layout {
+    /// An item as this layout holds it (the service writes [`Layout::Sharded`]).
+    fn image(self, item: &Item) -> Item {
+        let mut item = item.clone();
+        if self == Layout::Unsharded {
+            if item.remove(item::GSI2PK).is_some() {
+                let project = string(&item, "project_id");
+                item.insert(item::GSI1PK.into(), item::s(item::project_pk(&project)));
+            }
+            if let Some(project) = usage_shard_project(&item) {
+                item.extend(item::usage_key(&project));
+            }
+        }
+        item
+    }
+}
+
+/// The project of a usage shard's key (`USAGE#<project>#<shard>`).
+fn usage_shard_project(key: &Item) -> Option<String> {
+    let pk = string(key, item::PK);
+    let (project, _shard) = pk.strip_prefix("USAGE#")?.rsplit_once('#')?;
+    Some(project.to_owned())
+}
+
+/// One write's cost on one partition (`table PROJECT#p` or `by_project PROJECT#p`), in a layout.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Write {
+    pub layout: Layout,
     pub partition: String,
     pub units: u64,
 }
@@ -169,39 +216,54 @@ impl Recording {
     }
 
     fn table_write(&mut self, key: &Item, size: u64, factor: u64) {
-        self.writes.push(Write {
-            partition: format!("table {}", string(key, item::PK)),
-            units: units(size) * factor,
-        });
+        for layout in [Layout::Sharded, Layout::Unsharded] {
+            self.writes.push(Write {
+                layout,
+                partition: format!("table {}", string(&layout.image(key), item::PK)),
+                units: units(size) * factor,
+            });
+        }
     }
 
-    /// The writes of one item going from `old` to `new` (`None`: absent).
+    /// The writes of one item going from `old` to `new` (`None`: absent), in each layout.
     fn change(&mut self, old: Option<&Item>, new: Option<&Item>, factor: u64, key: &Item) {
-        let size = old.map_or(0, item_size).max(new.map_or(0, item_size));
-        self.table_write(key, size, factor);
-        for index in INDEXES {
-            let (before, after) = (
-                old.and_then(|item| entry(&index, item)),
-                new.and_then(|item| entry(&index, item)),
-            );
-            let mut write = |(partition, entry): &(String, Item)| {
-                self.writes.push(Write {
-                    partition: format!("{} {partition}", index.name),
-                    units: units(item_size(entry)) * factor,
-                });
-            };
-            match (&before, &after) {
-                (Some(before), Some(after))
-                    if before.0 == after.0
-                        && index_key(&index, &before.1) == index_key(&index, &after.1) =>
-                {
-                    if before.1 != after.1 {
-                        write(after);
+        for layout in [Layout::Sharded, Layout::Unsharded] {
+            let old = old.map(|item| layout.image(item));
+            let new = new.map(|item| layout.image(item));
+            let size = old
+                .as_ref()
+                .map_or(0, item_size)
+                .max(new.as_ref().map_or(0, item_size));
+            self.writes.push(Write {
+                layout,
+                partition: format!("table {}", string(&layout.image(key), item::PK)),
+                units: units(size) * factor,
+            });
+            for index in INDEXES {
+                let (before, after) = (
+                    old.as_ref().and_then(|item| entry(&index, item)),
+                    new.as_ref().and_then(|item| entry(&index, item)),
+                );
+                let mut write = |(partition, entry): &(String, Item)| {
+                    self.writes.push(Write {
+                        layout,
+                        partition: format!("{} {partition}", index.name),
+                        units: units(item_size(entry)) * factor,
+                    });
+                };
+                match (&before, &after) {
+                    (Some(before), Some(after))
+                        if before.0 == after.0
+                            && index_key(&index, &before.1) == index_key(&index, &after.1) =>
+                    {
+                        if before.1 != after.1 {
+                            write(after);
+                        }
                     }
-                }
-                _ => {
-                    before.iter().for_each(&mut write);
-                    after.iter().for_each(&mut write);
+                    _ => {
+                        before.iter().for_each(&mut write);
+                        after.iter().for_each(&mut write);
+                    }
                 }
             }
         }
@@ -371,14 +433,17 @@ fn split_top_level(text: &str) -> Vec<&str> {
     actions
 }
 
-/// The writes of `uploads` uploads of one project summed by partition: for each partition
-/// that two or more uploads wrote to (a key of the project's, not of one file or one request),
-/// the units and writes it took per upload, hottest first.
-pub fn shared_partitions(uploads: &[Vec<Write>]) -> Vec<(String, f64, f64)> {
-    let mut by_partition: BTreeMap<&str, (u64, u64, BTreeSet<usize>)> = BTreeMap::new();
+/// The writes of `uploads` uploads of one project in `layout`, summed by partition: for each
+/// partition that two or more uploads wrote to (a key of the project's, not of one file or one
+/// request), the units and writes it took per upload, hottest first. The shards of a key count
+/// as one key (`…#<shard>`) taking an even share of them.
+pub fn shared_partitions(uploads: &[Vec<Write>], layout: Layout) -> Vec<(String, f64, f64)> {
+    let mut by_partition: BTreeMap<String, (u64, u64, BTreeSet<usize>)> = BTreeMap::new();
     for (upload, writes) in uploads.iter().enumerate() {
-        for write in writes {
-            let entry = by_partition.entry(&write.partition).or_default();
+        for write in writes.iter().filter(|write| write.layout == layout) {
+            let entry = by_partition
+                .entry(shard_family(&write.partition))
+                .or_default();
             entry.0 += write.units;
             entry.1 += 1;
             entry.2.insert(upload);
@@ -389,15 +454,39 @@ pub fn shared_partitions(uploads: &[Vec<Write>]) -> Vec<(String, f64, f64)> {
         .into_iter()
         .filter(|(_, (_, _, by))| by.len() >= 2)
         .map(|(partition, (units, writes, _))| {
+            let shards = f64::from(shards(&partition));
             (
-                partition.to_owned(),
-                units as f64 / count,
-                writes as f64 / count,
+                partition,
+                units as f64 / count / shards,
+                writes as f64 / count / shards,
             )
         })
         .collect();
     shared.sort_by(|a, b| b.1.total_cmp(&a.1));
     shared
+}
+
+/// A sharded partition's family (`by_project_shard PROJECT#p#<shard>`); any other as it is.
+fn shard_family(partition: &str) -> String {
+    let sharded = partition.starts_with(&format!("{} ", item::BY_PROJECT_SHARD_INDEX))
+        || partition.starts_with("table USAGE#");
+    match partition.rsplit_once('#') {
+        Some((family, shard)) if sharded && shard.bytes().all(|b| b.is_ascii_digit()) => {
+            format!("{family}#<shard>")
+        }
+        _ => partition.to_owned(),
+    }
+}
+
+/// How many shards a family (from [`shard_family`]) has: one for a key not split.
+fn shards(family: &str) -> u8 {
+    if !family.ends_with("#<shard>") {
+        1
+    } else if family.starts_with("table USAGE#") {
+        item::USAGE_SHARDS
+    } else {
+        item::LISTING_SHARDS
+    }
 }
 
 /// The ways a file is uploaded (or removed), each driven through the API as a client does, with

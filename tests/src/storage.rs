@@ -4,7 +4,6 @@
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use shared::dynamo::item::{self, Item};
 
 use crate::TestApi;
@@ -131,21 +130,38 @@ impl TestApi {
             .item
     }
 
-    /// How many files the project has in the table.
+    /// How many files the project has in the table: in either listing index, read directly
+    /// (not through the service's clients, which tests may have put behind a fault proxy).
     pub async fn file_count(&self) -> usize {
-        let output = self
-            .services
-            .files
-            .client()
-            .query()
-            .table_name(self.services.files.table())
-            .index_name(item::BY_PROJECT_INDEX)
-            .key_condition_expression("gsi1pk = :p")
-            .expression_attribute_values(":p", AttributeValue::S(item::project_pk(&self.project)))
-            .send()
-            .await
-            .expect("Query");
-        output.items().len()
+        let client = aws_sdk_dynamodb::Client::new(&crate::sdk_config().await);
+        let mut partitions: Vec<_> = (0..item::LISTING_SHARDS)
+            .map(|shard| {
+                let partition = item::listing_pk(&self.project, shard);
+                (item::BY_PROJECT_SHARD_INDEX, item::GSI2PK, partition)
+            })
+            .collect();
+        partitions.push((
+            item::BY_PROJECT_INDEX,
+            item::GSI1PK,
+            item::project_pk(&self.project),
+        ));
+        let mut count = 0;
+        for (index, attribute, partition) in partitions {
+            let mut pages = client
+                .query()
+                .table_name(self.services.files.table())
+                .index_name(index)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", attribute)
+                .expression_attribute_values(":pk", item::s(partition))
+                .select(aws_sdk_dynamodb::types::Select::Count)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                count += page.expect("Query").count() as usize;
+            }
+        }
+        count
     }
 
     /// How long one PutItem of a throwaway item, about the size of a file's, takes on the

@@ -77,7 +77,7 @@ async fn list_files(
     project_id: &str,
     request: &Request,
 ) -> Result<Reply, ApiError> {
-    let query = ListQuery::parse(request)?;
+    let query = ListQuery::parse(request, project_id)?;
     let page = services
         .files
         .list(project_id, query.status, query.limit, query.cursor.as_ref())
@@ -98,7 +98,7 @@ struct ListQuery {
 }
 
 impl ListQuery {
-    fn parse(request: &Request) -> Result<Self, ApiError> {
+    fn parse(request: &Request, project_id: &str) -> Result<Self, ApiError> {
         let mut bad = Vec::new();
         let status = http::query_param(request, "status").and_then(|text| {
             FileStatus::parse(&text).or_else(|| {
@@ -124,10 +124,10 @@ impl ListQuery {
             },
         };
         let cursor = http::query_param(request, "cursor").and_then(|text| {
-            ListCursor::decode(&text).or_else(|| {
+            ListCursor::decode(&text, project_id).or_else(|| {
                 bad.push(Detail::field(
                     "cursor",
-                    "must be a next_cursor from a previous page",
+                    "must be a next_cursor from a previous page of this listing",
                 ));
                 None
             })

@@ -10,8 +10,6 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use time::OffsetDateTime;
 
 use crate::aws;
@@ -22,6 +20,7 @@ use crate::domain::usage::Usage;
 use crate::domain::values::Sha256;
 use crate::domain::{FileId, FileRecord, FileStatus, JobId};
 use crate::dynamo::item::{self, Item, n, s};
+use crate::dynamo::listing::{self, FilePage, ListCursor};
 use crate::dynamo::usage;
 use crate::dynamo::{AnswerWrite, Transacted};
 
@@ -131,17 +130,6 @@ const CLAIM: &str = "claim";
 
 /// Writes of one change before giving up on a file that keeps changing under it.
 pub const UPDATE_ATTEMPTS: usize = 3;
-
-#[derive(Debug)]
-pub struct FilePage {
-    pub files: Vec<FileRecord>,
-    pub next_cursor: Option<String>,
-}
-
-/// Listing asks DynamoDB for pages of this many items, and at most this many pages per call,
-/// so a sparse `status` filter cannot turn one request into a table scan.
-const LIST_PAGE_ITEMS: i32 = 100;
-const LIST_MAX_PAGES: usize = 10;
 
 #[derive(Clone, Debug)]
 pub struct FileStore {
@@ -585,7 +573,7 @@ impl FileStore {
         }
     }
 
-    /// The project's files, newest first, optionally only those in `status`.
+    /// The project's files, newest first, optionally only those in `status` (`listing` says how).
     pub async fn list(
         &self,
         project_id: &str,
@@ -593,124 +581,15 @@ impl FileStore {
         limit: usize,
         cursor: Option<&ListCursor>,
     ) -> Result<FilePage, ApiError> {
-        let mut files = Vec::with_capacity(limit);
-        let mut start = cursor.map(|cursor| cursor.start_key(project_id));
-        for _ in 0..LIST_MAX_PAGES {
-            let mut query = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(item::BY_PROJECT_INDEX)
-                .key_condition_expression("gsi1pk = :project")
-                .expression_attribute_values(":project", s(item::project_pk(project_id)))
-                .scan_index_forward(false)
-                .limit(LIST_PAGE_ITEMS)
-                .set_exclusive_start_key(start.take());
-            if let Some(status) = status {
-                query = query
-                    .filter_expression("#status = :status")
-                    .expression_attribute_names("#status", "status")
-                    .expression_attribute_values(":status", s(status.as_str()));
-            }
-            let output = query
-                .send()
-                .await
-                .map_err(|err| aws::failure("Query by_project", err))?;
-            let items = output.items();
-            for (index, item) in items.iter().enumerate() {
-                files.push(decode(item)?);
-                if files.len() == limit {
-                    let more = index + 1 < items.len() || output.last_evaluated_key.is_some();
-                    let next_cursor = more.then(|| ListCursor::after(&files[limit - 1]).encode());
-                    return Ok(FilePage { files, next_cursor });
-                }
-            }
-            match output.last_evaluated_key {
-                Some(key) => start = Some(key),
-                None => {
-                    return Ok(FilePage {
-                        files,
-                        next_cursor: None,
-                    });
-                }
-            }
-        }
-        // Page budget spent: hand back what we have and where to go on.
-        let next_cursor = start
-            .as_ref()
-            .and_then(ListCursor::from_key)
-            .map(|cursor| cursor.encode());
-        Ok(FilePage { files, next_cursor })
-    }
-}
-
-/// Where a listing resumes: the listing sort key of the last file returned. Opaque to clients.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListCursor {
-    sort_key: String,
-    file_id: FileId,
-}
-
-impl ListCursor {
-    fn after(record: &FileRecord) -> Self {
-        Self {
-            sort_key: item::listing_sort_key(record),
-            file_id: record.file_id,
-        }
+        listing::list(&self.client, &self.table, project_id, status, limit, cursor).await
     }
 
-    fn from_key(key: &Item) -> Option<Self> {
-        Self::from_sort_key(item::optional_string(key, item::GSI1SK)?)
-    }
-
-    fn from_sort_key(sort_key: &str) -> Option<Self> {
-        let (created_at, file_id) = sort_key.split_once('#')?;
-        timestamp::parse(created_at)?;
-        Some(Self {
-            sort_key: sort_key.to_owned(),
-            file_id: file_id.parse().ok()?,
-        })
-    }
-
-    pub fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(&self.sort_key)
-    }
-
-    pub fn decode(text: &str) -> Option<Self> {
-        let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
-        Self::from_sort_key(std::str::from_utf8(&bytes).ok()?)
-    }
-
-    fn start_key(&self, project_id: &str) -> Item {
-        let mut key = item::file_key(self.file_id);
-        key.insert(item::GSI1PK.into(), s(item::project_pk(project_id)));
-        key.insert(
-            item::GSI1SK.into(),
-            AttributeValue::S(self.sort_key.clone()),
-        );
-        key
+    /// Moves the files written before the listing index was sharded into it (`listing` says how).
+    pub async fn move_listing_to_shards(&self) -> Result<usize, ApiError> {
+        listing::move_to_shards(&self.client, &self.table).await
     }
 }
 
 fn decode(item: &Item) -> Result<FileRecord, ApiError> {
     FileRecord::try_from(item).map_err(|err| ApiError::Internal(err.to_string()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursors_round_trip_and_reject_garbage() {
-        let file_id = FileId::random();
-        let cursor =
-            ListCursor::from_sort_key(&format!("2026-11-21T21:52:30.123456Z#{file_id}")).unwrap();
-        assert_eq!(ListCursor::decode(&cursor.encode()), Some(cursor));
-        assert_eq!(ListCursor::decode("not base64!"), None);
-        assert_eq!(ListCursor::decode(&URL_SAFE_NO_PAD.encode("x#y")), None);
-        assert_eq!(
-            ListCursor::decode(&URL_SAFE_NO_PAD.encode(format!("yesterday#{file_id}"))),
-            None
-        );
-    }
 }

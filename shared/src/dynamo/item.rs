@@ -2,7 +2,7 @@
 //!
 //! | item | `pk` | `sk` | other keys |
 //! |---|---|---|---|
-//! | file | `FILE#<file_id>` | `FILE` | `gsi1pk = PROJECT#<project_id>`, `gsi1sk = <created_at>#<file_id>` (listing, newest first); `dedup_key = <project_id>#<sha256>#<size>` while a verified version with a SHA-256 exists (sparse index `by_content`) |
+//! | file | `FILE#<file_id>` | `FILE` | `gsi2pk = PROJECT#<project_id>#<shard>`, `gsi1sk = <created_at>#<file_id>` (listing index `by_project_shard`, keys only: a project's files in [`LISTING_SHARDS`] shards, newest first in each; files written before it carry `gsi1pk = PROJECT#<project_id>` instead, index `by_project`); `dedup_key = <project_id>#<sha256>#<size>` while a verified version with a SHA-256 exists (sparse index `by_content`) |
 //! | API key | `APIKEY#<hex sha256 of the key>` | `APIKEY` | none |
 //! | webhook | `PROJECT#<project_id>` | `WEBHOOK` | none |
 //! | upload token | `UPLOADTOKEN#<hex sha256 of the token>` | `UPLOADTOKEN` | none; `ttl` is its expiry, `files` the set of files it created |
@@ -31,11 +31,14 @@ pub type Item = HashMap<String, AttributeValue>;
 
 pub const PK: &str = "pk";
 pub const SK: &str = "sk";
+/// The listing index's partition before it was sharded: files not written since carry it.
 pub const GSI1PK: &str = "gsi1pk";
 pub const GSI1SK: &str = "gsi1sk";
+pub const GSI2PK: &str = "gsi2pk";
 pub const DEDUP_KEY: &str = "dedup_key";
 pub const TTL: &str = "ttl";
 pub const BY_PROJECT_INDEX: &str = "by_project";
+pub const BY_PROJECT_SHARD_INDEX: &str = "by_project_shard";
 pub const BY_CONTENT_INDEX: &str = "by_content";
 
 pub const FILE_SK: &str = "FILE";
@@ -153,7 +156,8 @@ pub struct MalformedItem(String);
 impl From<&FileRecord> for Item {
     fn from(record: &FileRecord) -> Item {
         let mut item = file_key(record.file_id);
-        item.insert(GSI1PK.into(), s(project_pk(&record.project_id)));
+        let shard = shard_of(record.file_id, LISTING_SHARDS);
+        item.insert(GSI2PK.into(), s(listing_pk(&record.project_id, shard)));
         item.insert(GSI1SK.into(), s(listing_sort_key(record)));
         item.insert("file_id".into(), s(record.file_id.to_string()));
         item.insert("project_id".into(), s(&record.project_id));

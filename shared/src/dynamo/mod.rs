@@ -9,6 +9,7 @@ pub mod item;
 #[cfg(not(feature = "testing"))]
 pub(crate) mod item;
 mod keys;
+mod listing;
 pub mod provision;
 pub mod stream;
 mod tokens;
@@ -18,11 +19,10 @@ mod webhooks;
 use crate::domain::ApiError;
 use item::Item;
 
-pub use files::{
-    AssemblyClaim, FilePage, FileStore, ListCursor, Removal, UPDATE_ATTEMPTS, Update, kept_changing,
-};
+pub use files::{AssemblyClaim, FileStore, Removal, UPDATE_ATTEMPTS, Update, kept_changing};
 pub use idempotency::{AnswerWrite, Claim, IdempotencyKeys};
 pub use keys::{ApiKeys, Bearer, bearer, is_project_id, key_hash};
+pub use listing::{FilePage, ListCursor};
 pub use tokens::UploadTokens;
 pub use usage::Usages;
 pub use webhooks::Webhooks;

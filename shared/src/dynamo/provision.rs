@@ -36,6 +36,17 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Res
         )
         .build()
         .map_err(|err| ApiError::Internal(err.to_string()))?;
+    let by_project_shard = GlobalSecondaryIndex::builder()
+        .index_name(item::BY_PROJECT_SHARD_INDEX)
+        .key_schema(key(item::GSI2PK, KeyType::Hash)?)
+        .key_schema(key(item::GSI1SK, KeyType::Range)?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::KeysOnly)
+                .build(),
+        )
+        .build()
+        .map_err(|err| ApiError::Internal(err.to_string()))?;
     let by_content = GlobalSecondaryIndex::builder()
         .index_name(item::BY_CONTENT_INDEX)
         .key_schema(key(item::DEDUP_KEY, KeyType::Hash)?)
@@ -54,10 +65,12 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Res
         .attribute_definitions(attribute(item::SK)?)
         .attribute_definitions(attribute(item::GSI1PK)?)
         .attribute_definitions(attribute(item::GSI1SK)?)
+        .attribute_definitions(attribute(item::GSI2PK)?)
         .attribute_definitions(attribute(item::DEDUP_KEY)?)
         .key_schema(key(item::PK, KeyType::Hash)?)
         .key_schema(key(item::SK, KeyType::Range)?)
         .global_secondary_indexes(by_project)
+        .global_secondary_indexes(by_project_shard)
         .global_secondary_indexes(by_content)
         // The stream `notify` derives events from: every change, with the item before and after.
         .stream_specification(

@@ -13,6 +13,7 @@ mod failures;
 mod faults;
 mod files;
 mod idempotency;
+mod listing;
 mod multipart;
 mod operations;
 mod tokens;
