@@ -77,6 +77,9 @@ fn main() -> std::process::ExitCode {
     if wanted("scale") {
         result = result.and_then(|()| runtime.block_on(scale::rows()));
     }
+    if wanted("listing") {
+        result = result.and_then(|()| runtime.block_on(scale::listing_rows()));
+    }
     if wanted("e2e") {
         result = result.and_then(|()| runtime.block_on(end_to_end()));
     }
