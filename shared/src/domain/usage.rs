@@ -3,7 +3,8 @@
 //! or gives back the difference ([`Usage::change`]), written with the change itself, so that the
 //! sum over the project's files is its usage whatever the races and retries.
 
-use std::ops::Sub;
+use std::iter::Sum;
+use std::ops::{Add, Sub};
 
 use crate::domain::error::{ApiError, Detail};
 use crate::domain::file::FileRecord;
@@ -64,6 +65,27 @@ impl Usage {
     /// Whether this change takes more of what a quota bounds (files or bytes).
     pub fn takes(&self) -> bool {
         self.files > 0 || self.bytes() > 0
+    }
+}
+
+/// Usages counted apart (a project's counters are spread over several items) summed.
+impl Add for Usage {
+    type Output = Usage;
+
+    fn add(self, other: Usage) -> Usage {
+        Usage {
+            files_verified: self.files_verified + other.files_verified,
+            files_uploading: self.files_uploading + other.files_uploading,
+            files: self.files + other.files,
+            bytes_verified: self.bytes_verified + other.bytes_verified,
+            bytes_reserved: self.bytes_reserved + other.bytes_reserved,
+        }
+    }
+}
+
+impl Sum for Usage {
+    fn sum<I: Iterator<Item = Usage>>(items: I) -> Usage {
+        items.fold(Usage::default(), Add::add)
     }
 }
 

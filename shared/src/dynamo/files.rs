@@ -135,13 +135,16 @@ pub const UPDATE_ATTEMPTS: usize = 3;
 pub struct FileStore {
     client: Client,
     table: String,
+    counting: usage::Counting,
 }
 
 impl FileStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
+        let table = table.into();
         Self {
+            counting: usage::Counting::new(client.clone(), table.clone()),
             client,
-            table: table.into(),
+            table,
         }
     }
 
@@ -179,15 +182,17 @@ impl FileStore {
             .build()
             .map_err(|err| ApiError::Internal(format!("file put: {err}")))?;
         let change = Usage::of(Some(record));
-        let usage = usage::apply(&self.table, &record.project_id, &change)?;
         for _ in 0..UPDATE_ATTEMPTS {
             let mut items = vec![TransactWriteItem::builder().put(put.clone()).build()];
             if let Some(answer) = answer {
                 items.push(TransactWriteItem::builder().put(answer.put()).build());
             }
             let usage_index = items.len();
-            items.push(TransactWriteItem::builder().update(usage.clone()).build());
-            match super::transact(&self.client, items, "file").await? {
+            let counted = self
+                .counting
+                .transact(items, &record.project_id, record.file_id, &change, "file")
+                .await?;
+            match counted {
                 Transacted::Applied => {}
                 // Transactions apply whole: if the file is ours, so is the rest.
                 Transacted::Refused { index: 0, item } => own_write(record, item.as_ref())?,
@@ -431,12 +436,18 @@ impl FileStore {
                 },
             }
         } else {
-            let usage = usage::apply(&self.table, &updated.project_id, &change)?;
-            let items = vec![
-                TransactWriteItem::builder().put(put).build(),
-                TransactWriteItem::builder().update(usage).build(),
-            ];
-            match super::transact(&self.client, items, "replace file").await? {
+            let items = vec![TransactWriteItem::builder().put(put).build()];
+            let counted = self
+                .counting
+                .transact(
+                    items,
+                    &updated.project_id,
+                    updated.file_id,
+                    &change,
+                    "replace file",
+                )
+                .await?;
+            match counted {
                 Transacted::Applied => return Ok(Replaced::Applied),
                 Transacted::Refused { index: 0, item } => {
                     return Ok(Replaced::Refused(item.as_ref().map(decode).transpose()?));
@@ -485,13 +496,19 @@ impl FileStore {
                 },
             };
         }
-        let usage = usage::apply(&self.table, &expected.project_id, &change)?;
         for _ in 0..UPDATE_ATTEMPTS {
-            let items = vec![
-                TransactWriteItem::builder().delete(delete.clone()).build(),
-                TransactWriteItem::builder().update(usage.clone()).build(),
-            ];
-            return match super::transact(&self.client, items, "delete file").await? {
+            let items = vec![TransactWriteItem::builder().delete(delete.clone()).build()];
+            let counted = self
+                .counting
+                .transact(
+                    items,
+                    &expected.project_id,
+                    expected.file_id,
+                    &change,
+                    "delete file",
+                )
+                .await?;
+            return match counted {
                 Transacted::Applied => Ok(Removal::Removed),
                 Transacted::Refused { item, .. } => {
                     Ok(Removal::Refused(item.as_ref().map(decode).transpose()?))
