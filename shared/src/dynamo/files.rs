@@ -221,9 +221,9 @@ impl FileStore {
 
     /// After a write refused for want of room in the project's quota: 403 `quota_exceeded`,
     /// naming each bound, if the quota, read now, still has no room for `change`; else (room
-    /// was freed meanwhile) `Ok`, to write again.
+    /// was freed meanwhile, or the bound removed) `Ok`, to write again.
     async fn refuse_unless_room(&self, project_id: &str, change: &Usage) -> Result<(), ApiError> {
-        let seen = usage::read(&self.client, &self.table, project_id).await?;
+        let seen = usage::read_bounded(&self.client, &self.table, project_id).await?;
         seen.quota.admit(&seen.usage, change)
     }
 

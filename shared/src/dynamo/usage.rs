@@ -568,18 +568,46 @@ pub(crate) async fn read(
     for shard in 0..USAGE_SHARDS {
         usage = usage + counters(items.shard(shard))?;
     }
+    Ok(ProjectUsage {
+        usage,
+        quota: quota(items.project())?,
+    })
+}
+
+/// The usage and quota as the project item alone holds them, read consistently: the project's
+/// whole usage whenever it has a quota, since the transaction that sets a bound empties and
+/// closes the shards, and only the one that removes every bound reopens them. What a refusal
+/// for want of room needs, at the cost of one item, not all of them.
+pub(crate) async fn read_bounded(
+    client: &Client,
+    table: &str,
+    project_id: &str,
+) -> Result<ProjectUsage, ApiError> {
+    let output = client
+        .get_item()
+        .table_name(table)
+        .set_key(Some(item::usage_key(project_id)))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|err| aws::failure("GetItem usage", err))?;
+    let found = output.item.as_ref();
+    Ok(ProjectUsage {
+        usage: counters(found)?,
+        quota: quota(found)?,
+    })
+}
+
+/// The bounds a project item holds (none for one not written yet).
+fn quota(found: Option<&Item>) -> Result<Quota, ApiError> {
     let bound = |name: &str| {
-        items
-            .project()
+        found
             .map_or(Ok(None), |found| number(found, name))
             .map(|max| max.map(|max| max.max(0) as u64))
     };
-    Ok(ProjectUsage {
-        usage,
-        quota: Quota {
-            max_files: bound(MAX_FILES)?,
-            max_bytes: bound(MAX_BYTES)?,
-        },
+    Ok(Quota {
+        max_files: bound(MAX_FILES)?,
+        max_bytes: bound(MAX_BYTES)?,
     })
 }
 
