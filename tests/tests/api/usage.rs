@@ -615,6 +615,27 @@ async fn a_quota_set_before_the_shards_existed_still_bounds_every_create() {
     );
 }
 
+/// Removes the file of `plan` as the table's TTL does, and hands notify the removal.
+async fn expire(api: &TestApi, plan: &Plan) {
+    let item = api.raw_item(&plan.file_id).await.expect("the file's item");
+    api.services
+        .files
+        .client()
+        .delete_item()
+        .table_name(api.services.files.table())
+        .set_key(Some(item::file_key(plan.file_id.parse().unwrap())))
+        .send()
+        .await
+        .unwrap();
+    let path = api.event_path(5).await;
+    let response = as_function(
+        "notify",
+        notify::handle(path.bus(), path.usages(), ttl_removal(&item)),
+    )
+    .await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+}
+
 #[tokio::test]
 async fn deletes_and_expiries_give_back_where_their_files_count_with_or_without_a_quota() {
     // GIVEN four verified files counted in their shards
@@ -624,33 +645,10 @@ async fn deletes_and_expiries_give_back_where_their_files_count_with_or_without_
         // Each its own content of 5 bytes: the same content would be deduplicated.
         plans.push(verified(&api, name, name[..1].repeat(5).as_bytes()).await);
     }
-    let expire = |plan: &Plan| {
-        let plan = plan.clone();
-        let api = &api;
-        async move {
-            let item = api.raw_item(&plan.file_id).await.expect("the file's item");
-            api.services
-                .files
-                .client()
-                .delete_item()
-                .table_name(api.services.files.table())
-                .set_key(Some(item::file_key(plan.file_id.parse().unwrap())))
-                .send()
-                .await
-                .unwrap();
-            let path = api.event_path(5).await;
-            let response = as_function(
-                "notify",
-                notify::handle(path.bus(), path.usages(), ttl_removal(&item)),
-            )
-            .await;
-            assert!(response.batch_item_failures.is_empty(), "{response:?}");
-        }
-    };
 
     // WHEN one is deleted and one expires without a quota
     assert_eq!(api.delete(&plans[0].file_id).await.status, 204);
-    expire(&plans[1]).await;
+    expire(&api, &plans[1]).await;
 
     // THEN their shards give them back
     let (_, shards) = usage_items(&api).await;
@@ -661,7 +659,7 @@ async fn deletes_and_expiries_give_back_where_their_files_count_with_or_without_
     // stores still remember the shards open)
     set_quota(&api, Some(10), None).await;
     assert_eq!(api.delete(&plans[2].file_id).await.status, 204);
-    expire(&plans[3]).await;
+    expire(&api, &plans[3]).await;
 
     // THEN the project item gives them back, and the shards stay closed and empty
     let (project, shards) = usage_items(&api).await;
@@ -673,4 +671,52 @@ async fn deletes_and_expiries_give_back_where_their_files_count_with_or_without_
         vec![0; usize::from(item::USAGE_SHARDS)]
     );
     assert_eq!(held(&api).await, ((0, 0), (0, 0)));
+}
+
+/// Each function's store is a Lambda container's: the first change it makes to a project whose
+/// quota was set before the shards finds the quota, however the change comes.
+#[tokio::test]
+async fn every_function_finds_a_quota_set_before_the_shards_on_its_first_change() {
+    // GIVEN a project item as the code before the shards wrote it, bounded to 3 files
+    let mut api = TestApi::new().await;
+    legacy_usage_item(&api, 0, Some(3)).await;
+
+    // WHEN each function changes the project's usage first in a new container: a create, a
+    // verdict, a direct upload, a reupload, a create past the bound, a delete, an expiry
+    fresh_container(&mut api);
+    let a = declared(&api, "a.txt", b"aaaaa").await.plan();
+    api.upload_whole(&a, b"aaaaa".to_vec()).await;
+    assert_eq!(api.complete(&a.file_id).await.status, 200);
+    fresh_container(&mut api);
+    api.deliver(&a.s3_key).await;
+    assert_eq!(api.get(&a.file_id).await.file().status, Status::Verified);
+    fresh_container(&mut api);
+    let form = FormBody::new().file("b.txt", TEXT, b"bbbbb");
+    let direct = api.call(Event::DirectUpload).form(&form).send().await;
+    assert_eq!(direct.status, 201, "{:#}", direct.body);
+    let b = direct.body["files"][0]["file_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    fresh_container(&mut api);
+    let reupload = api
+        .reupload(&a.file_id, json!({"file_size": 4, "content_type": TEXT}))
+        .await;
+    assert_eq!(reupload.status, 201, "{:#}", reupload.body);
+    fresh_container(&mut api);
+    let c = declared(&api, "c.txt", b"ccccc").await.plan();
+    fresh_container(&mut api);
+    assert_quota_exceeded(&declared(&api, "d.txt", b"d").await, "max_files");
+    fresh_container(&mut api);
+    assert_eq!(api.delete(&b).await.status, 204);
+    expire(&api, &c).await;
+
+    // THEN each was counted in the project item, none in a shard
+    assert_eq!(held(&api).await, ((1, 1), (5, 4)));
+    let (project, shards) = usage_items(&api).await;
+    assert_eq!(number(project.as_ref(), "files"), 1);
+    assert_eq!(
+        shard_files(&shards),
+        vec![0; usize::from(item::USAGE_SHARDS)]
+    );
 }
