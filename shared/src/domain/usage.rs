@@ -228,6 +228,35 @@ mod tests {
     }
 
     #[test]
+    fn counters_counted_apart_sum_to_what_the_changes_add_up_to() {
+        let steps = lifecycle();
+        let files: Vec<Option<&FileRecord>> = steps.iter().map(|(_, file)| Some(file)).collect();
+        // Each file's change counted in a different place (a shard, the project item): the sum
+        // of the places is the sum of what the files hold.
+        let places: Vec<Usage> = files
+            .iter()
+            .map(|file| Usage::change(None, *file))
+            .collect();
+        let whole = files.iter().fold(Usage::default(), |sum, file| {
+            let of = Usage::of(*file);
+            Usage {
+                files_verified: sum.files_verified + of.files_verified,
+                files_uploading: sum.files_uploading + of.files_uploading,
+                files: sum.files + of.files,
+                bytes_verified: sum.bytes_verified + of.bytes_verified,
+                bytes_reserved: sum.bytes_reserved + of.bytes_reserved,
+            }
+        });
+        assert_eq!(places.iter().copied().sum::<Usage>(), whole);
+        assert!(!whole.is_zero());
+        // A change and its give-back, counted apart, cancel.
+        let verified = &steps.iter().find(|(n, _)| *n == "verified").unwrap().1;
+        let taken = Usage::change(None, Some(verified));
+        let given_back = Usage::change(Some(verified), None);
+        assert!((taken + given_back).is_zero());
+    }
+
+    #[test]
     fn a_quota_refuses_what_would_pass_it_naming_each_bound() {
         let used = Usage {
             files_verified: 8,
