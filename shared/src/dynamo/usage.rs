@@ -28,8 +28,8 @@ use crate::domain::error::ApiError;
 use crate::domain::timestamp;
 use crate::domain::usage::{ProjectUsage, Quota, Usage};
 use crate::domain::{FileId, FileRecord};
+use crate::dynamo::Transacted;
 use crate::dynamo::item::{self, Item, USAGE_SHARDS, n, s};
-use crate::dynamo::{Transacted, UPDATE_ATTEMPTS};
 
 /// A counter of the usage items: its attribute, and what of a [`Usage`] it adds up.
 type Field = (&'static str, fn(&Usage) -> i64);
@@ -61,10 +61,19 @@ const UNBOUNDED: i64 = 1 << 62;
 /// own condition decides).
 const REMEMBERED: Duration = Duration::from_secs(300);
 
-/// Attempts of a consistent batch read whose keys DynamoDB leaves unprocessed (it does under
-/// load), with a doubling pause between them from [`BATCH_PAUSE`].
-const BATCH_ATTEMPTS: u32 = 8;
-const BATCH_PAUSE: Duration = Duration::from_millis(20);
+/// Attempts of a write or read that a busy project's traffic gets in the way of, with a
+/// doubling pause between them ([`backoff`]): a consistent batch read whose keys DynamoDB leaves
+/// unprocessed (it does under load), closing a shard that transactions are writing, and the
+/// quota's transaction, which the project's changes make read again. About 5 s in all.
+const ATTEMPTS: u32 = 8;
+const FIRST_PAUSE: Duration = Duration::from_millis(20);
+
+/// Waits before attempt `attempt` (from 0) of [`ATTEMPTS`]: not before the first.
+async fn backoff(attempt: u32) {
+    if attempt > 0 {
+        tokio::time::sleep(FIRST_PAUSE * 2u32.pow(attempt - 1)).await;
+    }
+}
 
 /// How long the marker of a released expiry is kept: past the stream's 24 hours, so that a
 /// record handed over again finds it.
@@ -100,10 +109,13 @@ impl Usages {
     /// the room left from the sum. The room is computed from the usage read, so the transaction
     /// holds only while the project item's usage and every shard are still as read (and still
     /// closed: a removal of the quota meanwhile reopens them); a change meanwhile makes it read
-    /// again. Without a bound, the same transaction reopens the shards.
+    /// again. Without a bound, the same transaction reopens the shards. A call that fails (the
+    /// project's changes kept it reading again) may leave the shards closed without a quota:
+    /// counted right, on the project item alone, until the quota is set or removed again.
     pub async fn set_quota(&self, project_id: &str, quota: Quota) -> Result<(), ApiError> {
         let bounded = quota.max_files.is_some() || quota.max_bytes.is_some();
-        for _ in 0..UPDATE_ATTEMPTS {
+        for attempt in 0..ATTEMPTS {
+            backoff(attempt).await;
             if bounded {
                 self.close_shards(project_id).await?;
             }
@@ -140,8 +152,8 @@ impl Usages {
     /// DynamoDB (`TransactionConflict`): tried again.
     async fn close_shards(&self, project_id: &str) -> Result<(), ApiError> {
         for shard in 0..USAGE_SHARDS {
-            let mut attempts = 0;
-            loop {
+            for attempt in 0..ATTEMPTS {
+                backoff(attempt).await;
                 let result = self
                     .client
                     .update_item()
@@ -157,13 +169,10 @@ impl Usages {
                 match result {
                     Ok(_) => break,
                     Err(err)
-                        if attempts + 1 < UPDATE_ATTEMPTS
+                        if attempt + 1 < ATTEMPTS
                             && err
                                 .as_service_error()
-                                .is_some_and(|err| err.is_transaction_conflict_exception()) =>
-                    {
-                        attempts += 1;
-                    }
+                                .is_some_and(|err| err.is_transaction_conflict_exception()) => {}
                     Err(err) => return Err(aws::failure("UpdateItem close usage shard", err)),
                 }
             }
@@ -514,12 +523,8 @@ async fn read_items(client: &Client, table: &str, project_id: &str) -> Result<It
         .collect();
     keys.push(item::usage_key(project_id));
     let mut by_pk = HashMap::new();
-    let mut pause = BATCH_PAUSE;
-    for attempt in 0..BATCH_ATTEMPTS {
-        if attempt > 0 {
-            tokio::time::sleep(pause).await;
-            pause *= 2;
-        }
+    for attempt in 0..ATTEMPTS {
+        backoff(attempt).await;
         let request = KeysAndAttributes::builder()
             .set_keys(Some(keys))
             .consistent_read(true)
