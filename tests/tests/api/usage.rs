@@ -476,17 +476,43 @@ async fn race(api: &TestApi, from: usize) -> Vec<u16> {
     .await
 }
 
+/// Two streams of 16 creates, each one after another, named from `from`: their statuses.
+async fn streams(api: &TestApi, from: usize) -> Vec<u16> {
+    let stream = |from: usize| async move {
+        let mut statuses = Vec::new();
+        for i in from..from + 16 {
+            let bytes = format!("file {i}");
+            statuses.push(
+                declared(api, &format!("r{i}.txt"), bytes.as_bytes())
+                    .await
+                    .status,
+            );
+        }
+        statuses
+    };
+    let (one, two) = futures_util::future::join(stream(from), stream(from + 16)).await;
+    one.into_iter().chain(two).collect()
+}
+
 #[tokio::test]
 async fn creates_racing_a_quota_being_set_are_all_counted_once_and_none_passes_it() {
     // GIVEN a project whose 8 files count in its shards
     let api = TestApi::new().await;
     declared_many(&api, 8).await;
 
-    // WHEN 24 creates race the quota being set to 20 files, then 24 more race
+    // WHEN two streams of 16 creates each race the quota being set to 20 files (one create after
+    // another, so that the quota can be set between two of a stream and bound the rest), then
+    // 24 creates race at once, then more come until one is refused
     let (first, ()) =
-        futures_util::future::join(race(&api, 0), set_quota(&api, Some(20), None)).await;
+        futures_util::future::join(streams(&api, 0), set_quota(&api, Some(20), None)).await;
     let counted_when_set = held(&api).await.0.1;
     let second = race(&api, 100).await;
+    // (those of the race told to retry, 409, leave room: filled one at a time up to a refusal)
+    for i in 200..224 {
+        if declared(&api, &format!("s{i}.txt"), b"s").await.status == 403 {
+            break;
+        }
+    }
 
     // THEN every file is counted once, all in the project item
     let files = api.file_count().await as u64;
