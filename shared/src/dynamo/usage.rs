@@ -106,12 +106,13 @@ impl Usages {
     ///
     /// With a bound, the shards are closed first, so that nothing is added to them any more;
     /// then one transaction moves what they hold into the project item and sets the bounds and
-    /// the room left from the sum. The room is computed from the usage read, so the transaction
-    /// holds only while the project item's usage and every shard are still as read (and still
-    /// closed: a removal of the quota meanwhile reopens them); a change meanwhile makes it read
-    /// again. Without a bound, the same transaction reopens the shards. A call that fails (the
-    /// project's changes kept it reading again) may leave the shards closed without a quota:
-    /// counted right, on the project item alone, until the quota is set or removed again.
+    /// the room left there. The moves hold only while every shard is still as read (and still
+    /// closed: a removal of the quota meanwhile reopens them; another quota being set may have
+    /// moved them), else it reads again; the room is the bound less the project item's counters
+    /// as the transaction finds them, plus what it moves (`quota_set`), so the creates
+    /// that keep coming to the project item meanwhile need no read again. Without a bound, the
+    /// same transaction reopens the shards. A call that fails may leave the shards closed
+    /// without a quota: counted right, on the project item alone, until it is run again.
     pub async fn set_quota(&self, project_id: &str, quota: Quota) -> Result<(), ApiError> {
         let bounded = quota.max_files.is_some() || quota.max_bytes.is_some();
         for attempt in 0..ATTEMPTS {
@@ -133,8 +134,7 @@ impl Usages {
                 };
                 items.push(TransactWriteItem::builder().update(update).build());
             }
-            let project = counters(seen.project())?;
-            let bounds = self.quota_set(project_id, quota, &project, &moved)?;
+            let bounds = self.quota_set(project_id, quota, &moved)?;
             items.insert(0, TransactWriteItem::builder().update(bounds).build());
             match super::transact(&self.client, items, "set quota").await? {
                 Transacted::Applied => return Ok(()),
@@ -181,23 +181,19 @@ impl Usages {
     }
 
     /// The write setting the quota on the project item, with `moved` (what the shards held)
-    /// added to its counters and the room left computed from both; only while the item's usage
-    /// is still `project`.
-    fn quota_set(
-        &self,
-        project_id: &str,
-        quota: Quota,
-        project: &Usage,
-        moved: &Usage,
-    ) -> Result<Update, ApiError> {
-        let total = *project + *moved;
-        let left = |max: Option<u64>, used: i64| {
-            max.map_or(UNBOUNDED, |max| i64::try_from(max).unwrap_or(UNBOUNDED)) - used
+    /// added to its counters, and the room left under each bound computed by DynamoDB from the
+    /// counters the item holds as the write applies: no condition on them, so that the project's
+    /// changes, which keep coming to the project item once the shards are closed, cannot keep a
+    /// quota from being set on a busy project.
+    fn quota_set(&self, project_id: &str, quota: Quota, moved: &Usage) -> Result<Update, ApiError> {
+        // The room is the bound less what the item holds before this write, less what it adds.
+        let room = |max: Option<u64>, moved: i64| {
+            max.map_or(UNBOUNDED, |max| i64::try_from(max).unwrap_or(UNBOUNDED)) - moved
         };
         let mut set = vec![
             "#project = :project".to_owned(),
-            "#files_left = :files_left".to_owned(),
-            "#bytes_left = :bytes_left".to_owned(),
+            "#files_left = :files_room - if_not_exists(#files, :zero)".to_owned(),
+            "#bytes_left = :bytes_room - if_not_exists(#bytes, :zero)".to_owned(),
         ];
         let mut remove = Vec::new();
         let mut names = HashMap::from(
@@ -214,16 +210,15 @@ impl Usages {
         );
         let mut values = HashMap::from([
             (":project".to_owned(), s(project_id)),
+            (":zero".to_owned(), n(0)),
             (
-                ":files_left".to_owned(),
-                n(left(quota.max_files, total.files)),
+                ":files_room".to_owned(),
+                n(room(quota.max_files, moved.files)),
             ),
             (
-                ":bytes_left".to_owned(),
-                n(left(quota.max_bytes, total.bytes())),
+                ":bytes_room".to_owned(),
+                n(room(quota.max_bytes, moved.bytes())),
             ),
-            (":files".to_owned(), n(project.files)),
-            (":bytes".to_owned(), n(project.bytes())),
         ]);
         match quota.max_files {
             Some(max) => {
@@ -256,10 +251,6 @@ impl Usages {
             .table_name(&self.table)
             .set_key(Some(item::usage_key(project_id)))
             .update_expression(expression)
-            .condition_expression(
-                "(attribute_not_exists(#files) OR #files = :files) \
-                 AND (attribute_not_exists(#bytes) OR #bytes = :bytes)",
-            )
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(Some(values))
             .build()

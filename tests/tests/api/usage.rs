@@ -476,21 +476,24 @@ async fn race(api: &TestApi, from: usize) -> Vec<u16> {
     .await
 }
 
-/// Two streams of 16 creates, each one after another, named from `from`: their statuses.
+/// Two streams of creates, each one after another until one is refused (at most 100), named
+/// from `from`: their statuses.
 async fn streams(api: &TestApi, from: usize) -> Vec<u16> {
     let stream = |from: usize| async move {
         let mut statuses = Vec::new();
-        for i in from..from + 16 {
+        for i in from..from + 100 {
             let bytes = format!("file {i}");
-            statuses.push(
-                declared(api, &format!("r{i}.txt"), bytes.as_bytes())
-                    .await
-                    .status,
-            );
+            let status = declared(api, &format!("r{i}.txt"), bytes.as_bytes())
+                .await
+                .status;
+            statuses.push(status);
+            if status == 403 {
+                break;
+            }
         }
         statuses
     };
-    let (one, two) = futures_util::future::join(stream(from), stream(from + 16)).await;
+    let (one, two) = futures_util::future::join(stream(from), stream(from + 100)).await;
     one.into_iter().chain(two).collect()
 }
 
@@ -500,12 +503,17 @@ async fn creates_racing_a_quota_being_set_are_all_counted_once_and_none_passes_i
     let api = TestApi::new().await;
     declared_many(&api, 8).await;
 
-    // WHEN two streams of 16 creates each race the quota being set to 20 files (one create after
-    // another, so that the quota can be set between two of a stream and bound the rest), then
-    // 24 creates race at once, then more come until one is refused
+    // WHEN two streams of creates, one after another until refused, race the quota being set to
+    // 20 files (the project item changing all along), then 24 creates race at once, then more
+    // come until one is refused
     let (first, ()) =
         futures_util::future::join(streams(&api, 0), set_quota(&api, Some(20), None)).await;
     let counted_when_set = held(&api).await.0.1;
+    assert_eq!(
+        first.iter().filter(|&&status| status == 403).count(),
+        2,
+        "the quota was set while the streams went on, and stopped both: {first:?}"
+    );
     let second = race(&api, 100).await;
     // (those of the race told to retry, 409, leave room: filled one at a time up to a refusal)
     for i in 200..224 {
