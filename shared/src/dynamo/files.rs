@@ -148,6 +148,16 @@ impl FileStore {
         }
     }
 
+    /// The project usages of this store's table, remembering what they find of projects'
+    /// shards with it: one memory per container.
+    pub fn usages(&self) -> usage::Usages {
+        usage::Usages::sharing(
+            self.counting.clone(),
+            self.client.clone(),
+            self.table.clone(),
+        )
+    }
+
     /// The raw client, for tests and benchmarks that look at the table directly.
     #[cfg(feature = "testing")]
     pub fn client(&self) -> &Client {

@@ -89,8 +89,14 @@ pub struct Usages {
 impl Usages {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         let table = table.into();
+        Self::sharing(Counting::new(client.clone(), table.clone()), client, table)
+    }
+
+    /// Usages that remember what they find of projects' shards with `counting` (a file store's,
+    /// so that a container that sets a quota sends its own next changes to the project item).
+    pub(crate) fn sharing(counting: Counting, client: Client, table: String) -> Self {
         Self {
-            counting: Counting::new(client.clone(), table.clone()),
+            counting,
             client,
             table,
         }
@@ -137,7 +143,10 @@ impl Usages {
             let bounds = self.quota_set(project_id, quota, &moved)?;
             items.insert(0, TransactWriteItem::builder().update(bounds).build());
             match super::transact(&self.client, items, "set quota").await? {
-                Transacted::Applied => return Ok(()),
+                Transacted::Applied => {
+                    self.counting.remember(project_id, bounded);
+                    return Ok(());
+                }
                 // Read again: whether or not it applied, the next attempt computes from what is.
                 Transacted::Refused { .. } | Transacted::Contended | Transacted::Unknown(_) => {}
             }
