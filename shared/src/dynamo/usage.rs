@@ -157,36 +157,46 @@ impl Usages {
     }
 
     /// Closes every shard of the project, so that the changes of its files go to the project
-    /// item from now on ([`Counting`]). A write racing a transaction on the shard is refused by
-    /// DynamoDB (`TransactionConflict`): tried again.
+    /// item from now on ([`Counting`]): all 16 at once.
     async fn close_shards(&self, project_id: &str) -> Result<(), ApiError> {
-        for shard in 0..USAGE_SHARDS {
-            for attempt in 0..ATTEMPTS {
-                backoff(attempt).await;
-                let result = self
-                    .client
-                    .update_item()
-                    .table_name(&self.table)
-                    .set_key(Some(item::usage_shard_key(project_id, shard)))
-                    .update_expression("SET #project = :project, #closed = :closed")
-                    .expression_attribute_names("#project", "project_id")
-                    .expression_attribute_names("#closed", CLOSED)
-                    .expression_attribute_values(":project", s(project_id))
-                    .expression_attribute_values(":closed", AttributeValue::Bool(true))
-                    .send()
-                    .await;
-                match result {
-                    Ok(_) => break,
-                    Err(err)
-                        if attempt + 1 < ATTEMPTS
-                            && err
+        futures_util::future::try_join_all(
+            (0..USAGE_SHARDS).map(|shard| self.close_shard(project_id, shard)),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Closes one shard. A write racing a transaction on the shard is refused by DynamoDB
+    /// (`TransactionConflict`), and closing twice is closing once: tried again after either or
+    /// a write whose answer was lost.
+    async fn close_shard(&self, project_id: &str, shard: u8) -> Result<(), ApiError> {
+        let mut attempt = 0;
+        loop {
+            backoff(attempt).await;
+            attempt += 1;
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(item::usage_shard_key(project_id, shard)))
+                .update_expression("SET #project = :project, #closed = :closed")
+                .expression_attribute_names("#project", "project_id")
+                .expression_attribute_names("#closed", CLOSED)
+                .expression_attribute_values(":project", s(project_id))
+                .expression_attribute_values(":closed", AttributeValue::Bool(true))
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(()),
+                Err(err)
+                    if attempt < ATTEMPTS
+                        && (aws::may_have_applied(&err)
+                            || err
                                 .as_service_error()
-                                .is_some_and(|err| err.is_transaction_conflict_exception()) => {}
-                    Err(err) => return Err(aws::failure("UpdateItem close usage shard", err)),
-                }
+                                .is_some_and(|err| err.is_transaction_conflict_exception())) => {}
+                Err(err) => return Err(aws::failure("UpdateItem close usage shard", err)),
             }
         }
-        Ok(())
     }
 
     /// The write setting the quota on the project item, with `moved` (what the shards held)
