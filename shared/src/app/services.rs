@@ -121,13 +121,14 @@ impl Services {
         s3: aws_sdk_s3::Client,
         credentials: Option<SharedCredentialsProvider>,
     ) -> Self {
+        let files = FileStore::new(dynamodb.clone(), &config.table_name);
         Self {
-            files: FileStore::new(dynamodb.clone(), &config.table_name),
+            usages: files.usages(),
+            files,
             keys: ApiKeys::new(dynamodb.clone(), &config.table_name),
             tokens: UploadTokens::new(dynamodb.clone(), &config.table_name),
             idempotency: IdempotencyKeys::new(dynamodb.clone(), &config.table_name),
             webhooks: Webhooks::new(dynamodb.clone(), &config.table_name),
-            usages: Usages::new(dynamodb, &config.table_name),
             objects: ObjectStore::new(s3.clone(), &config.bucket_name),
             presigner: Presigner::new(s3, &config.bucket_name, credentials),
             verify_queue: None,

@@ -3,7 +3,8 @@
 //! or gives back the difference ([`Usage::change`]), written with the change itself, so that the
 //! sum over the project's files is its usage whatever the races and retries.
 
-use std::ops::Sub;
+use std::iter::Sum;
+use std::ops::{Add, Sub};
 
 use crate::domain::error::{ApiError, Detail};
 use crate::domain::file::FileRecord;
@@ -64,6 +65,27 @@ impl Usage {
     /// Whether this change takes more of what a quota bounds (files or bytes).
     pub fn takes(&self) -> bool {
         self.files > 0 || self.bytes() > 0
+    }
+}
+
+/// Usages counted apart (a project's counters are spread over several items) summed.
+impl Add for Usage {
+    type Output = Usage;
+
+    fn add(self, other: Usage) -> Usage {
+        Usage {
+            files_verified: self.files_verified + other.files_verified,
+            files_uploading: self.files_uploading + other.files_uploading,
+            files: self.files + other.files,
+            bytes_verified: self.bytes_verified + other.bytes_verified,
+            bytes_reserved: self.bytes_reserved + other.bytes_reserved,
+        }
+    }
+}
+
+impl Sum for Usage {
+    fn sum<I: Iterator<Item = Usage>>(items: I) -> Usage {
+        items.fold(Usage::default(), Add::add)
     }
 }
 
@@ -203,6 +225,35 @@ mod tests {
             Usage::change(Some(verified), None),
             Usage::default() - served
         );
+    }
+
+    #[test]
+    fn counters_counted_apart_sum_to_what_the_changes_add_up_to() {
+        let steps = lifecycle();
+        let files: Vec<Option<&FileRecord>> = steps.iter().map(|(_, file)| Some(file)).collect();
+        // Each file's change counted in a different place (a shard, the project item): the sum
+        // of the places is the sum of what the files hold.
+        let places: Vec<Usage> = files
+            .iter()
+            .map(|file| Usage::change(None, *file))
+            .collect();
+        let whole = files.iter().fold(Usage::default(), |sum, file| {
+            let of = Usage::of(*file);
+            Usage {
+                files_verified: sum.files_verified + of.files_verified,
+                files_uploading: sum.files_uploading + of.files_uploading,
+                files: sum.files + of.files,
+                bytes_verified: sum.bytes_verified + of.bytes_verified,
+                bytes_reserved: sum.bytes_reserved + of.bytes_reserved,
+            }
+        });
+        assert_eq!(places.iter().copied().sum::<Usage>(), whole);
+        assert!(!whole.is_zero());
+        // A change and its give-back, counted apart, cancel.
+        let verified = &steps.iter().find(|(n, _)| *n == "verified").unwrap().1;
+        let taken = Usage::change(None, Some(verified));
+        let given_back = Usage::change(Some(verified), None);
+        assert!((taken + given_back).is_zero());
     }
 
     #[test]

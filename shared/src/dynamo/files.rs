@@ -135,14 +135,27 @@ pub const UPDATE_ATTEMPTS: usize = 3;
 pub struct FileStore {
     client: Client,
     table: String,
+    counting: usage::Counting,
 }
 
 impl FileStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
+        let table = table.into();
         Self {
+            counting: usage::Counting::new(client.clone(), table.clone()),
             client,
-            table: table.into(),
+            table,
         }
+    }
+
+    /// The project usages of this store's table, remembering what they find of projects'
+    /// shards with it: one memory per container.
+    pub fn usages(&self) -> usage::Usages {
+        usage::Usages::sharing(
+            self.counting.clone(),
+            self.client.clone(),
+            self.table.clone(),
+        )
     }
 
     /// The raw client, for tests and benchmarks that look at the table directly.
@@ -179,15 +192,17 @@ impl FileStore {
             .build()
             .map_err(|err| ApiError::Internal(format!("file put: {err}")))?;
         let change = Usage::of(Some(record));
-        let usage = usage::apply(&self.table, &record.project_id, &change)?;
         for _ in 0..UPDATE_ATTEMPTS {
             let mut items = vec![TransactWriteItem::builder().put(put.clone()).build()];
             if let Some(answer) = answer {
                 items.push(TransactWriteItem::builder().put(answer.put()).build());
             }
             let usage_index = items.len();
-            items.push(TransactWriteItem::builder().update(usage.clone()).build());
-            match super::transact(&self.client, items, "file").await? {
+            let counted = self
+                .counting
+                .transact(items, &record.project_id, record.file_id, &change, "file")
+                .await?;
+            match counted {
                 Transacted::Applied => {}
                 // Transactions apply whole: if the file is ours, so is the rest.
                 Transacted::Refused { index: 0, item } => own_write(record, item.as_ref())?,
@@ -216,9 +231,9 @@ impl FileStore {
 
     /// After a write refused for want of room in the project's quota: 403 `quota_exceeded`,
     /// naming each bound, if the quota, read now, still has no room for `change`; else (room
-    /// was freed meanwhile) `Ok`, to write again.
+    /// was freed meanwhile, or the bound removed) `Ok`, to write again.
     async fn refuse_unless_room(&self, project_id: &str, change: &Usage) -> Result<(), ApiError> {
-        let seen = usage::read(&self.client, &self.table, project_id).await?;
+        let seen = usage::read_bounded(&self.client, &self.table, project_id).await?;
         seen.quota.admit(&seen.usage, change)
     }
 
@@ -431,12 +446,18 @@ impl FileStore {
                 },
             }
         } else {
-            let usage = usage::apply(&self.table, &updated.project_id, &change)?;
-            let items = vec![
-                TransactWriteItem::builder().put(put).build(),
-                TransactWriteItem::builder().update(usage).build(),
-            ];
-            match super::transact(&self.client, items, "replace file").await? {
+            let items = vec![TransactWriteItem::builder().put(put).build()];
+            let counted = self
+                .counting
+                .transact(
+                    items,
+                    &updated.project_id,
+                    updated.file_id,
+                    &change,
+                    "replace file",
+                )
+                .await?;
+            match counted {
                 Transacted::Applied => return Ok(Replaced::Applied),
                 Transacted::Refused { index: 0, item } => {
                     return Ok(Replaced::Refused(item.as_ref().map(decode).transpose()?));
@@ -485,13 +506,19 @@ impl FileStore {
                 },
             };
         }
-        let usage = usage::apply(&self.table, &expected.project_id, &change)?;
         for _ in 0..UPDATE_ATTEMPTS {
-            let items = vec![
-                TransactWriteItem::builder().delete(delete.clone()).build(),
-                TransactWriteItem::builder().update(usage.clone()).build(),
-            ];
-            return match super::transact(&self.client, items, "delete file").await? {
+            let items = vec![TransactWriteItem::builder().delete(delete.clone()).build()];
+            let counted = self
+                .counting
+                .transact(
+                    items,
+                    &expected.project_id,
+                    expected.file_id,
+                    &change,
+                    "delete file",
+                )
+                .await?;
+            return match counted {
                 Transacted::Applied => Ok(Removal::Removed),
                 Transacted::Refused { item, .. } => {
                     Ok(Removal::Refused(item.as_ref().map(decode).transpose()?))

@@ -7,7 +7,8 @@
 //! | webhook | `PROJECT#<project_id>` | `WEBHOOK` | none |
 //! | upload token | `UPLOADTOKEN#<hex sha256 of the token>` | `UPLOADTOKEN` | none; `ttl` is its expiry, `files` the set of files it created |
 //! | assembly claim | `FILE#<file_id>` | `ASSEMBLY#<job_id>` | none; `ttl` is when the claim lapses, `claim` who holds it |
-//! | project usage | `PROJECT#<project_id>` | `USAGE` | none; counters (`files`, `bytes`, …) and the quota (`max_files`, `max_bytes`) |
+//! | project usage | `PROJECT#<project_id>` | `USAGE` | none; counters (`files`, `bytes`, …), the quota (`max_files`, `max_bytes`) and the room left under it |
+//! | project usage shard | `USAGE#<project_id>#<nn>` ([`usage_shard_key`]) | `USAGE` | none; counters as the project usage's, `closed` while the project has a quota |
 //! | released expiry | `FILE#<file_id>` | `RELEASED` | none; `ttl`: kept past the stream's 24 hours |
 //!
 //! A file's current upload job and its verified version are maps inside the file item, so that
