@@ -438,6 +438,15 @@ impl ApiReply {
         body
     }
 
+    /// The error body of a `status` with `code` and a message, in the contract's shape.
+    pub fn expect_error(&self, status: u16, code: &str) -> ApiErrorBody {
+        self.expect_status(status);
+        let body = self.error();
+        assert_eq!(body.error.code, code, "{:#}", self.body);
+        assert!(!body.error.message.is_empty(), "{:#}", self.body);
+        body
+    }
+
     pub fn error_code(&self) -> String {
         self.error().error.code
     }

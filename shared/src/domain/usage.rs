@@ -232,7 +232,8 @@ mod tests {
         let steps = lifecycle();
         let files: Vec<Option<&FileRecord>> = steps.iter().map(|(_, file)| Some(file)).collect();
         // Each file's change counted in a different place (a shard, the project item): the sum
-        // of the places is the sum of what the files hold.
+        // of the places is the sum of what the files hold, added up here field by field so
+        // that `Sum` is held to something other than itself.
         let places: Vec<Usage> = files
             .iter()
             .map(|file| Usage::change(None, *file))

@@ -2,7 +2,7 @@
 //! refused request writes nothing.
 
 use integration_tests::serde_json::{Value, json};
-use integration_tests::{ApiReply, Event, TestApi, digests};
+use integration_tests::{Event, TestApi, digests};
 
 const UNKNOWN_KEY: &str = "upk_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 
@@ -12,14 +12,6 @@ async fn some_file(api: &TestApi) -> String {
         .await
         .plan()
         .file_id
-}
-
-/// The contract's error body (whose request id `error()` holds to the x-request-id header).
-fn assert_error(reply: &ApiReply, status: u16, code: &str) {
-    assert_eq!(reply.status, status, "{:#}", reply.body);
-    let error = reply.error().error;
-    assert_eq!(error.code, code);
-    assert!(!error.message.is_empty());
 }
 
 #[tokio::test]
@@ -47,7 +39,7 @@ async fn every_route_answers_401_without_a_key_or_with_a_bad_one() {
             if event.has_file_id() {
                 call = call.file(&file_id);
             }
-            assert_error(&call.send().await, 401, "unauthorized");
+            call.send().await.expect_error(401, "unauthorized");
         }
     }
     assert_eq!(api.file_count().await, 1);
@@ -66,7 +58,7 @@ async fn every_route_answers_403_for_another_projects_key() {
         if event.has_file_id() {
             call = call.file(&file_id);
         }
-        assert_error(&call.send().await, 403, "forbidden");
+        call.send().await.expect_error(403, "forbidden");
     }
     assert_eq!(api.file_count().await, 1);
     assert_eq!(other.file_count().await, 0);
@@ -84,11 +76,11 @@ async fn file_routes_answer_404_for_another_projects_file_and_malformed_ids() {
             "not-a-uuid",
             "00000000-0000-4000-8000-000000000000",
         ] {
-            assert_error(
-                &api.call(event).file(file_id).send().await,
-                404,
-                "not_found",
-            );
+            api.call(event)
+                .file(file_id)
+                .send()
+                .await
+                .expect_error(404, "not_found");
         }
     }
     assert_eq!(other.raw_item(&others_file).await, before);
@@ -98,23 +90,20 @@ async fn file_routes_answer_404_for_another_projects_file_and_malformed_ids() {
 async fn create_answers_400_for_bodies_that_are_not_json_objects() {
     let api = TestApi::new().await;
     for body in ["", "not json", "[1, 2]", "\"text\"", "{\"file_name\": "] {
-        assert_error(
-            &api.call(Event::Create).raw_body(body).send().await,
-            400,
-            "bad_request",
-        );
+        api.call(Event::Create)
+            .raw_body(body)
+            .send()
+            .await
+            .expect_error(400, "bad_request");
     }
     let file_id = some_file(&api).await;
     let before = api.raw_item(&file_id).await;
-    assert_error(
-        &api.call(Event::Complete)
-            .file(&file_id)
-            .raw_body("{oops")
-            .send()
-            .await,
-        400,
-        "bad_request",
-    );
+    api.call(Event::Complete)
+        .file(&file_id)
+        .raw_body("{oops")
+        .send()
+        .await
+        .expect_error(400, "bad_request");
     assert_eq!(api.raw_item(&file_id).await, before);
     assert_eq!(api.file_count().await, 1);
 }
@@ -188,7 +177,7 @@ async fn create_answers_422_listing_every_bad_field_and_writes_nothing() {
     ];
     for (body, fields) in cases {
         let reply = api.create(body.clone()).await;
-        assert_error(&reply, 422, "validation_error");
+        reply.expect_error(422, "validation_error");
         assert_eq!(reply.error_fields(), fields, "for {body}");
     }
     assert_eq!(api.file_count().await, 0);
@@ -200,7 +189,7 @@ async fn create_answers_413_above_the_maximum_alone() {
     let reply = api
         .create(json!({"file_name": "big.bin", "file_size": (1u64 << 30) + 1}))
         .await;
-    assert_error(&reply, 413, "payload_too_large");
+    reply.expect_error(413, "payload_too_large");
     assert_eq!(reply.error_fields(), ["file_size"]);
     assert_eq!(api.file_count().await, 0);
 }
@@ -212,7 +201,7 @@ async fn complete_answers_422_for_a_malformed_job_id() {
     let before = api.raw_item(&file_id).await;
     for body in [json!({"job_id": "nope"}), json!({"job_id": 7})] {
         let reply = api.complete_with(&file_id, body).await;
-        assert_error(&reply, 422, "validation_error");
+        reply.expect_error(422, "validation_error");
         assert_eq!(reply.error_fields(), ["job_id"]);
     }
     assert_eq!(api.raw_item(&file_id).await, before);
@@ -224,7 +213,7 @@ async fn list_answers_422_listing_every_bad_query_parameter() {
     let reply = api
         .list(&[("status", "lost"), ("limit", "0"), ("cursor", "!!")])
         .await;
-    assert_error(&reply, 422, "validation_error");
+    reply.expect_error(422, "validation_error");
     assert_eq!(reply.error_fields(), ["status", "limit", "cursor"]);
     for limit in ["101", "-1", "ten"] {
         let reply = api.list(&[("limit", limit)]).await;
@@ -281,7 +270,7 @@ async fn every_json_body_refuses_fields_its_route_does_not_define_and_changes_no
             call = call.file(&file_id);
         }
         let reply = call.send().await;
-        assert_error(&reply, 422, "validation_error");
+        reply.expect_error(422, "validation_error");
         assert_eq!(reply.error_fields(), fields, "{event:?} {body}");
         let details = reply.error().error.details;
         assert!(

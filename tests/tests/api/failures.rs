@@ -34,14 +34,12 @@ use shared::dynamo::item::Item;
 /// `aws-config` and the mocked ones copy.
 const ATTEMPTS: usize = 3;
 
-/// The contract's error body with `status` and `code`, and nothing of the failure behind it.
+/// The contract's error body with `status` and `code` (`expect_error`), and nothing of the
+/// failure behind it.
 /// `error()` reads the body as exactly the contract's keys (`error` with `code`, `message` and
 /// a list of `details`; `request_id`), and holds the request id to the x-request-id header.
 fn assert_error(reply: &ApiReply, status: u16, code: &str) {
-    assert_eq!(reply.status, status, "{reply:?}");
-    let body = reply.error();
-    assert_eq!(body.error.code, code, "{reply:?}");
-    assert!(!body.error.message.is_empty(), "{reply:?}");
+    let body = reply.expect_error(status, code);
     assert!(!body.request_id.is_empty());
     let text = reply.body.to_string();
     for internal in [

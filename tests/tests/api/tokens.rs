@@ -22,11 +22,6 @@ async fn create_with(api: &TestApi, token: &str, body: Value) -> ApiReply {
         .await
 }
 
-fn assert_error(reply: &ApiReply, status: u16, code: &str) {
-    assert_eq!(reply.status, status, "{:#}", reply.body);
-    assert_eq!(reply.error().error.code, code);
-}
-
 #[tokio::test]
 async fn an_api_key_mints_a_token_that_shows_its_bounds_once() {
     let api = TestApi::new().await;
@@ -66,7 +61,7 @@ async fn bad_mint_bodies_are_422_naming_each_field() {
             "max_files": 0, "metadata": [{"name": "k"}]
         }))
         .await;
-    assert_error(&reply, 422, "validation_error");
+    reply.expect_error(422, "validation_error");
     assert_eq!(
         reply.error_fields(),
         [
@@ -78,7 +73,7 @@ async fn bad_mint_bodies_are_422_naming_each_field() {
         ]
     );
     let reply = api.call(Event::MintToken).raw_body("[1]").send().await;
-    assert_error(&reply, 400, "bad_request");
+    reply.expect_error(400, "bad_request");
 }
 
 #[tokio::test]
@@ -95,7 +90,7 @@ async fn a_token_creates_files_within_its_bounds_with_its_metadata_over_the_clie
     let mut too_big = text_file(b"eleven bytes");
     too_big["file_size"] = json!(11);
     let reply = create_with(&api, &token, too_big).await;
-    assert_error(&reply, 422, "validation_error");
+    reply.expect_error(422, "validation_error");
     assert_eq!(reply.error_fields(), ["file_size"]);
     let mut image = text_file(b"png");
     image["content_type"] = json!("image/png");
@@ -119,7 +114,7 @@ async fn a_token_creates_files_within_its_bounds_with_its_metadata_over_the_clie
     // The second file takes the last slot; a third is 403 and creates nothing
     create_with(&api, &token, text_file(b"again")).await.plan();
     let reply = create_with(&api, &token, text_file(b"third")).await;
-    assert_error(&reply, 403, "forbidden");
+    reply.expect_error(403, "forbidden");
     assert_eq!(api.file_count().await, 2);
 }
 
@@ -154,23 +149,19 @@ async fn expired_unknown_and_foreign_tokens_are_refused() {
         .await
         .unwrap();
     let reply = create_with(&api, &expired, text_file(b"late")).await;
-    assert_error(&reply, 401, "unauthorized");
+    reply.expect_error(401, "unauthorized");
 
     // Unknown, well-formed
     let unknown = "upt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
-    assert_error(
-        &create_with(&api, unknown, text_file(b"x")).await,
-        401,
-        "unauthorized",
-    );
+    create_with(&api, unknown, text_file(b"x"))
+        .await
+        .expect_error(401, "unauthorized");
 
     // Another project's token on this project
     let foreign = other.token(json!({})).await;
-    assert_error(
-        &create_with(&api, &foreign, text_file(b"x")).await,
-        403,
-        "forbidden",
-    );
+    create_with(&api, &foreign, text_file(b"x"))
+        .await
+        .expect_error(403, "forbidden");
     assert_eq!(api.file_count().await, 0);
 }
 
@@ -206,7 +197,7 @@ async fn a_token_finishes_and_reads_only_the_files_it_created_and_does_nothing_e
             .json(json!({"part_numbers": [1]}))
             .send()
             .await;
-        assert_error(&reply, 403, "forbidden");
+        reply.expect_error(403, "forbidden");
     }
     for (event, file) in [
         (Event::Reupload, Some(&mine)),
@@ -225,7 +216,7 @@ async fn a_token_finishes_and_reads_only_the_files_it_created_and_does_nothing_e
             request = request.file(file);
         }
         let reply = request.send().await;
-        assert_error(&reply, 403, "forbidden");
+        reply.expect_error(403, "forbidden");
     }
     assert_eq!(api.raw_item(&theirs).await, before);
     assert_eq!(api.get(&mine).await.file().status, Status::Verified);
@@ -277,14 +268,14 @@ async fn a_token_ends_when_the_api_key_that_minted_it_is_revoked() {
 
     // THEN the token is refused on every route, its own file included
     let reply = create_with(&api, &token, text_file(b"two")).await;
-    assert_error(&reply, 401, "unauthorized");
+    reply.expect_error(401, "unauthorized");
     let reply = api
         .call(Event::GetFile)
         .key(Some(&token))
         .file(&plan.file_id)
         .send()
         .await;
-    assert_error(&reply, 401, "unauthorized");
+    reply.expect_error(401, "unauthorized");
     assert_eq!(api.file_count().await, 1);
     // while the project's other key, and tokens it mints, go on
     let other = api.token(json!({})).await;
