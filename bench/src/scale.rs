@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use futures_util::{StreamExt, TryStreamExt, stream};
 use integration_tests::TestApi;
 use integration_tests::capacity::{
-    self, Layout, PARTITION_UNITS_PER_SECOND, UploadPath, shared_partitions,
+    self, Layout, PARTITION_UNITS_PER_SECOND, UploadPath, shared_partitions, units_per_upload,
 };
 use integration_tests::serde_json::json;
 use shared::domain::{FileId, FileRecord, timestamp};
@@ -21,6 +21,8 @@ use crate::stats::{median, millis, percentile};
 
 /// S3's PUT rate per prefix: what storage would let one project do.
 const S3_PUTS_PER_PREFIX: f64 = 3500.0;
+/// DynamoDB's default write units a second per table (on demand, per account and region).
+const TABLE_UNITS_PER_SECOND: f64 = 40_000.0;
 /// Uploads per path and metadata size: enough for every key a share of uploads writes to
 /// (a listing shard, say) to be written by several.
 const UPLOADS: u64 = 48;
@@ -61,6 +63,13 @@ pub async fn rows() -> Result<(), String> {
                     rate / S3_PUTS_PER_PREFIX
                 ),
                 "≥ 3,500/s",
+            );
+            let all = units_per_upload(&uploads, Layout::Sharded);
+            eprintln!(
+                "    {}: {all:.1} WCU per upload over every key: the table's default {TABLE_UNITS_PER_SECOND:.0} WCU/s at {:.0} uploads/s (unsharded {:.1} WCU)",
+                path.name(),
+                TABLE_UNITS_PER_SECOND / all,
+                units_per_upload(&uploads, Layout::Unsharded)
             );
             for (partition, units, writes) in shared_partitions(&uploads, Layout::Sharded)
                 .iter()

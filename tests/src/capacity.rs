@@ -466,6 +466,18 @@ pub fn shared_partitions(uploads: &[Vec<Write>], layout: Layout) -> Vec<(String,
     shared
 }
 
+/// The write units one of `uploads` takes in `layout`, over every partition: what it costs
+/// against the table's account quota (40,000 write units a second by default), not one key's.
+pub fn units_per_upload(uploads: &[Vec<Write>], layout: Layout) -> f64 {
+    let units: u64 = uploads
+        .iter()
+        .flatten()
+        .filter(|write| write.layout == layout)
+        .map(|write| write.units)
+        .sum();
+    units as f64 / uploads.len().max(1) as f64
+}
+
 /// A sharded partition's family (`by_project_shard PROJECT#p#<shard>`); any other as it is.
 fn shard_family(partition: &str) -> String {
     let sharded = partition.starts_with(&format!("{} ", item::BY_PROJECT_SHARD_INDEX))
