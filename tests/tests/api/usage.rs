@@ -2,6 +2,8 @@
 //! quota bounds what a create, a direct upload or a reupload may take (racing requests never
 //! pass it), and what deletes, rejections, aborts and expiries free is given back, once.
 
+use std::time::Duration;
+
 use integration_tests::operations::as_function;
 use integration_tests::serde_json::{Value, json};
 use integration_tests::{ApiReply, Event, FormBody, Plan, Status, TestApi, declaration};
@@ -143,15 +145,45 @@ async fn racing_creates_against_a_quota_make_exactly_what_it_allows() {
     let api = TestApi::new().await;
     set_quota(&api, Some(10), None).await;
 
-    // WHEN 32 creates race
-    let bodies: Vec<Vec<u8>> = (0..32).map(|i| format!("file {i}").into_bytes()).collect();
-    let replies =
-        futures_util::future::join_all(bodies.iter().enumerate().map(|(i, bytes)| {
-            api.create(declaration(&format!("{i}.txt"), TEXT, bytes, true, false))
-        }))
-        .await;
+    // WHEN 32 creates race, each under its own Idempotency-Key, sent again with it as long as
+    // the answer says to retry (409 `concurrent_update`, 503)
+    let replies = futures_util::future::join_all((0..32).map(|i| {
+        let api = &api;
+        async move {
+            let body = declaration(
+                &format!("{i}.txt"),
+                TEXT,
+                format!("file {i}").as_bytes(),
+                true,
+                false,
+            );
+            let key = format!("race-{i}");
+            let mut attempts = 0;
+            loop {
+                attempts += 1;
+                let reply = api
+                    .call(Event::Create)
+                    .header("idempotency-key", &key)
+                    .json(body.clone())
+                    .send()
+                    .await;
+                match reply.status {
+                    _ if attempts == 100 => break reply,
+                    409 => assert_eq!(
+                        reply.body["error"]["details"][0]["reason"], "concurrent_update",
+                        "{:#}",
+                        reply.body
+                    ),
+                    503 => {}
+                    _ => break reply,
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }))
+    .await;
 
-    // THEN exactly 10 are created; the others are refused naming the bound, or told to retry
+    // THEN exactly 10 are created; the others are refused naming the bound
     let created = replies.iter().filter(|reply| reply.status == 201).count();
     assert_eq!(
         created,
@@ -160,14 +192,7 @@ async fn racing_creates_against_a_quota_make_exactly_what_it_allows() {
         replies.iter().map(|r| r.status).collect::<Vec<_>>()
     );
     for reply in replies.iter().filter(|reply| reply.status != 201) {
-        if reply.status == 409 {
-            assert_eq!(
-                reply.body["error"]["details"][0]["reason"],
-                "concurrent_update"
-            );
-        } else {
-            assert_quota_exceeded(reply, "max_files");
-        }
+        assert_quota_exceeded(reply, "max_files");
     }
     assert_eq!(held(&api).await.0, (0, 10));
     assert_eq!(api.file_count().await, 10);
