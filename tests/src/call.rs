@@ -432,10 +432,7 @@ impl ApiReply {
 
     /// The error body of a 409 `conflict`, whose details say why.
     pub fn conflict(&self) -> ApiErrorBody {
-        self.expect_status(409);
-        let body = self.error();
-        assert_eq!(body.error.code, "conflict", "{:#}", self.body);
-        body
+        self.expect_error(409, "conflict")
     }
 
     /// The error body of a `status` with `code` and a message, in the contract's shape.
