@@ -39,10 +39,21 @@ async function file(name, bytes) {
 
 const sha256 = (bytes) => createHash('sha256').update(bytes).digest('hex')
 
-/** The API as the application's backend sees it (with the key), for what the page cannot show. */
+/**
+ * The API as the application's backend sees it (with the key), for what the page cannot show.
+ * Its reads are safe to repeat: a 503 (the service's "try again", with its Retry-After) or a
+ * gateway's 502/504 is logged and sent again, as a backend would; any other answer but a success
+ * fails the test with what was said.
+ */
 async function api(path) {
-  const response = await fetch(`${API}${path}`, { headers: { authorization: `Bearer ${KEY}` } })
-  return response.json()
+  for (let attempt = 1; ; attempt++) {
+    const response = await fetch(`${API}${path}`, { headers: { authorization: `Bearer ${KEY}` } })
+    if (response.ok) return response.json()
+    const said = `GET ${path}: ${response.status} ${await response.text()}`
+    if (![502, 503, 504].includes(response.status) || attempt === 5) throw new Error(said)
+    log(`${said}; again`)
+    await new Promise((resolve) => setTimeout(resolve, Number(response.headers.get('retry-after') ?? 1) * 1000))
+  }
 }
 
 /** Waits until the page's list shows `name` in one of `statuses`; its row's data. */
