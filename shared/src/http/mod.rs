@@ -6,7 +6,11 @@ pub mod resource;
 
 pub use idempotency::{Action, idempotent};
 
+use std::any::Any;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
+
+use futures_util::FutureExt;
 
 use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::request::RequestContext;
@@ -67,7 +71,10 @@ impl Reply {
     }
 }
 
-/// Runs a route and renders its result, success or error, with the request id on it.
+/// Runs a route and renders its result, success or error, with the request id on it. A route
+/// that panics answers the contract's 500 `internal` like any other internal failure, and
+/// the sandbox keeps serving: the release profile unwinds (`panic = "unwind"`, set explicitly
+/// because `cargo lambda build` makes panics abort unless the profile says otherwise).
 pub async fn serve<F, Fut>(request: Request, route: F) -> Response<Body>
 where
     F: FnOnce(Request) -> Fut,
@@ -75,8 +82,23 @@ where
 {
     let request_id = request_id(&request);
     let span = tracing::info_span!("request", request_id = %request_id, method = %request.method(), route = %request.raw_http_path());
-    let result = route(request).instrument(span.clone()).await;
+    // Boxed: the route's future is deep (the SDK's), and the guard around it would nest it
+    // past the compiler's recursion limit in the crates that call handlers in-process.
+    let result = AssertUnwindSafe(Box::pin(route(request).instrument(span.clone())))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| Err(ApiError::Internal(panic_message(panic.as_ref()))));
     span.in_scope(|| render(&request_id, result))
+}
+
+/// What a panic said, for the log.
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    let said = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a value that is not text");
+    format!("the handler panicked: {said}")
 }
 
 /// The headers of the service's answers that clients read: the request id, how long to wait
@@ -312,4 +334,46 @@ where
         async move { Ok::<_, std::convert::Infallible>(response.await) }
     }))
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_route_that_panics_answers_the_contracts_500_and_the_next_request_is_served() {
+        let panicked = serve(Request::default(), |_| async {
+            let parts: Vec<u8> = Vec::new();
+            Ok(Reply::ok(Value::from(parts[1])))
+        })
+        .await;
+
+        assert_eq!(panicked.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let Body::Text(text) = panicked.body() else {
+            panic!("a JSON body")
+        };
+        let body: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(body["error"]["code"], "internal");
+        assert!(!text.contains("index out of bounds"), "{text}");
+        let next = serve(Request::default(), |_| async { Ok(Reply::no_content()) }).await;
+        assert_eq!(next.status(), StatusCode::NO_CONTENT);
+    }
+
+    /// What ships is built by `cargo lambda build --release`, which passes
+    /// `--config profile.release.panic="abort"` unless the profile names a strategy: then a panic
+    /// would end the sandbox, not answer the 500 above.
+    #[test]
+    fn the_shipped_profile_unwinds_panics() {
+        let manifest = include_str!("../../../Cargo.toml");
+        let release = manifest
+            .split("\n[")
+            .find(|section| section.starts_with("profile.release]"))
+            .unwrap();
+        assert!(
+            release
+                .lines()
+                .any(|line| line.trim() == r#"panic = "unwind""#),
+            "{release}"
+        );
+    }
 }
