@@ -49,6 +49,21 @@ pub enum Outcome {
     Failed(String),
 }
 
+/// TLS 1.2 and 1.3 on aws-lc (the SDK's provider), trusting the Mozilla roots built in.
+fn tls() -> rustls::ClientConfig {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_or_else(
+        |_| unreachable!("aws-lc supports the default protocol versions"),
+        |builder| builder.with_root_certificates(roots).with_no_client_auth(),
+    )
+}
+
 impl Deliverer {
     pub fn new(
         config: &Config,
@@ -57,6 +72,7 @@ impl Deliverer {
         queue_url: String,
     ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls())
             .redirect(reqwest::redirect::Policy::none())
             // A proxy (HTTPS_PROXY in the environment) would resolve and connect in our stead,
             // past CheckedResolver.

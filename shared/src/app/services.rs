@@ -2,6 +2,7 @@
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_s3::config::SharedCredentialsProvider;
+use tracing_subscriber::filter::Targets;
 
 use crate::app::verify_queue::VerifyQueue;
 use crate::aws::{https_client, s3_config, timeouts};
@@ -174,16 +175,24 @@ fn bounded(sdk: &SdkConfig, config: &Config) -> SdkConfig {
         .build()
 }
 
-/// JSON logs, one line per event, filtered by `RUST_LOG` (default `info`).
+/// JSON logs, one line per event, filtered by `RUST_LOG` (default `info`): a level, or targets
+/// with levels (`shared=debug,info`), read without a regular-expression engine (`Targets`).
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|directives| directives.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
+    let json = tracing_subscriber::fmt::layer()
         .json()
-        .with_env_filter(filter)
         .with_current_span(true)
         .with_span_list(false)
         .with_target(false)
-        .without_time()
+        .without_time();
+    tracing_subscriber::registry()
+        .with(json)
+        .with(filter)
         .init();
 }
