@@ -5,7 +5,7 @@ use shared::config::{Config, ConfigError};
 use shared::dynamo::Usages;
 use shared::events::EventBus;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_logging();
     let config = Config::from_env()?;

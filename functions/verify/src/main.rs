@@ -3,7 +3,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use shared::app::Services;
 use shared::app::services::init_logging;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_logging();
     let services = Services::from_env().await?;
