@@ -11,6 +11,7 @@ Usage: check_iam.py TEMPLATE OPERATIONS_LOG   (run by scripts/test, with the too
 
 import sys
 from collections import defaultdict
+from pathlib import PurePosixPath as Path
 
 from cfnlint.decode import decode
 
@@ -76,7 +77,8 @@ def granted_actions(template_path):
     for name, resource in template["Resources"].items():
         kind = resource.get("Type")
         if kind == "AWS::Serverless::Function":
-            binary = resource.get("Metadata", {}).get("BuildProperties", {}).get("Binary", name)
+            # CodeUri is the function's bootstrap directory: target/lambda/<binary>/.
+            binary = Path(resource["Properties"]["CodeUri"]).name
             documents = resource["Properties"].get("Policies", [])
         elif kind == "AWS::IAM::Role" and name in ROLES:
             binary = ROLES[name]

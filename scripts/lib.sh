@@ -117,6 +117,24 @@ ensure_tools() {
 }
 
 # Where cargo puts what it builds: target/ unless CARGO_TARGET_DIR or cargo's config moves it.
+# The Lambda functions: one package per directory of functions/ (the workspace's members there).
+functions() {
+  local dir
+  for dir in "$ROOT"/functions/*/; do
+    basename "$dir"
+  done
+}
+
+# `--package <function>` for each function: built in one cargo invocation of their own, so that
+# features the test kit turns on (shared's `testing`, the mocks' test-util) do not reach the
+# shipped binaries through feature unification.
+function_packages() {
+  local function
+  for function in $(functions); do
+    printf -- '--package %s ' "$function"
+  done
+}
+
 target_dir() {
   cargo metadata --format-version 1 --no-deps --manifest-path "$ROOT/Cargo.toml" | jq -r .target_directory
 }
