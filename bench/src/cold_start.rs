@@ -28,6 +28,12 @@ pub fn time_to_first_poll(binary: &Path, listener: &TcpListener) -> Result<Durat
         .env("EVENT_BUS_NAME", "bench")
         .env("WEBHOOK_QUEUE_URL", "http://127.0.0.1:9/queue/bench")
         .env("VERIFY_QUEUE_URL", "http://127.0.0.1:9/queue/verify")
+        // As template.yaml's Globals give every function.
+        .env(
+            "URL_SIGNING_ROLE_ARN",
+            "arn:aws:iam::123456789012:role/bench-url-signing",
+        )
+        .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -129,7 +129,7 @@ fn cold_starts() -> Result<(), String> {
             format!("{ms:.2} ms"),
             format!("hello-world {hello:.2} ms"),
             format!("{:.2}×", ms / hello),
-            "≤ 1.5×",
+            "≤ 1.3×",
         );
     }
     Ok(())
