@@ -164,7 +164,8 @@ async fn run(command: Command) -> Result<(), String> {
         || aws_sdk_s3::Client::from_conf(aws::s3_config(&sdk, config.s3_force_path_style));
     let usages =
         || shared::dynamo::Usages::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table_name);
-    let services = || async { Services::from_env().await.map_err(|err| err.to_string()) };
+    // The default chain (profiles, SSO, ...) an operator's shell has, not a function's.
+    let services = || async { Ok::<_, String>(Services::new(config.clone(), &sdk)) };
     match command {
         Command::MintKey { projects, label } => {
             let key = keys().mint(&projects, &label).await.map_err(describe)?;

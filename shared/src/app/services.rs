@@ -1,5 +1,8 @@
 //! What a function builds once per cold start: configuration and clients.
 
+use aws_config::environment::{
+    EnvironmentVariableCredentialsProvider, EnvironmentVariableRegionProvider,
+};
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_s3::config::SharedCredentialsProvider;
 use tracing_subscriber::filter::Targets;
@@ -29,8 +32,8 @@ pub struct Services {
 }
 
 impl Services {
-    /// Reads the environment and the AWS configuration chain (region, credentials, endpoints).
-    /// URLs are signed as the role `URL_SIGNING_ROLE_ARN` names, where it is set.
+    /// A function's services: its settings and AWS configuration from the environment
+    /// ([`load_sdk`]). URLs are signed as the role `URL_SIGNING_ROLE_ARN` names, where it is set.
     pub async fn from_env() -> Result<Self, ConfigError> {
         let config = Config::from_env()?;
         let sdk = load_sdk(&config).await?;
@@ -158,13 +161,32 @@ async fn signing_role(role: &str, sdk: &SdkConfig) -> SharedCredentialsProvider 
     SharedCredentialsProvider::new(provider)
 }
 
-/// The AWS configuration chain (region, credentials, endpoints) with this service's HTTPS client
-/// and every call bounded by the configured deadlines: for clients of other services too.
+/// A function's AWS configuration, as Lambda gives it: the region and the role's credentials
+/// from the environment alone (the default chain's profile, IMDS, ECS and web-identity
+/// providers have nothing to answer in Lambda, and are not built at each cold start), endpoint
+/// overrides from `AWS_ENDPOINT_URL*` (the local stack), this service's HTTPS client, and every
+/// call bounded by the configured deadlines: for clients of other services too. Tools people
+/// run (upload-admin, the tests) keep the default chain.
 pub async fn load_sdk(config: &Config) -> Result<SdkConfig, ConfigError> {
+    for variable in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
+        if std::env::var_os(variable).is_none() {
+            return Err(ConfigError::new(format!(
+                "{variable} is not set: a function takes its role's credentials from the \
+                 environment, as Lambda sets them"
+            )));
+        }
+    }
     let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .region(EnvironmentVariableRegionProvider::new())
+        .credentials_provider(EnvironmentVariableCredentialsProvider::new())
         .http_client(https_client(config.trust_system_roots)?)
         .load()
         .await;
+    if sdk.region().is_none() {
+        return Err(ConfigError::new(
+            "AWS_REGION is not set: a function takes its region from the environment",
+        ));
+    }
     Ok(bounded(&sdk, config))
 }
 
