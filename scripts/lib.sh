@@ -116,9 +116,10 @@ ensure_tools() {
   export PATH="$TOOLS_VENV/bin:$PATH"
 }
 
-# Where cargo puts what it builds: target/ unless CARGO_TARGET_DIR or cargo's config moves it.
 # The Lambda functions: one package per directory of functions/ (the workspace's members there).
-functions() {
+# Not named `functions`: with that name the browser test failed (the Dashboard's buttons
+# stopped answering clicks), for a reason not yet found.
+lambda_functions() {
   local dir
   for dir in "$ROOT"/functions/*/; do
     basename "$dir"
@@ -128,13 +129,14 @@ functions() {
 # `--package <function>` for each function: built in one cargo invocation of their own, so that
 # features the test kit turns on (shared's `testing`, the mocks' test-util) do not reach the
 # shipped binaries through feature unification.
-function_packages() {
+lambda_packages() {
   local function
-  for function in $(functions); do
+  for function in $(lambda_functions); do
     printf -- '--package %s ' "$function"
   done
 }
 
+# Where cargo puts what it builds: target/ unless CARGO_TARGET_DIR or cargo's config moves it.
 target_dir() {
   cargo metadata --format-version 1 --no-deps --manifest-path "$ROOT/Cargo.toml" | jq -r .target_directory
 }
