@@ -7,33 +7,44 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// What Lambda and template.yaml give every function (with stand-ins for the resources), less
+/// `AWS_LAMBDA_RUNTIME_API`.
+pub fn lambda_env() -> Vec<(String, String)> {
+    [
+        ("PATH", std::env::var("PATH").unwrap_or_default().as_str()),
+        ("AWS_LAMBDA_FUNCTION_NAME", "bench"),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256"),
+        ("AWS_LAMBDA_LOG_STREAM_NAME", "bench"),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", "bench"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("TABLE_NAME", "bench"),
+        ("BUCKET_NAME", "bench"),
+        ("EVENT_BUS_NAME", "bench"),
+        ("WEBHOOK_QUEUE_URL", "http://127.0.0.1:9/queue/bench"),
+        ("VERIFY_QUEUE_URL", "http://127.0.0.1:9/queue/verify"),
+        // As template.yaml's Globals give every function.
+        (
+            "URL_SIGNING_ROLE_ARN",
+            "arn:aws:iam::123456789012:role/bench-url-signing",
+        ),
+        ("RUST_LOG", "info"),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_string(), value.to_string()))
+    .collect()
+}
+
 /// Time from spawning `binary` until it asks the runtime API for its first event.
 pub fn time_to_first_poll(binary: &Path, listener: &TcpListener) -> Result<Duration, String> {
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     let started = Instant::now();
     let mut child = Command::new(binary)
         .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
-        .env("AWS_LAMBDA_FUNCTION_NAME", "bench")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-        .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
-        .env("AWS_LAMBDA_LOG_GROUP_NAME", "bench")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("TABLE_NAME", "bench")
-        .env("BUCKET_NAME", "bench")
-        .env("EVENT_BUS_NAME", "bench")
-        .env("WEBHOOK_QUEUE_URL", "http://127.0.0.1:9/queue/bench")
-        .env("VERIFY_QUEUE_URL", "http://127.0.0.1:9/queue/verify")
-        // As template.yaml's Globals give every function.
-        .env(
-            "URL_SIGNING_ROLE_ARN",
-            "arn:aws:iam::123456789012:role/bench-url-signing",
-        )
-        .env("RUST_LOG", "info")
+        .envs(lambda_env())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -4,7 +4,7 @@
 //! binaries and starts the local stack (and `scripts/dev --release` for the end-to-end row).
 //!
 //! ```text
-//! upload-bench [cold-start] [signing] [presign] [faults] [verify] [assembly] [scale] [e2e] [webhooks] [cli]   (all when none is named)
+//! upload-bench [cold-start] [first-invocation] [signing] [presign] [faults] [verify] [assembly] [scale] [e2e] [webhooks] [cli]   (all when none is named)
 //! ```
 
 mod assembly;
@@ -12,6 +12,7 @@ mod cli;
 mod cold_start;
 mod e2e;
 mod faults;
+mod first_invocation;
 mod presign;
 mod scale;
 mod signing;
@@ -58,6 +59,16 @@ fn main() -> std::process::ExitCode {
     let mut result = Ok(());
     if wanted("cold-start") {
         result = result.and_then(|()| cold_starts());
+    }
+    if wanted("first-invocation") {
+        result = result.and_then(|()| {
+            let work = std::env::var_os("BENCH_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
+            let binaries = [
+                ("hello-dynamodb", release_dir()?.join("hello-dynamodb")),
+                ("presign", functions_dir()?.join("presign")),
+            ];
+            runtime.block_on(first_invocation::rows(&binaries, &work, 15))
+        });
     }
     if wanted("signing") {
         result = result.and_then(|()| raw_signing());
@@ -109,13 +120,25 @@ fn release_dir() -> Result<PathBuf, String> {
     Ok(exe.parent().ok_or("no parent directory")?.to_path_buf())
 }
 
+/// The functions as they ship: `BENCH_FUNCTIONS` (where scripts/bench copies them, built alone,
+/// before scripts/dev builds the workspace), else beside this binary.
+fn functions_dir() -> Result<PathBuf, String> {
+    std::env::var_os("BENCH_FUNCTIONS").map_or_else(release_dir, |dir| Ok(PathBuf::from(dir)))
+}
+
 fn cold_starts() -> Result<(), String> {
-    let dir = release_dir()?;
     let names = [
         "hello", "presign", "complete", "files", "reupload", "verify", "webhooks", "notify",
         "deliver", "tokens", "direct",
     ];
-    let paths: Vec<PathBuf> = names.iter().map(|n| dir.join(n)).collect();
+    let (release, functions) = (release_dir()?, functions_dir()?);
+    let paths: Vec<PathBuf> = names
+        .iter()
+        .map(|&name| match name {
+            "hello" => release.join(name),
+            _ => functions.join(name),
+        })
+        .collect();
     let binaries: Vec<(&str, &std::path::Path)> = names
         .iter()
         .copied()
