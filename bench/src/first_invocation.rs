@@ -95,10 +95,17 @@ pub async fn time_to_answer(
     let (answers, mut answered) = mpsc::channel::<String>(1);
     let event = Arc::new(event.to_string());
     let served = Arc::new(AtomicBool::new(false));
+    // The connections live in the server's set: aborting the server ends them too, the one
+    // still waiting on the function's second poll included.
     let server = tokio::spawn(async move {
+        let mut connections = tokio::task::JoinSet::new();
         while let Ok((stream, _)) = listener.accept().await {
-            let connection = runtime_api(stream, event.clone(), served.clone(), answers.clone());
-            tokio::spawn(connection);
+            connections.spawn(runtime_api(
+                stream,
+                event.clone(),
+                served.clone(),
+                answers.clone(),
+            ));
         }
     });
     let started = Instant::now();
