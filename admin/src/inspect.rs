@@ -10,21 +10,28 @@ use shared::domain::ids::file_prefix;
 /// `item` is `null` for a file the table does not hold (its objects may still be there).
 pub async fn inspect(services: &Services, file_id: FileId) -> Result<Value, String> {
     let failed = |err: shared::domain::ApiError| err.to_string();
-    let item = services.files.item_json(file_id).await.map_err(failed)?;
+    let item = services
+        .table
+        .files
+        .item_json(file_id)
+        .await
+        .map_err(failed)?;
     let mut objects = Vec::new();
     for (key, last_modified) in services
+        .storage
         .objects
         .list(&file_prefix(file_id))
         .await
         .map_err(failed)?
     {
         let size = services
+            .storage
             .objects
             .head(&key)
             .await
             .map_err(failed)?
             .map(|head| head.size);
-        let tags = services.objects.tags(&key).await.map_err(failed)?;
+        let tags = services.storage.objects.tags(&key).await.map_err(failed)?;
         objects.push(json!({
             "key": key,
             "size": size,
@@ -32,11 +39,12 @@ pub async fn inspect(services: &Services, file_id: FileId) -> Result<Value, Stri
             "tags": tags,
         }));
     }
-    let record = services.files.get(file_id).await.map_err(failed)?;
+    let record = services.table.files.get(file_id).await.map_err(failed)?;
     let job = record.as_ref().and_then(|record| record.job.as_ref());
     let open_upload = match job.and_then(|job| Some((job, job.upload_id.as_deref()?))) {
         Some((job, upload_id)) => {
             let parts = services
+                .storage
                 .objects
                 .list_parts(&job.s3_key, upload_id)
                 .await

@@ -9,6 +9,7 @@ use admin::{inspect, redrive, stream, stuck};
 use aws_config::BehaviorVersion;
 use clap::{Parser, Subcommand};
 use shared::app::Services;
+use shared::app::verify_queue::VerifyQueue;
 use shared::config::Config;
 use shared::domain::FileId;
 use shared::dynamo::ApiKeys;
@@ -288,6 +289,7 @@ async fn run(command: Command) -> Result<(), String> {
         Command::MoveListing => {
             let moved = services()
                 .await?
+                .table
                 .files
                 .move_listing_to_shards()
                 .await
@@ -328,7 +330,13 @@ async fn run(command: Command) -> Result<(), String> {
             }
         }
         Command::Reverify { file_id } => {
-            let step = stuck::reverify(&services().await?, parse_file_id(&file_id)?).await?;
+            let url = config
+                .verify_queue_url
+                .clone()
+                .ok_or("VERIFY_QUEUE_URL is not set: reverify hands the check to verify's queue")?;
+            let queue = VerifyQueue::new(aws_sdk_sqs::Client::new(&sdk), url);
+            let step =
+                stuck::reverify(&services().await?, &queue, parse_file_id(&file_id)?).await?;
             eprintln!("handed to verify: {step:?}");
         }
         Command::Inspect { file_id } => {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use shared::app::Services;
-use shared::app::verify_queue::{Assembly, Continuation, Step};
+use shared::app::verify_queue::{Assembly, Continuation, Step, VerifyQueue};
 use shared::domain::ids::{UPLOAD_PREFIX, parse_object_key};
 use shared::domain::{FileId, FileRecord, FileStatus, timestamp};
 use time::OffsetDateTime;
@@ -35,6 +35,7 @@ pub async fn stuck_files(
 ) -> Result<Vec<StuckFile>, String> {
     let before = timestamp::now() - older_than;
     let records = services
+        .table
         .files
         .scan_by_status(FileStatus::Uploaded, before)
         .await
@@ -55,6 +56,7 @@ pub async fn open_uploads(
 ) -> Result<Vec<OpenUpload>, String> {
     let before = timestamp::now() - older_than;
     let uploads = services
+        .storage
         .objects
         .open_uploads(UPLOAD_PREFIX, before)
         .await
@@ -75,8 +77,13 @@ pub async fn open_uploads(
 /// assembled object's `ObjectCreated` event then starts the check), else the check itself from
 /// the record's checkpoint. Verify takes it as any repeat: a file settled meanwhile is left as
 /// it is, and one whose bytes are gone is rejected `content_missing`.
-pub async fn reverify(services: &Services, file_id: FileId) -> Result<Step, String> {
+pub async fn reverify(
+    services: &Services,
+    queue: &VerifyQueue,
+    file_id: FileId,
+) -> Result<Step, String> {
     let record = services
+        .table
         .files
         .get(file_id)
         .await
@@ -89,7 +96,6 @@ pub async fn reverify(services: &Services, file_id: FileId) -> Result<Step, Stri
         ));
     }
     let step = next_step(services, &record).await?;
-    let queue = services.verify_queue().map_err(|err| err.to_string())?;
     queue.send(&step).await.map_err(|err| err.to_string())?;
     Ok(step)
 }
@@ -103,6 +109,7 @@ async fn next_step(services: &Services, record: &FileRecord) -> Result<Step, Str
     let (file_id, job_id) = (record.file_id, job.job_id);
     if let Some(upload_id) = &job.upload_id {
         let open = services
+            .storage
             .objects
             .multipart_upload_exists(&job.s3_key, upload_id)
             .await

@@ -32,7 +32,7 @@ async fn stored_parts(api: &TestApi, parts: u64) -> Result<(String, String, Stri
         async move {
             client
                 .upload_part()
-                .bucket(api.services.objects.bucket())
+                .bucket(api.services.storage.objects.bucket())
                 .key(key)
                 .upload_id(upload_id)
                 .part_number(number as i32)
@@ -62,7 +62,7 @@ pub async fn rows(part_counts: &[u64]) -> Result<(), String> {
     for &parts in part_counts {
         // The storage calls alone.
         let (_, key, upload_id) = stored_parts(&api, parts).await?;
-        let objects = &api.services.objects;
+        let objects = &api.services.storage.objects;
         let started = Instant::now();
         let listed = objects
             .list_parts(&key, &upload_id)

@@ -208,6 +208,7 @@ async fn presign_load() -> Result<(), String> {
     };
     bounded
         .services
+        .table
         .usages
         .set_quota(&bounded.project, quota)
         .await

@@ -124,6 +124,7 @@ pub async fn listing_rows() -> Result<(), String> {
         let started = Instant::now();
         let page = api
             .services
+            .table
             .files
             .list(&api.project, None, 100, cursor.as_ref())
             .await
@@ -142,10 +143,11 @@ pub async fn listing_rows() -> Result<(), String> {
         let started = Instant::now();
         let output = api
             .services
+            .table
             .files
             .client()
             .query()
-            .table_name(api.services.files.table())
+            .table_name(api.services.table.files.table())
             .index_name(item::BY_PROJECT_INDEX)
             .key_condition_expression("gsi1pk = :project")
             .expression_attribute_values(":project", item::s(item::project_pk(&unsharded)))
@@ -186,7 +188,7 @@ pub async fn listing_rows() -> Result<(), String> {
 async fn fill(api: &TestApi, template: &Item, project: &str, layout: Layout) -> Result<(), String> {
     // A client of its own: the kit's has the service's short deadlines, for requests of one item.
     let client = &aws_sdk_dynamodb::Client::new(&integration_tests::sdk_config().await);
-    let table = api.services.files.table();
+    let table = api.services.table.files.table();
     let newest = timestamp::now();
     let items: Vec<Item> = (0..LISTED_FILES)
         .map(|age| {

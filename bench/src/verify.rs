@@ -116,8 +116,8 @@ pub fn inspect_in_child(api: &TestApi, file_id: &str) -> Result<ChildInspection,
     let output = Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
         .args([
             "inspect-child",
-            api.services.files.table(),
-            api.services.objects.bucket(),
+            api.services.table.files.table(),
+            api.services.storage.objects.bucket(),
             file_id,
         ])
         .output()
@@ -147,6 +147,7 @@ pub async fn inspect_child(table: &str, bucket: &str, file_id: &str) -> Result<(
         &integration_tests::sdk_config().await,
     );
     let record = services
+        .table
         .files
         .get(file_id.parse().map_err(|_| "file id")?)
         .await
@@ -155,7 +156,7 @@ pub async fn inspect_child(table: &str, bucket: &str, file_id: &str) -> Result<(
     let job = record.job.ok_or("no job")?;
     let started = Instant::now();
     let inspection = shared::app::inspect::inspect(
-        &services.objects,
+        &services.storage.objects,
         &job.s3_key,
         &record.content,
         None,
@@ -188,6 +189,7 @@ pub async fn stepwise_seconds(
     let services = &api.services;
     let id = file_id.parse().map_err(|_| "file id")?;
     let mut record = services
+        .table
         .files
         .get(id)
         .await
@@ -203,7 +205,7 @@ pub async fn stepwise_seconds(
     loop {
         steps += 1;
         let inspection = inspect(
-            &services.objects,
+            &services.storage.objects,
             &job.s3_key,
             &record.content,
             resume.as_ref(),
@@ -218,6 +220,7 @@ pub async fn stepwise_seconds(
         };
         let from = record.job.as_ref().and_then(|job| job.checkpoint.clone());
         let update = services
+            .table
             .files
             .update(record, |file| {
                 file.record_progress(job.job_id, from.as_ref(), checkpoint.clone())
@@ -239,6 +242,7 @@ pub async fn get_seconds(api: &TestApi, file_id: &str) -> Result<f64, String> {
     let id = file_id.parse().map_err(|_| "file id")?;
     let record = api
         .services
+        .table
         .files
         .get(id)
         .await
@@ -248,6 +252,7 @@ pub async fn get_seconds(api: &TestApi, file_id: &str) -> Result<f64, String> {
     let started = Instant::now();
     let mut body = api
         .services
+        .storage
         .objects
         .read(&job.s3_key, None)
         .await

@@ -157,7 +157,7 @@ async fn delivery_throughput(count: usize, projects: usize) -> Result<(), String
     let sdk = integration_tests::sdk_config().await;
     let deliverer = deliver::Deliverer::new(
         &api.services.config,
-        api.services.webhooks.clone(),
+        api.services.table.webhooks.clone(),
         aws_sdk_sqs::Client::new(&sdk),
         "unused: every delivery succeeds".to_owned(),
     )

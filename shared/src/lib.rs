@@ -5,7 +5,7 @@
 //! | module | its job |
 //! |---|---|
 //! | [`domain`] | the file and its lifecycle, declared values, upload plans, events and webhooks, the contract's errors: pure, no I/O |
-//! | [`app`] | use cases over the adapters (start an upload job, inspect a stored object) and the [`app::Services`] a function builds once |
+//! | [`app`] | use cases over the adapters (start an upload job, inspect a stored object), and what a function builds at its cold start: the clients it uses and no others ([`app::services::Environment`]) |
 //! | [`http`] | the HTTP edge: request parsing, authorization prologue, the contract's JSON shapes, responses |
 //! | [`dynamo`] | the DynamoDB adapter: the file table's items and conditional writes, its stream's images, API keys, webhooks |
 //! | [`s3`] | the S3 adapter: objects and multipart uploads, and presigned URLs apart from them |

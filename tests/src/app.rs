@@ -8,12 +8,17 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use serde_json::{Value, json};
 use shared::app::Services;
 use shared::app::services::Endpoints;
+use shared::app::verify_queue::VerifyQueue;
 use shared::aws;
 use shared::config::Config;
 
 use crate::call::{ApiReply, Event, sample_event};
 use crate::faults::FaultProxy;
 use crate::operations::{OperationLog, as_function};
+
+/// The queue of a test that set no `VERIFY_QUEUE_URL`: there is none, and what is sent to it
+/// fails.
+pub const NO_QUEUE: &str = "http://127.0.0.1:9/000000000000/no-verify-queue";
 
 /// The table and bucket this test process uses, created once.
 static RESOURCES: OnceLock<(String, String)> = OnceLock::new();
@@ -116,6 +121,9 @@ pub struct Dependencies {
 /// A project of its own with a key for it, and the services the functions would build.
 pub struct TestApi {
     pub services: Services,
+    /// Verify's queue, as complete and verify have it: the configured `VERIFY_QUEUE_URL`, or
+    /// [`NO_QUEUE`].
+    pub verify_queue: VerifyQueue,
     pub project: String,
     pub key: String,
     pub http: reqwest::Client,
@@ -152,15 +160,26 @@ impl TestApi {
         let mut config = config(&table, &bucket);
         adjust(&mut config);
         let sdk = sdk_config().await;
+        let queue_url = config.verify_queue_url.clone();
         let services = Services::with_interceptor(config, &sdk, OperationLog, endpoints);
+        let sqs = aws_sdk_sqs::config::Builder::from(&sdk)
+            .timeout_config(aws::timeouts(services.config.dependency_timeout))
+            .interceptor(OperationLog)
+            .build();
+        let verify_queue = VerifyQueue::new(
+            aws_sdk_sqs::Client::from_conf(sqs),
+            queue_url.as_deref().unwrap_or(NO_QUEUE),
+        );
         let project = format!("p-{}", uuid::Uuid::new_v4().simple());
         let key = services
+            .table
             .keys
             .mint(std::slice::from_ref(&project), "tests")
             .await
             .expect("mint key");
         Self {
             services,
+            verify_queue,
             project,
             key,
             http: reqwest::Client::new(),
@@ -264,6 +283,7 @@ impl TestApi {
     pub async fn record(&self, file_id: &str) -> shared::domain::FileRecord {
         let file_id = file_id.parse().expect("file id");
         self.services
+            .table
             .files
             .get(file_id)
             .await
@@ -280,6 +300,7 @@ impl TestApi {
         let now = shared::domain::timestamp::now();
         let settled = self
             .services
+            .table
             .files
             .update(record, |file| {
                 file.settle(
@@ -302,8 +323,11 @@ impl TestApi {
     pub fn s3_event(&self, sample: &str, key: &str) -> aws_lambda_events::s3::S3Event {
         let mut event = sample_event(sample);
         let record = &mut event["Records"][0]["s3"];
-        record["bucket"]["name"] = json!(self.services.objects.bucket());
-        record["bucket"]["arn"] = json!(format!("arn:aws:s3:::{}", self.services.objects.bucket()));
+        record["bucket"]["name"] = json!(self.services.storage.objects.bucket());
+        record["bucket"]["arn"] = json!(format!(
+            "arn:aws:s3:::{}",
+            self.services.storage.objects.bucket()
+        ));
         record["object"]["key"] = json!(key.replace(' ', "+"));
         serde_json::from_value(event).expect("aws_lambda_events reads the sample")
     }
@@ -328,7 +352,11 @@ impl TestApi {
             .iter()
             .map(crate::delivery::lambda_message)
             .collect();
-        let response = as_function("verify", verify::handle_messages(&self.services, event)).await;
+        let response = as_function(
+            "verify",
+            verify::handle_messages(&self.services, &self.verify_queue, event),
+        )
+        .await;
         let failed: Vec<&str> = response
             .batch_item_failures
             .iter()

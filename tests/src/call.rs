@@ -5,7 +5,6 @@
 use lambda_http::{Body, Request, Response};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use shared::app::Services;
 
 use crate::TestApi;
 use crate::operations::as_function;
@@ -254,25 +253,33 @@ impl Call<'_> {
     }
 
     pub async fn send(self) -> ApiReply {
-        ApiReply::from(dispatch(&self.api.services, self.event, self.request()).await)
+        ApiReply::from(dispatch(self.api, self.event, self.request()).await)
     }
 }
 
 /// Hands `request` to the function that serves `event`'s route, as API Gateway would.
-pub async fn dispatch(services: &Services, event: Event, request: Request) -> Response<Body> {
+pub async fn dispatch(api: &TestApi, event: Event, request: Request) -> Response<Body> {
+    let services = &api.services;
+    let (table, config) = (&services.table, &services.config);
     match event {
         Event::Create => as_function("presign", presign::handle(services, request)).await,
-        Event::Complete => as_function("complete", complete::handle(services, request)).await,
+        Event::Complete => {
+            as_function(
+                "complete",
+                complete::handle(services, &api.verify_queue, request),
+            )
+            .await
+        }
         Event::GetFile | Event::ListFiles | Event::DeleteFile | Event::Usage => {
             as_function("files", files::handle(services, request)).await
         }
         Event::SetWebhook | Event::GetWebhook | Event::DeleteWebhook => {
-            as_function("webhooks", webhooks::handle(services, request)).await
+            as_function("webhooks", webhooks::handle(table, config, request)).await
         }
         Event::Reupload | Event::SignParts | Event::ListParts | Event::AbortUpload => {
             as_function("reupload", reupload::handle(services, request)).await
         }
-        Event::MintToken => as_function("tokens", tokens::handle(services, request)).await,
+        Event::MintToken => as_function("tokens", tokens::handle(table, config, request)).await,
         Event::DirectUpload => as_function("direct", direct::handle(services, request)).await,
     }
 }

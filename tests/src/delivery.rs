@@ -59,7 +59,7 @@ impl TestApi {
                 .expect("bus, rule and queues");
         let deliverer = deliver::Deliverer::new(
             &self.services.config,
-            self.services.webhooks.clone(),
+            self.services.table.webhooks.clone(),
             sqs.clone(),
             created.queue_url.clone(),
         )
@@ -67,14 +67,14 @@ impl TestApi {
         EventPath {
             project: self.project.clone(),
             config: self.services.config.clone(),
-            webhooks: self.services.webhooks.clone(),
-            usages: self.services.usages.clone(),
+            webhooks: self.services.table.webhooks.clone(),
+            usages: self.services.table.usages.clone(),
             bus: EventBus::new(eventbridge, bus_name),
             deliverer,
             sqs,
             queue_url: created.queue_url,
             dead_letter_queue_url: created.dead_letter_queue_url,
-            stream: StreamTap::open(self.services.files.table()).await,
+            stream: StreamTap::open(self.services.table.files.table()).await,
             envelopes: Vec::new(),
         }
     }

@@ -29,7 +29,7 @@ mod storage;
 mod wire;
 
 pub use app::{
-    Dependencies, Pumped, TestApi, config, queue_of_its_own, sdk_config, verify_queue_url,
+    Dependencies, NO_QUEUE, Pumped, TestApi, config, queue_of_its_own, sdk_config, verify_queue_url,
 };
 pub use call::{ApiReply, Call, Event, FormBody, dispatch};
 pub use serde_json;

@@ -5,7 +5,7 @@
 //! - Failures are answered as the services put them on the wire ([`dynamodb_error`],
 //!   [`s3_error`], [`s3_head_error`]), so the SDK's own deserializers and retry classifiers see
 //!   what they would see in production.
-//! - The clients are configured as the functions configure theirs ([`Services::from_clients`],
+//! - The clients are configured as the functions configure theirs ([`Table::new`], [`Storage::new`],
 //!   [`shared::aws::s3_config`], the standard retry mode of `aws-config` with its 3 attempts),
 //!   except that they wait only a millisecond between attempts.
 //! - A call that no rule answers panics: nothing here reaches the network.
@@ -28,6 +28,8 @@ use aws_smithy_types::body::SdkBody;
 use base64::Engine;
 use sha2::Digest;
 use shared::app::Services;
+use shared::app::services::{Storage, Table};
+use shared::app::verify_queue::VerifyQueue;
 use shared::config::Config;
 use shared::domain::ids::object_key;
 use shared::domain::values::{FileName, MediaType, Metadata};
@@ -36,6 +38,7 @@ use shared::domain::{ContentDeclaration, FileId, FileRecord, JobId, UploadJob};
 use shared::dynamo::item::{self, Item};
 
 use crate::TestApi;
+use crate::app::NO_QUEUE;
 use crate::operations::OperationLog;
 
 pub const TABLE: &str = "files-mocked";
@@ -74,14 +77,21 @@ impl TestApi {
             .interceptor(OperationLog)
             .interceptor(answering(s3.iter().copied().chain(&presigning)))
             .build();
-        let services = Services::from_clients(
+        let services = Services {
+            table: Table::new(
+                aws_sdk_dynamodb::Client::from_conf(dynamodb),
+                &config.table_name,
+            ),
+            storage: Storage::new(
+                aws_sdk_s3::Client::from_conf(s3),
+                &config.bucket_name,
+                sdk.credentials_provider(),
+            ),
             config,
-            aws_sdk_dynamodb::Client::from_conf(dynamodb),
-            aws_sdk_s3::Client::from_conf(s3),
-            sdk.credentials_provider(),
-        );
+        };
         Self {
             services,
+            verify_queue: VerifyQueue::new(sqs_client(&[]), NO_QUEUE),
             project: PROJECT.to_owned(),
             key,
             http: reqwest::Client::new(),

@@ -75,10 +75,11 @@ impl TestApi {
     pub async fn stored_bytes(&self, key: &str) -> Vec<u8> {
         let object = self
             .services
+            .storage
             .objects
             .client()
             .get_object()
-            .bucket(self.services.objects.bucket())
+            .bucket(self.services.storage.objects.bucket())
             .key(key)
             .send()
             .await
@@ -90,7 +91,7 @@ impl TestApi {
     /// The keys of every object stored under a file's prefix.
     pub async fn stored_objects(&self, file_id: &str) -> Vec<String> {
         let prefix = shared::domain::ids::file_prefix(file_id.parse().expect("file id"));
-        let listed = self.services.objects.list(&prefix).await;
+        let listed = self.services.storage.objects.list(&prefix).await;
         let objects = listed.expect("ListObjectsV2");
         objects.into_iter().map(|(key, _)| key).collect()
     }
@@ -99,10 +100,11 @@ impl TestApi {
     pub async fn object_tags(&self, key: &str) -> Vec<String> {
         let output = self
             .services
+            .storage
             .objects
             .client()
             .get_object_tagging()
-            .bucket(self.services.objects.bucket())
+            .bucket(self.services.storage.objects.bucket())
             .key(key)
             .send()
             .await
@@ -118,10 +120,11 @@ impl TestApi {
     pub async fn raw_item(&self, file_id: &str) -> Option<Item> {
         let file_id = file_id.parse().expect("file id");
         self.services
+            .table
             .files
             .client()
             .get_item()
-            .table_name(self.services.files.table())
+            .table_name(self.services.table.files.table())
             .set_key(Some(item::file_key(file_id)))
             .consistent_read(true)
             .send()
@@ -149,7 +152,7 @@ impl TestApi {
         for (index, attribute, partition) in partitions {
             let mut pages = client
                 .query()
-                .table_name(self.services.files.table())
+                .table_name(self.services.table.files.table())
                 .index_name(index)
                 .key_condition_expression("#pk = :pk")
                 .expression_attribute_names("#pk", attribute)
@@ -177,10 +180,11 @@ impl TestApi {
         ]);
         let started = Instant::now();
         self.services
+            .table
             .files
             .client()
             .put_item()
-            .table_name(self.services.files.table())
+            .table_name(self.services.table.files.table())
             .set_item(Some(throwaway))
             .send()
             .await

@@ -13,30 +13,36 @@ use lambda_http::{Body, Request, Response};
 use serde_json::{Map, Value};
 use shared::app::Services;
 use shared::app::upload::{self, Assembled};
-use shared::app::verify_queue::{Assembly, Step};
+use shared::app::verify_queue::{Assembly, Step, VerifyQueue};
 use shared::domain::{ApiError, FileRecord, JobId, UploadJob, timestamp, validate};
 use shared::dynamo::Update;
 use shared::http::resource::FileResource;
 use shared::http::{self, Reply};
 use shared::s3::INLINE_ASSEMBLY_TIMEOUT;
 
-pub async fn handle(services: &Services, request: Request) -> Response<Body> {
-    http::serve(request, |request| complete_upload(services, request)).await
+/// Answers the request; uploads of many parts go to verify's `queue` to be assembled.
+pub async fn handle(services: &Services, queue: &VerifyQueue, request: Request) -> Response<Body> {
+    http::serve(request, |request| complete_upload(services, queue, request)).await
 }
 
-async fn complete_upload(services: &Services, request: Request) -> Result<Reply, ApiError> {
-    let (project_id, caller) = http::caller(services, &request).await?;
+async fn complete_upload(
+    services: &Services,
+    queue: &VerifyQueue,
+    request: Request,
+) -> Result<Reply, ApiError> {
+    let (project_id, caller) = http::caller(&services.table, &request).await?;
     // An upload token completes the uploads of the files it created.
     caller.may_use(http::file_id(&request)?)?;
     let scope = caller.idempotency_scope(&project_id);
-    http::idempotent(services, &scope, &request, |_| {
-        Box::pin(complete(services, &project_id, &request))
+    http::idempotent(&services.table, &scope, &request, |_| {
+        Box::pin(complete(services, queue, &project_id, &request))
     })
     .await
 }
 
 async fn complete(
     services: &Services,
+    queue: &VerifyQueue,
     project_id: &str,
     request: &Request,
 ) -> Result<Reply, ApiError> {
@@ -45,13 +51,18 @@ async fn complete(
     let expected_job = requested_job(body.as_ref())?;
     let (sha256, md5) = validate::completed_digests(body.as_ref())?;
 
-    let file = services.files.get_in_project(project_id, file_id).await?;
+    let file = services
+        .table
+        .files
+        .get_in_project(project_id, file_id)
+        .await?;
     let job = file.current_job(expected_job)?.clone();
     // Recorded before the object is assembled, whose event starts verify: so verify checks
     // them (and a verify already under way checks again, see `FileRecord::settle_checked`).
     let file = if sha256.is_some() || md5.is_some() {
         let now = timestamp::now();
         match services
+            .table
             .files
             .update(file, |file| {
                 file.declare_digests(job.job_id, sha256, md5, now)
@@ -90,10 +101,7 @@ async fn complete(
                         file_id: file.file_id,
                         job_id: job.job_id,
                     };
-                    services
-                        .verify_queue()?
-                        .send(&Step::Assemble(assembly))
-                        .await?;
+                    queue.send(&Step::Assemble(assembly)).await?;
                     (true, false)
                 }
                 Some(parts) => {
@@ -118,7 +126,11 @@ async fn complete(
     {
         // The verify trigger may have settled the file since it was read, and removed the
         // content it rejected: then the file as it now is, not a missing object.
-        let latest = services.files.get_in_project(project_id, file_id).await?;
+        let latest = services
+            .table
+            .files
+            .get_in_project(project_id, file_id)
+            .await?;
         // Replaced or aborted meanwhile: refused, as if it had been read so.
         latest.current_job(Some(job.job_id))?;
         if latest.upload_in_progress().is_err() {
@@ -129,6 +141,7 @@ async fn complete(
 
     let now = timestamp::now();
     match services
+        .table
         .files
         .update(file, |file| file.mark_uploaded(job.job_id, now))
         .await?
@@ -174,6 +187,7 @@ async fn check_stored_object(
     let mut found = None;
     for check in 1..=checks {
         found = services
+            .storage
             .objects
             .head(&job.s3_key)
             .await?

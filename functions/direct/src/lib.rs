@@ -17,9 +17,9 @@ pub const MAX_FILES: usize = 20;
 
 pub async fn handle(services: &Services, request: Request) -> Response<Body> {
     http::serve(request, |request| async move {
-        let (project_id, caller) = http::caller(services, &request).await?;
+        let (project_id, caller) = http::caller(&services.table, &request).await?;
         let scope = caller.idempotency_scope(&project_id);
-        http::idempotent(services, &scope, &request, |_| {
+        http::idempotent(&services.table, &scope, &request, |_| {
             Box::pin(upload(services, &project_id, &caller, &request))
         })
         .await

@@ -18,7 +18,7 @@ pub const MAX_PAGE_SIZE: usize = 100;
 
 pub async fn handle(services: &Services, request: Request) -> Response<Body> {
     http::serve(request, |request| async move {
-        let (project_id, caller) = http::caller(services, &request).await?;
+        let (project_id, caller) = http::caller(&services.table, &request).await?;
         let by_id = http::path_param(&request, "file_id").is_some();
         let usage = request.raw_http_path().ends_with("/usage");
         match (request.method().as_str(), by_id) {
@@ -29,12 +29,12 @@ pub async fn handle(services: &Services, request: Request) -> Response<Body> {
             }
             _ if !caller.is_api_key() => Err(ApiError::not_for_tokens()),
             ("GET", false) if usage => {
-                let found = services.usages.get(&project_id).await?;
+                let found = services.table.usages.get(&project_id).await?;
                 Ok(Reply::ok(resource::usage(&project_id, &found)))
             }
             ("GET", false) => list_files(services, &project_id, &request).await,
             ("DELETE", true) => {
-                http::idempotent(services, &project_id, &request, |_| {
+                http::idempotent(&services.table, &project_id, &request, |_| {
                     Box::pin(delete_file(services, &project_id, &request))
                 })
                 .await
@@ -51,6 +51,7 @@ async fn get_file(
     request: &Request,
 ) -> Result<Reply, ApiError> {
     let record = services
+        .table
         .files
         .get_in_project(project_id, http::file_id(request)?)
         .await?;
@@ -66,7 +67,11 @@ async fn delete_file(
     request: &Request,
 ) -> Result<Reply, ApiError> {
     let file_id = http::file_id(request)?;
-    let record = services.files.get_in_project(project_id, file_id).await?;
+    let record = services
+        .table
+        .files
+        .get_in_project(project_id, file_id)
+        .await?;
     delete::delete_file(services, record).await?;
     tracing::info!(file_id = %file_id, "file deleted");
     Ok(Reply::no_content())
@@ -79,6 +84,7 @@ async fn list_files(
 ) -> Result<Reply, ApiError> {
     let query = ListQuery::parse(request, project_id)?;
     let page = services
+        .table
         .files
         .list(project_id, query.status, query.limit, query.cursor.as_ref())
         .await?;

@@ -1,5 +1,10 @@
+use shared::app::services::Environment;
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::http::run(|services, request| async move { files::handle(&services, request).await })
-        .await
+    let services = Environment::load().await?.services().await;
+    shared::http::run(services, |services, request| async move {
+        files::handle(&services, request).await
+    })
+    .await
 }

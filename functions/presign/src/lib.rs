@@ -15,9 +15,9 @@ pub async fn handle(services: &Services, request: Request) -> Response<Body> {
 }
 
 async fn create_file(services: &Services, request: Request) -> Result<Reply, ApiError> {
-    let (project_id, caller) = http::caller(services, &request).await?;
+    let (project_id, caller) = http::caller(&services.table, &request).await?;
     let scope = caller.idempotency_scope(&project_id);
-    http::idempotent(services, &scope, &request, |claim| {
+    http::idempotent(&services.table, &scope, &request, |claim| {
         Box::pin(create(services, &project_id, &caller, &request, claim))
     })
     .await
@@ -52,6 +52,7 @@ async fn create(
     if token.is_none()
         && let Some(sha256) = &content.sha256
         && let Some(existing) = services
+            .table
             .files
             .find_verified_by_content(project_id, sha256, content.file_size)
             .await?
@@ -65,7 +66,7 @@ async fn create(
     let now = timestamp::now();
     if let Some(token) = token {
         // Counted before anything is stored: two racing creates cannot both take the last slot.
-        services.tokens.claim(token, &[file_id], now).await?;
+        services.table.tokens.claim(token, &[file_id], now).await?;
     }
     let started =
         match upload::start_job(services, file_id, content, new_file.part_checksums, now).await {
@@ -91,10 +92,20 @@ async fn create(
         .map(|claim| {
             let body = reply.body.to_string();
             let kept_until = idempotency::kept_until(now, None);
-            (services.idempotency).answer_write(&claim, reply.status.as_u16(), &body, kept_until)
+            (services.table.idempotency).answer_write(
+                &claim,
+                reply.status.as_u16(),
+                &body,
+                kept_until,
+            )
         })
         .transpose()?;
-    if let Err(err) = services.files.insert_new(&file, answer.as_ref()).await {
+    if let Err(err) = services
+        .table
+        .files
+        .insert_new(&file, answer.as_ref())
+        .await
+    {
         // Nothing refers to the upload just opened: a failed request leaves nothing behind.
         // Unless the file may exist after all: then it holds the upload and the token's slot,
         // and the retry with the same key may be answered with this very plan.
@@ -111,6 +122,6 @@ async fn create(
 /// Gives the token's slot back when its file was not created.
 async fn release(services: &Services, token: Option<&UploadToken>, file_id: FileId) {
     if let Some(token) = token {
-        services.tokens.release(token, &[file_id]).await;
+        services.table.tokens.release(token, &[file_id]).await;
     }
 }

@@ -16,7 +16,7 @@ use shared::http::{self, Reply};
 
 pub async fn handle(services: &Services, request: Request) -> Response<Body> {
     http::serve(request, |request| async move {
-        let (project_id, caller) = http::caller(services, &request).await?;
+        let (project_id, caller) = http::caller(&services.table, &request).await?;
         let file_id = http::file_id(&request)?;
         let action = request
             .raw_http_path()
@@ -31,7 +31,7 @@ pub async fn handle(services: &Services, request: Request) -> Response<Body> {
         caller.may_use(file_id)?;
         match (request.method().as_str(), action.as_str()) {
             ("POST", "reupload") => {
-                http::idempotent(services, &project_id, &request, |_| {
+                http::idempotent(&services.table, &project_id, &request, |_| {
                     Box::pin(reupload(services, &project_id, file_id, &request))
                 })
                 .await
@@ -55,7 +55,11 @@ async fn reupload(
 ) -> Result<Reply, ApiError> {
     let body = http::required_json_object(request, validate::UPLOAD_REQUEST_FIELDS)?;
     let declared = validate::upload_request(&body, services.config.max_file_size, false)?;
-    let file = services.files.get_in_project(project_id, file_id).await?;
+    let file = services
+        .table
+        .files
+        .get_in_project(project_id, file_id)
+        .await?;
 
     let now = timestamp::now();
     // The new job's URLs sign the content, not the file's state, so they survive a retry.
@@ -64,6 +68,7 @@ async fn reupload(
         upload::start_job(services, file_id, &content, declared.part_checksums, now).await?;
     let pending_ttl = services.config.pending_ttl;
     let replaced = match services
+        .table
         .files
         .update(file, |file| {
             Ok(Some(file.start_upload(
@@ -104,11 +109,16 @@ async fn sign_parts(
     request: &Request,
 ) -> Result<Reply, ApiError> {
     let body = http::required_json_object(request, validate::PART_NUMBERS_FIELDS)?;
-    let record = services.files.get_in_project(project_id, file_id).await?;
+    let record = services
+        .table
+        .files
+        .get_in_project(project_id, file_id)
+        .await?;
     let job = record.upload_in_progress()?;
     let parts = validate::part_requests(&body, job, record.content.sha256, PART_URL_BATCH)?;
     if let Some(upload_id) = &job.upload_id
         && !services
+            .storage
             .objects
             .multipart_upload_exists(&job.s3_key, upload_id)
             .await?
@@ -139,15 +149,20 @@ async fn list_parts(
     project_id: &str,
     file_id: FileId,
 ) -> Result<Reply, ApiError> {
-    let record = services.files.get_in_project(project_id, file_id).await?;
+    let record = services
+        .table
+        .files
+        .get_in_project(project_id, file_id)
+        .await?;
     let job = record.upload_in_progress()?;
     let parts = match &job.upload_id {
         Some(upload_id) => services
+            .storage
             .objects
             .list_parts(&job.s3_key, upload_id)
             .await?
             .ok_or_else(ApiError::upload_expired)?,
-        None => match services.objects.head(&job.s3_key).await? {
+        None => match services.storage.objects.head(&job.s3_key).await? {
             Some(head) => vec![UploadedPart {
                 part_number: 1,
                 size: head.size,
@@ -171,9 +186,14 @@ async fn abort_upload(
     project_id: &str,
     file_id: FileId,
 ) -> Result<Reply, ApiError> {
-    let file = services.files.get_in_project(project_id, file_id).await?;
+    let file = services
+        .table
+        .files
+        .get_in_project(project_id, file_id)
+        .await?;
     let (now, pending_ttl) = (timestamp::now(), services.config.pending_ttl);
     match services
+        .table
         .files
         .update(file, |file| file.abort_upload(now, pending_ttl).map(Some))
         .await?

@@ -4,22 +4,23 @@
 
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
-use shared::app::Services;
+use shared::app::services::Table;
+use shared::config::Config;
 use shared::domain::ApiError;
 use shared::domain::timestamp;
 use shared::domain::token::{MediaRange, TokenGrant, UploadToken};
 use shared::http::{self, Caller, Reply};
 
-pub async fn handle(services: &Services, request: Request) -> Response<Body> {
+pub async fn handle(table: &Table, config: &Config, request: Request) -> Response<Body> {
     http::serve(request, |request| async move {
         // Only an API key mints tokens: a token minting more would outlive its own bounds.
-        let (project_id, key_hash) = http::authorized_project(services, &request).await?;
+        let (project_id, key_hash) = http::authorized_project(table, &request).await?;
         if request.method().as_str() != "POST" {
             return Err(ApiError::NotFound);
         }
         let scope = Caller::ApiKey(key_hash.clone()).idempotency_scope(&project_id);
-        http::idempotent(services, &scope, &request, |_| {
-            Box::pin(mint(services, &project_id, &key_hash, &request))
+        http::idempotent(table, &scope, &request, |_| {
+            Box::pin(mint(table, config, &project_id, &key_hash, &request))
         })
         .await
     })
@@ -30,14 +31,15 @@ pub async fn handle(services: &Services, request: Request) -> Response<Body> {
 /// `Idempotency-Key` (so that a client that lost it gets the same token, not a second live
 /// one), but no longer than the token lives.
 async fn mint(
-    services: &Services,
+    table: &Table,
+    config: &Config,
     project_id: &str,
     key_hash: &str,
     request: &Request,
 ) -> Result<Reply, ApiError> {
     let body = http::json_object(request, TokenGrant::FIELDS)?.unwrap_or_default();
-    let grant = TokenGrant::parse(&body, services.config.max_file_size)?;
-    let (secret, token) = services
+    let grant = TokenGrant::parse(&body, config.max_file_size)?;
+    let (secret, token) = table
         .tokens
         .mint(project_id, key_hash, &grant, timestamp::now())
         .await?;

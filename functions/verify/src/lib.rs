@@ -24,7 +24,7 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMe
 use shared::app::Services;
 use shared::app::inspect::{self, Budget, Finding};
 use shared::app::upload::{self, Assembled};
-use shared::app::verify_queue::{Assembly, Continuation, Step, VerifyMessage};
+use shared::app::verify_queue::{Assembly, Continuation, Step, VerifyMessage, VerifyQueue};
 use shared::domain::ids::{decode_event_key, file_prefix, object_key, parse_object_key};
 use shared::domain::values::Sha256;
 use shared::domain::webhook::retry_delay;
@@ -56,11 +56,15 @@ pub const RETRY_BASE: Duration = Duration::from_secs(60);
 
 /// Handles the batch's messages one after another (the template hands them one at a time, so
 /// that an invocation's work stays within one budget); names those to be retried, each after
-/// its backoff.
-pub async fn handle_messages(services: &Services, event: SqsEvent) -> SqsBatchResponse {
+/// its backoff. `queue` is the one the messages come from.
+pub async fn handle_messages(
+    services: &Services,
+    queue: &VerifyQueue,
+    event: SqsEvent,
+) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
     for message in &event.records {
-        if let Err(err) = process(services, message).await {
+        if let Err(err) = process(services, queue, message).await {
             let attempt = message
                 .attributes
                 .get("ApproximateReceiveCount")
@@ -68,7 +72,7 @@ pub async fn handle_messages(services: &Services, event: SqsEvent) -> SqsBatchRe
                 .unwrap_or(1);
             let delay = retry_delay(RETRY_BASE, attempt);
             tracing::error!(message_id = ?message.message_id, attempt, retry_in_secs = delay.as_secs(), error = ?err, "verification failed; the message will be retried");
-            retry_later(services, message, delay).await;
+            retry_later(queue, message, delay).await;
             let mut failure = BatchItemFailure::default();
             failure.item_identifier = message.message_id.clone().unwrap_or_default();
             response.batch_item_failures.push(failure);
@@ -79,21 +83,22 @@ pub async fn handle_messages(services: &Services, event: SqsEvent) -> SqsBatchRe
 
 /// Asks the queue to hand `message` back after `delay`; if that fails, the queue's own
 /// visibility timeout applies.
-async fn retry_later(services: &Services, message: &SqsMessage, delay: Duration) {
+async fn retry_later(queue: &VerifyQueue, message: &SqsMessage, delay: Duration) {
     let Some(receipt) = &message.receipt_handle else {
         return;
     };
-    let delayed = match services.verify_queue() {
-        Ok(queue) => queue.retry_later(receipt, delay).await,
-        Err(err) => Err(err),
-    };
-    if let Err(err) = delayed {
+    if let Err(err) = queue.retry_later(receipt, delay).await {
         tracing::warn!(error = ?err, "could not delay the retry");
     }
 }
 
-/// One message; an unfinished check is handed on only once its checkpoint is written.
-pub async fn process(services: &Services, message: &SqsMessage) -> Result<Vec<Outcome>, ApiError> {
+/// One message; an unfinished check is handed on, through `queue`, only once its checkpoint is
+/// written.
+pub async fn process(
+    services: &Services,
+    queue: &VerifyQueue,
+    message: &SqsMessage,
+) -> Result<Vec<Outcome>, ApiError> {
     let body = message.body.as_deref().unwrap_or_default();
     let outcomes = match VerifyMessage::parse(body) {
         Some(VerifyMessage::Step(Step::Continue(continuation))) => {
@@ -111,10 +116,7 @@ pub async fn process(services: &Services, message: &SqsMessage) -> Result<Vec<Ou
     };
     for outcome in &outcomes {
         if let Outcome::Unfinished(continuation) = outcome {
-            services
-                .verify_queue()?
-                .send(&Step::Continue(*continuation))
-                .await?;
+            queue.send(&Step::Continue(*continuation)).await?;
         }
     }
     Ok(outcomes)
@@ -126,7 +128,7 @@ pub async fn assemble(services: &Services, assembly: &Assembly) -> Result<Outcom
     let Assembly { file_id, job_id } = *assembly;
     let span = tracing::info_span!("assemble", file_id = %file_id, job_id = %job_id);
     async {
-        let Some(file) = services.files.get(file_id).await? else {
+        let Some(file) = services.table.files.get(file_id).await? else {
             return Ok(Outcome::Ignored("unknown file"));
         };
         let Ok(job) = file.current_job(Some(job_id)) else {
@@ -188,7 +190,7 @@ async fn verify_record(services: &Services, record: &S3EventRecord) -> Result<Ou
     {
         return Ok(Outcome::Ignored("not an ObjectCreated event"));
     }
-    if record.s3.bucket.name.as_deref() != Some(services.objects.bucket()) {
+    if record.s3.bucket.name.as_deref() != Some(services.storage.objects.bucket()) {
         return Ok(Outcome::Ignored("another bucket"));
     }
     let key = decode_event_key(record.s3.object.key.as_deref().unwrap_or_default());
@@ -223,10 +225,10 @@ async fn verify_upload(
     job_id: JobId,
     key: &str,
 ) -> Result<Outcome, ApiError> {
-    let Some(file) = services.files.get(file_id).await? else {
+    let Some(file) = services.table.files.get(file_id).await? else {
         // Deleted (or forgotten by the TTL) before its bytes arrived: a late PUT on a URL handed
         // out before. Records are written before any URL is, so no upload precedes its file.
-        services.objects.delete(key).await?;
+        services.storage.objects.delete(key).await?;
         return Ok(Outcome::Ignored("unknown file"));
     };
     if file.current_job(Some(job_id)).is_err() {
@@ -237,7 +239,7 @@ async fn verify_upload(
     if !file.awaits_verdict() {
         // A retry after the verdict: finish removing what it left behind.
         if file.status == FileStatus::Rejected {
-            services.objects.delete(key).await?;
+            services.storage.objects.delete(key).await?;
         } else if file.serves(job_id) {
             remove_superseded(services, &file).await?;
         }
@@ -249,7 +251,7 @@ async fn verify_upload(
         // The content is complete: out of the rule that expires pending objects, which may be
         // due any moment (an object assembled from parts is dated by its upload's start), and
         // would be while a failing check is retried for hours.
-        services.objects.mark_checking(key).await?;
+        services.storage.objects.mark_checking(key).await?;
     }
     let budget = Budget {
         bytes: services.config.verify_chunk_bytes,
@@ -257,7 +259,7 @@ async fn verify_upload(
         parallel_gets: services.config.verify_parallel_gets,
     };
     let inspection = inspect::inspect(
-        &services.objects,
+        &services.storage.objects,
         key,
         &file.content,
         resume.as_ref(),
@@ -283,7 +285,7 @@ async fn verify_upload(
         Finding::Sound => {
             // Kept by the lifecycle rule from now on; if the verdict is not written after all,
             // the object is one nobody serves, left for a retry or the file's deletion.
-            services.objects.mark_verified(key).await?;
+            services.storage.objects.mark_verified(key).await?;
             Verdict::Verified {
                 s3_key: key.to_owned(),
             }
@@ -303,6 +305,7 @@ async fn record_progress(
 ) -> Result<Outcome, ApiError> {
     let (file_id, bytes_checked) = (file.file_id, to.bytes_checked);
     let update = services
+        .table
         .files
         .update(file, |file| {
             file.record_progress(job_id, from.as_ref(), to.clone())
@@ -334,6 +337,7 @@ async fn settle(
     let (now, pending_ttl) = (timestamp::now(), services.config.pending_ttl);
     let checked = file.content.clone();
     let update = services
+        .table
         .files
         .update(file, |file| {
             let verdict = verdict.clone();
@@ -354,13 +358,13 @@ async fn settle(
     let outcome = match verdict {
         Verdict::Verified { s3_key } => {
             if let Some(previous) = before.verified.filter(|previous| previous.s3_key != s3_key) {
-                services.objects.delete(&previous.s3_key).await?;
+                services.storage.objects.delete(&previous.s3_key).await?;
             }
             Outcome::Verified
         }
         Verdict::Rejected(reason) => {
             if let Some(job) = &before.job {
-                services.objects.delete(&job.s3_key).await?;
+                services.storage.objects.delete(&job.s3_key).await?;
             }
             Outcome::Rejected(reason)
         }
@@ -388,7 +392,7 @@ async fn discard_unless_served(
         key,
         "removing the object of a job that can no longer be settled"
     );
-    services.objects.delete(key).await
+    services.storage.objects.delete(key).await
 }
 
 /// Removes the file's objects written before the version it serves (its verified content from
@@ -399,11 +403,16 @@ async fn remove_superseded(services: &Services, file: &FileRecord) -> Result<(),
         return Ok(());
     };
     let served_since = served.verified_at.unix_timestamp();
-    for (key, written) in services.objects.list(&file_prefix(file.file_id)).await? {
+    for (key, written) in services
+        .storage
+        .objects
+        .list(&file_prefix(file.file_id))
+        .await?
+    {
         let older = written.is_some_and(|written| written.secs() < served_since);
         if key != served.s3_key && older {
             tracing::info!(key, "removing content the served version superseded");
-            services.objects.delete(&key).await?;
+            services.storage.objects.delete(&key).await?;
         }
     }
     Ok(())

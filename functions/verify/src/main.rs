@@ -1,15 +1,21 @@
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
-use shared::app::Services;
-use shared::app::services::init_logging;
+use shared::app::services::{Environment, Services};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    init_logging();
-    let services = Services::from_env().await?;
-    services.verify_queue()?;
+    let env = Environment::load().await?;
+    // Verify hands out no URL: storage without the signing role.
+    let (queue, table, storage) = (env.verify_queue()?, env.table(), env.storage());
+    let services = Services {
+        config: env.config,
+        table,
+        storage,
+    };
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async {
-        Ok::<_, lambda_runtime::Error>(verify::handle_messages(&services, event.payload).await)
+        Ok::<_, lambda_runtime::Error>(
+            verify::handle_messages(&services, &queue, event.payload).await,
+        )
     }))
     .await
 }

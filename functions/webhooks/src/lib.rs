@@ -6,24 +6,25 @@
 
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
-use shared::app::Services;
+use shared::app::services::Table;
+use shared::config::Config;
 use shared::domain::ApiError;
 use shared::domain::timestamp;
 use shared::domain::webhook::{SigningSecret, WebhookConfig, WebhookRequest};
 use shared::http::{self, Reply};
 
-pub async fn handle(services: &Services, request: Request) -> Response<Body> {
+pub async fn handle(table: &Table, config: &Config, request: Request) -> Response<Body> {
     http::serve(request, |request| async move {
-        let (project_id, _) = http::authorized_project(services, &request).await?;
+        let (project_id, _) = http::authorized_project(table, &request).await?;
         match request.method().as_str() {
             "PUT" => {
-                http::idempotent(services, &project_id, &request, |_| {
-                    Box::pin(set_webhook(services, &project_id, &request))
+                http::idempotent(table, &project_id, &request, |_| {
+                    Box::pin(set_webhook(table, config, &project_id, &request))
                 })
                 .await
             }
-            "GET" => get_webhook(services, &project_id).await,
-            "DELETE" => delete_webhook(services, &project_id).await,
+            "GET" => get_webhook(table, &project_id).await,
+            "DELETE" => delete_webhook(table, &project_id).await,
             _ => Err(ApiError::NotFound),
         }
     })
@@ -31,38 +32,39 @@ pub async fn handle(services: &Services, request: Request) -> Response<Body> {
 }
 
 async fn set_webhook(
-    services: &Services,
+    table: &Table,
+    config: &Config,
     project_id: &str,
     request: &Request,
 ) -> Result<Reply, ApiError> {
     let body = http::required_json_object(request, WebhookRequest::FIELDS)?;
-    let wanted = WebhookRequest::parse(&body, services.config.webhook_allow_loopback)?;
+    let wanted = WebhookRequest::parse(&body, config.webhook_allow_loopback)?;
     let (fresh, now) = (fresh_secret()?, timestamp::now());
-    let (config, show_secret) = services
+    let (webhook, show_secret) = table
         .webhooks
         .set(project_id, |existing| {
             WebhookConfig::set(existing, project_id, wanted.clone(), fresh.clone(), now)
         })
         .await?;
     // The host only: the URL's path and query may hold the receiver's secret.
-    let host = config.url.host_for_logs();
+    let host = webhook.url.host_for_logs();
     tracing::info!(host, rotated = show_secret, "webhook set");
-    let mut body = render(&config);
+    let mut body = render(&webhook);
     if show_secret {
-        body["secret"] = json!(config.secret.expose());
+        body["secret"] = json!(webhook.secret.expose());
     }
     Ok(Reply::ok(body))
 }
 
-async fn get_webhook(services: &Services, project_id: &str) -> Result<Reply, ApiError> {
-    match services.webhooks.get(project_id).await? {
+async fn get_webhook(table: &Table, project_id: &str) -> Result<Reply, ApiError> {
+    match table.webhooks.get(project_id).await? {
         Some(config) => Ok(Reply::ok(render(&config))),
         None => Err(ApiError::NoWebhook),
     }
 }
 
-async fn delete_webhook(services: &Services, project_id: &str) -> Result<Reply, ApiError> {
-    if services.webhooks.delete(project_id).await? {
+async fn delete_webhook(table: &Table, project_id: &str) -> Result<Reply, ApiError> {
+    if table.webhooks.delete(project_id).await? {
         Ok(Reply::no_content())
     } else {
         Err(ApiError::NoWebhook)

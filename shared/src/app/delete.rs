@@ -15,7 +15,7 @@ pub async fn delete_file(services: &Services, file: FileRecord) -> Result<(), Ap
     let mut file = file;
     for _ in 0..UPDATE_ATTEMPTS {
         remove_storage(services, &file).await?;
-        match services.files.remove(&file).await? {
+        match services.table.files.remove(&file).await? {
             Removal::Removed => return Ok(()),
             Removal::Refused(Some(latest)) => file = latest,
             Removal::Refused(None) => return Err(ApiError::NotFound),
@@ -30,14 +30,15 @@ async fn remove_storage(services: &Services, file: &FileRecord) -> Result<(), Ap
     if let Some(job) = &file.job {
         if let Some(upload_id) = &job.upload_id {
             services
+                .storage
                 .objects
                 .abort_multipart_upload(&job.s3_key, upload_id)
                 .await?;
         }
-        services.objects.delete(&job.s3_key).await?;
+        services.storage.objects.delete(&job.s3_key).await?;
     }
     if let Some(verified) = &file.verified {
-        services.objects.delete(&verified.s3_key).await?;
+        services.storage.objects.delete(&verified.s3_key).await?;
     }
     Ok(())
 }

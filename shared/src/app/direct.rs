@@ -81,6 +81,7 @@ pub async fn upload(
         let existing = match (token, sent.content.sha256.as_ref()) {
             (None, Some(sha256)) => {
                 services
+                    .table
                     .files
                     .find_verified_by_content(project_id, sha256, sent.content.file_size)
                     .await?
@@ -95,7 +96,7 @@ pub async fn upload(
     }
     let ids: Vec<FileId> = planned.iter().map(Planned::file_id).collect();
     if let Some(token) = token {
-        services.tokens.claim(token, &ids, now).await?;
+        services.table.tokens.claim(token, &ids, now).await?;
     }
     let mut created = Vec::new();
     match store(services, project_id, planned, now, &mut created).await {
@@ -110,7 +111,7 @@ pub async fn upload(
                 }
             }
             if let Some(token) = token {
-                services.tokens.release(token, &ids).await;
+                services.table.tokens.release(token, &ids).await;
             }
             Err(err)
         }
@@ -171,9 +172,10 @@ async fn store(
             now,
             services.config.pending_ttl,
         );
-        services.files.insert_new(&record, None).await?;
+        services.table.files.insert_new(&record, None).await?;
         created.push(record.clone());
         services
+            .storage
             .objects
             .put(&job.s3_key, &sent.content, sent.bytes)
             .await?;
@@ -187,6 +189,7 @@ async fn store(
             continue;
         };
         *record = match services
+            .table
             .files
             .update(record.clone(), |file| file.mark_uploaded(job_id, now))
             .await?

@@ -1,6 +1,6 @@
 //! The use cases the functions share, over the adapters: starting an upload job and discarding
 //! its storage, inspecting a stored object, deleting a file, storing a direct upload, the steps handed to verify through
-//! its queue, and the services a function builds once.
+//! its queue, and what each function builds at its cold start (`services`).
 
 pub mod delete;
 pub mod direct;

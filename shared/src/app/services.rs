@@ -1,4 +1,8 @@
-//! What a function builds once per cold start: configuration and clients.
+//! What a function builds once, at its cold start: its settings, and the clients of the
+//! services it calls and no others. Each function's `main` says which ([`Environment`]): the
+//! token and webhook routes use the table alone, the routes over files' content add storage
+//! (with the signing role where they hand out URLs), complete and verify add verify's queue.
+//! A setting a function needs and does not have stops its cold start, naming the variable.
 
 use aws_config::environment::{
     EnvironmentVariableCredentialsProvider, EnvironmentVariableRegionProvider,
@@ -10,75 +14,164 @@ use tracing_subscriber::filter::Targets;
 use crate::app::verify_queue::VerifyQueue;
 use crate::aws::{https_client, s3_config, timeouts};
 use crate::config::{Config, ConfigError};
-use crate::domain::ApiError;
 use crate::dynamo::{ApiKeys, FileStore, IdempotencyKeys, UploadTokens, Usages, Webhooks};
+use crate::events::EventBus;
 use crate::s3::{ObjectStore, Presigner, SIGNING_SESSION};
 
-/// The configuration and the adapters every use case works with.
+/// The adapters over the one DynamoDB table.
 #[derive(Debug)]
-pub struct Services {
-    pub config: Config,
+pub struct Table {
     pub files: FileStore,
+    /// Each project's usage and quota.
+    pub usages: Usages,
     pub keys: ApiKeys,
     pub tokens: UploadTokens,
     pub idempotency: IdempotencyKeys,
     pub webhooks: Webhooks,
-    /// Each project's usage and quota.
-    pub usages: Usages,
+}
+
+impl Table {
+    pub fn new(dynamodb: aws_sdk_dynamodb::Client, table_name: &str) -> Self {
+        let files = FileStore::new(dynamodb.clone(), table_name);
+        Self {
+            usages: files.usages(),
+            files,
+            keys: ApiKeys::new(dynamodb.clone(), table_name),
+            tokens: UploadTokens::new(dynamodb.clone(), table_name),
+            idempotency: IdempotencyKeys::new(dynamodb.clone(), table_name),
+            webhooks: Webhooks::new(dynamodb, table_name),
+        }
+    }
+}
+
+/// The adapters over the bucket: its objects, and the URLs that reach them.
+#[derive(Debug)]
+pub struct Storage {
     pub objects: ObjectStore,
     pub presigner: Presigner,
-    /// Where steps for verify go, when `VERIFY_QUEUE_URL` is set.
-    pub verify_queue: Option<VerifyQueue>,
+}
+
+impl Storage {
+    /// `credentials` sign the URLs (the S3 client's own when `None`, see [`Presigner::new`]).
+    pub fn new(
+        s3: aws_sdk_s3::Client,
+        bucket_name: &str,
+        credentials: Option<SharedCredentialsProvider>,
+    ) -> Self {
+        Self {
+            objects: ObjectStore::new(s3.clone(), bucket_name),
+            presigner: Presigner::new(s3, bucket_name, credentials),
+        }
+    }
+}
+
+/// What the routes over files work with: settings, the table and storage.
+#[derive(Debug)]
+pub struct Services {
+    pub config: Config,
+    pub table: Table,
+    pub storage: Storage,
+}
+
+/// A function's cold start: logging, its settings, and the AWS configuration Lambda gives it
+/// ([`load_sdk`]), from which its `main` builds the clients it uses.
+#[derive(Debug)]
+pub struct Environment {
+    pub config: Config,
+    sdk: SdkConfig,
+}
+
+impl Environment {
+    pub async fn load() -> Result<Self, ConfigError> {
+        init_logging();
+        let config = Config::from_env()?;
+        let sdk = load_sdk(&config).await?;
+        Ok(Self { config, sdk })
+    }
+
+    pub fn table(&self) -> Table {
+        Table::new(
+            aws_sdk_dynamodb::Client::new(&self.sdk),
+            &self.config.table_name,
+        )
+    }
+
+    /// Storage whose URLs the function's own credentials would sign: for functions that hand
+    /// out none.
+    pub fn storage(&self) -> Storage {
+        Storage::new(self.s3(), &self.config.bucket_name, None)
+    }
+
+    /// Storage whose URLs are signed as the role `URL_SIGNING_ROLE_ARN` names, where it is set
+    /// (its sessions' lifetime is known, unlike that of Lambda's own credentials).
+    pub async fn signing_storage(&self) -> Storage {
+        let signing = match &self.config.url_signing_role_arn {
+            Some(role) => Some(signing_role(role, &self.sdk).await),
+            None => self.sdk.credentials_provider(),
+        };
+        Storage::new(self.s3(), &self.config.bucket_name, signing)
+    }
+
+    /// The services of a route that hands out URLs: the table, and [`Environment::signing_storage`].
+    pub async fn services(self) -> Services {
+        let (table, storage) = (self.table(), self.signing_storage().await);
+        Services {
+            config: self.config,
+            table,
+            storage,
+        }
+    }
+
+    /// Verify's queue; `VERIFY_QUEUE_URL` is required.
+    pub fn verify_queue(&self) -> Result<VerifyQueue, ConfigError> {
+        let url = required(&self.config.verify_queue_url, "VERIFY_QUEUE_URL")?;
+        Ok(VerifyQueue::new(self.sqs(), url))
+    }
+
+    /// The queue of webhook deliveries and its URL; `WEBHOOK_QUEUE_URL` is required.
+    pub fn webhook_queue(&self) -> Result<(aws_sdk_sqs::Client, String), ConfigError> {
+        let url = required(&self.config.webhook_queue_url, "WEBHOOK_QUEUE_URL")?;
+        Ok((self.sqs(), url.to_owned()))
+    }
+
+    /// The bus events are published to; `EVENT_BUS_NAME` is required.
+    pub fn event_bus(&self) -> Result<EventBus, ConfigError> {
+        let name = required(&self.config.event_bus_name, "EVENT_BUS_NAME")?;
+        Ok(EventBus::new(
+            aws_sdk_eventbridge::Client::new(&self.sdk),
+            name,
+        ))
+    }
+
+    fn s3(&self) -> aws_sdk_s3::Client {
+        aws_sdk_s3::Client::from_conf(s3_config(&self.sdk, self.config.s3_force_path_style))
+    }
+
+    fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.sdk)
+    }
+}
+
+/// A setting this function cannot start without.
+fn required<'a>(setting: &'a Option<String>, variable: &str) -> Result<&'a str, ConfigError> {
+    setting.as_deref().ok_or_else(|| {
+        ConfigError::new(format!(
+            "{variable} is not set, and this function cannot start without it"
+        ))
+    })
 }
 
 impl Services {
-    /// A function's services: its settings and AWS configuration from the environment
-    /// ([`load_sdk`]). URLs are signed as the role `URL_SIGNING_ROLE_ARN` names, where it is set.
-    pub async fn from_env() -> Result<Self, ConfigError> {
-        let config = Config::from_env()?;
-        let sdk = load_sdk(&config).await?;
-        let signing = match &config.url_signing_role_arn {
-            Some(role) => Some(signing_role(role, &bounded(&sdk, &config)).await),
-            None => sdk.credentials_provider(),
-        };
-        Ok(Self::signing_with(config, &sdk, signing))
-    }
-
-    /// Clients over `sdk`, each call bounded by the configured deadlines, signing URLs with
-    /// `sdk`'s credentials.
+    /// Services over `sdk` (tools and tests: they load it their own way), each call bounded
+    /// by the configured deadlines, signing URLs with `sdk`'s credentials.
     pub fn new(config: Config, sdk: &SdkConfig) -> Self {
-        let signing = sdk.credentials_provider();
-        Self::signing_with(config, sdk, signing)
-    }
-
-    /// [`Services::new`], signing URLs with `signing`.
-    fn signing_with(
-        config: Config,
-        sdk: &SdkConfig,
-        signing: Option<SharedCredentialsProvider>,
-    ) -> Self {
         let sdk = bounded(sdk, &config);
-        let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
         let s3 = aws_sdk_s3::Client::from_conf(s3_config(&sdk, config.s3_force_path_style));
-        Self::from_clients(config, dynamodb, s3, signing)
-            .with_verify_queue(aws_sdk_sqs::Client::new(&sdk))
-    }
-
-    /// The queue of verify's steps over `sqs`, where `VERIFY_QUEUE_URL` is set.
-    fn with_verify_queue(mut self, sqs: aws_sdk_sqs::Client) -> Self {
-        self.verify_queue = self
-            .config
-            .verify_queue_url
-            .as_ref()
-            .map(|url| VerifyQueue::new(sqs, url));
-        self
-    }
-
-    /// The queue of verify's steps; an error where `VERIFY_QUEUE_URL` is not set.
-    pub fn verify_queue(&self) -> Result<&VerifyQueue, ApiError> {
-        self.verify_queue
-            .as_ref()
-            .ok_or_else(|| ApiError::Internal("VERIFY_QUEUE_URL is not set".into()))
+        Self {
+            table: Table::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table_name),
+            storage: Storage::new(s3, &config.bucket_name, sdk.credentials_provider()),
+            config,
+        }
     }
 
     /// [`Services::new`], with `interceptor` seeing every call of both clients (tests record
@@ -102,40 +195,20 @@ impl Services {
         }
         let mut s3 = s3_config(&sdk, config.s3_force_path_style)
             .to_builder()
-            .interceptor(interceptor.clone());
+            .interceptor(interceptor);
         if let Some(endpoint) = &endpoints.s3 {
             s3 = s3.endpoint_url(endpoint);
         }
-        let credentials = sdk.credentials_provider();
-        let sqs = aws_sdk_sqs::config::Builder::from(&sdk).interceptor(interceptor);
-        Self::from_clients(
-            config,
-            aws_sdk_dynamodb::Client::from_conf(dynamodb.build()),
-            aws_sdk_s3::Client::from_conf(s3.build()),
-            credentials,
-        )
-        .with_verify_queue(aws_sdk_sqs::Client::from_conf(sqs.build()))
-    }
-
-    /// Services over clients built elsewhere (tests hand in clients with mocked responses);
-    /// `credentials` sign the URLs (the S3 client's own when `None`, see [`Presigner::new`]).
-    pub fn from_clients(
-        config: Config,
-        dynamodb: aws_sdk_dynamodb::Client,
-        s3: aws_sdk_s3::Client,
-        credentials: Option<SharedCredentialsProvider>,
-    ) -> Self {
-        let files = FileStore::new(dynamodb.clone(), &config.table_name);
         Self {
-            usages: files.usages(),
-            files,
-            keys: ApiKeys::new(dynamodb.clone(), &config.table_name),
-            tokens: UploadTokens::new(dynamodb.clone(), &config.table_name),
-            idempotency: IdempotencyKeys::new(dynamodb.clone(), &config.table_name),
-            webhooks: Webhooks::new(dynamodb.clone(), &config.table_name),
-            objects: ObjectStore::new(s3.clone(), &config.bucket_name),
-            presigner: Presigner::new(s3, &config.bucket_name, credentials),
-            verify_queue: None,
+            table: Table::new(
+                aws_sdk_dynamodb::Client::from_conf(dynamodb.build()),
+                &config.table_name,
+            ),
+            storage: Storage::new(
+                aws_sdk_s3::Client::from_conf(s3.build()),
+                &config.bucket_name,
+                sdk.credentials_provider(),
+            ),
             config,
         }
     }
@@ -217,4 +290,57 @@ pub fn init_logging() {
         .with(json)
         .with(filter)
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn environment(pairs: &[(&str, &str)]) -> Environment {
+        let config = Config::from_lookup(|name| {
+            pairs
+                .iter()
+                .find(|(variable, _)| *variable == name)
+                .map(|(_, value)| (*value).to_owned())
+        })
+        .unwrap();
+        let sdk = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(aws_config::Region::new("eu-west-1"))
+            .build();
+        Environment { config, sdk }
+    }
+
+    #[test]
+    fn a_queue_or_bus_a_function_needs_and_lacks_stops_its_cold_start_naming_the_variable() {
+        let bare = environment(&[("TABLE_NAME", "t"), ("BUCKET_NAME", "b")]);
+        for (refused, variable) in [
+            (bare.verify_queue().err(), "VERIFY_QUEUE_URL"),
+            (bare.webhook_queue().err(), "WEBHOOK_QUEUE_URL"),
+            (bare.event_bus().err(), "EVENT_BUS_NAME"),
+        ] {
+            let message = refused.expect("refused").to_string();
+            assert!(message.contains(variable), "{message}");
+        }
+
+        let wired = environment(&[
+            ("TABLE_NAME", "t"),
+            ("BUCKET_NAME", "b"),
+            (
+                "VERIFY_QUEUE_URL",
+                "https://sqs.eu-west-1.amazonaws.com/1/verify",
+            ),
+            (
+                "WEBHOOK_QUEUE_URL",
+                "https://sqs.eu-west-1.amazonaws.com/1/webhooks",
+            ),
+            ("EVENT_BUS_NAME", "uploads"),
+        ]);
+        assert!(wired.verify_queue().is_ok());
+        assert_eq!(
+            wired.webhook_queue().unwrap().1,
+            "https://sqs.eu-west-1.amazonaws.com/1/webhooks"
+        );
+        assert!(wired.event_bus().is_ok());
+    }
 }

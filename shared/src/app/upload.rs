@@ -47,6 +47,7 @@ pub async fn start_job(
     ) {
         UploadShape::SinglePart => {
             let put = services
+                .storage
                 .presigner
                 .presign_put(&s3_key, content, config.upload_url_expiry)
                 .await?;
@@ -75,6 +76,7 @@ pub async fn start_job(
             part_count,
         } => {
             let upload_id = services
+                .storage
                 .objects
                 .create_multipart_upload(&s3_key, content.content_type.as_str(), part_checksums)
                 .await?;
@@ -149,6 +151,7 @@ pub async fn part_urls(
                 })
                 .collect::<Result<Vec<_>, ApiError>>()?;
             services
+                .storage
                 .presigner
                 .presign_parts(&job.s3_key, upload_id, &parts, expiry)
                 .await
@@ -160,6 +163,7 @@ pub async fn part_urls(
                 ..content.clone()
             };
             let put = services
+                .storage
                 .presigner
                 .presign_put(&job.s3_key, &signed, expiry)
                 .await?;
@@ -196,7 +200,12 @@ pub async fn stored_parts_to_assemble(
     file_size: u64,
     claimed: Option<&[ClaimedPart]>,
 ) -> Result<Option<Vec<UploadedPart>>, ApiError> {
-    let Some(stored) = services.objects.list_parts(&job.s3_key, upload_id).await? else {
+    let Some(stored) = services
+        .storage
+        .objects
+        .list_parts(&job.s3_key, upload_id)
+        .await?
+    else {
         return Ok(None);
     };
     parts_to_assemble(job, file_size, &stored, claimed).map(Some)
@@ -225,7 +234,7 @@ pub async fn assemble(
     parts: &[UploadedPart],
     timeout: Duration,
 ) -> Result<Assembled, ApiError> {
-    let files = &services.files;
+    let files = &services.table.files;
     let now = timestamp::now();
     let Some(claim) = files
         .claim_assembly(file_id, job.job_id, now, timeout)
@@ -234,6 +243,7 @@ pub async fn assemble(
         return Ok(Assembled::Elsewhere);
     };
     let assembled = services
+        .storage
         .objects
         .complete_multipart_upload(&job.s3_key, upload_id, parts, timeout)
         .await;
@@ -253,13 +263,14 @@ pub async fn assemble(
 pub async fn discard_storage(services: &Services, job: &UploadJob) {
     let aborted = match &job.upload_id {
         Some(upload_id) => services
+            .storage
             .objects
             .abort_multipart_upload(&job.s3_key, upload_id)
             .await
             .map(|_| ()),
         None => Ok(()),
     };
-    let result = aborted.and(services.objects.delete(&job.s3_key).await);
+    let result = aborted.and(services.storage.objects.delete(&job.s3_key).await);
     if let Err(err) = result {
         // Findable: every such line names what is left in storage, for a sweep to remove.
         tracing::error!(

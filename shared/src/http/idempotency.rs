@@ -7,7 +7,7 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Request, RequestExt};
 
 use super::{Reply, request_id, status_of};
-use crate::app::Services;
+use crate::app::services::Table;
 use crate::domain::error::ApiError;
 use crate::domain::idempotency::{self, IdempotencyKey, Verdict, fingerprint};
 use crate::domain::timestamp;
@@ -27,7 +27,7 @@ pub type Action<'a> = Pin<Box<dyn Future<Output = Result<Reply, ApiError>> + Sen
 /// retriable answer ([`ApiError::is_retriable`]: a 5xx, a 409 `concurrent_update`) is
 /// forgotten, so its retry runs afresh.
 pub async fn idempotent<'a>(
-    services: &Services,
+    table: &Table,
     scope: &str,
     request: &Request,
     act: impl FnOnce(Option<Claim>) -> Action<'a>,
@@ -45,7 +45,7 @@ pub async fn idempotent<'a>(
         request.raw_http_path(),
         request.body().as_ref(),
     );
-    let keys = &services.idempotency;
+    let keys = &table.idempotency;
     let claim = Claim::new(scope, &key, &fingerprint);
     match keys.claim(&claim, timestamp::now()).await {
         Ok(None) => {}

@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use tracing::Instrument;
 
-use crate::app::Services;
+use crate::app::services::Table;
 use crate::domain::error::ApiError;
 use crate::domain::token::UploadToken;
 use crate::domain::{FileId, timestamp, validate};
@@ -229,21 +229,21 @@ impl Caller {
 
 /// The path's project and who calls on it: 401 without a live key or token, 403 without a
 /// grant for the project. Routes that upload tokens may use start here.
-pub async fn caller(services: &Services, request: &Request) -> Result<(String, Caller), ApiError> {
+pub async fn caller(table: &Table, request: &Request) -> Result<(String, Caller), ApiError> {
     let project_id = project_id(request)?;
     match bearer(authorization(request))? {
         Bearer::ApiKey(key) => {
             let hash = key_hash(key);
-            services.keys.authorize_hash(&hash, &project_id).await?;
+            table.keys.authorize_hash(&hash, &project_id).await?;
             Ok((project_id, Caller::ApiKey(hash)))
         }
         Bearer::UploadToken(secret) => {
-            let token = services.tokens.find(secret, timestamp::now()).await?;
+            let token = table.tokens.find(secret, timestamp::now()).await?;
             if token.project_id != project_id {
                 return Err(ApiError::outside_token());
             }
             if let Some(minted_by) = &token.minted_by
-                && let Err(refused) = services.keys.authorize_hash(minted_by, &project_id).await
+                && let Err(refused) = table.keys.authorize_hash(minted_by, &project_id).await
             {
                 return Err(match refused {
                     ApiError::Unauthorized(_) | ApiError::Forbidden(_) => ApiError::Unauthorized(
@@ -260,10 +260,10 @@ pub async fn caller(services: &Services, request: &Request) -> Result<(String, C
 /// The path's project and the caller's API key hash, for routes only an API key may use (a
 /// live upload token gets 403). Every other route starts here.
 pub async fn authorized_project(
-    services: &Services,
+    table: &Table,
     request: &Request,
 ) -> Result<(String, String), ApiError> {
-    match caller(services, request).await? {
+    match caller(table, request).await? {
         (project_id, Caller::ApiKey(key_hash)) => Ok((project_id, key_hash)),
         (_, Caller::Token(_)) => Err(ApiError::not_for_tokens()),
     }
@@ -321,16 +321,16 @@ pub fn required_json_object(
         .ok_or_else(|| ApiError::BadRequest("a JSON object body is required".into()))
 }
 
-/// Runs a Lambda HTTP function: logging and services set up once, then `handle` per request.
-pub async fn run<H, Fut>(handle: H) -> Result<(), lambda_http::Error>
+/// Runs a Lambda HTTP function over `state`, what its `main` built at the cold start:
+/// `handle` answers each request.
+pub async fn run<S, H, Fut>(state: S, handle: H) -> Result<(), lambda_http::Error>
 where
-    H: Fn(std::sync::Arc<crate::app::Services>, Request) -> Fut,
+    H: Fn(std::sync::Arc<S>, Request) -> Fut,
     Fut: Future<Output = Response<Body>> + Send,
 {
-    crate::app::services::init_logging();
-    let services = std::sync::Arc::new(crate::app::Services::from_env().await?);
+    let state = std::sync::Arc::new(state);
     lambda_http::run(lambda_http::service_fn(|request| {
-        let response = handle(services.clone(), request);
+        let response = handle(state.clone(), request);
         async move { Ok::<_, std::convert::Infallible>(response.await) }
     }))
     .await

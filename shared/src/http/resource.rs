@@ -86,6 +86,7 @@ impl FileResource {
         if let Some(verified) = &record.verified {
             resource.download_url = Some(
                 services
+                    .storage
                     .presigner
                     .presign_download(
                         &verified.s3_key,

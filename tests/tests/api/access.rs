@@ -20,11 +20,12 @@ async fn every_route_answers_401_without_a_key_or_with_a_bad_one() {
     let file_id = some_file(&api).await;
     let revoked = api
         .services
+        .table
         .keys
         .mint(std::slice::from_ref(&api.project), "to revoke")
         .await
         .unwrap();
-    api.services.keys.revoke(&revoked).await.unwrap();
+    api.services.table.keys.revoke(&revoked).await.unwrap();
     for event in Event::ALL {
         for key in [
             None,

@@ -52,7 +52,10 @@ async fn the_model_counts_the_units_dynamodb_reports_consumed() {
         .await
         .plan();
     let file = api.raw_item(&plan.file_id).await.expect("the file's item");
-    let (client, table) = (api.services.files.client(), api.services.files.table());
+    let (client, table) = (
+        api.services.table.files.client(),
+        api.services.table.files.table(),
+    );
     let copy = |name: &str| {
         let mut item = file.clone();
         item.insert(

@@ -45,10 +45,11 @@ async fn delete_removes_the_record_the_content_and_the_upload_in_progress() {
     assert!(api.stored_objects(&file_id).await.is_empty());
     let uploads = api
         .services
+        .storage
         .objects
         .client()
         .list_multipart_uploads()
-        .bucket(api.services.objects.bucket())
+        .bucket(api.services.storage.objects.bucket())
         .prefix(shared::domain::ids::file_prefix(file_id.parse().unwrap()))
         .send()
         .await
@@ -155,10 +156,11 @@ async fn a_delete_that_read_the_file_before_a_reupload_removes_the_reupload_too(
     assert!(api.stored_objects(&plan.file_id).await.is_empty());
     let uploads = api
         .services
+        .storage
         .objects
         .client()
         .list_multipart_uploads()
-        .bucket(api.services.objects.bucket())
+        .bucket(api.services.storage.objects.bucket())
         .prefix(format!("uploads/{}/", plan.file_id))
         .send()
         .await

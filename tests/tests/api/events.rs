@@ -25,7 +25,7 @@ async fn every_sample_http_event_reaches_its_handler_as_it_stands() {
 
         let request =
             lambda_http::request::from_str(&text).unwrap_or_else(|err| panic!("{name}: {err}"));
-        let reply = ApiReply::from(dispatch(&api.services, event, request).await);
+        let reply = ApiReply::from(dispatch(&api, event, request).await);
 
         assert_eq!(reply.status, 401, "{name}: {:#}", reply.body);
         assert_eq!(

@@ -291,7 +291,7 @@ async fn a_refused_write_judges_the_change_again_on_the_file_the_refusal_returne
             })
             .then_error(move || transaction_refused(2, 0, refused.as_ref().map(Item::from)));
         let api = TestApi::mocked(&[&put, &transaction], &[]);
-        let files = &api.services.files;
+        let files = &api.services.table.files;
 
         // WHEN the upload is marked complete, and when it is settled
         let marked = files
@@ -347,6 +347,7 @@ async fn a_write_whose_answer_was_lost_is_recognised_as_applied() {
     // WHEN the change is applied
     let outcome = api
         .services
+        .table
         .files
         .update(record.clone(), |file| file.mark_uploaded(job.job_id, now))
         .await;
@@ -367,7 +368,7 @@ async fn a_create_whose_answer_was_lost_is_not_an_error_but_another_file_under_i
             .then_error(move || transaction_refused(2, 0, Some(Item::from(&existing))));
         let api = TestApi::mocked(&[&put], &[]);
 
-        let inserted = api.services.files.insert_new(&record, None).await;
+        let inserted = api.services.table.files.insert_new(&record, None).await;
 
         assert_eq!(inserted.is_ok(), created, "{inserted:?}");
         if let Err(err) = inserted {
@@ -472,7 +473,7 @@ async fn an_upload_s3_no_longer_has_is_absent_to_the_object_store() {
     let complete = mock!(S3::complete_multipart_upload).then_http_response(no_such_upload);
     let abort = mock!(S3::abort_multipart_upload).then_http_response(no_such_upload);
     let api = TestApi::mocked(&[], &[&list_parts, &complete, &abort]);
-    let objects = &api.services.objects;
+    let objects = &api.services.storage.objects;
     let key = s3_key(&pending_file(12 << 20, Some("upload-1")));
 
     assert_eq!(objects.list_parts(&key, "upload-1").await.unwrap(), None);
@@ -516,7 +517,7 @@ async fn a_missing_object_has_no_head() {
     let api = TestApi::mocked(&[], &[&head]);
 
     let key = s3_key(&pending_file(11, None));
-    assert_eq!(api.services.objects.head(&key).await.unwrap(), None);
+    assert_eq!(api.services.storage.objects.head(&key).await.unwrap(), None);
     assert_eq!(head.num_calls(), 1);
 }
 
@@ -713,10 +714,10 @@ async fn a_failed_verify_message_comes_back_after_a_backoff_that_doubles() {
             });
         let sqs = integration_tests::mocks::sqs_client(&[&delayed]);
         let mut api = TestApi::mocked(&[&get], &[]);
-        api.services.verify_queue = Some(shared::app::verify_queue::VerifyQueue::new(
+        api.verify_queue = shared::app::verify_queue::VerifyQueue::new(
             sqs,
             "https://sqs.eu-west-1.amazonaws.com/000000000000/verify",
-        ));
+        );
 
         // WHEN S3's event fails on its `receives`th receive
         let mut message = SqsMessage::default();
@@ -731,7 +732,11 @@ async fn a_failed_verify_message_comes_back_after_a_backoff_that_doubles() {
             .insert("ApproximateReceiveCount".into(), receives.into());
         let mut event = SqsEvent::default();
         event.records = vec![message];
-        let response = as_function("verify", ::verify::handle_messages(&api.services, event)).await;
+        let response = as_function(
+            "verify",
+            ::verify::handle_messages(&api.services, &api.verify_queue, event),
+        )
+        .await;
 
         // THEN it is reported failed, and comes back after 1 minute, doubled for each receive
         let failed: Vec<_> = response
@@ -857,6 +862,10 @@ async fn a_hung_or_resetting_table_answers_503_within_the_deadline() {
         .expect("config");
         let api = TestApi {
             services: shared::app::Services::new(config, &sdk),
+            verify_queue: shared::app::verify_queue::VerifyQueue::new(
+                aws_sdk_sqs::Client::new(&sdk),
+                integration_tests::NO_QUEUE,
+            ),
             project: "p1".into(),
             key: "upk_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into(),
             http: reqwest::Client::new(),
@@ -1092,7 +1101,7 @@ async fn a_token_claim_that_applied_before_its_answer_was_lost_is_not_refused_on
             .build();
         let api = TestApi::mocked(&[&update], &[]);
 
-        let claimed = api.services.tokens.claim(&token, &[ours], now).await;
+        let claimed = api.services.table.tokens.claim(&token, &[ours], now).await;
 
         assert_eq!(update.num_calls(), 2, "the SDK sent the claim again");
         match (claimed, expected) {

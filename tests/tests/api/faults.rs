@@ -255,7 +255,7 @@ fn opened_upload(api: &TestApi, s3: &FaultProxy) -> String {
         .unwrap_or_else(|| panic!("no CreateMultipartUpload among {requests:#?}"));
     let path = line.split(' ').nth(1).expect("a request target");
     let path = path.split('?').next().expect("a path");
-    let bucket = format!("/{}/", api.services.objects.bucket());
+    let bucket = format!("/{}/", api.services.storage.objects.bucket());
     path.strip_prefix(&bucket)
         .expect("a path-style key")
         .to_owned()
@@ -265,10 +265,11 @@ fn opened_upload(api: &TestApi, s3: &FaultProxy) -> String {
 async fn upload_open(api: &TestApi, key: &str) -> bool {
     let listed = api
         .services
+        .storage
         .objects
         .client()
         .list_multipart_uploads()
-        .bucket(api.services.objects.bucket())
+        .bucket(api.services.storage.objects.bucket())
         .prefix(key)
         .send()
         .await

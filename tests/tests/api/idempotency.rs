@@ -69,6 +69,7 @@ async fn the_same_request_while_the_first_runs_is_told_the_key_is_in_use() {
     let claim = shared::dynamo::Claim::new(&api.project, &key, &running);
     let claimed = api
         .services
+        .table
         .idempotency
         .claim(&claim, shared::domain::timestamp::now())
         .await
@@ -183,6 +184,7 @@ async fn a_retriable_conflict_is_not_kept_and_its_retry_runs_afresh() {
     let lapses_in = std::time::Duration::from_secs(4);
     let claim = api
         .services
+        .table
         .files
         .claim_assembly(
             plan.file_id.parse().unwrap(),
@@ -228,7 +230,7 @@ async fn an_answer_past_its_lifetime_is_not_replayed_though_the_table_still_hold
     };
     let first = create().await;
     assert_eq!(first.status, 201);
-    let files = &api.services.files;
+    let files = &api.services.table.files;
     files
         .client()
         .update_item()
@@ -273,7 +275,7 @@ async fn a_retried_mint_returns_the_same_token_kept_no_longer_than_it_lives() {
 
     assert_eq!((again.replayed, &again.body), (true, &first.body));
     // One live token: the replay is the same one, and the answer goes with it.
-    let files = &api.services.files;
+    let files = &api.services.table.files;
     let kept = files
         .client()
         .get_item()

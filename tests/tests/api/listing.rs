@@ -253,10 +253,11 @@ async fn write_unsharded(api: &TestApi, file_id: &str) {
         AttributeValue::S(format!("PROJECT#{}", api.project)),
     );
     api.services
+        .table
         .files
         .client()
         .put_item()
-        .table_name(api.services.files.table())
+        .table_name(api.services.table.files.table())
         .set_item(Some(item))
         .send()
         .await
@@ -289,8 +290,9 @@ async fn files_written_before_the_index_was_sharded_are_listed_moved_by_a_write_
     assert_eq!(ids(&every_page(&api, &[], 4, async || {}).await), created);
 
     // WHEN the admin tool moves the rest (and is run again)
-    let first = api.services.files.move_listing_to_shards().await.unwrap();
-    let again = api.services.files.move_listing_to_shards().await.unwrap();
+    let files = &api.services.table.files;
+    let first = files.move_listing_to_shards().await.unwrap();
+    let again = files.move_listing_to_shards().await.unwrap();
 
     // THEN the other three moved, only once, each with nothing else of it changed
     assert!(first >= 3, "moved {first}");

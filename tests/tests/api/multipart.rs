@@ -109,10 +109,11 @@ async fn complete_names_missing_and_wrong_sized_parts_and_changes_nothing() {
     // Part URLs refuse a part of another length; a part written with storage credentials (or
     // through a URL handed out before part URLs signed their lengths) is checked by complete.
     api.services
+        .storage
         .objects
         .client()
         .upload_part()
-        .bucket(api.services.objects.bucket())
+        .bucket(api.services.storage.objects.bucket())
         .key(&plan.s3_key)
         .upload_id(plan.upload_id.as_deref().unwrap())
         .part_number(2)
@@ -377,6 +378,7 @@ async fn a_complete_leaves_an_upload_that_another_request_is_assembling_to_it() 
     let upload_id = plan.upload_id.as_deref().expect("a multipart upload");
     let claim = api
         .services
+        .table
         .files
         .claim_assembly(
             file_id.parse().expect("file id"),
@@ -394,7 +396,7 @@ async fn a_complete_leaves_an_upload_that_another_request_is_assembling_to_it() 
 
     // THEN it is told to retry, and storage was not asked to assemble the upload
     assert_eq!(waiting.conflict().reason(), Some("concurrent_update"));
-    let objects = &api.services.objects;
+    let objects = &api.services.storage.objects;
     assert!(
         objects
             .multipart_upload_exists(&plan.s3_key, upload_id)
@@ -483,7 +485,7 @@ async fn bulk_signed_part_urls_are_the_sdks_and_storage_takes_them() {
         plan.s3_key.as_str(),
         plan.upload_id.as_deref().expect("a multipart upload"),
     );
-    let objects = &api.services.presigner;
+    let objects = &api.services.storage.presigner;
     let expiry = std::time::Duration::from_secs(900);
     let signed_at = std::time::SystemTime::now();
     let parts: Vec<PartToSign> = (1..=4)
@@ -556,6 +558,7 @@ async fn an_upload_storage_no_longer_has_is_expired() {
     let plan = create_multipart(&api, &bytes).await;
     api.put_part(plan.url(1), part(&bytes, 1)).await;
     api.services
+        .storage
         .objects
         .abort_multipart_upload(&plan.s3_key, plan.upload_id.as_deref().unwrap())
         .await

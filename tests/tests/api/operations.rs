@@ -40,7 +40,7 @@ async fn verify_queues(
     )
     .await
     .expect("verify's queues");
-    api.services.verify_queue = Some(VerifyQueue::new(sqs.clone(), &queue));
+    api.verify_queue = VerifyQueue::new(sqs.clone(), &queue);
     (queue, failures)
 }
 
@@ -138,14 +138,18 @@ async fn stuck_lists_a_file_whose_trigger_never_came_and_reverify_settles_it() {
     );
 
     // WHEN they reverify it
-    reverify(&api.services, id).await.unwrap();
+    reverify(&api.services, &api.verify_queue, id)
+        .await
+        .unwrap();
 
     // THEN verify gets the step and settles the file, which is stuck no more
     assert_eq!(api.pump_verify_queue(&sqs, &queue).await.failed, [""; 0]);
     assert_eq!(api.get(&file_id).await.file().status, Status::Verified);
     let stuck = stuck_files(&api.services, Duration::ZERO).await.unwrap();
     assert!(stuck.iter().all(|file| file.record.file_id != id));
-    let refused = reverify(&api.services, id).await.unwrap_err();
+    let refused = reverify(&api.services, &api.verify_queue, id)
+        .await
+        .unwrap_err();
     assert!(refused.contains("verified"), "{refused}");
 }
 
@@ -182,10 +186,11 @@ async fn stream_position(api: &TestApi, file_id: &str, status: &str) -> (String,
     let sdk = sdk_config().await;
     let stream_arn = api
         .services
+        .table
         .files
         .client()
         .describe_table()
-        .table_name(api.services.files.table())
+        .table_name(api.services.table.files.table())
         .send()
         .await
         .unwrap()

@@ -144,6 +144,7 @@ async fn expired_unknown_and_foreign_tokens_are_refused() {
     let past = timestamp::now() - std::time::Duration::from_secs(1200);
     let (expired, _) = api
         .services
+        .table
         .tokens
         .mint(&api.project, &key_hash(&api.key), &grant, past)
         .await
@@ -248,7 +249,7 @@ async fn a_tokens_create_uploads_content_the_project_already_has_instead_of_dedu
 async fn a_token_ends_when_the_api_key_that_minted_it_is_revoked() {
     // GIVEN a token minted with a second key of the project, which has created one file
     let api = TestApi::new().await;
-    let keys = &api.services.keys;
+    let keys = &api.services.table.keys;
     let minting_key = keys
         .mint(std::slice::from_ref(&api.project), "browser tokens")
         .await

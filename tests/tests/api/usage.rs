@@ -54,6 +54,7 @@ async fn set_quota(api: &TestApi, max_files: Option<u64>, max_bytes: Option<u64>
         max_bytes,
     };
     api.services
+        .table
         .usages
         .set_quota(&api.project, quota)
         .await
@@ -279,10 +280,11 @@ async fn an_expired_upload_gives_back_what_it_held_once_however_often_its_remova
     let plan = declared(&api, "abandoned.txt", b"never sent").await.plan();
     let item = api.raw_item(&plan.file_id).await.expect("the file's item");
     api.services
+        .table
         .files
         .client()
         .delete_item()
-        .table_name(api.services.files.table())
+        .table_name(api.services.table.files.table())
         .set_key(Some(shared::dynamo::item::file_key(
             plan.file_id.parse().unwrap(),
         )))
@@ -370,10 +372,11 @@ type RawItem = std::collections::HashMap<String, aws_sdk_dynamodb::types::Attrib
 async fn usage_items(api: &TestApi) -> (Option<RawItem>, Vec<Option<RawItem>>) {
     let read = |key: RawItem| async move {
         api.services
+            .table
             .files
             .client()
             .get_item()
-            .table_name(api.services.files.table())
+            .table_name(api.services.table.files.table())
             .set_key(Some(key))
             .consistent_read(true)
             .send()
@@ -430,9 +433,9 @@ async fn declared_many(api: &TestApi, count: usize) -> Vec<Plan> {
 
 /// A store as a new Lambda container has it: nothing remembered of any project's shards.
 fn fresh_container(api: &mut TestApi) {
-    let client = api.services.files.client().clone();
-    let table = api.services.files.table().to_owned();
-    api.services.files = shared::dynamo::FileStore::new(client, table);
+    let client = api.services.table.files.client().clone();
+    let table = api.services.table.files.table().to_owned();
+    api.services.table.files = shared::dynamo::FileStore::new(client, table);
 }
 
 #[tokio::test]
@@ -618,10 +621,11 @@ async fn legacy_usage_item(api: &TestApi, files: i64, max_files: Option<i64>) {
         legacy.insert("max_files".into(), n(max));
     }
     api.services
+        .table
         .files
         .client()
         .put_item()
-        .table_name(api.services.files.table())
+        .table_name(api.services.table.files.table())
         .set_item(Some(legacy))
         .send()
         .await
@@ -678,10 +682,11 @@ async fn a_quota_set_before_the_shards_existed_still_bounds_every_create() {
 async fn expire(api: &TestApi, plan: &Plan) {
     let item = api.raw_item(&plan.file_id).await.expect("the file's item");
     api.services
+        .table
         .files
         .client()
         .delete_item()
-        .table_name(api.services.files.table())
+        .table_name(api.services.table.files.table())
         .set_key(Some(item::file_key(plan.file_id.parse().unwrap())))
         .send()
         .await
@@ -717,8 +722,8 @@ async fn deletes_and_expiries_give_back_where_their_files_count_with_or_without_
     // WHEN a quota set elsewhere (the admin tool) moves the other two into the project item, and
     // each goes the same ways (the stores still remember the shards open)
     let admin = shared::dynamo::Usages::new(
-        api.services.files.client().clone(),
-        api.services.files.table(),
+        api.services.table.files.client().clone(),
+        api.services.table.files.table(),
     );
     let quota = Quota {
         max_files: Some(10),

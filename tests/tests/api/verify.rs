@@ -61,7 +61,7 @@ async fn inspect_whole(
 ) -> inspect::Inspection {
     let unlimited = inspect::Budget::UNLIMITED;
     inspect::inspect(
-        &api.services.objects,
+        &api.services.storage.objects,
         &plan.s3_key,
         &record.content,
         None,
@@ -349,10 +349,11 @@ async fn a_rejected_reupload_keeps_the_verified_version_and_a_verified_one_repla
 /// Writes an object straight to `key`, around the API and its signed headers.
 async fn put_directly(api: &TestApi, key: &str, bytes: Vec<u8>, content_type: &str) {
     api.services
+        .storage
         .objects
         .client()
         .put_object()
-        .bucket(api.services.objects.bucket())
+        .bucket(api.services.storage.objects.bucket())
         .key(key)
         .content_type(content_type)
         .body(bytes.into())
@@ -414,10 +415,11 @@ async fn an_object_stored_with_headers_the_service_did_not_set_is_rejected() {
         let plan = upload_plan(&api, &bytes).await;
         let put = api
             .services
+            .storage
             .objects
             .client()
             .put_object()
-            .bucket(api.services.objects.bucket())
+            .bucket(api.services.storage.objects.bucket())
             .key(&plan.s3_key)
             .content_type("text/plain")
             .body(bytes.clone().into());
@@ -699,7 +701,11 @@ async fn drain(api: &TestApi, sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec
         let mut record = SqsMessage::default();
         record.message_id = message.message_id.clone();
         record.body = message.body.clone();
-        let outcome = as_function("verify", verify::process(&api.services, &record)).await;
+        let outcome = as_function(
+            "verify",
+            verify::process(&api.services, &api.verify_queue, &record),
+        )
+        .await;
         outcomes.extend(outcome.expect("verify handles the message"));
         sqs.delete_message()
             .queue_url(queue_url)
@@ -789,7 +795,7 @@ async fn the_queue_samples_are_messages_verify_reads() {
         let path = format!("{}/../events/{sample}.json", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(path).unwrap();
         let event: SqsEvent = integration_tests::serde_json::from_str(&text).unwrap();
-        let outcomes = verify::process(&api.services, &event.records[0])
+        let outcomes = verify::process(&api.services, &api.verify_queue, &event.records[0])
             .await
             .unwrap();
         assert_eq!(outcomes, [outcome], "{sample}");
@@ -851,7 +857,12 @@ async fn a_completed_upload_whose_object_is_gone_is_rejected_with_its_event() {
     // rule, or a hand), WHEN its event arrives, THEN the file is rejected content_missing
     let single = upload(&api, &png(20), "image/png", true, false).await;
     api.complete(&single.file_id).await.file();
-    api.services.objects.delete(&single.s3_key).await.unwrap();
+    api.services
+        .storage
+        .objects
+        .delete(&single.s3_key)
+        .await
+        .unwrap();
     assert_eq!(api.deliver(&single.s3_key).await, missing);
     let file = api.get(&single.file_id).await.file();
     assert_eq!(file.status, Status::Rejected);
@@ -859,12 +870,22 @@ async fn a_completed_upload_whose_object_is_gone_is_rejected_with_its_event() {
 
     // and so is a large one whose object goes between two steps of its check
     let (large, _, first) = upload_large(&api, 6 * MIB, None).await;
-    api.services.objects.delete(&large.s3_key).await.unwrap();
+    api.services
+        .storage
+        .objects
+        .delete(&large.s3_key)
+        .await
+        .unwrap();
     assert_eq!(check_on(&api, first).await.last(), Some(&missing));
 
     // but a PUT not yet completed may still come: no verdict (the file expires with its TTL)
     let pending = upload(&api, &png(21), "image/png", true, false).await;
-    api.services.objects.delete(&pending.s3_key).await.unwrap();
+    api.services
+        .storage
+        .objects
+        .delete(&pending.s3_key)
+        .await
+        .unwrap();
     assert_eq!(
         api.deliver(&pending.s3_key).await,
         Outcome::Ignored("object no longer exists")
@@ -904,6 +925,7 @@ async fn the_object_of_a_job_replaced_during_its_check_is_removed() {
     };
     let update = api
         .services
+        .table
         .files
         .update(record, |file| {
             Ok(Some(FileRecord {

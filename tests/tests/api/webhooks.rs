@@ -439,10 +439,11 @@ async fn a_stream_record_notify_cannot_read_is_set_aside_and_later_changes_publi
     item.insert("project_id".into(), shared::dynamo::item::s(&api.project));
     item.insert("status".into(), shared::dynamo::item::s("no such status"));
     api.services
+        .table
         .files
         .client()
         .put_item()
-        .table_name(api.services.files.table())
+        .table_name(api.services.table.files.table())
         .set_item(Some(item))
         .send()
         .await
@@ -481,7 +482,7 @@ async fn loopback_deliverer(api: &TestApi) -> deliver::Deliverer {
     config.webhook_allow_loopback = true;
     deliver::Deliverer::new(
         &config,
-        api.services.webhooks.clone(),
+        api.services.table.webhooks.clone(),
         aws_sdk_sqs::Client::new(&integration_tests::sdk_config().await),
         "unused: no message has a receipt".to_owned(),
     )
@@ -509,7 +510,7 @@ async fn a_put_racing_a_rotation_never_undoes_it() {
         assert_eq!(rotated.status, 200, "{:#}", rotated.body);
         assert!(plain.body.get("secret").is_none());
         rotated_secret = rotated.body["secret"].as_str().unwrap().to_owned();
-        let stored = api.services.webhooks.get(&api.project).await.unwrap();
+        let stored = api.services.table.webhooks.get(&api.project).await.unwrap();
         assert_eq!(
             stored.unwrap().secret.expose(),
             rotated_secret,
