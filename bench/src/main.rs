@@ -122,27 +122,32 @@ fn release_dir() -> Result<PathBuf, String> {
 
 /// The functions as they ship: `BENCH_FUNCTIONS` (where scripts/bench copies them, built alone,
 /// before scripts/dev builds the workspace), else beside this binary.
+/// Where scripts/bench put the functions as they ship: one binary per directory of `functions/`.
 fn functions_dir() -> Result<PathBuf, String> {
-    std::env::var_os("BENCH_FUNCTIONS").map_or_else(release_dir, |dir| Ok(PathBuf::from(dir)))
+    std::env::var_os("BENCH_FUNCTIONS")
+        .map(PathBuf::from)
+        .ok_or_else(|| "BENCH_FUNCTIONS is not set: run scripts/bench".to_owned())
 }
 
+/// Each function scripts/bench put in [`functions_dir`], hello-world first.
 fn cold_starts() -> Result<(), String> {
-    let names = [
-        "hello", "presign", "complete", "files", "reupload", "verify", "webhooks", "notify",
-        "deliver", "tokens", "direct",
-    ];
-    let (release, functions) = (release_dir()?, functions_dir()?);
-    let paths: Vec<PathBuf> = names
-        .iter()
-        .map(|&name| match name {
-            "hello" => release.join(name),
-            _ => functions.join(name),
+    let dir = functions_dir()?;
+    let mut functions: Vec<(String, PathBuf)> = std::fs::read_dir(&dir)
+        .map_err(|err| format!("{}: {err}", dir.display()))?
+        .map(|entry| {
+            let path = entry.map_err(|err| err.to_string())?.path();
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            Ok((name.into_owned(), path))
         })
-        .collect();
-    let binaries: Vec<(&str, &std::path::Path)> = names
+        .collect::<Result<_, String>>()?;
+    if functions.is_empty() {
+        return Err(format!("no functions in {}", dir.display()));
+    }
+    functions.sort();
+    functions.insert(0, ("hello".to_owned(), release_dir()?.join("hello")));
+    let binaries: Vec<(&str, &std::path::Path)> = functions
         .iter()
-        .copied()
-        .zip(paths.iter().map(PathBuf::as_path))
+        .map(|(name, path)| (name.as_str(), path.as_path()))
         .collect();
     let medians = cold_start::measure(&binaries, 15)?;
     let hello = medians[0].1;
