@@ -12,13 +12,12 @@ use std::time::Duration;
 use lambda_http::{Body, Request, Response};
 use serde_json::{Map, Value};
 use shared::app::Services;
-use shared::app::upload::{self, Assembled};
-use shared::app::verify_queue::{Assembly, Step, VerifyQueue};
+use shared::app::upload::{self, Completion};
+use shared::app::verify_queue::VerifyQueue;
 use shared::domain::{ApiError, FileRecord, JobId, UploadJob, timestamp, validate};
 use shared::dynamo::Update;
 use shared::http::resource::FileResource;
 use shared::http::{self, Reply};
-use shared::s3::INLINE_ASSEMBLY_TIMEOUT;
 
 /// Answers the request; uploads of many parts go to verify's `queue` to be assembled.
 pub async fn handle(services: &Services, queue: &VerifyQueue, request: Request) -> Response<Body> {
@@ -79,50 +78,14 @@ async fn complete(
         // Completed before, or already settled by the verify trigger: the file as it is.
         return render(services, &file).await;
     }
-    // Whether verify's queue was handed the assembly, and whether another request is
-    // assembling the upload meanwhile.
-    let (handed_over, assembled_elsewhere) = match &job.upload_id {
-        Some(upload_id) => {
-            let claimed = validate::claimed_parts(body.as_ref(), job.part_count)?;
-            let size = file.content.file_size;
-            let parts = upload::stored_parts_to_assemble(
-                services,
-                &job,
-                upload_id,
-                size,
-                claimed.as_deref(),
-            )
-            .await?;
-            match parts {
-                Some(_) if job.part_count > services.config.assemble_inline_max_parts => {
-                    // Handed over before the file says `uploaded`: a retry after a failure here
-                    // hands it over again, and a second assembly finds the upload gone.
-                    let assembly = Assembly {
-                        file_id: file.file_id,
-                        job_id: job.job_id,
-                    };
-                    queue.send(&Step::Assemble(assembly)).await?;
-                    (true, false)
-                }
-                Some(parts) => {
-                    let assembled = upload::assemble(
-                        services,
-                        file.file_id,
-                        &job,
-                        upload_id,
-                        &parts,
-                        INLINE_ASSEMBLY_TIMEOUT,
-                    )
-                    .await?;
-                    (false, assembled == Assembled::Elsewhere)
-                }
-                None => (false, false),
-            }
-        }
-        None => (false, false),
+    let claimed = match job.upload_id {
+        Some(_) => validate::claimed_parts(body.as_ref(), job.part_count)?,
+        None => None,
     };
+    let completion = upload::bring_together(services, queue, &file, &job, claimed.as_deref()).await?;
+    let handed_over = completion == Completion::HandedToVerify;
     if !handed_over
-        && let Err(err) = check_stored_object(services, &file, &job, assembled_elsewhere).await
+        && let Err(err) = check_stored_object(services, &file, &job, completion).await
     {
         // The verify trigger may have settled the file since it was read, and removed the
         // content it rejected: then the file as it now is, not a missing object.
@@ -177,7 +140,7 @@ async fn check_stored_object(
     services: &Services,
     record: &FileRecord,
     job: &UploadJob,
-    assembled_elsewhere: bool,
+    completion: Completion,
 ) -> Result<(), ApiError> {
     let checks = if job.upload_id.is_some() {
         ASSEMBLY_CHECKS
@@ -199,7 +162,7 @@ async fn check_stored_object(
             tokio::time::sleep(ASSEMBLY_CHECK_INTERVAL).await;
         }
     }
-    if assembled_elsewhere {
+    if completion == Completion::AssemblingElsewhere {
         return Err(ApiError::concurrent_update(
             "another request is assembling this upload; retry in a moment",
         ));

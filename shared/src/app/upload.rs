@@ -6,13 +6,14 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::app::Services;
+use crate::app::verify_queue::{Assembly, Step, VerifyQueue};
 use crate::domain::error::ApiError;
-use crate::domain::file::{ContentDeclaration, UploadJob};
+use crate::domain::file::{ContentDeclaration, FileRecord, UploadJob};
 use crate::domain::ids::{FileId, JobId, object_key};
 use crate::domain::parts::{ClaimedPart, RequestedPart, UploadedPart, parts_to_assemble};
 use crate::domain::plan::UploadShape;
 use crate::domain::timestamp;
-use crate::s3::{PartToSign, PartUrls};
+use crate::s3::{INLINE_ASSEMBLY_TIMEOUT, PartToSign, PartUrls};
 
 /// Part URLs handed out at once: by create and reupload (parts 1..=100), and at most this many
 /// per `POST …/parts`. 100 URLs of up to ~1.4 KB (with a session token) keep a response near
@@ -253,6 +254,63 @@ pub async fn assemble(
     Ok(match assembled? {
         true => Assembled::Now,
         false => Assembled::UploadGone,
+    })
+}
+
+/// Where a completed job's bytes are once `complete` has brought them together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    /// In storage as one object, or meant to be: a single PUT, or a multipart upload assembled
+    /// now or before (or aborted: the object's check says which).
+    Stored,
+    /// Another request is assembling the upload: an object not yet in place is that request's
+    /// to store.
+    AssemblingElsewhere,
+    /// Too many parts to assemble within API Gateway's 30 s (`ASSEMBLE_INLINE_MAX_PARTS`):
+    /// verify was handed the assembly through its `queue`, and the object comes later.
+    HandedToVerify,
+}
+
+/// Brings the bytes of `file`'s completed `job` together: a multipart upload's stored parts
+/// are checked against the plan (and the client's `claimed` parts), then assembled here, or
+/// handed to verify through `queue` when there are more than `ASSEMBLE_INLINE_MAX_PARTS`. The
+/// hand-over comes before the file says `uploaded`: a retry after a failure hands it over
+/// again, and a second assembly finds the upload gone.
+pub async fn bring_together(
+    services: &Services,
+    queue: &VerifyQueue,
+    file: &FileRecord,
+    job: &UploadJob,
+    claimed: Option<&[ClaimedPart]>,
+) -> Result<Completion, ApiError> {
+    let Some(upload_id) = &job.upload_id else {
+        return Ok(Completion::Stored);
+    };
+    let size = file.content.file_size;
+    let Some(parts) = stored_parts_to_assemble(services, job, upload_id, size, claimed).await?
+    else {
+        return Ok(Completion::Stored);
+    };
+    if job.part_count > services.config.assemble_inline_max_parts {
+        let assembly = Assembly {
+            file_id: file.file_id,
+            job_id: job.job_id,
+        };
+        queue.send(&Step::Assemble(assembly)).await?;
+        return Ok(Completion::HandedToVerify);
+    }
+    let assembled = assemble(
+        services,
+        file.file_id,
+        job,
+        upload_id,
+        &parts,
+        INLINE_ASSEMBLY_TIMEOUT,
+    )
+    .await?;
+    Ok(match assembled {
+        Assembled::Elsewhere => Completion::AssemblingElsewhere,
+        Assembled::Now | Assembled::UploadGone => Completion::Stored,
     })
 }
 
