@@ -99,6 +99,21 @@ impl Event {
         }
     }
 
+    /// The function that serves the route: its directory under `functions/`.
+    pub fn function(self) -> &'static str {
+        match self {
+            Event::Create => "presign",
+            Event::Complete => "complete",
+            Event::GetFile | Event::ListFiles | Event::DeleteFile | Event::Usage => "files",
+            Event::SetWebhook | Event::GetWebhook | Event::DeleteWebhook => "webhooks",
+            Event::Reupload | Event::SignParts | Event::ListParts | Event::AbortUpload => {
+                "reupload"
+            }
+            Event::MintToken => "tokens",
+            Event::DirectUpload => "direct",
+        }
+    }
+
     pub fn has_file_id(self) -> bool {
         !matches!(
             self,
@@ -261,26 +276,19 @@ impl Call<'_> {
 pub async fn dispatch(api: &TestApi, event: Event, request: Request) -> Response<Body> {
     let services = &api.services;
     let (table, config) = (&services.table, &services.config);
-    match event {
-        Event::Create => as_function("presign", presign::handle(services, request)).await,
-        Event::Complete => {
-            as_function(
-                "complete",
-                complete::handle(services, &api.verify_queue, request),
-            )
-            .await
+    let function = event.function();
+    match function {
+        "presign" => as_function(function, presign::handle(services, request)).await,
+        "complete" => {
+            let queue = &api.verify_queue;
+            as_function(function, complete::handle(services, queue, request)).await
         }
-        Event::GetFile | Event::ListFiles | Event::DeleteFile | Event::Usage => {
-            as_function("files", files::handle(services, request)).await
-        }
-        Event::SetWebhook | Event::GetWebhook | Event::DeleteWebhook => {
-            as_function("webhooks", webhooks::handle(table, config, request)).await
-        }
-        Event::Reupload | Event::SignParts | Event::ListParts | Event::AbortUpload => {
-            as_function("reupload", reupload::handle(services, request)).await
-        }
-        Event::MintToken => as_function("tokens", tokens::handle(table, config, request)).await,
-        Event::DirectUpload => as_function("direct", direct::handle(services, request)).await,
+        "files" => as_function(function, files::handle(services, request)).await,
+        "webhooks" => as_function(function, webhooks::handle(table, config, request)).await,
+        "reupload" => as_function(function, reupload::handle(services, request)).await,
+        "tokens" => as_function(function, tokens::handle(table, config, request)).await,
+        "direct" => as_function(function, direct::handle(services, request)).await,
+        other => unreachable!("no function {other}"),
     }
 }
 

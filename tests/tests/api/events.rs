@@ -36,6 +36,45 @@ async fn every_sample_http_event_reaches_its_handler_as_it_stands() {
     }
 }
 
+/// The functions are the directories of `functions/` (the workspace's members, `scripts/build`'s
+/// and the bench's list): template.yaml deploys each of them, and every route reaches the same
+/// function there, in `cargo lambda watch`'s router (Cargo.toml) and in the test kit.
+#[test]
+fn every_route_reaches_the_same_function_deployed_served_locally_and_tested() {
+    let read = |file: &str| std::fs::read_to_string(format!("{ROOT}/{file}")).unwrap();
+    let (template, manifest) = (read("template.yaml"), read("Cargo.toml"));
+    const CODE_URI: &str = "CodeUri: target/lambda/";
+    let function_at = |text: &str| text.split('/').next().unwrap().to_owned();
+    let mut directories: Vec<String> = std::fs::read_dir(format!("{ROOT}/functions"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let mut deployed: Vec<String> = template.split(CODE_URI).skip(1).map(function_at).collect();
+    directories.sort();
+    deployed.sort();
+    assert_eq!(deployed, directories, "template.yaml's functions");
+
+    for event in Event::ALL {
+        let (method, path) = event.route_key().split_once(' ').unwrap();
+        let route = template
+            .find(&format!("Method: {method}\n            Path: {path}\n"))
+            .unwrap_or_else(|| panic!("template.yaml has no route {method} {path}"));
+        let code_uri = template[..route].rfind(CODE_URI).unwrap() + CODE_URI.len();
+        assert_eq!(
+            function_at(&template[code_uri..]),
+            event.function(),
+            "{method} {path} in template.yaml"
+        );
+        let routed = manifest
+            .split(&format!("\n\"{path}\" = ["))
+            .nth(1)
+            .and_then(|rest| rest.split("]\n").next())
+            .unwrap_or_else(|| panic!("Cargo.toml's router has no {path}"));
+        let entry = format!("{{ method = \"{method}\", function = \"{}\" }}", event.function());
+        assert!(routed.contains(&entry), "{method} {path} in Cargo.toml's router: {routed}");
+    }
+}
+
 /// `events/notify-stream.json` (a verification, then a TTL expiry) and
 /// `events/deliver-sqs.json` (an event for a project without a webhook) are what Lambda hands
 /// `notify` and `deliver`: the first publishes one event, the second is dropped, not retried.
