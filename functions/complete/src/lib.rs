@@ -82,11 +82,10 @@ async fn complete(
         Some(_) => validate::claimed_parts(body.as_ref(), job.part_count)?,
         None => None,
     };
-    let completion = upload::bring_together(services, queue, &file, &job, claimed.as_deref()).await?;
+    let completion =
+        upload::bring_together(services, queue, &file, &job, claimed.as_deref()).await?;
     let handed_over = completion == Completion::HandedToVerify;
-    if !handed_over
-        && let Err(err) = check_stored_object(services, &file, &job, completion).await
-    {
+    if !handed_over && let Err(err) = check_stored_object(services, &file, &job, completion).await {
         // The verify trigger may have settled the file since it was read, and removed the
         // content it rejected: then the file as it now is, not a missing object.
         let latest = services

@@ -70,8 +70,14 @@ fn every_route_reaches_the_same_function_deployed_served_locally_and_tested() {
             .nth(1)
             .and_then(|rest| rest.split("]\n").next())
             .unwrap_or_else(|| panic!("Cargo.toml's router has no {path}"));
-        let entry = format!("{{ method = \"{method}\", function = \"{}\" }}", event.function());
-        assert!(routed.contains(&entry), "{method} {path} in Cargo.toml's router: {routed}");
+        let entry = format!(
+            "{{ method = \"{method}\", function = \"{}\" }}",
+            event.function()
+        );
+        assert!(
+            routed.contains(&entry),
+            "{method} {path} in Cargo.toml's router: {routed}"
+        );
     }
 }
 
