@@ -14,7 +14,7 @@
 // Run by scripts/browser-test, which starts scripts/dev and passes DEMO_URL, API, KEY,
 // AWS_ENDPOINT_URL_S3, DEMO_NPM and ARTIFACTS.
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdtemp, readFile, writeFile, mkdir } from 'node:fs/promises'
+import { mkdtemp, readFile, writeFile, mkdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import assert from 'node:assert/strict'
@@ -449,4 +449,6 @@ try {
   throw err
 } finally {
   await browser.close()
+  // The test's files come to some 640 MB: every run left them in the temporary directory.
+  await rm(dir, { recursive: true, force: true })
 }
