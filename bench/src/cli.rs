@@ -4,7 +4,8 @@
 //! SHA-256. The CLI's time is its process's, from exec to exit (declare, hash, sign, PUT,
 //! complete); curl's from its create to complete's answer, its part files cut and hashed
 //! beforehand (so the baseline pays nothing for hashing or reading the parts out of the file).
-//! Peak RSS of the CLI from wait4. Each upload is deleted after it, and the runs alternate.
+//! Peak RSS of the CLI from wait4, in a process started for it ([`peak_rss_of`]). Each upload
+//! is deleted after it, and the runs alternate.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -155,7 +156,11 @@ fn cli_upload(
     key: &str,
 ) -> Result<(f64, u64, String), String> {
     let started = Instant::now();
-    let child = Command::new(upload)
+    let rss_file = dir.join("peak-rss");
+    let child = Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
+        .arg(PEAK_RSS)
+        .arg(&rss_file)
+        .arg(upload)
         .args(["put", "--json", "--parallel", &PARALLEL.to_string()])
         .arg(path)
         .env("UPLOAD_API", api)
@@ -165,29 +170,22 @@ fn cli_upload(
         .stdout(Stdio::piped())
         .spawn()
         .map_err(|e| format!("{}: {e}", upload.display()))?;
-    let pid = child.id() as libc::pid_t;
-    let mut stdout = child.stdout.ok_or("no stdout")?;
-    let mut output = String::new();
-    std::io::Read::read_to_string(&mut stdout, &mut output).map_err(|e| e.to_string())?;
-    // SAFETY: wait4 writes only the status and the rusage it is given; the child is ours and
-    // not waited for otherwise.
-    let (status, usage) = unsafe {
-        let mut status = 0;
-        let mut usage = std::mem::zeroed::<libc::rusage>();
-        libc::wait4(pid, &mut status, 0, &mut usage);
-        (status, usage)
-    };
+    let output = child.wait_with_output().map_err(|e| e.to_string())?;
+    let status = output.status;
+    let output = String::from_utf8_lossy(&output.stdout).into_owned();
+    let rss_kib: u64 = std::fs::read_to_string(&rss_file)
+        .map_err(|e| format!("{}: {e}", rss_file.display()))?
+        .trim()
+        .parse()
+        .map_err(|e| format!("peak RSS: {e}"))?;
     let seconds = started.elapsed().as_secs_f64();
     let answer: Value =
         serde_json::from_str(output.trim()).map_err(|e| format!("upload put: {e}: {output}"))?;
-    if !libc::WIFEXITED(status)
-        || libc::WEXITSTATUS(status) != 0
-        || answer["status"] != "uploaded" && answer["status"] != "verified"
-    {
+    if !status.success() || answer["status"] != "uploaded" && answer["status"] != "verified" {
         return Err(format!("upload put failed: {output}"));
     }
     let file_id = answer["file_id"].as_str().ok_or("no file_id")?.to_owned();
-    Ok((seconds, usage.ru_maxrss as u64, file_id))
+    Ok((seconds, rss_kib, file_id))
 }
 
 /// Create, sign every part for its SHA-256, PUT the part files with curl `PARALLEL` at a time,
@@ -280,4 +278,45 @@ async fn curl_upload(
         return Err(format!("curl's upload did not complete: {done}"));
     }
     Ok((started.elapsed().as_secs_f64(), file_id))
+}
+
+/// `upload-bench peak-rss FILE COMMAND ARGS…`: runs COMMAND, writes its peak RSS (KiB) to FILE,
+/// and exits as it did.
+pub const PEAK_RSS: &str = "peak-rss";
+
+/// The peak RSS of a command, measured from a process of its own: Linux counts into a child's
+/// `ru_maxrss` the RSS of the process it was forked from (kept across `exec`), so a child of the
+/// bench, whose earlier sections hold hundreds of MiB, reported the bench's size (741 MiB in a
+/// full run on 2026-12-06, 25 MiB alone). This process is a fresh start of the bench binary, a
+/// few MiB, that runs nothing else.
+pub fn peak_rss_of(args: &[String]) -> std::process::ExitCode {
+    let [file, command, rest @ ..] = args else {
+        eprintln!("usage: upload-bench {PEAK_RSS} FILE COMMAND [ARGS…]");
+        return std::process::ExitCode::FAILURE;
+    };
+    let child = match Command::new(command).args(rest).spawn() {
+        Ok(child) => child,
+        Err(err) => {
+            eprintln!("{command}: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    // SAFETY: wait4 writes only the status and the rusage it is given; the child is ours and
+    // not waited for otherwise.
+    let (status, usage) = unsafe {
+        let mut status = 0;
+        let mut usage = std::mem::zeroed::<libc::rusage>();
+        libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage);
+        (status, usage)
+    };
+    if let Err(err) = std::fs::write(file, usage.ru_maxrss.to_string()) {
+        eprintln!("{file}: {err}");
+        return std::process::ExitCode::FAILURE;
+    }
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        1
+    };
+    std::process::ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

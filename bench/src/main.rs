@@ -40,6 +40,9 @@ pub(crate) fn row(
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some(cli::PEAK_RSS) {
+        return cli::peak_rss_of(&args[1..]);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
