@@ -114,10 +114,15 @@ impl Environment {
 
     /// The services of a route that hands out URLs: the table, and [`Environment::signing_storage`].
     pub async fn services(self) -> Services {
-        let (table, storage) = (self.table(), self.signing_storage().await);
+        let storage = self.signing_storage().await;
+        self.services_over(storage)
+    }
+
+    /// The settings and the table, with `storage`.
+    pub fn services_over(self, storage: Storage) -> Services {
         Services {
+            table: self.table(),
             config: self.config,
-            table,
             storage,
         }
     }
