@@ -123,9 +123,8 @@ fn release_dir() -> Result<PathBuf, String> {
     Ok(exe.parent().ok_or("no parent directory")?.to_path_buf())
 }
 
-/// The functions as they ship: `BENCH_FUNCTIONS` (where scripts/bench copies them, built alone,
-/// before scripts/dev builds the workspace), else beside this binary.
-/// Where scripts/bench put the functions as they ship: one binary per directory of `functions/`.
+/// Where scripts/bench put the functions as they ship (`BENCH_FUNCTIONS`): one binary per
+/// directory of `functions/`, built alone, copied before scripts/dev builds the workspace again.
 fn functions_dir() -> Result<PathBuf, String> {
     std::env::var_os("BENCH_FUNCTIONS")
         .map(PathBuf::from)
