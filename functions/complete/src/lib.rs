@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use lambda_http::{Body, Request, Response};
 use serde_json::{Map, Value};
-use shared::app::Services;
 use shared::app::upload::{self, Completion};
 use shared::app::verify_queue::VerifyQueue;
-use shared::domain::{ApiError, FileRecord, JobId, UploadJob, timestamp, validate};
+use shared::app::{Services, release};
+use shared::domain::{ApiError, FileRecord, JobId, UploadJob, storage, timestamp, validate};
 use shared::dynamo::Update;
 use shared::http::resource::FileResource;
 use shared::http::{self, Reply};
@@ -117,9 +117,8 @@ async fn complete(
         }
         Update::Refused(refusal, file) => {
             // Replaced while we assembled it: what we stored is nobody's, unless it was verified.
-            if !file.serves(job.job_id) {
-                upload::discard_storage(services, &job).await;
-            }
+            let freed = storage::not_held(job.storage(), Some(&file));
+            release::best_effort(&services.storage.objects, &freed).await;
             Err(refusal.into())
         }
     }

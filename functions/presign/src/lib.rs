@@ -3,7 +3,7 @@
 //! within its bounds.
 
 use lambda_http::{Body, Request, Response};
-use shared::app::{Services, upload};
+use shared::app::{Services, release, upload};
 use shared::domain::token::UploadToken;
 use shared::domain::{ApiError, FileId, FileRecord, idempotency, timestamp, validate};
 use shared::dynamo::Claim;
@@ -72,7 +72,7 @@ async fn create(
         match upload::start_job(services, file_id, content, new_file.part_checksums, now).await {
             Ok(started) => started,
             Err(err) => {
-                release(services, token, file_id).await;
+                release_token_slot(services, token, file_id).await;
                 return Err(err);
             }
         };
@@ -110,8 +110,8 @@ async fn create(
         // Unless the file may exist after all: then it holds the upload and the token's slot,
         // and the retry with the same key may be answered with this very plan.
         if !err.may_have_applied() {
-            upload::discard_storage(services, &started.job).await;
-            release(services, token, file_id).await;
+            release::best_effort(&services.storage.objects, &started.job.storage()).await;
+            release_token_slot(services, token, file_id).await;
         }
         return Err(err);
     }
@@ -120,7 +120,7 @@ async fn create(
 }
 
 /// Gives the token's slot back when its file was not created.
-async fn release(services: &Services, token: Option<&UploadToken>, file_id: FileId) {
+async fn release_token_slot(services: &Services, token: Option<&UploadToken>, file_id: FileId) {
     if let Some(token) = token {
         services.table.tokens.release(token, &[file_id]).await;
     }

@@ -6,10 +6,10 @@
 
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
-use shared::app::Services;
 use shared::app::upload::{self, PART_URL_BATCH};
+use shared::app::{Services, release};
 use shared::domain::parts::UploadedPart;
-use shared::domain::{ApiError, FileId, timestamp, validate};
+use shared::domain::{ApiError, FileId, storage, timestamp, validate};
 use shared::dynamo::Update;
 use shared::http::resource::{FileResource, UploadPlan};
 use shared::http::{self, Reply};
@@ -67,7 +67,7 @@ async fn reupload(
     let started =
         upload::start_job(services, file_id, &content, declared.part_checksums, now).await?;
     let pending_ttl = services.config.pending_ttl;
-    let replaced = match services
+    let update = services
         .table
         .files
         .update(file, |file| {
@@ -78,21 +78,20 @@ async fn reupload(
                 pending_ttl,
             )))
         })
-        .await
-    {
-        Ok(Update::Applied { before, .. }) => before,
-        outcome => {
-            // The file may hold the new job after all: then its upload stays.
-            if !outcome.as_ref().is_err_and(ApiError::may_have_applied) {
-                upload::discard_storage(services, &started.job).await;
-            }
-            return Err(outcome.err().unwrap_or_else(|| {
-                ApiError::Internal("starting an upload is never refused".into())
-            }));
-        }
+        .await;
+    let freed = match &update {
+        // What the job it replaced holds.
+        Ok(Update::Applied { before, after }) => storage::freed(before, Some(after)),
+        // The file may hold the new job after all: then its upload stays.
+        Err(err) if err.may_have_applied() => Vec::new(),
+        // No record names the new job.
+        _ => started.job.storage(),
     };
-    if let Some(previous) = replaced.unverified_job() {
-        upload::discard_storage(services, previous).await;
+    release::best_effort(&services.storage.objects, &freed).await;
+    if !matches!(update?, Update::Applied { .. }) {
+        return Err(ApiError::Internal(
+            "starting an upload is never refused".into(),
+        ));
     }
     tracing::info!(file_id = %file_id, job_id = %started.job.job_id, "reupload started");
     Ok(Reply::created(
@@ -200,10 +199,9 @@ async fn abort_upload(
     {
         Update::Applied { before, after } => {
             // Recorded first, so a racing complete can no longer succeed; then storage.
-            if let Some(job) = &before.job {
-                upload::discard_storage(services, job).await;
-                tracing::info!(file_id = %file_id, job_id = %job.job_id, "upload aborted");
-            }
+            let freed = storage::freed(&before, Some(&after));
+            release::best_effort(&services.storage.objects, &freed).await;
+            tracing::info!(file_id = %file_id, "upload aborted");
             Ok(Reply::ok(
                 FileResource::render(services, &after).await?.to_json(),
             ))

@@ -21,11 +21,12 @@ use std::time::Duration;
 
 use aws_lambda_events::s3::{S3Event, S3EventRecord};
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use shared::app::Services;
 use shared::app::inspect::{self, Budget, Finding};
 use shared::app::upload::{self, Assembled};
 use shared::app::verify_queue::{Assembly, Continuation, Step, VerifyMessage, VerifyQueue};
+use shared::app::{Services, release};
 use shared::domain::ids::{decode_event_key, file_prefix, object_key, parse_object_key};
+use shared::domain::storage::{self, Stored};
 use shared::domain::values::Sha256;
 use shared::domain::webhook::retry_delay;
 use shared::domain::{
@@ -228,20 +229,20 @@ async fn verify_upload(
     let Some(file) = services.table.files.get(file_id).await? else {
         // Deleted (or forgotten by the TTL) before its bytes arrived: a late PUT on a URL handed
         // out before. Records are written before any URL is, so no upload precedes its file.
-        services.storage.objects.delete(key).await?;
+        release_unless_held(services, None, key).await?;
         return Ok(Outcome::Ignored("unknown file"));
     };
     if file.current_job(Some(job_id)).is_err() {
         // Replaced or aborted: no verdict will ever be written for this job.
-        discard_unless_served(services, &file, job_id, key).await?;
+        release_unless_held(services, Some(&file), key).await?;
         return Ok(Outcome::Ignored("not the file's current upload"));
     }
     if !file.awaits_verdict() {
         // A retry after the verdict: finish removing what it left behind.
-        if file.status == FileStatus::Rejected {
-            services.storage.objects.delete(key).await?;
-        } else if file.serves(job_id) {
+        if file.serves(job_id) {
             remove_superseded(services, &file).await?;
+        } else {
+            release_unless_held(services, Some(&file), key).await?;
         }
         return Ok(Outcome::Ignored("already settled"));
     }
@@ -319,7 +320,7 @@ async fn record_progress(
         }),
         Update::Unchanged(_) => Outcome::Ignored("checked on by another invocation"),
         Update::Refused(_, latest) => {
-            discard_unless_served(services, &latest, job_id, &object_key(file_id, job_id)).await?;
+            release_unless_held(services, Some(&latest), &object_key(file_id, job_id)).await?;
             Outcome::Ignored("settled or replaced meanwhile")
         }
     })
@@ -345,54 +346,46 @@ async fn settle(
                 .map(Some)
         })
         .await?;
-    let before = match update {
-        Update::Applied { before, .. } => before,
+    let (before, after) = match update {
+        Update::Applied { before, after } => (before, after),
         // Digests given at complete meanwhile: the message comes back and checks against them.
         Update::Refused(refusal @ Refusal::DeclarationChanged, _) => return Err(refusal.into()),
         Update::Refused(_, latest) | Update::Unchanged(latest) => {
             let key = object_key(latest.file_id, job_id);
-            discard_unless_served(services, &latest, job_id, &key).await?;
+            release_unless_held(services, Some(&latest), &key).await?;
             return Ok(Outcome::Ignored("settled or replaced meanwhile"));
         }
     };
+    // A rejected job's object, or the verified version that new verified content replaces.
+    let freed = storage::freed(&before, Some(&after));
+    release::required(&services.storage.objects, &freed).await?;
     let outcome = match verdict {
-        Verdict::Verified { s3_key } => {
-            if let Some(previous) = before.verified.filter(|previous| previous.s3_key != s3_key) {
-                services.storage.objects.delete(&previous.s3_key).await?;
-            }
-            Outcome::Verified
-        }
-        Verdict::Rejected(reason) => {
-            if let Some(job) = &before.job {
-                services.storage.objects.delete(&job.s3_key).await?;
-            }
-            Outcome::Rejected(reason)
-        }
+        Verdict::Verified { .. } => Outcome::Verified,
+        Verdict::Rejected(reason) => Outcome::Rejected(reason),
     };
     emit_verdict_metric(&outcome);
     Ok(outcome)
 }
 
-/// Deletes the object of `job_id`, whose verdict can no longer be written (the job was replaced
-/// or aborted, or another invocation settled it), unless `file` (as it now is) serves it. It
-/// may be tagged `checking` or `verified` by now, which no lifecycle rule expires, so it would
-/// outlive everything. Deleted, not tagged back `pending`: nothing will ever serve it, and the
-/// pending rule counts from the object's date, which may be long past anyway; a reupload and an
-/// abort delete the storage of the job they replace just the same.
-async fn discard_unless_served(
+/// Deletes the object at `key` (of the event or step at hand) unless `file` (as it now is; `None`:
+/// there is none) holds it: its job was replaced, aborted or rejected, or another invocation
+/// settled it, so no verdict of this one will ever be written. It may be tagged `checking` or
+/// `verified` by now, which no lifecycle rule expires, so it would outlive everything. Deleted,
+/// not tagged back `pending`: nothing will ever serve it, and the pending rule counts from the
+/// object's date, which may be long past anyway.
+async fn release_unless_held(
     services: &Services,
-    file: &FileRecord,
-    job_id: JobId,
+    file: Option<&FileRecord>,
     key: &str,
 ) -> Result<(), ApiError> {
-    if file.serves(job_id) {
-        return Ok(());
+    let object = Stored::Object {
+        s3_key: key.to_owned(),
+    };
+    let freed = storage::not_held([object], file);
+    if !freed.is_empty() {
+        tracing::info!(key, "removing an object no file holds");
     }
-    tracing::info!(
-        key,
-        "removing the object of a job that can no longer be settled"
-    );
-    services.storage.objects.delete(key).await
+    release::required(&services.storage.objects, &freed).await
 }
 
 /// Removes the file's objects written before the version it serves (its verified content from

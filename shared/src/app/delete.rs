@@ -5,16 +5,17 @@
 //! An upload arriving after the record is gone is removed by verify, which keeps no object of
 //! a file that does not exist.
 
-use crate::app::Services;
+use crate::app::{Services, release};
 use crate::domain::FileRecord;
 use crate::domain::error::ApiError;
+use crate::domain::storage::freed;
 use crate::dynamo::{Removal, UPDATE_ATTEMPTS, kept_changing};
 
 /// Deletes `file` (as last read) and everything it stored. `NotFound` if someone else did first.
 pub async fn delete_file(services: &Services, file: FileRecord) -> Result<(), ApiError> {
     let mut file = file;
     for _ in 0..UPDATE_ATTEMPTS {
-        remove_storage(services, &file).await?;
+        release::required(&services.storage.objects, &freed(&file, None)).await?;
         match services.table.files.remove(&file).await? {
             Removal::Removed => return Ok(()),
             Removal::Refused(Some(latest)) => file = latest,
@@ -22,23 +23,4 @@ pub async fn delete_file(services: &Services, file: FileRecord) -> Result<(), Ap
         }
     }
     Err(kept_changing())
-}
-
-/// The verified content, and the upload in progress: its multipart upload (so that no part
-/// can be added) and its object (a complete racing the abort may have assembled it).
-async fn remove_storage(services: &Services, file: &FileRecord) -> Result<(), ApiError> {
-    if let Some(job) = &file.job {
-        if let Some(upload_id) = &job.upload_id {
-            services
-                .storage
-                .objects
-                .abort_multipart_upload(&job.s3_key, upload_id)
-                .await?;
-        }
-        services.storage.objects.delete(&job.s3_key).await?;
-    }
-    if let Some(verified) = &file.verified {
-        services.storage.objects.delete(&verified.s3_key).await?;
-    }
-    Ok(())
 }

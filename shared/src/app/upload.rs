@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::app::Services;
 use crate::app::verify_queue::{Assembly, Step, VerifyQueue};
+use crate::app::{Services, release};
 use crate::domain::error::ApiError;
 use crate::domain::file::{ContentDeclaration, FileRecord, UploadJob};
 use crate::domain::ids::{FileId, JobId, object_key};
@@ -112,7 +112,8 @@ pub async fn start_job(
                     })
                 }
                 Err(err) => {
-                    discard_storage(services, &job).await;
+                    // No record names the job yet: all of it is freed.
+                    release::best_effort(&services.storage.objects, &job.storage()).await;
                     Err(err)
                 }
             }
@@ -312,31 +313,4 @@ pub async fn bring_together(
         Assembled::Elsewhere => Completion::AssemblingElsewhere,
         Assembled::Now | Assembled::UploadGone => Completion::Stored,
     })
-}
-
-/// Best effort: aborts the job's multipart upload and deletes its object. The delete follows
-/// the abort even when the abort succeeded, because a complete racing it may still have
-/// assembled the object. What this misses, the bucket's lifecycle rules (incomplete uploads,
-/// pending objects) remove.
-pub async fn discard_storage(services: &Services, job: &UploadJob) {
-    let aborted = match &job.upload_id {
-        Some(upload_id) => services
-            .storage
-            .objects
-            .abort_multipart_upload(&job.s3_key, upload_id)
-            .await
-            .map(|_| ()),
-        None => Ok(()),
-    };
-    let result = aborted.and(services.storage.objects.delete(&job.s3_key).await);
-    if let Err(err) = result {
-        // Findable: every such line names what is left in storage, for a sweep to remove.
-        tracing::error!(
-            job_id = %job.job_id,
-            s3_key = %job.s3_key,
-            upload_id = job.upload_id.as_deref().unwrap_or_default(),
-            error = %err,
-            "orphaned storage: could not discard the storage of a job"
-        );
-    }
 }

@@ -521,11 +521,6 @@ impl FileRecord {
         self.verified.as_ref().is_some_and(|v| v.job_id == job_id)
     }
 
-    /// The current job, when its storage holds nothing worth keeping: not the verified version.
-    pub fn unverified_job(&self) -> Option<&UploadJob> {
-        self.job.as_ref().filter(|job| !self.serves(job.job_id))
-    }
-
     /// The TTL rule: a file never verified expires `pending_ttl` after its last upload started,
     /// was aborted or rejected; one with a verified version never does, nor one whose bytes were
     /// completed and await their verdict.
@@ -600,17 +595,17 @@ mod tests {
 
     #[test]
     fn which_transitions_each_step_allows() {
-        // (step, abort_upload, mark_uploaded writes, settle, has an unverified job)
+        // (step, abort_upload, mark_uploaded writes, settle); what each frees: domain::storage
         let table = [
-            ("declared", true, true, true, true),
-            ("uploaded", false, false, true, true),
-            ("verified", false, false, false, false),
-            ("rejected", false, false, false, true),
-            ("aborted", false, false, false, false),
-            ("reuploading a verified file", true, true, true, true),
+            ("declared", true, true, true),
+            ("uploaded", false, false, true),
+            ("verified", false, false, false),
+            ("rejected", false, false, false),
+            ("aborted", false, false, false),
+            ("reuploading a verified file", true, true, true),
         ];
         let now = timestamp::now();
-        for (name, abort, complete, settle, unverified_job) in table {
+        for (name, abort, complete, settle) in table {
             let file = step(name);
             assert_eq!(file.abort_upload(now, PENDING_TTL).is_ok(), abort, "{name}");
             let current = file.job.as_ref().map(|job| job.job_id);
@@ -625,7 +620,6 @@ mod tests {
                 );
                 assert_eq!(settled.is_ok(), settle, "{name}");
             }
-            assert_eq!(file.unverified_job().is_some(), unverified_job, "{name}");
         }
     }
 

@@ -12,6 +12,7 @@ pub mod ids;
 pub mod parts;
 pub mod plan;
 pub mod sniff;
+pub mod storage;
 pub mod timestamp;
 pub mod token;
 pub mod usage;
