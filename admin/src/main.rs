@@ -284,7 +284,7 @@ async fn run(command: Command) -> Result<(), String> {
             let usages = usages();
             usages.set_quota(&project, quota).await.map_err(describe)?;
             let found = usages.get(&project).await.map_err(describe)?;
-            println!("{:#}", shared::http::resource::usage(&project, &found));
+            println!("{:#}", shared::contract::usage(&project, &found));
         }
         Command::MoveListing => {
             let moved = services()
@@ -298,7 +298,7 @@ async fn run(command: Command) -> Result<(), String> {
         }
         Command::Usage { project } => {
             let found = usages().get(&project).await.map_err(describe)?;
-            println!("{:#}", shared::http::resource::usage(&project, &found));
+            println!("{:#}", shared::contract::usage(&project, &found));
         }
         Command::Stuck {
             older_than,

@@ -1,6 +1,6 @@
 //! The contract's JSON (`docs/API.md`) as the tests read it: the upload plan, the file resource,
 //! the other routes' answers and the error body, declared here rather than borrowed from
-//! `shared::http::resource`, so that the tests check the wire and not the server's own types.
+//! `shared::contract`, so that the tests check the wire and not the server's own types.
 //!
 //! Every shape denies unknown fields: a field the contract does not name fails the test that
 //! reads it, and a required field that is missing does too.

@@ -16,7 +16,6 @@ use shared::app::verify_queue::VerifyQueue;
 use shared::app::{Services, release};
 use shared::domain::{ApiError, FileRecord, JobId, UploadJob, storage, timestamp, validate};
 use shared::dynamo::Update;
-use shared::http::resource::FileResource;
 use shared::http::{self, Reply};
 
 /// Answers the request; uploads of many parts go to verify's `queue` to be assembled.
@@ -109,7 +108,7 @@ async fn complete(
         .await?
     {
         Update::Applied { after: file, .. } if handed_over => Ok(Reply::accepted(
-            FileResource::render(services, &file).await?.to_json(),
+            http::render_file(services, &file).await?.to_json(),
         )),
         // Or a racing complete or verify got there first: the state it left.
         Update::Applied { after: file, .. } | Update::Unchanged(file) => {
@@ -189,6 +188,6 @@ fn requested_job(body: Option<&Map<String, Value>>) -> Result<Option<JobId>, Api
 
 async fn render(services: &Services, record: &FileRecord) -> Result<Reply, ApiError> {
     Ok(Reply::ok(
-        FileResource::render(services, record).await?.to_json(),
+        http::render_file(services, record).await?.to_json(),
     ))
 }

@@ -16,9 +16,9 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use shared::config::Config;
+use shared::contract::EventMessage;
 use shared::domain::webhook::{WebhookConfig, is_reachable, retry_delay};
 use shared::dynamo::Webhooks;
-use shared::http::resource::EventMessage;
 
 /// What a delivery needs: the webhooks, the queue (to put a failed message back later) and an
 /// HTTP client that follows no redirect and connects only where [`is_reachable`] allows.

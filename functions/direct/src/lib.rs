@@ -9,7 +9,6 @@ use shared::app::direct::{self, Outcome, SentFile};
 use shared::domain::validate::{self, DirectUpload};
 use shared::domain::{ApiError, Detail};
 use shared::http::form::{Form, read_form};
-use shared::http::resource::FileResource;
 use shared::http::{self, Caller, Reply};
 
 /// Files per request, as the contract fixes it.
@@ -44,9 +43,9 @@ async fn upload(
     let mut rendered = Vec::with_capacity(outcomes.len());
     for outcome in &outcomes {
         rendered.push(match outcome {
-            Outcome::Created(record) => FileResource::render(services, record).await?.to_json(),
+            Outcome::Created(record) => http::render_file(services, record).await?.to_json(),
             Outcome::Deduplicated(record) => {
-                let mut resource = FileResource::render(services, record).await?;
+                let mut resource = http::render_file(services, record).await?;
                 resource.deduplicated = Some(true);
                 resource.to_json()
             }

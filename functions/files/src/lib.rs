@@ -7,10 +7,10 @@
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
 use shared::app::{Services, delete};
+use shared::contract;
 use shared::domain::FileStatus;
 use shared::domain::{ApiError, Detail};
 use shared::dynamo::ListCursor;
-use shared::http::resource::{self, FileResource};
 use shared::http::{self, Reply};
 
 pub const DEFAULT_PAGE_SIZE: usize = 50;
@@ -30,7 +30,7 @@ pub async fn handle(services: &Services, request: Request) -> Response<Body> {
             _ if !caller.is_api_key() => Err(ApiError::not_for_tokens()),
             ("GET", false) if usage => {
                 let found = services.table.usages.get(&project_id).await?;
-                Ok(Reply::ok(resource::usage(&project_id, &found)))
+                Ok(Reply::ok(contract::usage(&project_id, &found)))
             }
             ("GET", false) => list_files(services, &project_id, &request).await,
             ("DELETE", true) => {
@@ -56,7 +56,7 @@ async fn get_file(
         .get_in_project(project_id, http::file_id(request)?)
         .await?;
     Ok(Reply::ok(
-        FileResource::render(services, &record).await?.to_json(),
+        http::render_file(services, &record).await?.to_json(),
     ))
 }
 
@@ -90,7 +90,7 @@ async fn list_files(
         .await?;
     let mut files = Vec::with_capacity(page.files.len());
     for record in &page.files {
-        files.push(FileResource::render(services, record).await?.to_json());
+        files.push(http::render_file(services, record).await?.to_json());
     }
     Ok(Reply::ok(
         json!({ "files": files, "next_cursor": page.next_cursor }),

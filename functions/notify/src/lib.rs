@@ -17,13 +17,13 @@
 
 use aws_lambda_events::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use shared::contract::EventMessage;
 use shared::domain::ApiError;
 use shared::domain::event::Removal;
 use shared::domain::event::{EventType, event_of};
 use shared::dynamo::Usages;
 use shared::dynamo::stream::{file_of_image, removal};
 use shared::events::EventBus;
-use shared::http::resource::EventMessage;
 
 /// Gives back the usage of the files the TTL removed, and publishes the events of `event`'s
 /// records, in order; the response names the first record not done.

@@ -4,10 +4,10 @@
 
 use lambda_http::{Body, Request, Response};
 use shared::app::{Services, release, upload};
+use shared::contract::UploadPlan;
 use shared::domain::token::UploadToken;
 use shared::domain::{ApiError, FileId, FileRecord, idempotency, timestamp, validate};
 use shared::dynamo::Claim;
-use shared::http::resource::{FileResource, UploadPlan};
 use shared::http::{self, Caller, Reply};
 
 pub async fn handle(services: &Services, request: Request) -> Response<Body> {
@@ -57,7 +57,7 @@ async fn create(
             .find_verified_by_content(project_id, sha256, content.file_size)
             .await?
     {
-        let mut resource = FileResource::render(services, &existing).await?;
+        let mut resource = http::render_file(services, &existing).await?;
         resource.deduplicated = Some(true);
         return Ok(Reply::ok(resource.to_json()));
     }

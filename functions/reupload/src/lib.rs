@@ -8,10 +8,10 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
 use shared::app::upload::{self, PART_URL_BATCH};
 use shared::app::{Services, release};
+use shared::contract::UploadPlan;
 use shared::domain::parts::UploadedPart;
 use shared::domain::{ApiError, FileId, storage, timestamp, validate};
 use shared::dynamo::Update;
-use shared::http::resource::{FileResource, UploadPlan};
 use shared::http::{self, Reply};
 
 pub async fn handle(services: &Services, request: Request) -> Response<Body> {
@@ -203,11 +203,11 @@ async fn abort_upload(
             release::best_effort(&services.storage.objects, &freed).await;
             tracing::info!(file_id = %file_id, "upload aborted");
             Ok(Reply::ok(
-                FileResource::render(services, &after).await?.to_json(),
+                http::render_file(services, &after).await?.to_json(),
             ))
         }
         Update::Unchanged(file) => Ok(Reply::ok(
-            FileResource::render(services, &file).await?.to_json(),
+            http::render_file(services, &file).await?.to_json(),
         )),
         Update::Refused(refusal, _) => Err(refusal.into()),
     }

@@ -8,8 +8,8 @@ use aws_sdk_eventbridge::primitives::DateTime;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 
 use crate::aws;
+use crate::contract::EventMessage;
 use crate::domain::error::ApiError;
-use crate::http::resource::EventMessage;
 
 /// The `source` of every event this service publishes.
 pub const SOURCE: &str = "upload-service";

@@ -1,8 +1,8 @@
 //! The HTTP edge: request ids, path and body parsing, and rendering results as responses.
 
+mod bearer;
 pub mod form;
 mod idempotency;
-pub mod resource;
 
 pub use idempotency::{Action, idempotent};
 
@@ -19,11 +19,38 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use tracing::Instrument;
 
+use crate::app::Services;
 use crate::app::services::Table;
+use crate::contract::FileResource;
 use crate::domain::error::ApiError;
 use crate::domain::token::UploadToken;
-use crate::domain::{FileId, timestamp, validate};
-use crate::dynamo::{Bearer, bearer, key_hash};
+use crate::domain::{FileId, FileRecord, timestamp, validate};
+use crate::dynamo::key_hash;
+use bearer::{Bearer, bearer};
+
+/// `record` as the file resource, with a presigned download URL for its verified version if it
+/// has one.
+pub async fn render_file(
+    services: &Services,
+    record: &FileRecord,
+) -> Result<FileResource, ApiError> {
+    let mut resource = FileResource::of(record);
+    if let Some(verified) = &record.verified {
+        resource.download_url = Some(
+            services
+                .storage
+                .presigner
+                .presign_download(
+                    &verified.s3_key,
+                    verified.content.file_name.as_str(),
+                    verified.content.content_type.as_str(),
+                    services.config.download_url_expiry,
+                )
+                .await?,
+        );
+    }
+    Ok(resource)
+}
 
 /// A successful answer: status and JSON body.
 #[derive(Debug)]

@@ -1,12 +1,13 @@
-//! The JSON shapes of `docs/API.md`: the file resource, the upload plan and the event.
+//! The contract's JSON shapes (`docs/API.md`): the file resource, the upload plan, the event and
+//! the usage report, as the HTTP edge answers them and notify and deliver publish them. Shapes
+//! only: what needs a service to fill in (a presigned download URL) is the edge's
+//! (`http::render_file`).
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::app::Services;
-use crate::domain::error::ApiError;
 use crate::domain::event::{EventType, event_id};
 use crate::domain::timestamp;
 use crate::domain::values::{FileName, Md5, MediaType, Metadata, Sha256};
@@ -80,27 +81,7 @@ pub struct FileResource {
 }
 
 impl FileResource {
-    /// Renders `record`, presigning a download URL for its verified version if it has one.
-    pub async fn render(services: &Services, record: &FileRecord) -> Result<Self, ApiError> {
-        let mut resource = Self::of(record);
-        if let Some(verified) = &record.verified {
-            resource.download_url = Some(
-                services
-                    .storage
-                    .presigner
-                    .presign_download(
-                        &verified.s3_key,
-                        verified.content.file_name.as_str(),
-                        verified.content.content_type.as_str(),
-                        services.config.download_url_expiry,
-                    )
-                    .await?,
-            );
-        }
-        Ok(resource)
-    }
-
-    /// `record` without a download URL.
+    /// `record`, without a download URL.
     pub fn of(record: &FileRecord) -> Self {
         let upload = match (&record.job, record.status) {
             (Some(job), FileStatus::PendingUpload) => {
