@@ -1,13 +1,15 @@
-//! The contract's JSON shapes (`docs/API.md`): the file resource, the upload plan, the event and
-//! the usage report, as the HTTP edge answers them and notify and deliver publish them. Shapes
+//! The contract's JSON shapes (`docs/API.md`): the file resource, the upload plan, the event, the
+//! usage report and the error body, as the HTTP edge answers them and notify and deliver publish them. Shapes
 //! only: what needs a service to fill in (a presigned download URL) is the edge's
 //! (`http::render_file`).
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+use serde_json::{Value, json};
 use time::OffsetDateTime;
 
+use crate::domain::error::{ApiError, MAX_DETAILS};
 use crate::domain::event::{EventType, event_id};
 use crate::domain::timestamp;
 use crate::domain::values::{FileName, Md5, MediaType, Metadata, Sha256};
@@ -192,4 +194,95 @@ pub fn usage(project_id: &str, found: &crate::domain::usage::ProjectUsage) -> se
         "bytes": {"verified": usage.bytes_verified, "reserved": usage.bytes_reserved},
         "quota": {"max_files": found.quota.max_files, "max_bytes": found.quota.max_bytes},
     })
+}
+
+/// The body of an error response, as `docs/API.md` fixes it. At most [`MAX_DETAILS`]
+/// details are listed (the message still counts them all), so that no body can outgrow
+/// Lambda's 6 MB response limit however many fields a request got wrong.
+pub fn error_body(err: &ApiError, request_id: &str) -> Value {
+    let details = err.details();
+    json!({
+        "error": {
+            "code": err.code(),
+            "message": err.to_string(),
+            "details": &details[..details.len().min(MAX_DETAILS)],
+        },
+        "request_id": request_id,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::error::Detail;
+
+    #[test]
+    fn statuses_reasons_event_types_and_digests_are_written_as_their_wire_names() {
+        for status in FileStatus::ALL {
+            assert_eq!(json!(status), status.as_str());
+        }
+        for reason in RejectionReason::ALL {
+            assert_eq!(json!(reason), reason.as_str());
+        }
+        for kind in EventType::ALL {
+            assert_eq!(json!(kind), kind.as_str());
+        }
+        let sha = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
+        assert_eq!(json!(Sha256::parse(sha).unwrap()), sha);
+    }
+
+    #[test]
+    fn validation_body_lists_every_field() {
+        let err = ApiError::Validation(vec![
+            Detail::field("file_size", "must be between 1 and 5"),
+            Detail::field("sha256", "must be base64"),
+        ]);
+        let body = error_body(&err, "req-1");
+        assert_eq!(body["error"]["code"], "validation_error");
+        assert_eq!(body["error"]["message"], "2 fields are invalid");
+        assert_eq!(body["error"]["details"][1]["field"], "sha256");
+        assert_eq!(body["request_id"], "req-1");
+        assert_eq!(err.status(), 422);
+    }
+
+    #[test]
+    fn a_body_lists_a_bounded_number_of_details_and_counts_them_all() {
+        let err = ApiError::Validation(
+            (0..100_000)
+                .map(|i| Detail::field(format!("metadata[{i}]"), "must be a string"))
+                .collect(),
+        );
+        let body = error_body(&err, "r");
+        assert_eq!(
+            body["error"]["details"].as_array().unwrap().len(),
+            MAX_DETAILS
+        );
+        assert_eq!(
+            body["error"]["message"],
+            "100000 fields are invalid; the first 50 are listed"
+        );
+        assert!(body.to_string().len() < 10_000);
+    }
+
+    #[test]
+    fn a_503_tells_to_retry_with_the_same_key_whether_or_not_its_write_may_have_applied() {
+        for err in [
+            ApiError::Unavailable("GetItem file: timeout".into()),
+            ApiError::MayHaveApplied("PutItem file: timeout".into()),
+        ] {
+            let body = error_body(&err, "r");
+            assert_eq!((err.status(), err.code()), (503, "unavailable"));
+            let message = body["error"]["message"].as_str().unwrap();
+            assert!(message.contains("retry later with the same Idempotency-Key"));
+            assert!(!body.to_string().contains("timeout"), "{body}");
+        }
+    }
+
+    #[test]
+    fn internal_errors_do_not_leak_their_text() {
+        let err = ApiError::Internal("table files-prod: secret detail".into());
+        let body = error_body(&err, "r").to_string();
+        assert!(!body.contains("secret"), "{body}");
+        assert_eq!(err.status(), 500);
+    }
 }

@@ -14,9 +14,9 @@ use serde_json::{Map, Value};
 use shared::app::upload::{self, Completion};
 use shared::app::verify_queue::VerifyQueue;
 use shared::app::{Services, release};
-use shared::domain::{ApiError, FileRecord, JobId, UploadJob, storage, timestamp, validate};
+use shared::domain::{ApiError, FileRecord, JobId, UploadJob, storage, timestamp};
 use shared::dynamo::Update;
-use shared::http::{self, Reply};
+use shared::http::{self, Reply, parse};
 
 /// Answers the request; uploads of many parts go to verify's `queue` to be assembled.
 pub async fn handle(services: &Services, queue: &VerifyQueue, request: Request) -> Response<Body> {
@@ -45,9 +45,9 @@ async fn complete(
     request: &Request,
 ) -> Result<Reply, ApiError> {
     let file_id = http::file_id(request)?;
-    let body = http::json_object(request, validate::COMPLETE_FIELDS)?;
+    let body = http::json_object(request, parse::COMPLETE_FIELDS)?;
     let expected_job = requested_job(body.as_ref())?;
-    let (sha256, md5) = validate::completed_digests(body.as_ref())?;
+    let (sha256, md5) = parse::completed_digests(body.as_ref())?;
 
     let file = services
         .table
@@ -78,7 +78,7 @@ async fn complete(
         return render(services, &file).await;
     }
     let claimed = match job.upload_id {
-        Some(_) => validate::claimed_parts(body.as_ref(), job.part_count)?,
+        Some(_) => parse::claimed_parts(body.as_ref(), job.part_count)?,
         None => None,
     };
     let completion =

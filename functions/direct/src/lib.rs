@@ -6,9 +6,10 @@ use lambda_http::{Body, Request, Response};
 use serde_json::json;
 use shared::app::Services;
 use shared::app::direct::{self, Outcome, SentFile};
-use shared::domain::validate::{self, DirectUpload};
+use shared::domain::request::DirectUpload;
 use shared::domain::{ApiError, Detail};
 use shared::http::form::{Form, read_form};
+use shared::http::parse;
 use shared::http::{self, Caller, Reply};
 
 /// Files per request, as the contract fixes it.
@@ -58,16 +59,16 @@ async fn upload(
 /// The form's files, each checked (and, for a token, held to its bounds): every refusal of
 /// every file at once, named `files[i].…`.
 fn checked(form: &Form, caller: &Caller, max_file_size: u64) -> Result<Vec<SentFile>, ApiError> {
-    let sent: Vec<validate::FilePart<'_>> = form
+    let sent: Vec<parse::FilePart<'_>> = form
         .files
         .iter()
-        .map(|file| validate::FilePart {
+        .map(|file| parse::FilePart {
             file_name: file.file_name.as_deref(),
             content_type: file.content_type.as_deref(),
             size: file.bytes.len() as u64,
         })
         .collect();
-    let DirectUpload { files, metadata } = validate::direct_upload(
+    let DirectUpload { files, metadata } = parse::direct_upload(
         &sent,
         form.name.as_deref(),
         form.meta.as_deref(),

@@ -6,9 +6,9 @@ use lambda_http::{Body, Request, Response};
 use shared::app::{Services, release, upload};
 use shared::contract::UploadPlan;
 use shared::domain::token::UploadToken;
-use shared::domain::{ApiError, FileId, FileRecord, idempotency, timestamp, validate};
+use shared::domain::{ApiError, FileId, FileRecord, idempotency, timestamp};
 use shared::dynamo::Claim;
-use shared::http::{self, Caller, Reply};
+use shared::http::{self, Caller, Reply, parse};
 
 pub async fn handle(services: &Services, request: Request) -> Response<Body> {
     http::serve(request, |request| create_file(services, request)).await
@@ -30,8 +30,8 @@ async fn create(
     request: &Request,
     claim: Option<Claim>,
 ) -> Result<Reply, ApiError> {
-    let body = http::required_json_object(request, validate::UPLOAD_REQUEST_FIELDS)?;
-    let mut new_file = validate::new_file(&body, services.config.max_file_size)?;
+    let body = http::required_json_object(request, parse::UPLOAD_REQUEST_FIELDS)?;
+    let mut new_file = parse::new_file(&body, services.config.max_file_size)?;
     let token = match caller {
         Caller::ApiKey(_) => None,
         Caller::Token(token) => {

@@ -10,9 +10,9 @@ use shared::app::upload::{self, PART_URL_BATCH};
 use shared::app::{Services, release};
 use shared::contract::UploadPlan;
 use shared::domain::parts::UploadedPart;
-use shared::domain::{ApiError, FileId, storage, timestamp, validate};
+use shared::domain::{ApiError, FileId, storage, timestamp};
 use shared::dynamo::Update;
-use shared::http::{self, Reply};
+use shared::http::{self, Reply, parse};
 
 pub async fn handle(services: &Services, request: Request) -> Response<Body> {
     http::serve(request, |request| async move {
@@ -53,8 +53,8 @@ async fn reupload(
     file_id: FileId,
     request: &Request,
 ) -> Result<Reply, ApiError> {
-    let body = http::required_json_object(request, validate::UPLOAD_REQUEST_FIELDS)?;
-    let declared = validate::upload_request(&body, services.config.max_file_size, false)?;
+    let body = http::required_json_object(request, parse::UPLOAD_REQUEST_FIELDS)?;
+    let declared = parse::upload_request(&body, services.config.max_file_size, false)?;
     let file = services
         .table
         .files
@@ -107,14 +107,14 @@ async fn sign_parts(
     file_id: FileId,
     request: &Request,
 ) -> Result<Reply, ApiError> {
-    let body = http::required_json_object(request, validate::PART_NUMBERS_FIELDS)?;
+    let body = http::required_json_object(request, parse::PART_NUMBERS_FIELDS)?;
     let record = services
         .table
         .files
         .get_in_project(project_id, file_id)
         .await?;
     let job = record.upload_in_progress()?;
-    let parts = validate::part_requests(&body, job, record.content.sha256, PART_URL_BATCH)?;
+    let parts = parse::part_requests(&body, job, record.content.sha256, PART_URL_BATCH)?;
     if let Some(upload_id) = &job.upload_id
         && !services
             .storage

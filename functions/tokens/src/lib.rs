@@ -8,8 +8,8 @@ use shared::app::services::Table;
 use shared::config::Config;
 use shared::domain::ApiError;
 use shared::domain::timestamp;
-use shared::domain::token::{MediaRange, TokenGrant, UploadToken};
-use shared::http::{self, Caller, Reply};
+use shared::domain::token::{MediaRange, UploadToken};
+use shared::http::{self, Caller, Reply, parse};
 
 pub async fn handle(table: &Table, config: &Config, request: Request) -> Response<Body> {
     http::serve(request, |request| async move {
@@ -37,8 +37,8 @@ async fn mint(
     key_hash: &str,
     request: &Request,
 ) -> Result<Reply, ApiError> {
-    let body = http::json_object(request, TokenGrant::FIELDS)?.unwrap_or_default();
-    let grant = TokenGrant::parse(&body, config.max_file_size)?;
+    let body = http::json_object(request, parse::TOKEN_GRANT_FIELDS)?.unwrap_or_default();
+    let grant = parse::token_grant(&body, config.max_file_size)?;
     let (secret, token) = table
         .tokens
         .mint(project_id, key_hash, &grant, timestamp::now())

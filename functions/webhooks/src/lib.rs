@@ -10,8 +10,8 @@ use shared::app::services::Table;
 use shared::config::Config;
 use shared::domain::ApiError;
 use shared::domain::timestamp;
-use shared::domain::webhook::{SigningSecret, WebhookConfig, WebhookRequest};
-use shared::http::{self, Reply};
+use shared::domain::webhook::{SigningSecret, WebhookConfig};
+use shared::http::{self, Reply, parse};
 
 pub async fn handle(table: &Table, config: &Config, request: Request) -> Response<Body> {
     http::serve(request, |request| async move {
@@ -37,8 +37,8 @@ async fn set_webhook(
     project_id: &str,
     request: &Request,
 ) -> Result<Reply, ApiError> {
-    let body = http::required_json_object(request, WebhookRequest::FIELDS)?;
-    let wanted = WebhookRequest::parse(&body, config.webhook_allow_loopback)?;
+    let body = http::required_json_object(request, parse::WEBHOOK_FIELDS)?;
+    let wanted = parse::webhook_request(&body, config.webhook_allow_loopback)?;
     let (fresh, now) = (fresh_secret()?, timestamp::now());
     let (webhook, show_secret) = table
         .webhooks

@@ -8,11 +8,11 @@ use time::OffsetDateTime;
 use crate::app::verify_queue::{Assembly, Step, VerifyQueue};
 use crate::app::{Services, release};
 use crate::domain::error::ApiError;
-use crate::domain::file::{ContentDeclaration, FileRecord, UploadJob};
 use crate::domain::ids::{FileId, JobId, object_key};
 use crate::domain::parts::{ClaimedPart, RequestedPart, UploadedPart, parts_to_assemble};
 use crate::domain::plan::UploadShape;
 use crate::domain::timestamp;
+use crate::domain::{ContentDeclaration, FileRecord, UploadJob};
 use crate::s3::{INLINE_ASSEMBLY_TIMEOUT, PartToSign, PartUrls};
 
 /// Part URLs handed out at once: by create and reupload (parts 1..=100), and at most this many

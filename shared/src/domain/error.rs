@@ -230,21 +230,6 @@ impl ApiError {
             _ => &[],
         }
     }
-
-    /// The body of the error response, as `docs/API.md` fixes it. At most [`MAX_DETAILS`]
-    /// details are listed (the message still counts them all), so that no body can outgrow
-    /// Lambda's 6 MB response limit however many fields a request got wrong.
-    pub fn body(&self, request_id: &str) -> serde_json::Value {
-        let details = self.details();
-        serde_json::json!({
-            "error": {
-                "code": self.code(),
-                "message": self.to_string(),
-                "details": &details[..details.len().min(MAX_DETAILS)],
-            },
-            "request_id": request_id,
-        })
-    }
 }
 
 /// What a 413 is about: the field of its detail.
@@ -258,39 +243,6 @@ fn too_large(details: &[Detail]) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn validation_body_lists_every_field() {
-        let err = ApiError::Validation(vec![
-            Detail::field("file_size", "must be between 1 and 5"),
-            Detail::field("sha256", "must be base64"),
-        ]);
-        let body = err.body("req-1");
-        assert_eq!(body["error"]["code"], "validation_error");
-        assert_eq!(body["error"]["message"], "2 fields are invalid");
-        assert_eq!(body["error"]["details"][1]["field"], "sha256");
-        assert_eq!(body["request_id"], "req-1");
-        assert_eq!(err.status(), 422);
-    }
-
-    #[test]
-    fn a_body_lists_a_bounded_number_of_details_and_counts_them_all() {
-        let err = ApiError::Validation(
-            (0..100_000)
-                .map(|i| Detail::field(format!("metadata[{i}]"), "must be a string"))
-                .collect(),
-        );
-        let body = err.body("r");
-        assert_eq!(
-            body["error"]["details"].as_array().unwrap().len(),
-            MAX_DETAILS
-        );
-        assert_eq!(
-            body["error"]["message"],
-            "100000 fields are invalid; the first 50 are listed"
-        );
-        assert!(body.to_string().len() < 10_000);
-    }
 
     #[test]
     fn only_answers_a_retry_can_change_are_retriable() {
@@ -312,27 +264,5 @@ mod tests {
         ] {
             assert_eq!(err.is_retriable(), retriable, "{err:?}");
         }
-    }
-
-    #[test]
-    fn a_503_tells_to_retry_with_the_same_key_whether_or_not_its_write_may_have_applied() {
-        for err in [
-            ApiError::Unavailable("GetItem file: timeout".into()),
-            ApiError::MayHaveApplied("PutItem file: timeout".into()),
-        ] {
-            let body = err.body("r");
-            assert_eq!((err.status(), err.code()), (503, "unavailable"));
-            let message = body["error"]["message"].as_str().unwrap();
-            assert!(message.contains("retry later with the same Idempotency-Key"));
-            assert!(!body.to_string().contains("timeout"), "{body}");
-        }
-    }
-
-    #[test]
-    fn internal_errors_do_not_leak_their_text() {
-        let err = ApiError::Internal("table files-prod: secret detail".into());
-        let body = err.body("r").to_string();
-        assert!(!body.contains("secret"), "{body}");
-        assert_eq!(err.status(), 500);
     }
 }

@@ -7,8 +7,8 @@ use time::OffsetDateTime;
 
 use crate::domain::file::{RejectionReason, Verdict};
 use crate::domain::ids::object_key;
+use crate::domain::request::UploadRequest;
 use crate::domain::timestamp;
-use crate::domain::validate::UploadRequest;
 use crate::domain::values::{FileName, MediaType, Metadata, Sha256};
 use crate::domain::{ContentDeclaration, FileId, FileRecord, JobId, UploadJob};
 

@@ -11,18 +11,19 @@ pub mod idempotency;
 pub mod ids;
 pub mod parts;
 pub mod plan;
+pub mod request;
 pub mod sniff;
 pub mod storage;
 pub mod timestamp;
 pub mod token;
 pub mod usage;
-pub mod validate;
 pub mod values;
 pub mod webhook;
 
 pub use error::{ApiError, Detail};
 pub use file::{
-    Checkpoint, ContentDeclaration, FileRecord, FileStatus, Refusal, RejectionReason, UploadJob,
-    Verdict, VerifiedVersion,
+    Checkpoint, FileRecord, FileStatus, Refusal, RejectionReason, UploadJob, Verdict,
+    VerifiedVersion,
 };
 pub use ids::{FileId, JobId};
+pub use request::ContentDeclaration;

@@ -6,13 +6,11 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use crate::domain::error::{ApiError, Detail};
-use crate::domain::file::ContentDeclaration;
 use crate::domain::ids::FileId;
-use crate::domain::validate::{self, Fields};
+use crate::domain::request::ContentDeclaration;
 use crate::domain::values::{MediaType, Metadata};
 
 pub const TOKEN_PREFIX: &str = "upt_";
@@ -26,7 +24,7 @@ pub const DEFAULT_EXPIRES_IN: u64 = 900;
 pub const MAX_FILES: u64 = 100;
 pub const MAX_CONTENT_TYPES: usize = 50;
 
-/// What a token allows: the body of `POST …/upload-tokens`, validated.
+/// What a token allows: the body of `POST …/upload-tokens` (`http::parse::token_grant`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenGrant {
     pub expires_in: Duration,
@@ -36,67 +34,6 @@ pub struct TokenGrant {
     pub max_files: u32,
     /// Attached to every file the token creates, over what the client sends.
     pub metadata: Metadata,
-}
-
-impl TokenGrant {
-    /// The fields of a mint body.
-    pub const FIELDS: &[&str] = &[
-        "expires_in",
-        "max_file_size",
-        "content_types",
-        "max_files",
-        "metadata",
-    ];
-
-    /// Checks every field of a mint body; `max_file_size` is bounded by the deployment's.
-    pub fn parse(body: &Map<String, Value>, deployment_max: u64) -> Result<Self, ApiError> {
-        let mut fields = Fields::default();
-        let expires_in = fields
-            .integer(body, "expires_in", MIN_EXPIRES_IN, MAX_EXPIRES_IN)
-            .unwrap_or(DEFAULT_EXPIRES_IN);
-        let max_file_size = fields.integer(body, "max_file_size", 1, deployment_max);
-        let max_files = fields.integer(body, "max_files", 1, MAX_FILES).unwrap_or(1);
-        let content_types = match body.get("content_types") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(items)) if items.len() <= MAX_CONTENT_TYPES => items
-                .iter()
-                .enumerate()
-                .filter_map(|(index, item)| {
-                    let at = format!("content_types[{index}]");
-                    match item.as_str().map(MediaRange::parse) {
-                        Some(Ok(range)) => Some(range),
-                        Some(Err(message)) => {
-                            fields.refuse(at, message);
-                            None
-                        }
-                        None => {
-                            fields.refuse(at, "must be a string");
-                            None
-                        }
-                    }
-                })
-                .collect(),
-            Some(_) => {
-                fields.refuse(
-                    "content_types",
-                    format!("must be a list of at most {MAX_CONTENT_TYPES} media types"),
-                );
-                Vec::new()
-            }
-        };
-        let metadata = match body.get("metadata") {
-            None | Some(Value::Null) => Some(Metadata::default()),
-            Some(value) => validate::metadata(value, &mut fields),
-        };
-        fields.finish()?;
-        Ok(Self {
-            expires_in: Duration::from_secs(expires_in),
-            max_file_size,
-            content_types,
-            max_files: u32::try_from(max_files).unwrap_or(1),
-            metadata: metadata.unwrap_or_default(),
-        })
-    }
 }
 
 /// `type/subtype`, or `type/*` for every subtype of a type.
@@ -222,50 +159,6 @@ impl UploadToken {
 mod tests {
     use super::*;
     use crate::domain::fixtures;
-    use serde_json::json;
-
-    fn grant(body: Value) -> Result<TokenGrant, ApiError> {
-        TokenGrant::parse(body.as_object().unwrap(), 1 << 40)
-    }
-
-    fn fields(err: ApiError) -> Vec<String> {
-        match err {
-            ApiError::Validation(details) => details.into_iter().filter_map(|d| d.field).collect(),
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn an_empty_body_mints_a_token_for_one_file_of_any_type_for_15_minutes() {
-        let grant = grant(json!({})).unwrap();
-        assert_eq!(grant.expires_in, Duration::from_secs(900));
-        assert_eq!((grant.max_files, grant.max_file_size), (1, None));
-        assert!(grant.content_types.is_empty());
-    }
-
-    #[test]
-    fn every_bad_field_is_named() {
-        let err = grant(json!({
-            "expires_in": 59, "max_file_size": 0, "max_files": 101,
-            "content_types": ["image/*", "nope", 3], "metadata": {"k": 1}
-        }))
-        .unwrap_err();
-        assert_eq!(
-            fields(err),
-            [
-                "content_types[1]",
-                "content_types[2]",
-                "expires_in",
-                "max_file_size",
-                "max_files",
-                "metadata.k"
-            ]
-        );
-        assert_eq!(
-            fields(grant(json!({"expires_in": 3601, "max_file_size": 1u64 << 41})).unwrap_err()),
-            ["expires_in", "max_file_size"]
-        );
-    }
 
     #[test]
     fn media_ranges_admit_their_types_only() {

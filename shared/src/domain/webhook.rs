@@ -10,10 +10,8 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Serialize, Serializer};
-use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use crate::domain::error::{ApiError, Detail};
 use crate::domain::event::EventType;
 
 pub const MAX_URL_CHARS: usize = 2048;
@@ -169,76 +167,6 @@ pub struct WebhookRequest {
     pub rotate_secret: bool,
 }
 
-impl WebhookRequest {
-    /// The fields of a `PUT …/webhook` body.
-    pub const FIELDS: &[&str] = &["url", "events", "rotate_secret"];
-
-    /// Checks every field; 422 lists each bad one.
-    pub fn parse(body: &Map<String, Value>, allow_loopback: bool) -> Result<Self, ApiError> {
-        let mut bad = Vec::new();
-        let url = match body.get("url") {
-            None | Some(Value::Null) => {
-                bad.push(Detail::field("url", "is required"));
-                None
-            }
-            Some(Value::String(text)) => WebhookUrl::parse(text, allow_loopback)
-                .map_err(|message| bad.push(Detail::field("url", message)))
-                .ok(),
-            Some(_) => {
-                bad.push(Detail::field("url", "must be a string"));
-                None
-            }
-        };
-        let events = match body.get("events") {
-            None | Some(Value::Null) => EventType::ALL.into_iter().collect(),
-            Some(Value::Array(items)) if items.is_empty() => {
-                bad.push(Detail::field("events", "must name at least one event type"));
-                BTreeSet::new()
-            }
-            Some(Value::Array(items)) => {
-                let mut events = BTreeSet::new();
-                for (index, item) in items.iter().enumerate() {
-                    match item.as_str().and_then(EventType::parse) {
-                        Some(kind) => {
-                            events.insert(kind);
-                        }
-                        None => bad.push(Detail::field(
-                            format!("events[{index}]"),
-                            format!("must be one of {}", type_names()),
-                        )),
-                    }
-                }
-                events
-            }
-            Some(_) => {
-                bad.push(Detail::field("events", "must be a list of event types"));
-                BTreeSet::new()
-            }
-        };
-        let rotate_secret = match body.get("rotate_secret") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(rotate)) => *rotate,
-            Some(_) => {
-                bad.push(Detail::field("rotate_secret", "must be true or false"));
-                false
-            }
-        };
-        match url {
-            Some(url) if bad.is_empty() => Ok(Self {
-                url,
-                events,
-                rotate_secret,
-            }),
-            _ => Err(ApiError::Validation(bad)),
-        }
-    }
-}
-
-fn type_names() -> String {
-    let names: Vec<_> = EventType::ALL.iter().map(|kind| kind.as_str()).collect();
-    names.join(", ")
-}
-
 /// The key that signs a project's deliveries: `whsec_` and the base64 of 32 random bytes, as
 /// Standard Webhooks writes secrets. It is shown once, when created or rotated; `Debug` hides it
 /// so that no log line can carry it.
@@ -325,7 +253,6 @@ pub fn retry_delay(base: Duration, attempt: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     fn ip(text: &str) -> IpAddr {
         text.parse().unwrap()
@@ -439,28 +366,6 @@ mod tests {
         }
         assert!(WebhookUrl::parse("http://example.com/", true).is_err());
         assert!(WebhookUrl::parse("http://10.0.0.1/", true).is_err());
-    }
-
-    #[test]
-    fn a_request_names_every_bad_field() {
-        let body = json!({"url": "http://example.com", "events": ["file.verified", "file.created", 3], "rotate_secret": "yes"});
-        let err = WebhookRequest::parse(body.as_object().unwrap(), false).unwrap_err();
-        let fields: Vec<_> = err
-            .details()
-            .iter()
-            .map(|d| d.field.clone().unwrap())
-            .collect();
-        assert_eq!(fields, ["url", "events[1]", "events[2]", "rotate_secret"]);
-        assert_eq!(err.status(), 422);
-
-        let body = json!({"url": "https://example.com/h"});
-        let request = WebhookRequest::parse(body.as_object().unwrap(), false).unwrap();
-        assert_eq!(request.events.len(), EventType::ALL.len());
-        assert!(!request.rotate_secret);
-        let body = json!({"url": "https://example.com/h", "events": []});
-        assert!(WebhookRequest::parse(body.as_object().unwrap(), false).is_err());
-        let err = WebhookRequest::parse(&Map::new(), false).unwrap_err();
-        assert_eq!(err.details()[0].message, "is required");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use lambda_http::{Request, RequestExt};
 
 use super::{Reply, request_id, status_of};
 use crate::app::services::Table;
+use crate::contract::error_body;
 use crate::domain::error::ApiError;
 use crate::domain::idempotency::{self, IdempotencyKey, Verdict, fingerprint};
 use crate::domain::timestamp;
@@ -75,7 +76,7 @@ pub async fn idempotent<'a>(
             forget(keys, &claim).await;
             return result;
         }
-        Err(err) => (status_of(err), err.body(&request_id(request)), None),
+        Err(err) => (status_of(err), error_body(err, &request_id(request)), None),
         Ok(reply) => (reply.status, reply.body.clone(), reply.keep_until),
     };
     let kept_until = idempotency::kept_until(now, kept_until);

@@ -3,6 +3,7 @@
 mod bearer;
 pub mod form;
 mod idempotency;
+pub mod parse;
 
 pub use idempotency::{Action, idempotent};
 
@@ -21,10 +22,10 @@ use tracing::Instrument;
 
 use crate::app::Services;
 use crate::app::services::Table;
-use crate::contract::FileResource;
+use crate::contract::{FileResource, error_body};
 use crate::domain::error::ApiError;
 use crate::domain::token::UploadToken;
-use crate::domain::{FileId, FileRecord, timestamp, validate};
+use crate::domain::{FileId, FileRecord, timestamp};
 use crate::dynamo::key_hash;
 use bearer::{Bearer, bearer};
 
@@ -153,7 +154,7 @@ pub fn render(request_id: &str, result: Result<Reply, ApiError>) -> Response<Bod
                     "request refused"
                 ),
             }
-            (status_of(&err), err.body(request_id), false)
+            (status_of(&err), error_body(&err, request_id), false)
         }
     };
     let no_content = status == StatusCode::NO_CONTENT;
@@ -327,7 +328,7 @@ pub fn json_object(
     }
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(map)) => {
-            validate::known_fields(&map, fields)?;
+            parse::known_fields(&map, fields)?;
             Ok(Some(map))
         }
         Ok(_) => Err(ApiError::BadRequest(

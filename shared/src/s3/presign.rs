@@ -12,8 +12,8 @@ use time::OffsetDateTime;
 use super::objects::{PENDING_TAGGING, PUT_CACHE_CONTROL};
 use super::part_signer::PartUrlSigner;
 use super::signing::{SigningIdentity, URL_SIGNER};
+use crate::domain::ContentDeclaration;
 use crate::domain::error::ApiError;
-use crate::domain::file::ContentDeclaration;
 use crate::domain::values::Sha256;
 
 /// A URL and the headers that were signed into it: the client must send exactly these.

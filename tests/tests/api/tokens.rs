@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use integration_tests::serde_json::{Value, json};
 use integration_tests::{ApiReply, Event, MintedToken, Status, TestApi, digests};
 use shared::domain::timestamp;
-use shared::domain::token::TokenGrant;
 use shared::dynamo::key_hash;
+use shared::http::parse;
 
 fn text_file(bytes: &[u8]) -> Value {
     let (sha256, _) = digests(bytes);
@@ -140,7 +140,7 @@ async fn expired_unknown_and_foreign_tokens_are_refused() {
     let other = TestApi::new().await;
 
     // Expired: minted 20 minutes ago for 15
-    let grant = TokenGrant::parse(&serde_json::Map::new(), u64::MAX).unwrap();
+    let grant = parse::token_grant(&serde_json::Map::new(), u64::MAX).unwrap();
     let past = timestamp::now() - std::time::Duration::from_secs(1200);
     let (expired, _) = api
         .services

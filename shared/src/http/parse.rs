@@ -1,37 +1,23 @@
-//! Request bodies → domain values, reporting every bad field at once: each field is parsed by
-//! its value type, and a [`Fields`] collector gathers the refusals.
+//! Request bodies → domain values, at the edge: each field is parsed by its value type, and a
+//! [`Fields`] collector reports every bad field of a body at once (docs/API.md: 422 with one
+//! detail per field).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use std::collections::{BTreeMap, BTreeSet};
-
+use crate::domain::UploadJob;
 use crate::domain::error::{ApiError, Detail};
-use crate::domain::file::{ContentDeclaration, UploadJob};
+use crate::domain::event::EventType;
 use crate::domain::parts::{ClaimedPart, RequestedPart};
+use crate::domain::request::{DirectUpload, NewFile, UploadRequest};
+use crate::domain::token::{
+    DEFAULT_EXPIRES_IN, MAX_CONTENT_TYPES, MAX_EXPIRES_IN, MAX_FILES, MIN_EXPIRES_IN, MediaRange,
+    TokenGrant,
+};
 use crate::domain::values::{FileName, Md5, MediaType, Metadata, MetadataEntry, Sha256};
-
-/// The body of create and reupload, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UploadRequest {
-    /// Required by create; reupload keeps the current name when absent.
-    pub file_name: Option<FileName>,
-    pub file_size: u64,
-    pub content_type: MediaType,
-    pub sha256: Option<Sha256>,
-    pub md5: Option<Md5>,
-    /// Absent means "none" on create and "keep the current metadata" on reupload.
-    pub metadata: Option<Metadata>,
-    /// `"part_checksums": "sha256"`: each part's URL is signed for the part's SHA-256.
-    pub part_checksums: bool,
-}
-
-/// A create body: the content of the first upload, and the file's metadata.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewFile {
-    pub content: ContentDeclaration,
-    pub metadata: Metadata,
-    pub part_checksums: bool,
-}
+use crate::domain::webhook::{WebhookRequest, WebhookUrl};
 
 /// Checks every field of a create body.
 pub fn new_file(body: &Map<String, Value>, max_file_size: u64) -> Result<NewFile, ApiError> {
@@ -73,17 +59,17 @@ pub fn known_fields(body: &Map<String, Value>, known: &[&str]) -> Result<(), Api
 
 /// Gathers the refusals of every field of one body.
 #[derive(Debug, Default)]
-pub(crate) struct Fields {
+struct Fields {
     bad: Vec<Detail>,
 }
 
 impl Fields {
-    pub(crate) fn refuse(&mut self, field: impl Into<String>, message: impl Into<String>) {
+    fn refuse(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.bad.push(Detail::field(field, message));
     }
 
     /// Refuses each field of `object` that is not one of `known`, named by `at`.
-    pub(crate) fn refuse_unknown(
+    fn refuse_unknown(
         &mut self,
         object: &Map<String, Value>,
         known: &[&str],
@@ -95,7 +81,7 @@ impl Fields {
     }
 
     /// 422 listing every refusal, sorted by field; `Ok` when there was none.
-    pub(crate) fn finish(mut self) -> Result<(), ApiError> {
+    fn finish(mut self) -> Result<(), ApiError> {
         if self.bad.is_empty() {
             return Ok(());
         }
@@ -104,7 +90,7 @@ impl Fields {
     }
 
     /// The optional integer `field` of `body`, from `min` to `max`; `None` when absent or refused.
-    pub(crate) fn integer(
+    fn integer(
         &mut self,
         body: &Map<String, Value>,
         field: &str,
@@ -234,7 +220,7 @@ fn file_size(
 }
 
 /// An object of string → string, or a list of `{"name", "value"}` pairs.
-pub(crate) fn metadata(value: &Value, fields: &mut Fields) -> Option<Metadata> {
+fn metadata(value: &Value, fields: &mut Fields) -> Option<Metadata> {
     let refused_before = fields.bad.len();
     let string = |value: Option<&Value>, at: &str, fields: &mut Fields| match value {
         Some(Value::String(text)) => Some(text.clone()),
@@ -305,14 +291,6 @@ pub struct FilePart<'a> {
     pub file_name: Option<&'a str>,
     pub content_type: Option<&'a str>,
     pub size: u64,
-}
-
-/// A direct upload's form, validated: each file's name, type and size, and the metadata for
-/// every file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DirectUpload {
-    pub files: Vec<(FileName, MediaType, u64)>,
-    pub metadata: Metadata,
 }
 
 /// Checks a direct upload's form: at least one file, each named (by its part's filename, or
@@ -627,6 +605,137 @@ pub fn claimed_parts(
     Ok(Some(parts))
 }
 
+/// The fields of a mint body.
+pub const TOKEN_GRANT_FIELDS: &[&str] = &[
+    "expires_in",
+    "max_file_size",
+    "content_types",
+    "max_files",
+    "metadata",
+];
+
+/// A mint body (`POST …/upload-tokens`); `max_file_size` is bounded by the deployment's.
+pub fn token_grant(body: &Map<String, Value>, deployment_max: u64) -> Result<TokenGrant, ApiError> {
+    let mut fields = Fields::default();
+    let expires_in = fields
+        .integer(body, "expires_in", MIN_EXPIRES_IN, MAX_EXPIRES_IN)
+        .unwrap_or(DEFAULT_EXPIRES_IN);
+    let max_file_size = fields.integer(body, "max_file_size", 1, deployment_max);
+    let max_files = fields.integer(body, "max_files", 1, MAX_FILES).unwrap_or(1);
+    let content_types = match body.get("content_types") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) if items.len() <= MAX_CONTENT_TYPES => items
+            .iter()
+            .enumerate()
+            .filter_map(|(index, item)| {
+                let at = format!("content_types[{index}]");
+                match item.as_str().map(MediaRange::parse) {
+                    Some(Ok(range)) => Some(range),
+                    Some(Err(message)) => {
+                        fields.refuse(at, message);
+                        None
+                    }
+                    None => {
+                        fields.refuse(at, "must be a string");
+                        None
+                    }
+                }
+            })
+            .collect(),
+        Some(_) => {
+            fields.refuse(
+                "content_types",
+                format!("must be a list of at most {MAX_CONTENT_TYPES} media types"),
+            );
+            Vec::new()
+        }
+    };
+    let metadata = match body.get("metadata") {
+        None | Some(Value::Null) => Some(Metadata::default()),
+        Some(value) => metadata(value, &mut fields),
+    };
+    fields.finish()?;
+    Ok(TokenGrant {
+        expires_in: Duration::from_secs(expires_in),
+        max_file_size,
+        content_types,
+        max_files: u32::try_from(max_files).unwrap_or(1),
+        metadata: metadata.unwrap_or_default(),
+    })
+}
+
+/// The fields of a `PUT …/webhook` body.
+pub const WEBHOOK_FIELDS: &[&str] = &["url", "events", "rotate_secret"];
+
+/// A `PUT …/webhook` body; 422 lists each bad field.
+pub fn webhook_request(
+    body: &Map<String, Value>,
+    allow_loopback: bool,
+) -> Result<WebhookRequest, ApiError> {
+    let mut bad = Vec::new();
+    let url = match body.get("url") {
+        None | Some(Value::Null) => {
+            bad.push(Detail::field("url", "is required"));
+            None
+        }
+        Some(Value::String(text)) => WebhookUrl::parse(text, allow_loopback)
+            .map_err(|message| bad.push(Detail::field("url", message)))
+            .ok(),
+        Some(_) => {
+            bad.push(Detail::field("url", "must be a string"));
+            None
+        }
+    };
+    let events = match body.get("events") {
+        None | Some(Value::Null) => EventType::ALL.into_iter().collect(),
+        Some(Value::Array(items)) if items.is_empty() => {
+            bad.push(Detail::field("events", "must name at least one event type"));
+            BTreeSet::new()
+        }
+        Some(Value::Array(items)) => {
+            let mut events = BTreeSet::new();
+            for (index, item) in items.iter().enumerate() {
+                match item.as_str().and_then(EventType::parse) {
+                    Some(kind) => {
+                        events.insert(kind);
+                    }
+                    None => bad.push(Detail::field(
+                        format!("events[{index}]"),
+                        format!("must be one of {}", type_names()),
+                    )),
+                }
+            }
+            events
+        }
+        Some(_) => {
+            bad.push(Detail::field("events", "must be a list of event types"));
+            BTreeSet::new()
+        }
+    };
+    let rotate_secret = match body.get("rotate_secret") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(rotate)) => *rotate,
+        Some(_) => {
+            bad.push(Detail::field("rotate_secret", "must be true or false"));
+            false
+        }
+    };
+    match url {
+        Some(url) if bad.is_empty() => Ok(WebhookRequest {
+            url,
+            events,
+            rotate_secret,
+        }),
+        _ => Err(ApiError::Validation(bad)),
+    }
+}
+
+/// The event types, as a refusal lists them.
+fn type_names() -> String {
+    let names: Vec<_> = EventType::ALL.iter().map(|kind| kind.as_str()).collect();
+    names.join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -853,5 +962,82 @@ mod tests {
         let listed = json!({"file_name": "a", "file_size": 1,
             "metadata": [{"name": "k", "value": "v", "vaule": "w"}]});
         assert_eq!(fields(parse(listed).unwrap_err()), ["metadata[0].vaule"]);
+    }
+}
+
+#[cfg(test)]
+mod token_grant_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn grant(body: Value) -> Result<TokenGrant, ApiError> {
+        token_grant(body.as_object().unwrap(), 1 << 40)
+    }
+
+    fn fields(err: ApiError) -> Vec<String> {
+        match err {
+            ApiError::Validation(details) => details.into_iter().filter_map(|d| d.field).collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_empty_body_mints_a_token_for_one_file_of_any_type_for_15_minutes() {
+        let grant = grant(json!({})).unwrap();
+        assert_eq!(grant.expires_in, Duration::from_secs(900));
+        assert_eq!((grant.max_files, grant.max_file_size), (1, None));
+        assert!(grant.content_types.is_empty());
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let err = grant(json!({
+            "expires_in": 59, "max_file_size": 0, "max_files": 101,
+            "content_types": ["image/*", "nope", 3], "metadata": {"k": 1}
+        }))
+        .unwrap_err();
+        assert_eq!(
+            fields(err),
+            [
+                "content_types[1]",
+                "content_types[2]",
+                "expires_in",
+                "max_file_size",
+                "max_files",
+                "metadata.k"
+            ]
+        );
+        assert_eq!(
+            fields(grant(json!({"expires_in": 3601, "max_file_size": 1u64 << 41})).unwrap_err()),
+            ["expires_in", "max_file_size"]
+        );
+    }
+}
+
+#[cfg(test)]
+mod webhook_request_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_request_names_every_bad_field() {
+        let body = json!({"url": "http://example.com", "events": ["file.verified", "file.created", 3], "rotate_secret": "yes"});
+        let err = webhook_request(body.as_object().unwrap(), false).unwrap_err();
+        let fields: Vec<_> = err
+            .details()
+            .iter()
+            .map(|d| d.field.clone().unwrap())
+            .collect();
+        assert_eq!(fields, ["url", "events[1]", "events[2]", "rotate_secret"]);
+        assert_eq!(err.status(), 422);
+
+        let body = json!({"url": "https://example.com/h"});
+        let request = webhook_request(body.as_object().unwrap(), false).unwrap();
+        assert_eq!(request.events.len(), EventType::ALL.len());
+        assert!(!request.rotate_secret);
+        let body = json!({"url": "https://example.com/h", "events": []});
+        assert!(webhook_request(body.as_object().unwrap(), false).is_err());
+        let err = webhook_request(&Map::new(), false).unwrap_err();
+        assert_eq!(err.details()[0].message, "is required");
     }
 }
