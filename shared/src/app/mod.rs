@@ -9,6 +9,7 @@ pub mod inspect;
 pub mod release;
 pub mod services;
 pub mod upload;
+pub mod verify;
 pub mod verify_queue;
 
 pub use services::Services;
