@@ -158,8 +158,10 @@ async fn delivery_throughput(count: usize, projects: usize) -> Result<(), String
     let deliverer = deliver::Deliverer::new(
         &api.services.config,
         api.services.table.webhooks.clone(),
-        aws_sdk_sqs::Client::new(&sdk),
-        "unused: every delivery succeeds".to_owned(),
+        shared::sqs::Queue::new(
+            aws_sdk_sqs::Client::new(&sdk),
+            "unused: every delivery succeeds".to_owned(),
+        ),
     )
     .map_err(|e| e.to_string())?;
     let messages: Vec<SqsMessage> = (0..count)

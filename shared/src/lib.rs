@@ -10,6 +10,8 @@
 //! | [`dynamo`] | the DynamoDB adapter: the file table's items and conditional writes, its stream's images, API keys, webhooks |
 //! | [`s3`] | the S3 adapter: objects and multipart uploads, and presigned URLs apart from them |
 //! | [`events`] | the EventBridge adapter: the bus events are published to, and its local provisioning |
+//! | [`sqs`] | the SQS adapter: a queue to send to, and received messages handed back later |
+//! | `delivery` | the webhook adapter (feature `delivery`, deliver's alone): a signed POST to a checked address |
 //! | [`app`] | use cases over the adapters (start an upload job, release the storage a change freed, inspect a stored object), and what a function builds at its cold start: the clients it uses and no others ([`app::services::Environment`]) |
 //! | [`http`] | the HTTP edge: the caller, request parsing, authorization prologue, rendering results and errors |
 //!
@@ -22,8 +24,11 @@ pub mod app;
 pub mod aws;
 pub mod config;
 pub mod contract;
+#[cfg(feature = "delivery")]
+pub mod delivery;
 pub mod domain;
 pub mod dynamo;
 pub mod events;
 pub mod http;
 pub mod s3;
+pub mod sqs;

@@ -60,8 +60,7 @@ impl TestApi {
         let deliverer = deliver::Deliverer::new(
             &self.services.config,
             self.services.table.webhooks.clone(),
-            sqs.clone(),
-            created.queue_url.clone(),
+            shared::sqs::Queue::new(sqs.clone(), created.queue_url.clone()),
         )
         .expect("deliverer");
         EventPath {
@@ -126,8 +125,7 @@ impl EventPath {
         self.deliverer = deliver::Deliverer::new(
             &config,
             self.webhooks.clone(),
-            self.sqs.clone(),
-            self.queue_url.clone(),
+            shared::sqs::Queue::new(self.sqs.clone(), self.queue_url.clone()),
         )
         .expect("deliverer");
     }

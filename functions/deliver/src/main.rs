@@ -6,8 +6,7 @@ use shared::app::services::Environment;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let env = Environment::load().await?;
-    let (sqs, queue_url) = env.webhook_queue()?;
-    let deliverer = Deliverer::new(&env.config, env.table().webhooks, sqs, queue_url)?;
+    let deliverer = Deliverer::new(&env.config, env.table().webhooks, env.webhook_queue()?)?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async {
         Ok::<_, lambda_runtime::Error>(deliverer.handle(event.payload).await)
     }))

@@ -36,7 +36,8 @@ pub async fn handle_messages(
 ) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
     for message in &event.records {
-        if let Err(err) = process(services, queue, message).await {
+        // Boxed: a message's work is deep, and the runtime's future need not carry its layout.
+        if let Err(err) = Box::pin(process(services, queue, message)).await {
             let attempt = message
                 .attributes
                 .get("ApproximateReceiveCount")

@@ -17,6 +17,7 @@ use crate::config::{Config, ConfigError};
 use crate::dynamo::{ApiKeys, FileStore, IdempotencyKeys, UploadTokens, Usages, Webhooks};
 use crate::events::EventBus;
 use crate::s3::{ObjectStore, Presigner, SIGNING_SESSION};
+use crate::sqs::Queue;
 
 /// The adapters over the one DynamoDB table.
 #[derive(Debug)]
@@ -133,10 +134,10 @@ impl Environment {
         Ok(VerifyQueue::new(self.sqs(), url))
     }
 
-    /// The queue of webhook deliveries and its URL; `WEBHOOK_QUEUE_URL` is required.
-    pub fn webhook_queue(&self) -> Result<(aws_sdk_sqs::Client, String), ConfigError> {
+    /// The queue of webhook deliveries; `WEBHOOK_QUEUE_URL` is required.
+    pub fn webhook_queue(&self) -> Result<Queue, ConfigError> {
         let url = required(&self.config.webhook_queue_url, "WEBHOOK_QUEUE_URL")?;
-        Ok((self.sqs(), url.to_owned()))
+        Ok(Queue::new(self.sqs(), url))
     }
 
     /// The bus events are published to; `EVENT_BUS_NAME` is required.
@@ -343,7 +344,7 @@ mod tests {
         ]);
         assert!(wired.verify_queue().is_ok());
         assert_eq!(
-            wired.webhook_queue().unwrap().1,
+            wired.webhook_queue().unwrap().url(),
             "https://sqs.eu-west-1.amazonaws.com/1/webhooks"
         );
         assert!(wired.event_bus().is_ok());

@@ -6,8 +6,8 @@ use std::time::Duration;
 use aws_lambda_events::s3::S3Event;
 use serde::{Deserialize, Serialize};
 
-use crate::aws;
 use crate::domain::{ApiError, FileId, JobId};
+use crate::sqs::Queue;
 
 /// Go on checking a file's current upload from the checkpoint on its record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,45 +50,24 @@ impl VerifyMessage {
     }
 }
 
+/// The queue verify reads, to which the service sends its steps.
 #[derive(Debug, Clone)]
-pub struct VerifyQueue {
-    sqs: aws_sdk_sqs::Client,
-    url: String,
-}
+pub struct VerifyQueue(Queue);
 
 impl VerifyQueue {
     pub fn new(sqs: aws_sdk_sqs::Client, url: impl Into<String>) -> Self {
-        Self {
-            sqs,
-            url: url.into(),
-        }
+        Self(Queue::new(sqs, url))
     }
 
     pub async fn send(&self, step: &Step) -> Result<(), ApiError> {
         let body = serde_json::to_string(step)
             .map_err(|err| ApiError::Internal(format!("verify step: {err}")))?;
-        self.sqs
-            .send_message()
-            .queue_url(&self.url)
-            .message_body(body)
-            .send()
-            .await
-            .map_err(|err| aws::failure("SQS SendMessage", err))?;
-        Ok(())
+        self.0.send(body).await
     }
 
-    /// Has the queue hand the received message back after `delay` rather than after its
-    /// visibility timeout.
+    /// Has the queue hand the received message back after `delay` ([`Queue::retry_later`]).
     pub async fn retry_later(&self, receipt_handle: &str, delay: Duration) -> Result<(), ApiError> {
-        self.sqs
-            .change_message_visibility()
-            .queue_url(&self.url)
-            .receipt_handle(receipt_handle)
-            .visibility_timeout(i32::try_from(delay.as_secs()).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map_err(|err| aws::failure("SQS ChangeMessageVisibility", err))?;
-        Ok(())
+        self.0.retry_later(receipt_handle, delay).await
     }
 }
 

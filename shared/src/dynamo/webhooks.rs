@@ -51,6 +51,20 @@ impl Webhooks {
         Ok(self.read(project_id).await?.map(|stored| stored.config))
     }
 
+    /// The webhook of each of `projects`, each read once, all at once.
+    pub async fn get_each<'a>(
+        &self,
+        projects: impl IntoIterator<Item = &'a str>,
+    ) -> HashMap<&'a str, Result<Option<WebhookConfig>, ApiError>> {
+        let reads = projects
+            .into_iter()
+            .map(|project_id| async move { (project_id, self.get(project_id).await) });
+        futures_util::future::join_all(reads)
+            .await
+            .into_iter()
+            .collect()
+    }
+
     /// Sets the project's webhook to what `change` makes of it as it is (`None`: the project
     /// has none), as one conditional write. When another write got there first, `change` is
     /// applied again to the webhook as that write left it, a few times at most; then 409

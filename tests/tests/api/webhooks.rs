@@ -483,8 +483,10 @@ async fn loopback_deliverer(api: &TestApi) -> deliver::Deliverer {
     deliver::Deliverer::new(
         &config,
         api.services.table.webhooks.clone(),
-        aws_sdk_sqs::Client::new(&integration_tests::sdk_config().await),
-        "unused: no message has a receipt".to_owned(),
+        shared::sqs::Queue::new(
+            aws_sdk_sqs::Client::new(&integration_tests::sdk_config().await),
+            "unused: no message has a receipt".to_owned(),
+        ),
     )
     .unwrap()
 }
