@@ -6,11 +6,12 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
 use crate::domain::error::{ApiError, MAX_DETAILS};
 use crate::domain::event::{EventType, event_id};
+use crate::domain::parts::UploadedPart;
 use crate::domain::timestamp;
 use crate::domain::values::{FileName, Md5, MediaType, Metadata, Sha256};
 use crate::domain::{FileId, FileRecord, FileStatus, JobId, RejectionReason, UploadJob};
@@ -183,6 +184,34 @@ impl EventMessage {
     pub fn project_id(&self) -> Option<&str> {
         self.data.get("project_id")?.as_str()
     }
+}
+
+/// The body of `POST …/parts`: `{"urls": {"7": "…"}, "headers": {"7": {…}}, "expires_at": "…"}`
+/// (JSON objects are keyed by strings).
+pub fn part_urls(
+    urls: &BTreeMap<u32, String>,
+    headers: &BTreeMap<u32, BTreeMap<String, String>>,
+    expires_at: OffsetDateTime,
+) -> Value {
+    fn by_part<T: Serialize>(map: &BTreeMap<u32, T>) -> Map<String, Value> {
+        map.iter()
+            .map(|(number, value)| (number.to_string(), json!(value)))
+            .collect()
+    }
+    json!({
+        "urls": by_part(urls),
+        "headers": by_part(headers),
+        "expires_at": timestamp::format(expires_at),
+    })
+}
+
+/// The body of `GET …/parts`: the parts already in storage.
+pub fn uploaded_parts(parts: &[UploadedPart]) -> Value {
+    let parts: Vec<_> = parts
+        .iter()
+        .map(|part| json!({"part_number": part.part_number, "size": part.size, "etag": part.etag}))
+        .collect();
+    json!({ "parts": parts })
 }
 
 /// The body of `GET …/usage` (docs/API.md, v1.2 "Usage and quotas").

@@ -16,7 +16,7 @@ use shared::app::verify_queue::VerifyQueue;
 use shared::app::{Services, release};
 use shared::domain::{ApiError, FileRecord, JobId, UploadJob, storage, timestamp};
 use shared::dynamo::Update;
-use shared::http::{self, Reply, parse};
+use shared::http::{self, Call, Reply, parse};
 
 /// Answers the request; uploads of many parts go to verify's `queue` to be assembled.
 pub async fn handle(services: &Services, queue: &VerifyQueue, request: Request) -> Response<Body> {
@@ -28,12 +28,9 @@ async fn complete_upload(
     queue: &VerifyQueue,
     request: Request,
 ) -> Result<Reply, ApiError> {
-    let (project_id, caller) = http::caller(&services.table, &request).await?;
-    // An upload token completes the uploads of the files it created.
-    caller.may_use(http::file_id(&request)?)?;
-    let scope = caller.idempotency_scope(&project_id);
-    http::idempotent(&services.table, &scope, &request, |_| {
-        Box::pin(complete(services, queue, &project_id, &request))
+    let call = http::call(&services.table, &request).await?;
+    http::idempotent(&services.table, &call.idempotency_scope(), &request, |_| {
+        Box::pin(complete(services, queue, &call, &request))
     })
     .await
 }
@@ -41,10 +38,10 @@ async fn complete_upload(
 async fn complete(
     services: &Services,
     queue: &VerifyQueue,
-    project_id: &str,
+    call: &Call,
     request: &Request,
 ) -> Result<Reply, ApiError> {
-    let file_id = http::file_id(request)?;
+    let (project_id, file_id) = (call.project_id.as_str(), call.file_id()?);
     let body = http::json_object(request, parse::COMPLETE_FIELDS)?;
     let expected_job = requested_job(body.as_ref())?;
     let (sha256, md5) = parse::completed_digests(body.as_ref())?;

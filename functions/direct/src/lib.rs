@@ -17,10 +17,9 @@ pub const MAX_FILES: usize = 20;
 
 pub async fn handle(services: &Services, request: Request) -> Response<Body> {
     http::serve(request, |request| async move {
-        let (project_id, caller) = http::caller(&services.table, &request).await?;
-        let scope = caller.idempotency_scope(&project_id);
-        http::idempotent(&services.table, &scope, &request, |_| {
-            Box::pin(upload(services, &project_id, &caller, &request))
+        let call = http::call(&services.table, &request).await?;
+        http::idempotent(&services.table, &call.idempotency_scope(), &request, |_| {
+            Box::pin(upload(services, &call.project_id, &call.caller, &request))
         })
         .await
     })

@@ -4,38 +4,35 @@
 //! - `DELETE /v1/projects/{project_id}/files/{file_id}`: the file and everything it stored
 //! - `GET /v1/projects/{project_id}/usage`: what the project's files hold, and its quota
 
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Body, Request, Response};
 use serde_json::json;
 use shared::app::{Services, delete};
 use shared::contract;
-use shared::domain::FileStatus;
-use shared::domain::{ApiError, Detail};
-use shared::dynamo::ListCursor;
-use shared::http::{self, Reply};
-
-pub const DEFAULT_PAGE_SIZE: usize = 50;
-pub const MAX_PAGE_SIZE: usize = 100;
+use shared::domain::ApiError;
+use shared::http::routes::Operation;
+use shared::http::{self, Call, Reply, parse};
 
 pub async fn handle(services: &Services, request: Request) -> Response<Body> {
     http::serve(request, |request| async move {
-        let (project_id, caller) = http::caller(&services.table, &request).await?;
-        let by_id = http::path_param(&request, "file_id").is_some();
-        let usage = request.raw_http_path().ends_with("/usage");
-        match (request.method().as_str(), by_id) {
-            ("GET", true) => {
-                // An upload token reads the files it created.
-                caller.may_use(http::file_id(&request)?)?;
-                get_file(services, &project_id, &request).await
+        let call = http::call(&services.table, &request).await?;
+        let project_id = &call.project_id;
+        match call.route.operation {
+            Operation::GetFile => {
+                let file = (services.table.files)
+                    .get_in_project(project_id, call.file_id()?)
+                    .await?;
+                Ok(Reply::ok(
+                    http::render_file(services, &file).await?.to_json(),
+                ))
             }
-            _ if !caller.is_api_key() => Err(ApiError::not_for_tokens()),
-            ("GET", false) if usage => {
-                let found = services.table.usages.get(&project_id).await?;
-                Ok(Reply::ok(contract::usage(&project_id, &found)))
+            Operation::ListFiles => list_files(services, project_id, &request).await,
+            Operation::Usage => {
+                let found = services.table.usages.get(project_id).await?;
+                Ok(Reply::ok(contract::usage(project_id, &found)))
             }
-            ("GET", false) => list_files(services, &project_id, &request).await,
-            ("DELETE", true) => {
-                http::idempotent(&services.table, &project_id, &request, |_| {
-                    Box::pin(delete_file(services, &project_id, &request))
+            Operation::DeleteFile => {
+                http::idempotent(&services.table, &call.idempotency_scope(), &request, |_| {
+                    Box::pin(delete_file(services, &call))
                 })
                 .await
             }
@@ -45,32 +42,11 @@ pub async fn handle(services: &Services, request: Request) -> Response<Body> {
     .await
 }
 
-async fn get_file(
-    services: &Services,
-    project_id: &str,
-    request: &Request,
-) -> Result<Reply, ApiError> {
-    let record = services
-        .table
-        .files
-        .get_in_project(project_id, http::file_id(request)?)
-        .await?;
-    Ok(Reply::ok(
-        http::render_file(services, &record).await?.to_json(),
-    ))
-}
-
 /// 204 once nothing of the file is left; 404 for a file that is not (or no longer) there.
-async fn delete_file(
-    services: &Services,
-    project_id: &str,
-    request: &Request,
-) -> Result<Reply, ApiError> {
-    let file_id = http::file_id(request)?;
-    let record = services
-        .table
-        .files
-        .get_in_project(project_id, file_id)
+async fn delete_file(services: &Services, call: &Call) -> Result<Reply, ApiError> {
+    let file_id = call.file_id()?;
+    let record = (services.table.files)
+        .get_in_project(&call.project_id, file_id)
         .await?;
     delete::delete_file(services, record).await?;
     tracing::info!(file_id = %file_id, "file deleted");
@@ -82,7 +58,7 @@ async fn list_files(
     project_id: &str,
     request: &Request,
 ) -> Result<Reply, ApiError> {
-    let query = ListQuery::parse(request, project_id)?;
+    let query = parse::list_query(request, project_id)?;
     let page = services
         .table
         .files
@@ -95,57 +71,4 @@ async fn list_files(
     Ok(Reply::ok(
         json!({ "files": files, "next_cursor": page.next_cursor }),
     ))
-}
-
-struct ListQuery {
-    status: Option<FileStatus>,
-    limit: usize,
-    cursor: Option<ListCursor>,
-}
-
-impl ListQuery {
-    fn parse(request: &Request, project_id: &str) -> Result<Self, ApiError> {
-        let mut bad = Vec::new();
-        let status = http::query_param(request, "status").and_then(|text| {
-            FileStatus::parse(&text).or_else(|| {
-                let names: Vec<_> = FileStatus::ALL.iter().map(|s| s.as_str()).collect();
-                bad.push(Detail::field(
-                    "status",
-                    format!("must be one of {}", names.join(", ")),
-                ));
-                None
-            })
-        });
-        let limit = match http::query_param(request, "limit") {
-            None => DEFAULT_PAGE_SIZE,
-            Some(text) => match text.parse::<usize>() {
-                Ok(limit) if (1..=MAX_PAGE_SIZE).contains(&limit) => limit,
-                _ => {
-                    bad.push(Detail::field(
-                        "limit",
-                        format!("must be an integer between 1 and {MAX_PAGE_SIZE}"),
-                    ));
-                    DEFAULT_PAGE_SIZE
-                }
-            },
-        };
-        let cursor = http::query_param(request, "cursor").and_then(|text| {
-            ListCursor::decode(&text, project_id).or_else(|| {
-                bad.push(Detail::field(
-                    "cursor",
-                    "must be a next_cursor from a previous page of this listing",
-                ));
-                None
-            })
-        });
-        if bad.is_empty() {
-            Ok(Self {
-                status,
-                limit,
-                cursor,
-            })
-        } else {
-            Err(ApiError::Validation(bad))
-        }
-    }
 }

@@ -15,11 +15,21 @@ pub async fn handle(services: &Services, request: Request) -> Response<Body> {
 }
 
 async fn create_file(services: &Services, request: Request) -> Result<Reply, ApiError> {
-    let (project_id, caller) = http::caller(&services.table, &request).await?;
-    let scope = caller.idempotency_scope(&project_id);
-    http::idempotent(&services.table, &scope, &request, |claim| {
-        Box::pin(create(services, &project_id, &caller, &request, claim))
-    })
+    let call = http::call(&services.table, &request).await?;
+    http::idempotent(
+        &services.table,
+        &call.idempotency_scope(),
+        &request,
+        |claim| {
+            Box::pin(create(
+                services,
+                &call.project_id,
+                &call.caller,
+                &request,
+                claim,
+            ))
+        },
+    )
     .await
 }
 

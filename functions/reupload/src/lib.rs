@@ -4,41 +4,30 @@
 //! - `GET …/files/{file_id}/parts`: the parts already in storage, to resume
 //! - `DELETE …/files/{file_id}/upload`: abort the upload in progress
 
-use lambda_http::{Body, Request, RequestExt, Response};
-use serde_json::json;
+use lambda_http::{Body, Request, Response};
 use shared::app::upload::{self, PART_URL_BATCH};
 use shared::app::{Services, release};
-use shared::contract::UploadPlan;
+use shared::contract::{self, UploadPlan};
 use shared::domain::parts::UploadedPart;
 use shared::domain::{ApiError, FileId, storage, timestamp};
 use shared::dynamo::Update;
+use shared::http::routes::Operation;
 use shared::http::{self, Reply, parse};
 
 pub async fn handle(services: &Services, request: Request) -> Response<Body> {
     http::serve(request, |request| async move {
-        let (project_id, caller) = http::caller(&services.table, &request).await?;
-        let file_id = http::file_id(&request)?;
-        let action = request
-            .raw_http_path()
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        if action == "reupload" && !caller.is_api_key() {
-            return Err(ApiError::not_for_tokens());
-        }
-        // An upload token finishes the uploads of the files it created, and no other.
-        caller.may_use(file_id)?;
-        match (request.method().as_str(), action.as_str()) {
-            ("POST", "reupload") => {
-                http::idempotent(&services.table, &project_id, &request, |_| {
-                    Box::pin(reupload(services, &project_id, file_id, &request))
+        let call = http::call(&services.table, &request).await?;
+        let (project_id, file_id) = (call.project_id.as_str(), call.file_id()?);
+        match call.route.operation {
+            Operation::Reupload => {
+                http::idempotent(&services.table, &call.idempotency_scope(), &request, |_| {
+                    Box::pin(reupload(services, project_id, file_id, &request))
                 })
                 .await
             }
-            ("POST", "parts") => sign_parts(services, &project_id, file_id, &request).await,
-            ("GET", "parts") => list_parts(services, &project_id, file_id).await,
-            ("DELETE", "upload") => abort_upload(services, &project_id, file_id).await,
+            Operation::SignParts => sign_parts(services, project_id, file_id, &request).await,
+            Operation::ListParts => list_parts(services, project_id, file_id).await,
+            Operation::AbortUpload => abort_upload(services, project_id, file_id).await,
             _ => Err(ApiError::NotFound),
         }
     })
@@ -126,20 +115,11 @@ async fn sign_parts(
         return Err(ApiError::upload_expired());
     }
     let signed = upload::part_urls(services, job, &record.content, &parts).await?;
-    Ok(Reply::ok(json!({
-        "urls": by_part(signed.urls),
-        "headers": by_part(signed.headers),
-        "expires_at": timestamp::format(signed.expires_at),
-    })))
-}
-
-/// `{"7": value}`: JSON objects are keyed by strings.
-fn by_part<T: serde::Serialize>(
-    map: std::collections::BTreeMap<u32, T>,
-) -> serde_json::Map<String, serde_json::Value> {
-    map.into_iter()
-        .map(|(number, value)| (number.to_string(), json!(value)))
-        .collect()
+    Ok(Reply::ok(contract::part_urls(
+        &signed.urls,
+        &signed.headers,
+        signed.expires_at,
+    )))
 }
 
 /// The parts already in storage (every page of ListParts), for resuming.
@@ -171,11 +151,7 @@ async fn list_parts(
             None => Vec::new(),
         },
     };
-    let parts: Vec<_> = parts
-        .iter()
-        .map(|part| json!({"part_number": part.part_number, "size": part.size, "etag": part.etag}))
-        .collect();
-    Ok(Reply::ok(json!({ "parts": parts })))
+    Ok(Reply::ok(contract::uploaded_parts(&parts)))
 }
 
 /// Aborts the upload in progress: the file falls back to its verified version, or is

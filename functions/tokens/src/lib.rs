@@ -13,14 +13,14 @@ use shared::http::{self, Caller, Reply, parse};
 
 pub async fn handle(table: &Table, config: &Config, request: Request) -> Response<Body> {
     http::serve(request, |request| async move {
-        // Only an API key mints tokens: a token minting more would outlive its own bounds.
-        let (project_id, key_hash) = http::authorized_project(table, &request).await?;
-        if request.method().as_str() != "POST" {
-            return Err(ApiError::NotFound);
-        }
-        let scope = Caller::ApiKey(key_hash.clone()).idempotency_scope(&project_id);
-        http::idempotent(table, &scope, &request, |_| {
-            Box::pin(mint(table, config, &project_id, &key_hash, &request))
+        // Only an API key mints tokens (routes::ROUTES): a token minting more would outlive
+        // its own bounds.
+        let call = http::call(table, &request).await?;
+        let Caller::ApiKey(key_hash) = &call.caller else {
+            return Err(ApiError::not_for_tokens());
+        };
+        http::idempotent(table, &call.idempotency_scope(), &request, |_| {
+            Box::pin(mint(table, config, &call.project_id, key_hash, &request))
         })
         .await
     })

@@ -11,20 +11,22 @@ use shared::config::Config;
 use shared::domain::ApiError;
 use shared::domain::timestamp;
 use shared::domain::webhook::{SigningSecret, WebhookConfig};
+use shared::http::routes::Operation;
 use shared::http::{self, Reply, parse};
 
 pub async fn handle(table: &Table, config: &Config, request: Request) -> Response<Body> {
     http::serve(request, |request| async move {
-        let (project_id, _) = http::authorized_project(table, &request).await?;
-        match request.method().as_str() {
-            "PUT" => {
-                http::idempotent(table, &project_id, &request, |_| {
-                    Box::pin(set_webhook(table, config, &project_id, &request))
+        let call = http::call(table, &request).await?;
+        let project_id = call.project_id.as_str();
+        match call.route.operation {
+            Operation::SetWebhook => {
+                http::idempotent(table, &call.idempotency_scope(), &request, |_| {
+                    Box::pin(set_webhook(table, config, project_id, &request))
                 })
                 .await
             }
-            "GET" => get_webhook(table, &project_id).await,
-            "DELETE" => delete_webhook(table, &project_id).await,
+            Operation::GetWebhook => get_webhook(table, project_id).await,
+            Operation::DeleteWebhook => delete_webhook(table, project_id).await,
             _ => Err(ApiError::NotFound),
         }
     })

@@ -4,6 +4,7 @@ mod bearer;
 pub mod form;
 mod idempotency;
 pub mod parse;
+pub mod routes;
 
 pub use idempotency::{Action, idempotent};
 
@@ -28,6 +29,7 @@ use crate::domain::token::UploadToken;
 use crate::domain::{FileId, FileRecord, timestamp};
 use crate::dynamo::key_hash;
 use bearer::{Bearer, bearer};
+use routes::{Access, Route};
 
 /// `record` as the file resource, with a presigned download URL for its verified version if it
 /// has one.
@@ -232,19 +234,6 @@ pub enum Caller {
 }
 
 impl Caller {
-    pub fn is_api_key(&self) -> bool {
-        matches!(self, Caller::ApiKey(_))
-    }
-
-    /// 403 unless the caller may act on `file_id`: a token only on the files it created.
-    pub fn may_use(&self, file_id: FileId) -> Result<(), ApiError> {
-        match self {
-            Caller::ApiKey(_) => Ok(()),
-            Caller::Token(token) if token.created(file_id) => Ok(()),
-            Caller::Token(_) => Err(ApiError::outside_token()),
-        }
-    }
-
     /// Whose `Idempotency-Key`s a request's key is among: the project's for its API keys, the
     /// token's own for a token, so that no caller is handed another's answer.
     pub fn idempotency_scope(&self, project_id: &str) -> String {
@@ -285,16 +274,52 @@ pub async fn caller(table: &Table, request: &Request) -> Result<(String, Caller)
     }
 }
 
-/// The path's project and the caller's API key hash, for routes only an API key may use (a
-/// live upload token gets 403). Every other route starts here.
-pub async fn authorized_project(
-    table: &Table,
-    request: &Request,
-) -> Result<(String, String), ApiError> {
-    match caller(table, request).await? {
-        (project_id, Caller::ApiKey(key_hash)) => Ok((project_id, key_hash)),
-        (_, Caller::Token(_)) => Err(ApiError::not_for_tokens()),
+/// A request on its route, from a caller the route admits.
+#[derive(Debug)]
+pub struct Call {
+    pub route: &'static Route,
+    pub project_id: String,
+    pub caller: Caller,
+    /// The path's file, on the routes that name one.
+    pub file_id: Option<FileId>,
+}
+
+impl Call {
+    /// The path's file: 404 on a route that names none.
+    pub fn file_id(&self) -> Result<FileId, ApiError> {
+        self.file_id.ok_or(ApiError::NotFound)
     }
+
+    /// Whose `Idempotency-Key`s the request's key is among ([`Caller::idempotency_scope`]).
+    pub fn idempotency_scope(&self) -> String {
+        self.caller.idempotency_scope(&self.project_id)
+    }
+}
+
+/// The route the request takes ([`routes::ROUTES`]) and who calls on it: 404 without a route
+/// or with a malformed file id, 401 without a live key or token, 403 without a grant for the
+/// project or when the route's [`Access`] does not admit the caller.
+pub async fn call(table: &Table, request: &Request) -> Result<Call, ApiError> {
+    let route = routes::find(request.method().as_str(), request.raw_http_path())
+        .ok_or(ApiError::NotFound)?;
+    let (project_id, caller) = caller(table, request).await?;
+    let file_id = match route.path.contains("{file_id}") {
+        true => Some(file_id(request)?),
+        false => None,
+    };
+    match (route.access, &caller, file_id) {
+        (_, Caller::ApiKey(_), _) | (Access::Token, Caller::Token(_), _) => {}
+        (Access::TokenOfTheFile, Caller::Token(token), Some(file_id)) if token.created(file_id) => {
+        }
+        (Access::TokenOfTheFile, Caller::Token(_), _) => return Err(ApiError::outside_token()),
+        (Access::ApiKey, Caller::Token(_), _) => return Err(ApiError::not_for_tokens()),
+    }
+    Ok(Call {
+        route,
+        project_id,
+        caller,
+        file_id,
+    })
 }
 
 pub fn project_id(request: &Request) -> Result<String, ApiError> {

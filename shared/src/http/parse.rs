@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use crate::domain::FileStatus;
 use crate::domain::UploadJob;
 use crate::domain::error::{ApiError, Detail};
 use crate::domain::event::EventType;
@@ -18,6 +19,8 @@ use crate::domain::token::{
 };
 use crate::domain::values::{FileName, Md5, MediaType, Metadata, MetadataEntry, Sha256};
 use crate::domain::webhook::{WebhookRequest, WebhookUrl};
+use crate::dynamo::ListCursor;
+use lambda_http::Request;
 
 /// Checks every field of a create body.
 pub fn new_file(body: &Map<String, Value>, max_file_size: u64) -> Result<NewFile, ApiError> {
@@ -727,6 +730,64 @@ pub fn webhook_request(
             rotate_secret,
         }),
         _ => Err(ApiError::Validation(bad)),
+    }
+}
+
+/// A page of `GET …/files` holds this many files unless `limit` says otherwise, and never more
+/// than [`MAX_PAGE_SIZE`].
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+pub const MAX_PAGE_SIZE: usize = 100;
+
+/// The query of `GET …/files`: a status to filter by, a page size and where the page starts.
+pub struct ListQuery {
+    pub status: Option<FileStatus>,
+    pub limit: usize,
+    pub cursor: Option<ListCursor>,
+}
+
+/// The query of `GET …/files` in `request`, every bad parameter reported at once.
+pub fn list_query(request: &Request, project_id: &str) -> Result<ListQuery, ApiError> {
+    let mut bad = Vec::new();
+    let status = super::query_param(request, "status").and_then(|text| {
+        FileStatus::parse(&text).or_else(|| {
+            let names: Vec<_> = FileStatus::ALL.iter().map(|s| s.as_str()).collect();
+            bad.push(Detail::field(
+                "status",
+                format!("must be one of {}", names.join(", ")),
+            ));
+            None
+        })
+    });
+    let limit = match super::query_param(request, "limit") {
+        None => DEFAULT_PAGE_SIZE,
+        Some(text) => match text.parse::<usize>() {
+            Ok(limit) if (1..=MAX_PAGE_SIZE).contains(&limit) => limit,
+            _ => {
+                bad.push(Detail::field(
+                    "limit",
+                    format!("must be an integer between 1 and {MAX_PAGE_SIZE}"),
+                ));
+                DEFAULT_PAGE_SIZE
+            }
+        },
+    };
+    let cursor = super::query_param(request, "cursor").and_then(|text| {
+        ListCursor::decode(&text, project_id).or_else(|| {
+            bad.push(Detail::field(
+                "cursor",
+                "must be a next_cursor from a previous page of this listing",
+            ));
+            None
+        })
+    });
+    if bad.is_empty() {
+        Ok(ListQuery {
+            status,
+            limit,
+            cursor,
+        })
+    } else {
+        Err(ApiError::Validation(bad))
     }
 }
 

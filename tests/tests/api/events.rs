@@ -5,6 +5,7 @@
 use integration_tests::operations::as_function;
 use integration_tests::serde_json::Value;
 use integration_tests::{ApiReply, Event, TestApi, dispatch};
+use shared::http::routes::{ROUTES, Route};
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
@@ -38,7 +39,8 @@ async fn every_sample_http_event_reaches_its_handler_as_it_stands() {
 
 /// The functions are the directories of `functions/` (the workspace's members, `scripts/build`'s
 /// and the bench's list): template.yaml deploys each of them, and every route reaches the same
-/// function there, in `cargo lambda watch`'s router (Cargo.toml) and in the test kit.
+/// function there, in `cargo lambda watch`'s router (Cargo.toml), in the routes the functions
+/// dispatch on (`shared::http::routes`) and in the test kit.
 #[test]
 fn every_route_reaches_the_same_function_deployed_served_locally_and_tested() {
     let read = |file: &str| std::fs::read_to_string(format!("{ROOT}/{file}")).unwrap();
@@ -54,8 +56,27 @@ fn every_route_reaches_the_same_function_deployed_served_locally_and_tested() {
     deployed.sort();
     assert_eq!(deployed, directories, "template.yaml's functions");
 
+    // The routes the functions dispatch on, and who may take them: the same routes.
+    let mut declared: Vec<String> = ROUTES.iter().map(Route::key).collect();
+    let mut sampled: Vec<String> = Event::ALL
+        .iter()
+        .map(|e| e.route_key().to_owned())
+        .collect();
+    declared.sort();
+    sampled.sort();
+    assert_eq!(declared, sampled, "shared::http::routes::ROUTES");
+
     for event in Event::ALL {
         let (method, path) = event.route_key().split_once(' ').unwrap();
+        let declared = ROUTES
+            .iter()
+            .find(|r| r.key() == event.route_key())
+            .unwrap();
+        assert_eq!(
+            declared.function,
+            event.function(),
+            "{method} {path} in ROUTES"
+        );
         let route = template
             .find(&format!("Method: {method}\n            Path: {path}\n"))
             .unwrap_or_else(|| panic!("template.yaml has no route {method} {path}"));
