@@ -3,8 +3,11 @@
 
 use std::time::Duration;
 
+use aws_lambda_events::sqs::{BatchItemFailure, SqsMessage};
+
 use crate::aws;
 use crate::domain::ApiError;
+use crate::domain::webhook::retry_delay;
 
 #[derive(Debug, Clone)]
 pub struct Queue {
@@ -47,5 +50,30 @@ impl Queue {
             .await
             .map_err(|err| aws::failure("SQS ChangeMessageVisibility", err))?;
         Ok(())
+    }
+
+    /// A received message that failed: the queue hands it back after a wait that doubles with
+    /// each receive, from `base` ([`retry_delay`]; if asking for that fails, the queue's own
+    /// visibility timeout applies). Answers the failure to report in the batch's response.
+    pub async fn retry_with_backoff(
+        &self,
+        message: &SqsMessage,
+        base: Duration,
+    ) -> BatchItemFailure {
+        let attempt = message
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|count| count.parse().ok())
+            .unwrap_or(1);
+        let delay = retry_delay(base, attempt);
+        tracing::warn!(message_id = ?message.message_id, attempt, retry_in_secs = delay.as_secs(), "the message will be retried");
+        if let Some(receipt) = &message.receipt_handle
+            && let Err(err) = self.retry_later(receipt, delay).await
+        {
+            tracing::warn!(error = ?err, "could not delay the retry");
+        }
+        let mut failure = BatchItemFailure::default();
+        failure.item_identifier = message.message_id.clone().unwrap_or_default();
+        failure
     }
 }

@@ -7,14 +7,11 @@
 //! is handed the assembly through its queue, and the answer is 202 with the file `uploaded`;
 //! the assembled object's `ObjectCreated` event settles it as any other.
 
-use std::time::Duration;
-
 use lambda_http::{Body, Request, Response};
-use serde_json::{Map, Value};
-use shared::app::upload::{self, Completion};
+use shared::app::complete::{self, Completion};
 use shared::app::verify_queue::VerifyQueue;
 use shared::app::{Services, release};
-use shared::domain::{ApiError, FileRecord, JobId, UploadJob, storage, timestamp};
+use shared::domain::{ApiError, FileRecord, storage, timestamp};
 use shared::dynamo::Update;
 use shared::http::{self, Call, Reply, parse};
 
@@ -43,7 +40,7 @@ async fn complete(
 ) -> Result<Reply, ApiError> {
     let (project_id, file_id) = (call.project_id.as_str(), call.file_id()?);
     let body = http::json_object(request, parse::COMPLETE_FIELDS)?;
-    let expected_job = requested_job(body.as_ref())?;
+    let expected_job = parse::completed_job(body.as_ref())?;
     let (sha256, md5) = parse::completed_digests(body.as_ref())?;
 
     let file = services
@@ -79,14 +76,11 @@ async fn complete(
         None => None,
     };
     let completion =
-        upload::bring_together(services, queue, &file, &job, claimed.as_deref()).await?;
-    let handed_over = completion == Completion::HandedToVerify;
-    if !handed_over && let Err(err) = check_stored_object(services, &file, &job, completion).await {
+        complete::bring_together(services, queue, &file, &job, claimed.as_deref()).await;
+    if let Err(err) = completion {
         // The verify trigger may have settled the file since it was read, and removed the
         // content it rejected: then the file as it now is, not a missing object.
-        let latest = services
-            .table
-            .files
+        let latest = (services.table.files)
             .get_in_project(project_id, file_id)
             .await?;
         // Replaced or aborted meanwhile: refused, as if it had been read so.
@@ -96,6 +90,7 @@ async fn complete(
         }
         return Err(err);
     }
+    let handed_over = matches!(completion, Ok(Completion::HandedToVerify));
 
     let now = timestamp::now();
     match services
@@ -117,69 +112,6 @@ async fn complete(
             release::best_effort(&services.storage.objects, &freed).await;
             Err(refusal.into())
         }
-    }
-}
-
-/// How often, and how far apart, the object of a multipart upload is looked at before
-/// concluding it is not there: another request may be assembling it (a racing complete holding
-/// the claim), and the upload can be gone, or answered, a moment before the object is in place
-/// (under a full test run's load, LocalStack took more than the 1 s this once allowed).
-const ASSEMBLY_CHECKS: u32 = 20;
-const ASSEMBLY_CHECK_INTERVAL: Duration = Duration::from_millis(100);
-
-/// The job's object must exist with the declared size. A multipart upload's object may be
-/// still on its way, so it is looked at a few times before the verdict; a single PUT once.
-/// While another request is assembling it, an object not yet in place is that request's to store.
-async fn check_stored_object(
-    services: &Services,
-    record: &FileRecord,
-    job: &UploadJob,
-    completion: Completion,
-) -> Result<(), ApiError> {
-    let checks = if job.upload_id.is_some() {
-        ASSEMBLY_CHECKS
-    } else {
-        1
-    };
-    let mut found = None;
-    for check in 1..=checks {
-        found = services
-            .storage
-            .objects
-            .head(&job.s3_key)
-            .await?
-            .map(|head| head.size);
-        if found == Some(record.content.file_size) {
-            return Ok(());
-        }
-        if check < checks {
-            tokio::time::sleep(ASSEMBLY_CHECK_INTERVAL).await;
-        }
-    }
-    if completion == Completion::AssemblingElsewhere {
-        return Err(ApiError::concurrent_update(
-            "another request is assembling this upload; retry in a moment",
-        ));
-    }
-    let message = match found {
-        None => "no object has been uploaded for this job".to_owned(),
-        Some(size) => format!(
-            "the stored object has {size} bytes, {} were declared",
-            record.content.file_size
-        ),
-    };
-    Err(ApiError::conflict("upload_incomplete", message))
-}
-
-/// The optional `job_id` of the body: completing a job that is no longer current is refused.
-fn requested_job(body: Option<&Map<String, Value>>) -> Result<Option<JobId>, ApiError> {
-    match body.and_then(|body| body.get("job_id")) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) => text
-            .parse()
-            .map(Some)
-            .map_err(|_| ApiError::invalid("job_id", "must be a job id from the upload plan")),
-        Some(_) => Err(ApiError::invalid("job_id", "must be a string")),
     }
 }
 

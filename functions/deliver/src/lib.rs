@@ -11,12 +11,12 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use shared::config::Config;
 use shared::contract::EventMessage;
 use shared::delivery::{Sender, SenderError};
 use shared::domain::ApiError;
-use shared::domain::webhook::{WebhookConfig, retry_delay};
+use shared::domain::webhook::WebhookConfig;
 use shared::dynamo::Webhooks;
 use shared::sqs::Queue;
 
@@ -76,21 +76,11 @@ impl Deliverer {
         let mut response = SqsBatchResponse::default();
         for (message, outcome) in event.records.iter().zip(outcomes) {
             if let Outcome::Failed(why) = outcome {
-                let attempt = message
-                    .attributes
-                    .get("ApproximateReceiveCount")
-                    .and_then(|count| count.parse().ok())
-                    .unwrap_or(1);
-                let delay = retry_delay(self.retry_base, attempt);
-                tracing::warn!(message_id = ?message.message_id, attempt, retry_in_secs = delay.as_secs(), reason = %why, "delivery failed");
-                if let Some(receipt) = &message.receipt_handle
-                    && let Err(err) = self.queue.retry_later(receipt, delay).await
-                {
-                    // The queue's own visibility timeout applies.
-                    tracing::warn!(error = ?err, "could not delay the retry");
-                }
-                let mut failure = BatchItemFailure::default();
-                failure.item_identifier = message.message_id.clone().unwrap_or_default();
+                tracing::warn!(message_id = ?message.message_id, reason = %why, "delivery failed");
+                let failure = self
+                    .queue
+                    .retry_with_backoff(message, self.retry_base)
+                    .await;
                 response.batch_item_failures.push(failure);
             }
         }

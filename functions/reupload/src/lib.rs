@@ -5,12 +5,10 @@
 //! - `DELETE …/files/{file_id}/upload`: abort the upload in progress
 
 use lambda_http::{Body, Request, Response};
+use shared::app::Services;
 use shared::app::upload::{self, PART_URL_BATCH};
-use shared::app::{Services, release};
 use shared::contract::{self, UploadPlan};
-use shared::domain::parts::UploadedPart;
-use shared::domain::{ApiError, FileId, storage, timestamp};
-use shared::dynamo::Update;
+use shared::domain::{ApiError, FileId};
 use shared::http::routes::Operation;
 use shared::http::{self, Reply, parse};
 
@@ -50,38 +48,7 @@ async fn reupload(
         .get_in_project(project_id, file_id)
         .await?;
 
-    let now = timestamp::now();
-    // The new job's URLs sign the content, not the file's state, so they survive a retry.
-    let content = declared.content(&file.content.file_name);
-    let started =
-        upload::start_job(services, file_id, &content, declared.part_checksums, now).await?;
-    let pending_ttl = services.config.pending_ttl;
-    let update = services
-        .table
-        .files
-        .update(file, |file| {
-            Ok(Some(file.start_upload(
-                &declared,
-                started.job.clone(),
-                now,
-                pending_ttl,
-            )))
-        })
-        .await;
-    let freed = match &update {
-        // What the job it replaced holds.
-        Ok(Update::Applied { before, after }) => storage::freed(before, Some(after)),
-        // The file may hold the new job after all: then its upload stays.
-        Err(err) if err.may_have_applied() => Vec::new(),
-        // No record names the new job.
-        _ => started.job.storage(),
-    };
-    release::best_effort(&services.storage.objects, &freed).await;
-    if !matches!(update?, Update::Applied { .. }) {
-        return Err(ApiError::Internal(
-            "starting an upload is never refused".into(),
-        ));
-    }
+    let started = upload::start_again(services, file, &declared).await?;
     tracing::info!(file_id = %file_id, job_id = %started.job.job_id, "reupload started");
     Ok(Reply::created(
         UploadPlan::new(file_id, &started.job, started.urls).to_json(),
@@ -104,17 +71,7 @@ async fn sign_parts(
         .await?;
     let job = record.upload_in_progress()?;
     let parts = parse::part_requests(&body, job, record.content.sha256, PART_URL_BATCH)?;
-    if let Some(upload_id) = &job.upload_id
-        && !services
-            .storage
-            .objects
-            .multipart_upload_exists(&job.s3_key, upload_id)
-            .await?
-    {
-        // URLs for an upload storage no longer has would only fail, part by part.
-        return Err(ApiError::upload_expired());
-    }
-    let signed = upload::part_urls(services, job, &record.content, &parts).await?;
+    let signed = upload::more_part_urls(services, job, &record.content, &parts).await?;
     Ok(Reply::ok(contract::part_urls(
         &signed.urls,
         &signed.headers,
@@ -133,24 +90,7 @@ async fn list_parts(
         .files
         .get_in_project(project_id, file_id)
         .await?;
-    let job = record.upload_in_progress()?;
-    let parts = match &job.upload_id {
-        Some(upload_id) => services
-            .storage
-            .objects
-            .list_parts(&job.s3_key, upload_id)
-            .await?
-            .ok_or_else(ApiError::upload_expired)?,
-        None => match services.storage.objects.head(&job.s3_key).await? {
-            Some(head) => vec![UploadedPart {
-                part_number: 1,
-                size: head.size,
-                etag: head.etag.unwrap_or_default(),
-                checksum_sha256: head.checksum_sha256,
-            }],
-            None => Vec::new(),
-        },
-    };
+    let parts = upload::stored_parts(services, record.upload_in_progress()?).await?;
     Ok(Reply::ok(contract::uploaded_parts(&parts)))
 }
 
@@ -166,25 +106,8 @@ async fn abort_upload(
         .files
         .get_in_project(project_id, file_id)
         .await?;
-    let (now, pending_ttl) = (timestamp::now(), services.config.pending_ttl);
-    match services
-        .table
-        .files
-        .update(file, |file| file.abort_upload(now, pending_ttl).map(Some))
-        .await?
-    {
-        Update::Applied { before, after } => {
-            // Recorded first, so a racing complete can no longer succeed; then storage.
-            let freed = storage::freed(&before, Some(&after));
-            release::best_effort(&services.storage.objects, &freed).await;
-            tracing::info!(file_id = %file_id, "upload aborted");
-            Ok(Reply::ok(
-                http::render_file(services, &after).await?.to_json(),
-            ))
-        }
-        Update::Unchanged(file) => Ok(Reply::ok(
-            http::render_file(services, &file).await?.to_json(),
-        )),
-        Update::Refused(refusal, _) => Err(refusal.into()),
-    }
+    let file = upload::abort(services, file).await?;
+    Ok(Reply::ok(
+        http::render_file(services, &file).await?.to_json(),
+    ))
 }

@@ -11,13 +11,12 @@
 use std::time::Duration;
 
 use aws_lambda_events::s3::{S3Event, S3EventRecord};
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use shared::app::Services;
 use shared::app::verify::check_upload;
 use shared::app::verify_queue::{Step, VerifyMessage, VerifyQueue};
 use shared::domain::ApiError;
 use shared::domain::ids::{decode_event_key, parse_object_key};
-use shared::domain::webhook::retry_delay;
 
 pub use shared::app::verify::{Outcome, assemble, continue_check};
 
@@ -38,31 +37,12 @@ pub async fn handle_messages(
     for message in &event.records {
         // Boxed: a message's work is deep, and the runtime's future need not carry its layout.
         if let Err(err) = Box::pin(process(services, queue, message)).await {
-            let attempt = message
-                .attributes
-                .get("ApproximateReceiveCount")
-                .and_then(|count| count.parse().ok())
-                .unwrap_or(1);
-            let delay = retry_delay(RETRY_BASE, attempt);
-            tracing::error!(message_id = ?message.message_id, attempt, retry_in_secs = delay.as_secs(), error = ?err, "verification failed; the message will be retried");
-            retry_later(queue, message, delay).await;
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = message.message_id.clone().unwrap_or_default();
+            tracing::error!(message_id = ?message.message_id, error = ?err, "verification failed");
+            let failure = queue.retry_with_backoff(message, RETRY_BASE).await;
             response.batch_item_failures.push(failure);
         }
     }
     response
-}
-
-/// Asks the queue to hand `message` back after `delay`; if that fails, the queue's own
-/// visibility timeout applies.
-async fn retry_later(queue: &VerifyQueue, message: &SqsMessage, delay: Duration) {
-    let Some(receipt) = &message.receipt_handle else {
-        return;
-    };
-    if let Err(err) = queue.retry_later(receipt, delay).await {
-        tracing::warn!(error = ?err, "could not delay the retry");
-    }
 }
 
 /// One message; an unfinished check is handed on, through `queue`, only once its checkpoint is

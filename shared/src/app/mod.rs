@@ -3,6 +3,7 @@
 //! upload, the steps handed to verify through its queue, and what each function builds at its
 //! cold start (`services`).
 
+pub mod complete;
 pub mod delete;
 pub mod direct;
 pub mod inspect;

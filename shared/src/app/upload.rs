@@ -5,15 +5,17 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::app::verify_queue::{Assembly, Step, VerifyQueue};
 use crate::app::{Services, release};
 use crate::domain::error::ApiError;
 use crate::domain::ids::{FileId, JobId, object_key};
 use crate::domain::parts::{ClaimedPart, RequestedPart, UploadedPart, parts_to_assemble};
 use crate::domain::plan::UploadShape;
+use crate::domain::request::UploadRequest;
+use crate::domain::storage;
 use crate::domain::timestamp;
 use crate::domain::{ContentDeclaration, FileRecord, UploadJob};
-use crate::s3::{INLINE_ASSEMBLY_TIMEOUT, PartToSign, PartUrls};
+use crate::dynamo::Update;
+use crate::s3::{PartToSign, PartUrls};
 
 /// Part URLs handed out at once: by create and reupload (parts 1..=100), and at most this many
 /// per `POST …/parts`. 100 URLs of up to ~1.4 KB (with a session token) keep a response near
@@ -119,6 +121,111 @@ pub async fn start_job(
             }
         }
     }
+}
+
+/// Starts a new upload of new content on `file` (reupload): the verified version, if any,
+/// stays served until the new content is verified, and an upload still in progress is
+/// replaced, its storage released. The new job's URLs sign the content, not the file's state,
+/// so they survive a retry.
+pub async fn start_again(
+    services: &Services,
+    file: FileRecord,
+    declared: &UploadRequest,
+) -> Result<StartedJob, ApiError> {
+    let now = timestamp::now();
+    let content = declared.content(&file.content.file_name);
+    let file_id = file.file_id;
+    let started = start_job(services, file_id, &content, declared.part_checksums, now).await?;
+    let (job, pending_ttl) = (&started.job, services.config.pending_ttl);
+    let update = (services.table.files)
+        .update(file, |file| {
+            Ok(Some(file.start_upload(
+                declared,
+                job.clone(),
+                now,
+                pending_ttl,
+            )))
+        })
+        .await;
+    let freed = match &update {
+        // What the job it replaced holds.
+        Ok(Update::Applied { before, after }) => storage::freed(before, Some(after)),
+        // The file may hold the new job after all: then its upload stays.
+        Err(err) if err.may_have_applied() => Vec::new(),
+        // No record names the new job.
+        _ => job.storage(),
+    };
+    release::best_effort(&services.storage.objects, &freed).await;
+    match update? {
+        Update::Applied { .. } => Ok(started),
+        _ => Err(ApiError::Internal(
+            "starting an upload is never refused".into(),
+        )),
+    }
+}
+
+/// Aborts `file`'s upload in progress: the file falls back to its verified version, or is
+/// `rejected` with `upload_aborted` (see `FileRecord::abort_upload`). Recorded first, so that
+/// a racing complete can no longer succeed; then storage is released. Answers the file as it
+/// is now (aborted before: as it was).
+pub async fn abort(services: &Services, file: FileRecord) -> Result<FileRecord, ApiError> {
+    let (now, pending_ttl) = (timestamp::now(), services.config.pending_ttl);
+    match (services.table.files)
+        .update(file, |file| file.abort_upload(now, pending_ttl).map(Some))
+        .await?
+    {
+        Update::Applied { before, after } => {
+            let freed = storage::freed(&before, Some(&after));
+            release::best_effort(&services.storage.objects, &freed).await;
+            tracing::info!(file_id = %after.file_id, "upload aborted");
+            Ok(after)
+        }
+        Update::Unchanged(file) => Ok(file),
+        Update::Refused(refusal, _) => Err(refusal.into()),
+    }
+}
+
+/// Fresh URLs for more `parts` of the upload `job` in progress: 409 `upload_expired` when
+/// storage no longer has its multipart upload, whose URLs would only fail, part by part.
+pub async fn more_part_urls(
+    services: &Services,
+    job: &UploadJob,
+    content: &ContentDeclaration,
+    parts: &[RequestedPart],
+) -> Result<PartUrls, ApiError> {
+    if let Some(upload_id) = &job.upload_id
+        && !(services.storage.objects)
+            .multipart_upload_exists(&job.s3_key, upload_id)
+            .await?
+    {
+        return Err(ApiError::upload_expired());
+    }
+    part_urls(services, job, content, parts).await
+}
+
+/// The parts of the upload `job` already in storage (every page of ListParts), for resuming:
+/// a single PUT's object is its one part.
+pub async fn stored_parts(
+    services: &Services,
+    job: &UploadJob,
+) -> Result<Vec<UploadedPart>, ApiError> {
+    Ok(match &job.upload_id {
+        Some(upload_id) => services
+            .storage
+            .objects
+            .list_parts(&job.s3_key, upload_id)
+            .await?
+            .ok_or_else(ApiError::upload_expired)?,
+        None => match services.storage.objects.head(&job.s3_key).await? {
+            Some(head) => vec![UploadedPart {
+                part_number: 1,
+                size: head.size,
+                etag: head.etag.unwrap_or_default(),
+                checksum_sha256: head.checksum_sha256,
+            }],
+            None => Vec::new(),
+        },
+    })
 }
 
 /// Fresh URLs for `parts` of `job` (already validated against its part count and checksums).
@@ -255,62 +362,5 @@ pub async fn assemble(
     Ok(match assembled? {
         true => Assembled::Now,
         false => Assembled::UploadGone,
-    })
-}
-
-/// Where a completed job's bytes are once `complete` has brought them together.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Completion {
-    /// In storage as one object, or meant to be: a single PUT, or a multipart upload assembled
-    /// now or before (or aborted: the object's check says which).
-    Stored,
-    /// Another request is assembling the upload: an object not yet in place is that request's
-    /// to store.
-    AssemblingElsewhere,
-    /// Too many parts to assemble within API Gateway's 30 s (`ASSEMBLE_INLINE_MAX_PARTS`):
-    /// verify was handed the assembly through its `queue`, and the object comes later.
-    HandedToVerify,
-}
-
-/// Brings the bytes of `file`'s completed `job` together: a multipart upload's stored parts
-/// are checked against the plan (and the client's `claimed` parts), then assembled here, or
-/// handed to verify through `queue` when there are more than `ASSEMBLE_INLINE_MAX_PARTS`. The
-/// hand-over comes before the file says `uploaded`: a retry after a failure hands it over
-/// again, and a second assembly finds the upload gone.
-pub async fn bring_together(
-    services: &Services,
-    queue: &VerifyQueue,
-    file: &FileRecord,
-    job: &UploadJob,
-    claimed: Option<&[ClaimedPart]>,
-) -> Result<Completion, ApiError> {
-    let Some(upload_id) = &job.upload_id else {
-        return Ok(Completion::Stored);
-    };
-    let size = file.content.file_size;
-    let Some(parts) = stored_parts_to_assemble(services, job, upload_id, size, claimed).await?
-    else {
-        return Ok(Completion::Stored);
-    };
-    if job.part_count > services.config.assemble_inline_max_parts {
-        let assembly = Assembly {
-            file_id: file.file_id,
-            job_id: job.job_id,
-        };
-        queue.send(&Step::Assemble(assembly)).await?;
-        return Ok(Completion::HandedToVerify);
-    }
-    let assembled = assemble(
-        services,
-        file.file_id,
-        job,
-        upload_id,
-        &parts,
-        INLINE_ASSEMBLY_TIMEOUT,
-    )
-    .await?;
-    Ok(match assembled {
-        Assembled::Elsewhere => Completion::AssemblingElsewhere,
-        Assembled::Now | Assembled::UploadGone => Completion::Stored,
     })
 }

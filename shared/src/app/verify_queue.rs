@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use aws_lambda_events::s3::S3Event;
+use aws_lambda_events::sqs::{BatchItemFailure, SqsMessage};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{ApiError, FileId, JobId};
@@ -65,9 +66,13 @@ impl VerifyQueue {
         self.0.send(body).await
     }
 
-    /// Has the queue hand the received message back after `delay` ([`Queue::retry_later`]).
-    pub async fn retry_later(&self, receipt_handle: &str, delay: Duration) -> Result<(), ApiError> {
-        self.0.retry_later(receipt_handle, delay).await
+    /// Has the queue hand a failed message back later ([`Queue::retry_with_backoff`]).
+    pub async fn retry_with_backoff(
+        &self,
+        message: &SqsMessage,
+        base: Duration,
+    ) -> BatchItemFailure {
+        self.0.retry_with_backoff(message, base).await
     }
 }
 

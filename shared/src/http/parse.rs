@@ -8,7 +8,6 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::domain::FileStatus;
-use crate::domain::UploadJob;
 use crate::domain::error::{ApiError, Detail};
 use crate::domain::event::EventType;
 use crate::domain::parts::{ClaimedPart, RequestedPart};
@@ -19,6 +18,7 @@ use crate::domain::token::{
 };
 use crate::domain::values::{FileName, Md5, MediaType, Metadata, MetadataEntry, Sha256};
 use crate::domain::webhook::{WebhookRequest, WebhookUrl};
+use crate::domain::{JobId, UploadJob};
 use crate::dynamo::ListCursor;
 use lambda_http::Request;
 
@@ -502,6 +502,19 @@ pub fn completed_digests(
     let md5 = fields.text(body, "md5", Md5::parse);
     fields.finish()?;
     Ok((sha256, md5))
+}
+
+/// The optional `job_id` of a complete body: completing a job that is no longer current is
+/// refused.
+pub fn completed_job(body: Option<&Map<String, Value>>) -> Result<Option<JobId>, ApiError> {
+    match body.and_then(|body| body.get("job_id")) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => text
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::invalid("job_id", "must be a job id from the upload plan")),
+        Some(_) => Err(ApiError::invalid("job_id", "must be a string")),
+    }
 }
 
 /// `{"part_numbers": [...]}`: 1 to `max_per_call` distinct numbers between 1 and `part_count`.
