@@ -17,17 +17,12 @@ use shared::http::{self, Call, Reply, parse};
 
 /// Answers the request; uploads of many parts go to verify's `queue` to be assembled.
 pub async fn handle(services: &Services, queue: &VerifyQueue, request: Request) -> Response<Body> {
-    http::serve(request, |request| complete_upload(services, queue, request)).await
-}
-
-async fn complete_upload(
-    services: &Services,
-    queue: &VerifyQueue,
-    request: Request,
-) -> Result<Reply, ApiError> {
-    let call = http::call(&services.table, &request).await?;
-    http::idempotent(&services.table, &call.idempotency_scope(), &request, |_| {
-        Box::pin(complete(services, queue, &call, &request))
+    http::serve(request, |request| async move {
+        let call = http::call(&services.table, &request).await?;
+        http::idempotent(&services.table, &call.idempotency_scope(), &request, |_| {
+            Box::pin(complete(services, queue, &call, &request))
+        })
+        .await
     })
     .await
 }
@@ -43,9 +38,7 @@ async fn complete(
     let expected_job = parse::completed_job(body.as_ref())?;
     let (sha256, md5) = parse::completed_digests(body.as_ref())?;
 
-    let file = services
-        .table
-        .files
+    let file = (services.table.files)
         .get_in_project(project_id, file_id)
         .await?;
     let job = file.current_job(expected_job)?.clone();

@@ -10,7 +10,6 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use shared::config::Config;
 use shared::contract::EventMessage;
@@ -18,6 +17,7 @@ use shared::delivery::{Sender, SenderError};
 use shared::domain::ApiError;
 use shared::domain::webhook::WebhookConfig;
 use shared::dynamo::Webhooks;
+use shared::events;
 use shared::sqs::Queue;
 
 /// What a delivery needs: the webhooks, the queue (to put a failed message back later) and the
@@ -32,8 +32,6 @@ pub struct Deliverer {
 
 /// Each project's webhook as a batch read it (`None`: the project has none).
 type ProjectWebhooks<'a> = HashMap<&'a str, Result<Option<WebhookConfig>, ApiError>>;
-
-const NOT_AN_EVENT: &str = "not an event";
 
 /// What became of one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,7 +60,7 @@ impl Deliverer {
         let events: Vec<Option<EventMessage>> = event
             .records
             .iter()
-            .map(|message| message.body.as_deref().and_then(event_of_envelope))
+            .map(|message| message.body.as_deref().and_then(events::delivered_event))
             .collect();
         let projects: HashSet<&str> = events
             .iter()
@@ -97,7 +95,7 @@ impl Deliverer {
         let Some((event, project_id)) = event.and_then(|event| Some((event, event.project_id()?)))
         else {
             tracing::error!(message_id = ?message.message_id, "not an event of this service");
-            return Outcome::Dropped(NOT_AN_EVENT);
+            return Outcome::Dropped("not an event");
         };
         let webhook = match webhooks.get(project_id) {
             Some(Ok(Some(webhook))) if webhook.wants(event.kind) => webhook,
@@ -119,13 +117,4 @@ impl Deliverer {
 fn dropped(message: &SqsMessage, why: &'static str) -> Outcome {
     tracing::info!(message_id = ?message.message_id, reason = why, "nothing to deliver");
     Outcome::Dropped(why)
-}
-
-/// The event inside an SQS message that EventBridge's rule put there.
-fn event_of_envelope(body: &str) -> Option<EventMessage> {
-    let envelope: EventBridgeEvent<serde_json::Value> = serde_json::from_str(body).ok()?;
-    if envelope.source != shared::events::SOURCE {
-        return None;
-    }
-    EventMessage::from_json(&envelope.detail)
 }

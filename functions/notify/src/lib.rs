@@ -18,11 +18,9 @@
 use aws_lambda_events::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use shared::contract::EventMessage;
-use shared::domain::ApiError;
 use shared::domain::event::Removal;
-use shared::domain::event::{EventType, event_of};
 use shared::dynamo::Usages;
-use shared::dynamo::stream::{file_of_image, removal};
+use shared::dynamo::stream::{event_message, file_of_image, removal};
 use shared::events::EventBus;
 
 /// Gives back the usage of the files the TTL removed, and publishes the events of `event`'s
@@ -88,29 +86,6 @@ async fn publish(bus: &EventBus, messages: &[EventMessage]) -> usize {
             0
         }
     }
-}
-
-/// The event of one stream record, if its change is one.
-pub fn event_message(record: &EventRecord) -> Result<Option<EventMessage>, ApiError> {
-    let before = file_of_image(&record.change.old_image)?;
-    let after = file_of_image(&record.change.new_image)?;
-    let Some(kind) = event_of(before.as_ref(), after.as_ref(), removal(record)) else {
-        return Ok(None);
-    };
-    let message = match (kind, &before, &after) {
-        (EventType::FileDeleted, Some(file), _) => {
-            // A deletion leaves no `updated_at` behind: it happened when the stream saw it.
-            let at = record.change.approximate_creation_date_time;
-            let at = time::OffsetDateTime::from_unix_timestamp_nanos(
-                at.timestamp_nanos_opt().unwrap_or_default().into(),
-            )
-            .map_err(|err| ApiError::Internal(format!("stream time: {err}")))?;
-            EventMessage::new(kind, file, file.updated_at, at)
-        }
-        (_, _, Some(file)) => EventMessage::new(kind, file, file.updated_at, file.updated_at),
-        _ => return Ok(None),
-    };
-    Ok(Some(message))
 }
 
 /// The response asking Lambda to hand `records[first_failed..]` over again.

@@ -6,7 +6,7 @@ use lambda_http::{Body, Request, Response};
 use shared::app::{Services, release, upload};
 use shared::contract::UploadPlan;
 use shared::domain::token::UploadToken;
-use shared::domain::{ApiError, FileId, FileRecord, idempotency, timestamp};
+use shared::domain::{ApiError, FileId, FileRecord, timestamp};
 use shared::dynamo::Claim;
 use shared::http::{self, Caller, Reply, parse};
 
@@ -41,32 +41,19 @@ async fn create(
     claim: Option<Claim>,
 ) -> Result<Reply, ApiError> {
     let body = http::required_json_object(request, parse::UPLOAD_REQUEST_FIELDS)?;
-    let mut new_file = parse::new_file(&body, services.config.max_file_size)?;
-    let token = match caller {
-        Caller::ApiKey(_) => None,
+    let new_file = parse::new_file(&body, services.config.max_file_size)?;
+    let (new_file, token) = match caller {
+        Caller::ApiKey(_) => (new_file, None),
         Caller::Token(token) => {
-            token
-                .admit(&new_file.content, "")
-                .map_err(ApiError::Validation)?;
-            new_file.metadata = token
-                .metadata_for(&new_file.metadata, "metadata")
-                .map_err(ApiError::Validation)?;
-            Some(token)
+            let admitted = token.admit_file(new_file).map_err(ApiError::Validation)?;
+            (admitted, Some(token))
         }
     };
-
     let content = &new_file.content;
     // Dedup answers with the existing file and its download URL: worth it for an application,
     // which is trusted with the project's files, but a token's client has only declared the
     // SHA-256, not shown the bytes, so it uploads them.
-    if token.is_none()
-        && let Some(sha256) = &content.sha256
-        && let Some(existing) = services
-            .table
-            .files
-            .find_verified_by_content(project_id, sha256, content.file_size)
-            .await?
-    {
+    if let Some(existing) = upload::deduplicated(services, project_id, token, content).await? {
         let mut resource = http::render_file(services, &existing).await?;
         resource.deduplicated = Some(true);
         return Ok(Reply::ok(resource.to_json()));
@@ -98,18 +85,7 @@ async fn create(
     let reply = Reply::created(UploadPlan::new(file_id, &started.job, started.urls).to_json());
     // With a key, its answer is written with the file: a retry finds one or the other, never
     // a file it was not told about.
-    let answer = claim
-        .map(|claim| {
-            let body = reply.body.to_string();
-            let kept_until = idempotency::kept_until(now, None);
-            (services.table.idempotency).answer_write(
-                &claim,
-                reply.status.as_u16(),
-                &body,
-                kept_until,
-            )
-        })
-        .transpose()?;
+    let answer = http::answer_with(&services.table, claim.as_ref(), &reply, now)?;
     if let Err(err) = services
         .table
         .files

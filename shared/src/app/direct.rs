@@ -15,7 +15,7 @@ use md5::Md5;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use crate::app::{Services, delete};
+use crate::app::{Services, delete, upload};
 use crate::domain::error::ApiError;
 use crate::domain::ids::object_key;
 use crate::domain::token::UploadToken;
@@ -75,19 +75,7 @@ pub async fn upload(
     let now = crate::domain::timestamp::now();
     let mut planned = Vec::with_capacity(files.len());
     for sent in files {
-        // A token's rights are exactly the files it creates: answering it with the project's
-        // existing file would hand it another caller's file (its id, name and metadata, and the
-        // right to finish its uploads), and an answer that tells whether some content exists.
-        let existing = match (token, sent.content.sha256.as_ref()) {
-            (None, Some(sha256)) => {
-                services
-                    .table
-                    .files
-                    .find_verified_by_content(project_id, sha256, sent.content.file_size)
-                    .await?
-            }
-            _ => None,
-        };
+        let existing = upload::deduplicated(services, project_id, token, &sent.content).await?;
         planned.push(match existing {
             // The bytes are here, so the sender has shown it holds this content.
             Some(existing) => Planned::Existing(Box::new(existing)),

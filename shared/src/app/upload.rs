@@ -13,6 +13,7 @@ use crate::domain::plan::UploadShape;
 use crate::domain::request::UploadRequest;
 use crate::domain::storage;
 use crate::domain::timestamp;
+use crate::domain::token::UploadToken;
 use crate::domain::{ContentDeclaration, FileRecord, UploadJob};
 use crate::dynamo::Update;
 use crate::s3::{PartToSign, PartUrls};
@@ -120,6 +121,27 @@ pub async fn start_job(
                 }
             }
         }
+    }
+}
+
+/// The project's verified file with `content`, which an application declaring it is answered
+/// with instead of a new file. Never for an upload token: its rights are exactly the files it
+/// creates, and answering it with the project's existing file would hand it another caller's
+/// file (its id, name and metadata, and the right to finish its uploads), and an answer that
+/// tells whether some content exists.
+pub async fn deduplicated(
+    services: &Services,
+    project_id: &str,
+    token: Option<&UploadToken>,
+    content: &ContentDeclaration,
+) -> Result<Option<FileRecord>, ApiError> {
+    match (token, &content.sha256) {
+        (None, Some(sha256)) => {
+            (services.table.files)
+                .find_verified_by_content(project_id, sha256, content.file_size)
+                .await
+        }
+        _ => Ok(None),
     }
 }
 

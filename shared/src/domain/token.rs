@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use crate::domain::error::{ApiError, Detail};
 use crate::domain::ids::FileId;
-use crate::domain::request::ContentDeclaration;
+use crate::domain::request::{ContentDeclaration, NewFile};
 use crate::domain::values::{MediaType, Metadata};
 
 pub const TOKEN_PREFIX: &str = "upt_";
@@ -96,6 +96,24 @@ pub struct UploadToken {
 }
 
 impl UploadToken {
+    /// A file declared with this token (create), as the token lets it be: within its bounds,
+    /// with the token's metadata over the client's. Every refusal at once.
+    pub fn admit_file(&self, mut file: NewFile) -> Result<NewFile, Vec<Detail>> {
+        let admitted = self.admit(&file.content, "");
+        let metadata = self.metadata_for(&file.metadata, "metadata");
+        match (admitted, metadata) {
+            (Ok(()), Ok(metadata)) => {
+                file.metadata = metadata;
+                Ok(file)
+            }
+            (admitted, metadata) => Err([admitted.err(), metadata.err()]
+                .into_iter()
+                .flatten()
+                .flatten()
+                .collect()),
+        }
+    }
+
     /// 422 naming the field when `content` is outside the token's bounds; `at` prefixes the
     /// field names (`files[1].` for a direct upload's second file).
     pub fn admit(&self, content: &ContentDeclaration, at: &str) -> Result<(), Vec<Detail>> {
@@ -227,5 +245,32 @@ mod tests {
         let full = map((0..64).map(|i| (format!("k{i}"), "v".into())).collect());
         let refused = token.metadata_for(&full, "meta").unwrap_err();
         assert_eq!(refused[0].field.as_deref(), Some("meta"));
+    }
+
+    #[test]
+    fn a_file_declared_with_a_token_is_refused_for_every_bound_at_once_or_takes_its_metadata() {
+        let token = UploadToken {
+            hash: "h".into(),
+            project_id: "p1".into(),
+            expires_at: OffsetDateTime::UNIX_EPOCH,
+            max_file_size: Some(100),
+            content_types: Vec::new(),
+            max_files: 1,
+            metadata: Metadata::from_stored([("user".into(), "u-1".into())].into()),
+            files: BTreeSet::new(),
+            minted_by: None,
+        };
+        let file = |size: u64, metadata: Metadata| NewFile {
+            content: fixtures::content("a.png", "image/png", size),
+            metadata,
+            part_checksums: false,
+        };
+        let admitted = token.admit_file(file(100, Metadata::default())).unwrap();
+        assert_eq!(admitted.metadata.as_map()["user"], "u-1");
+
+        let full = Metadata::from_stored((0..64).map(|i| (format!("k{i}"), "v".into())).collect());
+        let refused = token.admit_file(file(101, full)).unwrap_err();
+        let named: Vec<_> = refused.into_iter().filter_map(|d| d.field).collect();
+        assert_eq!(named, ["file_size", "metadata"]);
     }
 }

@@ -3,9 +3,10 @@
 
 use aws_lambda_events::dynamodb::EventRecord;
 
+use crate::contract::EventMessage;
 use crate::domain::FileRecord;
 use crate::domain::error::ApiError;
-use crate::domain::event::Removal;
+use crate::domain::event::{EventType, Removal, event_of};
 use crate::dynamo::item::{self, Item};
 
 /// The file in `image`; `None` for an empty image (before an insert, after a removal) and for
@@ -31,4 +32,27 @@ pub fn removal(record: &EventRecord) -> Removal {
     } else {
         Removal::Deleted
     }
+}
+
+/// The event of one stream record, if its change is one.
+pub fn event_message(record: &EventRecord) -> Result<Option<EventMessage>, ApiError> {
+    let before = file_of_image(&record.change.old_image)?;
+    let after = file_of_image(&record.change.new_image)?;
+    let Some(kind) = event_of(before.as_ref(), after.as_ref(), removal(record)) else {
+        return Ok(None);
+    };
+    let message = match (kind, &before, &after) {
+        (EventType::FileDeleted, Some(file), _) => {
+            // A deletion leaves no `updated_at` behind: it happened when the stream saw it.
+            let at = record.change.approximate_creation_date_time;
+            let at = time::OffsetDateTime::from_unix_timestamp_nanos(
+                at.timestamp_nanos_opt().unwrap_or_default().into(),
+            )
+            .map_err(|err| ApiError::Internal(format!("stream time: {err}")))?;
+            EventMessage::new(kind, file, file.updated_at, at)
+        }
+        (_, _, Some(file)) => EventMessage::new(kind, file, file.updated_at, file.updated_at),
+        _ => return Ok(None),
+    };
+    Ok(Some(message))
 }

@@ -3,6 +3,7 @@
 
 pub mod provision;
 
+use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_sdk_eventbridge::Client;
 use aws_sdk_eventbridge::primitives::DateTime;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
@@ -13,6 +14,16 @@ use crate::domain::error::ApiError;
 
 /// The `source` of every event this service publishes.
 pub const SOURCE: &str = "upload-service";
+
+/// The event in a message that the bus's rule delivered to a queue (EventBridge's envelope,
+/// its `detail` the event); `None` for anything else.
+pub fn delivered_event(body: &str) -> Option<EventMessage> {
+    let envelope: EventBridgeEvent<serde_json::Value> = serde_json::from_str(body).ok()?;
+    if envelope.source != SOURCE {
+        return None;
+    }
+    EventMessage::from_json(&envelope.detail)
+}
 
 /// Entries PutEvents takes at once.
 const BATCH: usize = 10;

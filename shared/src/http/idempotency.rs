@@ -12,7 +12,7 @@ use crate::contract::error_body;
 use crate::domain::error::ApiError;
 use crate::domain::idempotency::{self, IdempotencyKey, Verdict, fingerprint};
 use crate::domain::timestamp;
-use crate::dynamo::{Claim, IdempotencyKeys};
+use crate::dynamo::{AnswerWrite, Claim, IdempotencyKeys};
 
 const HEADER: &str = "idempotency-key";
 
@@ -110,4 +110,22 @@ fn replay(status: u16, body: &str) -> Result<Reply, ApiError> {
         replayed: true,
         keep_until: None,
     })
+}
+
+/// The write of `reply` as the answer under `claim` (a request's `Idempotency-Key`; `None`:
+/// the request has none), to be made with the route's own write: a retry then finds both or
+/// neither (create's file and its plan).
+pub fn answer_with(
+    table: &Table,
+    claim: Option<&Claim>,
+    reply: &Reply,
+    now: time::OffsetDateTime,
+) -> Result<Option<AnswerWrite>, ApiError> {
+    claim
+        .map(|claim| {
+            let body = reply.body.to_string();
+            let kept_until = idempotency::kept_until(now, None);
+            (table.idempotency).answer_write(claim, reply.status.as_u16(), &body, kept_until)
+        })
+        .transpose()
 }

@@ -6,7 +6,7 @@ mod idempotency;
 pub mod parse;
 pub mod routes;
 
-pub use idempotency::{Action, idempotent};
+pub use idempotency::{Action, answer_with, idempotent};
 
 use std::any::Any;
 use std::future::Future;
