@@ -64,12 +64,12 @@ async fn complete(
         // Completed before, or already settled by the verify trigger: the file as it is.
         return render(services, &file).await;
     }
-    let claimed = match job.upload_id {
-        Some(_) => parse::claimed_parts(body.as_ref(), job.part_count)?,
+    let reported = match job.upload_id {
+        Some(_) => parse::reported_parts(body.as_ref(), job.part_count)?,
         None => None,
     };
     let completion =
-        complete::bring_together(services, queue, &file, &job, claimed.as_deref()).await;
+        complete::bring_together(services, queue, &file, &job, reported.as_deref()).await;
     if let Err(err) = completion {
         // The verify trigger may have settled the file since it was read, and removed the
         // content it rejected: then the file as it now is, not a missing object.

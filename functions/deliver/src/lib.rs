@@ -35,7 +35,7 @@ type ProjectWebhooks<'a> = HashMap<&'a str, Result<Option<WebhookConfig>, ApiErr
 
 /// What became of one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Delivery {
     Delivered,
     /// Not for anyone: the project has no webhook, or it does not want this type, or the
     /// message is not an event.
@@ -73,7 +73,7 @@ impl Deliverer {
         let outcomes = futures_util::future::join_all(deliveries).await;
         let mut response = SqsBatchResponse::default();
         for (message, outcome) in event.records.iter().zip(outcomes) {
-            if let Outcome::Failed(why) = outcome {
+            if let Delivery::Failed(why) = outcome {
                 tracing::warn!(message_id = ?message.message_id, reason = %why, "delivery failed");
                 let failure = self
                     .queue
@@ -91,30 +91,30 @@ impl Deliverer {
         message: &SqsMessage,
         event: Option<&EventMessage>,
         webhooks: &ProjectWebhooks<'_>,
-    ) -> Outcome {
+    ) -> Delivery {
         let Some((event, project_id)) = event.and_then(|event| Some((event, event.project_id()?)))
         else {
             tracing::error!(message_id = ?message.message_id, "not an event of this service");
-            return Outcome::Dropped("not an event");
+            return Delivery::Dropped("not an event");
         };
         let webhook = match webhooks.get(project_id) {
             Some(Ok(Some(webhook))) if webhook.wants(event.kind) => webhook,
             Some(Ok(Some(_))) => return dropped(message, "the webhook does not want this type"),
             Some(Ok(None)) => return dropped(message, "the project has no webhook"),
-            Some(Err(err)) => return Outcome::Failed(format!("reading the webhook: {err:?}")),
-            None => return Outcome::Failed("the webhook was not read".into()),
+            Some(Err(err)) => return Delivery::Failed(format!("reading the webhook: {err:?}")),
+            None => return Delivery::Failed("the webhook was not read".into()),
         };
         match self.sender.post(webhook, event).await {
             Ok(()) => {
                 tracing::info!(event_id = %event.id, kind = event.kind.as_str(), "delivered");
-                Outcome::Delivered
+                Delivery::Delivered
             }
-            Err(why) => Outcome::Failed(why),
+            Err(why) => Delivery::Failed(why),
         }
     }
 }
 
-fn dropped(message: &SqsMessage, why: &'static str) -> Outcome {
+fn dropped(message: &SqsMessage, why: &'static str) -> Delivery {
     tracing::info!(message_id = ?message.message_id, reason = why, "nothing to deliver");
-    Outcome::Dropped(why)
+    Delivery::Dropped(why)
 }

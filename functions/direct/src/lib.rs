@@ -5,7 +5,7 @@
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
 use shared::app::Services;
-use shared::app::direct::{self, Outcome, SentFile};
+use shared::app::direct::{self, Filed, SentFile};
 use shared::domain::request::DirectUpload;
 use shared::domain::{ApiError, Detail};
 use shared::http::form::{Form, read_form};
@@ -43,8 +43,8 @@ async fn upload(
     let mut rendered = Vec::with_capacity(outcomes.len());
     for outcome in &outcomes {
         rendered.push(match outcome {
-            Outcome::Created(record) => http::render_file(services, record).await?.to_json(),
-            Outcome::Deduplicated(record) => {
+            Filed::Created(record) => http::render_file(services, record).await?.to_json(),
+            Filed::Deduplicated(record) => {
                 let mut resource = http::render_file(services, record).await?;
                 resource.deduplicated = Some(true);
                 resource.to_json()

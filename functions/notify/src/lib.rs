@@ -18,9 +18,9 @@
 use aws_lambda_events::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use shared::contract::EventMessage;
-use shared::domain::event::Removal;
+use shared::domain::event::RemovalCause;
 use shared::dynamo::Usages;
-use shared::dynamo::stream::{event_message, file_of_image, removal};
+use shared::dynamo::stream::{event_message, file_of_image, removal_cause};
 use shared::events::EventBus;
 
 /// Gives back the usage of the files the TTL removed, and publishes the events of `event`'s
@@ -62,7 +62,7 @@ pub async fn handle(bus: &EventBus, usages: &Usages, event: Event) -> DynamoDbEv
 /// whose release failed (it and those after it are handed over again).
 async fn release_expired(usages: &Usages, records: &[EventRecord]) -> Option<usize> {
     for (index, record) in records.iter().enumerate() {
-        if removal(record) != Removal::Expired {
+        if removal_cause(record) != RemovalCause::Expired {
             continue;
         }
         // An image notify cannot read publishes nothing either: the loop below logs it.

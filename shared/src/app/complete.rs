@@ -8,7 +8,7 @@ use crate::app::Services;
 use crate::app::upload::{Assembled, assemble, stored_parts_to_assemble};
 use crate::app::verify_queue::{Assembly, Step, VerifyQueue};
 use crate::domain::error::ApiError;
-use crate::domain::parts::ClaimedPart;
+use crate::domain::parts::ReportedPart;
 use crate::domain::{FileRecord, UploadJob};
 use crate::s3::INLINE_ASSEMBLY_TIMEOUT;
 
@@ -27,7 +27,7 @@ pub enum Completion {
 }
 
 /// Brings the bytes of `file`'s completed `job` together: a multipart upload's stored parts
-/// are checked against the plan (and the client's `claimed` parts), then assembled here, or
+/// are checked against the plan (and the client's `reported` parts), then assembled here, or
 /// handed to verify through `queue` when there are more than `ASSEMBLE_INLINE_MAX_PARTS`. The
 /// hand-over comes before the file says `uploaded`: a retry after a failure hands it over
 /// again, and a second assembly finds the upload gone. Unless handed over, the object must
@@ -37,9 +37,9 @@ pub async fn bring_together(
     queue: &VerifyQueue,
     file: &FileRecord,
     job: &UploadJob,
-    claimed: Option<&[ClaimedPart]>,
+    reported: Option<&[ReportedPart]>,
 ) -> Result<Completion, ApiError> {
-    let completion = gather(services, queue, file, job, claimed).await?;
+    let completion = gather(services, queue, file, job, reported).await?;
     if completion != Completion::HandedToVerify {
         check_stored_object(services, file, job, completion).await?;
     }
@@ -51,13 +51,13 @@ async fn gather(
     queue: &VerifyQueue,
     file: &FileRecord,
     job: &UploadJob,
-    claimed: Option<&[ClaimedPart]>,
+    reported: Option<&[ReportedPart]>,
 ) -> Result<Completion, ApiError> {
     let Some(upload_id) = &job.upload_id else {
         return Ok(Completion::Stored);
     };
     let size = file.content.file_size;
-    let Some(parts) = stored_parts_to_assemble(services, job, upload_id, size, claimed).await?
+    let Some(parts) = stored_parts_to_assemble(services, job, upload_id, size, reported).await?
     else {
         return Ok(Completion::Stored);
     };

@@ -9,7 +9,7 @@ use crate::app::{Services, release};
 use crate::domain::FileRecord;
 use crate::domain::error::ApiError;
 use crate::domain::storage::freed;
-use crate::dynamo::{Removal, UPDATE_ATTEMPTS, kept_changing};
+use crate::dynamo::{Remove, UPDATE_ATTEMPTS, kept_changing};
 
 /// Deletes `file` (as last read) and everything it stored. `NotFound` if someone else did first.
 pub async fn delete_file(services: &Services, file: FileRecord) -> Result<(), ApiError> {
@@ -17,9 +17,9 @@ pub async fn delete_file(services: &Services, file: FileRecord) -> Result<(), Ap
     for _ in 0..UPDATE_ATTEMPTS {
         release::required(&services.storage.objects, &freed(&file, None)).await?;
         match services.table.files.remove(&file).await? {
-            Removal::Removed => return Ok(()),
-            Removal::Refused(Some(latest)) => file = latest,
-            Removal::Refused(None) => return Err(ApiError::NotFound),
+            Remove::Applied => return Ok(()),
+            Remove::Refused(Some(latest)) => file = latest,
+            Remove::Refused(None) => return Err(ApiError::NotFound),
         }
     }
     Err(kept_changing())

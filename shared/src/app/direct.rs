@@ -56,7 +56,7 @@ impl SentFile {
 
 /// What became of a sent file.
 #[derive(Debug, Clone)]
-pub enum Outcome {
+pub enum Filed {
     /// A new file, uploaded (or already settled, if the verify trigger was quick).
     Created(FileRecord),
     /// The project's verified file with the same content.
@@ -71,7 +71,7 @@ pub async fn upload(
     project_id: &str,
     token: Option<&UploadToken>,
     files: Vec<SentFile>,
-) -> Result<Vec<Outcome>, ApiError> {
+) -> Result<Vec<Filed>, ApiError> {
     let now = crate::domain::timestamp::now();
     let mut planned = Vec::with_capacity(files.len());
     for sent in files {
@@ -128,12 +128,12 @@ async fn store(
     planned: Vec<Planned>,
     now: OffsetDateTime,
     created: &mut Vec<FileRecord>,
-) -> Result<Vec<Outcome>, ApiError> {
+) -> Result<Vec<Filed>, ApiError> {
     let mut stored = Vec::with_capacity(planned.len());
     for plan in planned {
         let (file_id, sent) = match plan {
             Planned::Existing(record) => {
-                stored.push(Outcome::Deduplicated(*record));
+                stored.push(Filed::Deduplicated(*record));
                 continue;
             }
             Planned::New(file_id, sent) => (file_id, sent),
@@ -167,10 +167,10 @@ async fn store(
             .objects
             .put(&job.s3_key, &sent.content, sent.bytes)
             .await?;
-        stored.push(Outcome::Created(record));
+        stored.push(Filed::Created(record));
     }
     for outcome in &mut stored {
-        let Outcome::Created(record) = outcome else {
+        let Filed::Created(record) = outcome else {
             continue;
         };
         let Some(job_id) = record.job.as_ref().map(|job| job.job_id) else {

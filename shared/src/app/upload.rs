@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use crate::app::{Services, release};
 use crate::domain::error::ApiError;
 use crate::domain::ids::{FileId, JobId, object_key};
-use crate::domain::parts::{ClaimedPart, RequestedPart, UploadedPart, parts_to_assemble};
+use crate::domain::parts::{ReportedPart, RequestedPart, UploadedPart, parts_to_assemble};
 use crate::domain::plan::UploadShape;
 use crate::domain::request::UploadRequest;
 use crate::domain::storage;
@@ -322,14 +322,14 @@ pub async fn part_urls(
 }
 
 /// Every stored part of the multipart upload `upload_id` of `job`, checked against the plan for
-/// a file of `file_size` (and the client's claims): what storage is to assemble. `None` when
+/// a file of `file_size` (and the parts the client reported): what storage is to assemble. `None` when
 /// the upload no longer exists: assembled already (by a racing or earlier call), or aborted.
 pub async fn stored_parts_to_assemble(
     services: &Services,
     job: &UploadJob,
     upload_id: &str,
     file_size: u64,
-    claimed: Option<&[ClaimedPart]>,
+    reported: Option<&[ReportedPart]>,
 ) -> Result<Option<Vec<UploadedPart>>, ApiError> {
     let Some(stored) = services
         .storage
@@ -339,7 +339,7 @@ pub async fn stored_parts_to_assemble(
     else {
         return Ok(None);
     };
-    parts_to_assemble(job, file_size, &stored, claimed).map(Some)
+    parts_to_assemble(job, file_size, &stored, reported).map(Some)
 }
 
 /// What became of asking storage to assemble a multipart upload.

@@ -49,7 +49,7 @@ impl EventType {
 
 /// How a file left the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Removal {
+pub enum RemovalCause {
     /// Deleted through the API: `file.deleted`.
     Deleted,
     /// Forgotten by the table's TTL: a file never verified, whose upload was abandoned. Nothing
@@ -62,10 +62,10 @@ pub enum Removal {
 pub fn event_of(
     before: Option<&FileRecord>,
     after: Option<&FileRecord>,
-    removal: Removal,
+    removal: RemovalCause,
 ) -> Option<EventType> {
     match (before, after) {
-        (Some(_), None) => (removal == Removal::Deleted).then_some(EventType::FileDeleted),
+        (Some(_), None) => (removal == RemovalCause::Deleted).then_some(EventType::FileDeleted),
         (Some(before), Some(after)) => transition(before, after),
         (None, _) => None,
     }
@@ -235,7 +235,7 @@ mod tests {
         ];
         for (name, before, after, expected) in cases {
             assert_eq!(
-                event_of(before, after, Removal::Deleted),
+                event_of(before, after, RemovalCause::Deleted),
                 expected,
                 "{name}"
             );
@@ -245,7 +245,7 @@ mod tests {
     #[test]
     fn a_file_the_ttl_forgets_is_not_deleted_by_anyone() {
         let declared = fixtures::declared();
-        assert_eq!(event_of(Some(&declared), None, Removal::Expired), None);
+        assert_eq!(event_of(Some(&declared), None, RemovalCause::Expired), None);
     }
 
     #[test]

@@ -65,7 +65,7 @@ pub enum RecordedState {
 
 /// What a request with a key that is already kept gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub enum Repeat {
     /// The first answer, again.
     Replay { status: u16, body: String },
     /// Another request used this key: 422 `idempotency_key_reused`.
@@ -76,13 +76,13 @@ pub enum Verdict {
 
 impl Recorded {
     /// The answer for a request with `fingerprint` finding this under its key.
-    pub fn verdict(&self, fingerprint: &str) -> Verdict {
+    pub fn repeat(&self, fingerprint: &str) -> Repeat {
         if self.fingerprint != fingerprint {
-            return Verdict::Reused;
+            return Repeat::Reused;
         }
         match &self.state {
-            RecordedState::Running { .. } => Verdict::InUse,
-            RecordedState::Answered { status, body } => Verdict::Replay {
+            RecordedState::Running { .. } => Repeat::InUse,
+            RecordedState::Answered { status, body } => Repeat::Replay {
                 status: *status,
                 body: body.clone(),
             },
@@ -143,17 +143,17 @@ mod tests {
             (
                 &answered,
                 "f",
-                Verdict::Replay {
+                Repeat::Replay {
                     status: 201,
                     body: "{}".into(),
                 },
             ),
-            (&answered, "g", Verdict::Reused),
-            (&running, "f", Verdict::InUse),
-            (&running, "g", Verdict::Reused),
+            (&answered, "g", Repeat::Reused),
+            (&running, "f", Repeat::InUse),
+            (&running, "g", Repeat::Reused),
         ];
-        for (recorded, fingerprint, verdict) in table {
-            assert_eq!(recorded.verdict(fingerprint), verdict);
+        for (recorded, fingerprint, repeat) in table {
+            assert_eq!(recorded.repeat(fingerprint), repeat);
         }
     }
 }

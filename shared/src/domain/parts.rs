@@ -34,7 +34,7 @@ pub struct UploadedPart {
 
 /// A part the client says it uploaded, with the ETag storage returned for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClaimedPart {
+pub struct ReportedPart {
     pub part_number: u32,
     pub etag: String,
 }
@@ -46,7 +46,7 @@ pub fn parts_to_assemble(
     job: &UploadJob,
     file_size: u64,
     stored: &[UploadedPart],
-    claimed: Option<&[ClaimedPart]>,
+    reported: Option<&[ReportedPart]>,
 ) -> Result<Vec<UploadedPart>, ApiError> {
     let shape = job.shape();
     let (mut missing, mut wrong_size, mut mismatched) = (Vec::new(), Vec::new(), Vec::new());
@@ -59,8 +59,10 @@ pub fn parts_to_assemble(
         if Some(part.size) != shape.expected_part_size(file_size, number) {
             wrong_size.push(number);
         }
-        let claim = claimed.and_then(|claimed| claimed.iter().find(|c| c.part_number == number));
-        if claim.is_some_and(|claim| claim.etag.trim_matches('"') != part.etag.trim_matches('"')) {
+        let report =
+            reported.and_then(|reported| reported.iter().find(|r| r.part_number == number));
+        if report.is_some_and(|report| report.etag.trim_matches('"') != part.etag.trim_matches('"'))
+        {
             mismatched.push(number);
         }
         parts.push(part.clone());
@@ -179,17 +181,17 @@ mod tests {
             part(3, 5 * MIB),
             part(4, 1234),
         ];
-        let claimed = [
-            ClaimedPart {
+        let reported = [
+            ReportedPart {
                 part_number: 1,
                 etag: "etag1".into(),
             },
-            ClaimedPart {
+            ReportedPart {
                 part_number: 3,
                 etag: "\"other\"".into(),
             },
         ];
-        let err = parts_to_assemble(&job(), FILE_SIZE, &stored, Some(&claimed)).unwrap_err();
+        let err = parts_to_assemble(&job(), FILE_SIZE, &stored, Some(&reported)).unwrap_err();
         assert_eq!(err.details()[0].part_numbers, [3]);
     }
 }

@@ -73,11 +73,11 @@ pub fn kept_changing() -> ApiError {
     ApiError::concurrent_update("the file kept changing while this request was changing it; retry")
 }
 
-/// What became of a removal of a file.
+/// What became of a removal of a file (as [`Update`] is of a change).
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
-pub enum Removal {
-    Removed,
+pub enum Remove {
+    Applied,
     /// The file changed since it was read (the file as it is), or is gone already (`None`).
     Refused(Option<FileRecord>),
 }
@@ -482,7 +482,7 @@ impl FileStore {
     /// Removes the file, only if it is still as `expected` left it ([`Unchanged`]), giving back
     /// what it held of the project's usage in the same transaction; refused, with the file as it
     /// now is (`None`: it is gone already).
-    pub async fn remove(&self, expected: &FileRecord) -> Result<Removal, ApiError> {
+    pub async fn remove(&self, expected: &FileRecord) -> Result<Remove, ApiError> {
         let unchanged = Unchanged::since(expected);
         let delete = Delete::builder()
             .table_name(&self.table)
@@ -497,10 +497,10 @@ impl FileStore {
         if change.is_zero() {
             let result = super::delete_alone(&self.client, delete).send().await;
             return match result {
-                Ok(_) => Ok(Removal::Removed),
+                Ok(_) => Ok(Remove::Applied),
                 Err(err) => match err.as_service_error() {
                     Some(DeleteItemError::ConditionalCheckFailedException(failed)) => Ok(
-                        Removal::Refused(failed.item.as_ref().map(decode).transpose()?),
+                        Remove::Refused(failed.item.as_ref().map(decode).transpose()?),
                     ),
                     _ => Err(aws::failure("DeleteItem file", err)),
                 },
@@ -519,13 +519,13 @@ impl FileStore {
                 )
                 .await?;
             return match counted {
-                Transacted::Applied => Ok(Removal::Removed),
+                Transacted::Applied => Ok(Remove::Applied),
                 Transacted::Refused { item, .. } => {
-                    Ok(Removal::Refused(item.as_ref().map(decode).transpose()?))
+                    Ok(Remove::Refused(item.as_ref().map(decode).transpose()?))
                 }
                 Transacted::Contended => continue,
                 Transacted::Unknown(lost) => match self.get(expected.file_id).await {
-                    Ok(None) => Ok(Removal::Removed),
+                    Ok(None) => Ok(Remove::Applied),
                     _ => Err(ApiError::MayHaveApplied(lost)),
                 },
             };

@@ -19,7 +19,7 @@ mod webhooks;
 use crate::domain::ApiError;
 use item::Item;
 
-pub use files::{AssemblyClaim, FileStore, Removal, UPDATE_ATTEMPTS, Update, kept_changing};
+pub use files::{AssemblyClaim, FileStore, Remove, UPDATE_ATTEMPTS, Update, kept_changing};
 pub use idempotency::{AnswerWrite, Claim, IdempotencyKeys};
 pub use keys::{ApiKeys, KEY_PREFIX, is_project_id, key_hash};
 pub use listing::{FilePage, ListCursor};

@@ -6,7 +6,7 @@ use aws_lambda_events::dynamodb::EventRecord;
 use crate::contract::EventMessage;
 use crate::domain::FileRecord;
 use crate::domain::error::ApiError;
-use crate::domain::event::{EventType, Removal, event_of};
+use crate::domain::event::{EventType, RemovalCause, event_of};
 use crate::dynamo::item::{self, Item};
 
 /// The file in `image`; `None` for an empty image (before an insert, after a removal) and for
@@ -23,14 +23,14 @@ pub fn file_of_image(image: &serde_dynamo::Item) -> Result<Option<FileRecord>, A
 
 /// Who removed an item: the table's TTL deletes as the DynamoDB service principal; anyone else
 /// is a caller of the API.
-pub fn removal(record: &EventRecord) -> Removal {
+pub fn removal_cause(record: &EventRecord) -> RemovalCause {
     let by_ttl = record.user_identity.as_ref().is_some_and(|identity| {
         identity.type_ == "Service" && identity.principal_id == "dynamodb.amazonaws.com"
     });
     if by_ttl {
-        Removal::Expired
+        RemovalCause::Expired
     } else {
-        Removal::Deleted
+        RemovalCause::Deleted
     }
 }
 
@@ -38,7 +38,7 @@ pub fn removal(record: &EventRecord) -> Removal {
 pub fn event_message(record: &EventRecord) -> Result<Option<EventMessage>, ApiError> {
     let before = file_of_image(&record.change.old_image)?;
     let after = file_of_image(&record.change.new_image)?;
-    let Some(kind) = event_of(before.as_ref(), after.as_ref(), removal(record)) else {
+    let Some(kind) = event_of(before.as_ref(), after.as_ref(), removal_cause(record)) else {
         return Ok(None);
     };
     let message = match (kind, &before, &after) {

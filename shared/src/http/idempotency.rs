@@ -10,7 +10,7 @@ use super::{Reply, request_id, status_of};
 use crate::app::services::Table;
 use crate::contract::error_body;
 use crate::domain::error::ApiError;
-use crate::domain::idempotency::{self, IdempotencyKey, Verdict, fingerprint};
+use crate::domain::idempotency::{self, IdempotencyKey, Repeat, fingerprint};
 use crate::domain::timestamp;
 use crate::dynamo::{AnswerWrite, Claim, IdempotencyKeys};
 
@@ -51,10 +51,10 @@ pub async fn idempotent<'a>(
     match keys.claim(&claim, timestamp::now()).await {
         Ok(None) => {}
         Ok(Some(recorded)) => {
-            return match recorded.verdict(&fingerprint) {
-                Verdict::Replay { status, body } => replay(status, &body),
-                Verdict::Reused => Err(ApiError::IdempotencyKeyReused),
-                Verdict::InUse => Err(ApiError::IdempotencyKeyInUse),
+            return match recorded.repeat(&fingerprint) {
+                Repeat::Replay { status, body } => replay(status, &body),
+                Repeat::Reused => Err(ApiError::IdempotencyKeyReused),
+                Repeat::InUse => Err(ApiError::IdempotencyKeyInUse),
             };
         }
         Err(err) => {

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use crate::domain::FileStatus;
 use crate::domain::error::{ApiError, Detail};
 use crate::domain::event::EventType;
-use crate::domain::parts::{ClaimedPart, RequestedPart};
+use crate::domain::parts::{ReportedPart, RequestedPart};
 use crate::domain::request::{DirectUpload, NewFile, UploadRequest};
 use crate::domain::token::{
     DEFAULT_EXPIRES_IN, MAX_CONTENT_TYPES, MAX_EXPIRES_IN, MAX_FILES, MIN_EXPIRES_IN, MediaRange,
@@ -561,10 +561,10 @@ fn part_numbers(
 }
 
 /// The optional `parts` of a complete body: `[{"part_number", "etag"}]`, distinct numbers.
-pub fn claimed_parts(
+pub fn reported_parts(
     body: Option<&Map<String, Value>>,
     part_count: u32,
-) -> Result<Option<Vec<ClaimedPart>>, ApiError> {
+) -> Result<Option<Vec<ReportedPart>>, ApiError> {
     let items = match body.and_then(|body| body.get("parts")) {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::Array(items)) => items,
@@ -583,7 +583,7 @@ pub fn claimed_parts(
         ));
     }
     let mut fields = Fields::default();
-    let mut parts: Vec<ClaimedPart> = Vec::with_capacity(items.len());
+    let mut parts: Vec<ReportedPart> = Vec::with_capacity(items.len());
     let mut seen = std::collections::HashSet::with_capacity(items.len());
     for (index, item) in items.iter().enumerate() {
         if let Some(object) = item.as_object() {
@@ -604,7 +604,7 @@ pub fn claimed_parts(
             }
             Some(n) if (1..=part_count).contains(&n) => match item.get("etag") {
                 Some(Value::String(etag)) if !etag.is_empty() => {
-                    parts.push(ClaimedPart {
+                    parts.push(ReportedPart {
                         part_number: n,
                         etag: etag.clone(),
                     });
@@ -980,7 +980,7 @@ mod tests {
     #[test]
     fn claimed_parts_need_numbers_in_range_and_etags() {
         let body = json!({"parts": [{"part_number": 1, "etag": "\"a\""}, {"part_number": 1, "etag": "b"}, {"part_number": 9}, {"part_number": 2}]});
-        let err = claimed_parts(body.as_object(), 4).unwrap_err();
+        let err = reported_parts(body.as_object(), 4).unwrap_err();
         assert_eq!(
             fields(err),
             [
@@ -989,10 +989,10 @@ mod tests {
                 "parts[3].etag"
             ]
         );
-        assert_eq!(claimed_parts(None, 3).unwrap(), None);
+        assert_eq!(reported_parts(None, 3).unwrap(), None);
         let ok = json!({"parts": [{"part_number": 2, "etag": "e"}]});
         assert_eq!(
-            claimed_parts(ok.as_object(), 3).unwrap().unwrap()[0].part_number,
+            reported_parts(ok.as_object(), 3).unwrap().unwrap()[0].part_number,
             2
         );
     }
@@ -1004,11 +1004,11 @@ mod tests {
             .collect();
         let body = json!({ "parts": claims });
         assert_eq!(
-            fields(claimed_parts(body.as_object(), 3).unwrap_err()),
+            fields(reported_parts(body.as_object(), 3).unwrap_err()),
             ["parts"]
         );
         assert_eq!(
-            claimed_parts(body.as_object(), 4).unwrap().unwrap().len(),
+            reported_parts(body.as_object(), 4).unwrap().unwrap().len(),
             4
         );
     }
@@ -1030,7 +1030,7 @@ mod tests {
 
         let parts = json!({"parts": [{"part_number": 1, "etag": "e", "size": 3}]});
         assert_eq!(
-            fields(claimed_parts(parts.as_object(), 1).unwrap_err()),
+            fields(reported_parts(parts.as_object(), 1).unwrap_err()),
             ["parts[0].size"]
         );
         let listed = json!({"file_name": "a", "file_size": 1,
