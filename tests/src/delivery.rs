@@ -422,13 +422,19 @@ pub struct Delivery {
 #[derive(Default)]
 struct ReceiverState {
     secret: Option<String>,
+    /// Accept deliveries without checking their signature, while no secret is trusted.
+    unsigned: bool,
     /// Answer 500 to the first this many attempts of each delivery.
     fail_first: usize,
+    /// Print one line per delivery (the `webhook-receiver` binary).
+    print: bool,
     deliveries: Vec<Delivery>,
 }
 
 /// A webhook receiver on loopback: records each delivery, checks its Standard Webhooks
-/// signature with the `standardwebhooks` crate, and answers 204 (or 500 while told to fail).
+/// signature with the `standardwebhooks` crate (a bad signature or a timestamp more than 5
+/// minutes off is answered 401), and answers 204 (or 500 while told to fail). The tests' receiver,
+/// and `scripts/webhook-receiver`'s (`src/bin/webhook-receiver.rs`).
 #[derive(Clone)]
 pub struct Receiver {
     pub url: String,
@@ -437,8 +443,13 @@ pub struct Receiver {
 
 impl Receiver {
     pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hooks/uploads", listener.local_addr().unwrap());
+        Self::start_on(0).await.unwrap()
+    }
+
+    /// A receiver on loopback's `port` (0: any free one).
+    pub async fn start_on(port: u16) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+        let url = format!("http://{}/hooks/uploads", listener.local_addr()?);
         let state = Arc::new(Mutex::new(ReceiverState::default()));
         let shared = state.clone();
         tokio::spawn(async move {
@@ -446,12 +457,23 @@ impl Receiver {
                 tokio::spawn(serve(socket, shared.clone()));
             }
         });
-        Self { url, state }
+        Ok(Self { url, state })
     }
 
     /// The signing secret the webhook's PUT answered with.
     pub fn trust(&self, secret: &str) {
         self.state.lock().unwrap().secret = Some(secret.to_owned());
+    }
+
+    /// Accept deliveries whose signature is not checked, while no secret is trusted.
+    pub fn accept_unsigned(&self) {
+        self.state.lock().unwrap().unsigned = true;
+    }
+
+    /// Print one line per delivery on stdout: `<webhook-id> <type> <file_id> <status>` for those
+    /// accepted, a line saying otherwise for the others.
+    pub fn print(&self) {
+        self.state.lock().unwrap().print = true;
     }
 
     /// Answer 500 to the first `attempts` attempts of every delivery (`usize::MAX`: always).
@@ -519,16 +541,21 @@ async fn serve(mut socket: tokio::net::TcpStream, state: Arc<Mutex<ReceiverState
                 .is_ok()
         });
         let attempts = state.deliveries.iter().filter(|d| d.id == id).count();
-        let answered = if !signed {
+        let trusted = signed || (state.unsigned && state.secret.is_none());
+        let answered = if !trusted {
             401
         } else if attempts < state.fail_first {
             500
         } else {
             204
         };
+        let body = serde_json::from_slice(body).unwrap_or(Value::Null);
+        if state.print {
+            print_delivery(&id, &body, answered, attempts + 1);
+        }
         state.deliveries.push(Delivery {
             id,
-            body: serde_json::from_slice(body).unwrap_or(Value::Null),
+            body,
             signed,
             answered,
             at: Instant::now(),
@@ -540,4 +567,16 @@ async fn serve(mut socket: tokio::net::TcpStream, state: Arc<Mutex<ReceiverState
         format!("HTTP/1.1 {answered} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
     let _ = socket.write_all(response.as_bytes()).await;
     let _ = socket.shutdown().await;
+}
+
+/// One line per delivery, so that a search for `<type> <file_id>` finds only accepted ones.
+fn print_delivery(id: &str, event: &Value, answered: u16, attempt: usize) {
+    let field = |name: &str| event["data"][name].as_str().unwrap_or("-").to_owned();
+    let kind = event["type"].as_str().unwrap_or("(not an event)");
+    let file_id = field("file_id");
+    match answered {
+        401 => println!("{id} refused, bad signature or timestamp: {kind} of {file_id}"),
+        500 => println!("{id} failed on purpose, attempt {attempt}: {kind} of {file_id}"),
+        _ => println!("{id} {kind} {file_id} {}", field("status")),
+    }
 }
