@@ -1,4 +1,4 @@
-//! Identifiers of files and upload jobs, and the object keys built from them.
+//! Identifiers of projects, files and upload jobs, and the object keys built from them.
 
 use std::fmt;
 use std::str::FromStr;
@@ -48,6 +48,42 @@ uuid_id!(
     /// Identifies one upload of content for a file; each reupload gets a new one.
     JobId
 );
+
+/// A project's id: chosen by operators when they mint keys, short, URL- and key-safe (1 to 64
+/// letters, digits, `-` or `_`). It reads as the `str` it is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct ProjectId(String);
+
+impl ProjectId {
+    pub fn parse(id: &str) -> Result<Self, String> {
+        let safe = id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        match (1..=64).contains(&id.len()) && safe {
+            true => Ok(Self(id.to_owned())),
+            false => Err("must be 1 to 64 letters, digits, '-' or '_'".to_owned()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for ProjectId {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ProjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 /// Where the bytes of one job live. Built only from ids we generated, never from client text.
 pub fn object_key(file_id: FileId, job_id: JobId) -> String {
@@ -103,5 +139,15 @@ mod tests {
     fn event_keys_are_url_decoded() {
         assert_eq!(decode_event_key("uploads/a%2Bb/c+d"), "uploads/a+b/c d");
         assert_eq!(decode_event_key("caf%C3%A9+menu.pdf"), "café menu.pdf");
+    }
+
+    #[test]
+    fn project_ids_are_short_and_url_and_key_safe() {
+        for good in ["p1", "acme_prod-2", &"a".repeat(64)] {
+            assert_eq!(ProjectId::parse(good).unwrap().as_str(), good);
+        }
+        for bad in ["", "a/b", "a#b", "a b", "é", &"a".repeat(65)] {
+            assert!(ProjectId::parse(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -21,7 +21,7 @@ use item::Item;
 
 pub use files::{AssemblyClaim, FileStore, Remove, UPDATE_ATTEMPTS, Update, kept_changing};
 pub use idempotency::{AnswerWrite, Claim, IdempotencyKeys};
-pub use keys::{ApiKeys, KEY_PREFIX, is_project_id, key_hash};
+pub use keys::{ApiKeys, KEY_PREFIX, key_hash};
 pub use listing::{FilePage, ListCursor};
 pub use tokens::UploadTokens;
 pub use usage::Usages;

@@ -25,6 +25,7 @@ use crate::app::Services;
 use crate::app::services::Table;
 use crate::contract::{FileResource, error_body};
 use crate::domain::error::ApiError;
+use crate::domain::ids::ProjectId;
 use crate::domain::token::UploadToken;
 use crate::domain::{FileId, FileRecord, timestamp};
 use crate::dynamo::key_hash;
@@ -244,9 +245,9 @@ impl Caller {
     }
 }
 
-/// The path's project and who calls on it: 401 without a live key or token, 403 without a
-/// grant for the project. Routes that upload tokens may use start here.
-pub async fn caller(table: &Table, request: &Request) -> Result<(String, Caller), ApiError> {
+/// The path's project and who calls on it ([`call`] starts here): 401 without a live key or
+/// token, 403 without a grant for the project.
+async fn caller(table: &Table, request: &Request) -> Result<(ProjectId, Caller), ApiError> {
     let project_id = project_id(request)?;
     match bearer(authorization(request))? {
         Bearer::ApiKey(key) => {
@@ -256,7 +257,7 @@ pub async fn caller(table: &Table, request: &Request) -> Result<(String, Caller)
         }
         Bearer::UploadToken(secret) => {
             let token = table.tokens.find(secret, timestamp::now()).await?;
-            if token.project_id != project_id {
+            if token.project_id != *project_id {
                 return Err(ApiError::outside_token());
             }
             if let Some(minted_by) = &token.minted_by
@@ -278,7 +279,7 @@ pub async fn caller(table: &Table, request: &Request) -> Result<(String, Caller)
 #[derive(Debug)]
 pub struct Call {
     pub route: &'static Route,
-    pub project_id: String,
+    pub project_id: ProjectId,
     pub caller: Caller,
     /// The path's file, on the routes that name one.
     pub file_id: Option<FileId>,
@@ -322,8 +323,11 @@ pub async fn call(table: &Table, request: &Request) -> Result<Call, ApiError> {
     })
 }
 
-pub fn project_id(request: &Request) -> Result<String, ApiError> {
-    path_param(request, "project_id").ok_or(ApiError::NotFound)
+/// The path's project: 404 for an id no key could grant.
+pub fn project_id(request: &Request) -> Result<ProjectId, ApiError> {
+    path_param(request, "project_id")
+        .and_then(|id| ProjectId::parse(&id).ok())
+        .ok_or(ApiError::NotFound)
 }
 
 /// A malformed file id names no file: 404, like any other unknown id.

@@ -65,6 +65,25 @@ async fn every_route_answers_403_for_another_projects_key() {
     assert_eq!(other.file_count().await, 0);
 }
 
+/// A project id no key could grant (shared::domain::ids::ProjectId) names no project: 404 on
+/// every route, as an unknown path would be, with the caller's valid key.
+#[tokio::test]
+async fn every_route_answers_404_for_a_project_id_no_key_could_grant() {
+    let api = TestApi::new().await;
+    let file_id = some_file(&api).await;
+    let too_long = "p".repeat(65);
+    for event in Event::ALL {
+        for project in [too_long.as_str(), "a.b", "a~b"] {
+            let mut call = api.call(event).project(project);
+            if event.has_file_id() {
+                call = call.file(&file_id);
+            }
+            call.send().await.expect_error(404, "not_found");
+        }
+    }
+    assert_eq!(api.file_count().await, 1);
+}
+
 #[tokio::test]
 async fn file_routes_answer_404_for_another_projects_file_and_malformed_ids() {
     let api = TestApi::new().await;
