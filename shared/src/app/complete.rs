@@ -39,49 +39,33 @@ pub async fn bring_together(
     job: &UploadJob,
     reported: Option<&[ReportedPart]>,
 ) -> Result<Completion, ApiError> {
-    let completion = gather(services, queue, file, job, reported).await?;
-    if completion != Completion::HandedToVerify {
-        check_stored_object(services, file, job, completion).await?;
-    }
-    Ok(completion)
-}
-
-async fn gather(
-    services: &Services,
-    queue: &VerifyQueue,
-    file: &FileRecord,
-    job: &UploadJob,
-    reported: Option<&[ReportedPart]>,
-) -> Result<Completion, ApiError> {
-    let Some(upload_id) = &job.upload_id else {
-        return Ok(Completion::Stored);
-    };
     let size = file.content.file_size;
-    let Some(parts) = stored_parts_to_assemble(services, job, upload_id, size, reported).await?
-    else {
-        return Ok(Completion::Stored);
+    let parts = match &job.upload_id {
+        Some(upload_id) => stored_parts_to_assemble(services, job, upload_id, size, reported)
+            .await?
+            .map(|parts| (upload_id, parts)),
+        None => None,
     };
-    if job.part_count > services.config.assemble_inline_max_parts {
-        let assembly = Assembly {
-            file_id: file.file_id,
-            job_id: job.job_id,
-        };
-        queue.send(&Step::Assemble(assembly)).await?;
-        return Ok(Completion::HandedToVerify);
-    }
-    let assembled = assemble(
-        services,
-        file.file_id,
-        job,
-        upload_id,
-        &parts,
-        INLINE_ASSEMBLY_TIMEOUT,
-    )
-    .await?;
-    Ok(match assembled {
-        Assembled::Elsewhere => Completion::AssemblingElsewhere,
-        Assembled::Now | Assembled::UploadGone => Completion::Stored,
-    })
+    let completion = match parts {
+        None => Completion::Stored,
+        Some(_) if job.part_count > services.config.assemble_inline_max_parts => {
+            let assembly = Assembly {
+                file_id: file.file_id,
+                job_id: job.job_id,
+            };
+            queue.send(&Step::Assemble(assembly)).await?;
+            return Ok(Completion::HandedToVerify);
+        }
+        Some((upload_id, parts)) => {
+            let timeout = INLINE_ASSEMBLY_TIMEOUT;
+            match assemble(services, file.file_id, job, upload_id, &parts, timeout).await? {
+                Assembled::Elsewhere => Completion::AssemblingElsewhere,
+                Assembled::Now | Assembled::UploadGone => Completion::Stored,
+            }
+        }
+    };
+    check_stored_object(services, file, job, completion).await?;
+    Ok(completion)
 }
 
 /// How often, and how far apart, the object of a multipart upload is looked at before
