@@ -92,14 +92,16 @@ impl Route {
     /// Whether a request of `method` on `path` takes this route. The path is matched by its
     /// last segments, so that a stage's prefix (`/prod/v1/…`) does not matter.
     fn matches(&self, method: &str, path: &str) -> bool {
-        let pattern: Vec<&str> = self.path.trim_matches('/').split('/').collect();
-        let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+        let mut segments = path.trim_end_matches('/').rsplit('/');
         method.eq_ignore_ascii_case(self.method)
-            && segments.len() > pattern.len()
-            && pattern
-                .iter()
-                .zip(&segments[segments.len() - pattern.len()..])
-                .all(|(want, got)| want.starts_with('{') && !got.is_empty() || want == got)
+            && self.path.trim_matches('/').rsplit('/').all(|want| {
+                segments
+                    .next()
+                    .is_some_and(|got| match want.starts_with('{') {
+                        true => !got.is_empty(),
+                        false => want == got,
+                    })
+            })
     }
 }
 
