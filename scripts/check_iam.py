@@ -6,6 +6,10 @@ mocks). LocalStack and DynamoDB Local enforce no IAM, so a grant that is missing
 only show in AWS. Fails when a function performs an operation its policy does not allow, and when
 a policy allows an action no operation of the function needs.
 
+It holds each function's environment in the template to its operations the same way: a function
+that reaches the bucket, assumes the signing role or publishes events is given the setting that
+names it (without which it stops at its cold start), and no other function is.
+
 Usage: check_iam.py TEMPLATE OPERATIONS_LOG   (run by scripts/test, with the tools' Python)
 """
 
@@ -61,7 +65,38 @@ ACTIONS = {
 ROLES = {"UrlSigningRole": "url-signer"}
 
 
-def granted_actions(template_path):
+# The settings that name what a function reaches, and the operations that reach it: a function is
+# given the setting exactly when it performs one of them.
+SETTINGS = {
+    "BUCKET_NAME": lambda service, operation: service == "S3",
+    "URL_SIGNING_ROLE_ARN": lambda service, operation: (service, operation) == ("STS", "AssumeRole"),
+    "EVENT_BUS_NAME": lambda service, operation: service == "EventBridge",
+}
+
+
+def read_template(template_path):
+    template, matches = decode(template_path)
+    if matches:
+        sys.exit(f"check-iam: cannot read {template_path}: {matches}")
+    return template
+
+
+def functions(template):
+    """(binary, properties) of every function of the template."""
+    for resource in template["Resources"].values():
+        if resource.get("Type") == "AWS::Serverless::Function":
+            # CodeUri is the function's bootstrap directory: target/lambda/<binary>/.
+            yield str(Path(resource["Properties"]["CodeUri"]).name), resource["Properties"]
+
+
+def environments(template):
+    """{binary: names of the variables it is given}: the Globals' and its own."""
+    variables = lambda properties: set(properties.get("Environment", {}).get("Variables", {}))
+    common = variables(template.get("Globals", {}).get("Function", {}))
+    return {binary: common | variables(properties) for binary, properties in functions(template)}
+
+
+def granted_actions(template):
     """{binary: set of IAM actions its policies allow}, for every function of the template and
     the roles of ROLES.
 
@@ -70,21 +105,12 @@ def granted_actions(template_path):
     event sources (stream and queue reads), and the grants of its destinations (notify's stream
     failures: `Type: SQS` makes SAM grant sqs:SendMessage).
     """
-    template, matches = decode(template_path)
-    if matches:
-        sys.exit(f"check-iam: cannot read {template_path}: {matches}")
+    owners = [(binary, properties.get("Policies", [])) for binary, properties in functions(template)]
+    for name, binary in ROLES.items():
+        policies = template["Resources"][name]["Properties"].get("Policies", [])
+        owners.append((binary, [policy["PolicyDocument"] for policy in policies]))
     granted = {}
-    for name, resource in template["Resources"].items():
-        kind = resource.get("Type")
-        if kind == "AWS::Serverless::Function":
-            # CodeUri is the function's bootstrap directory: target/lambda/<binary>/.
-            binary = Path(resource["Properties"]["CodeUri"]).name
-            documents = resource["Properties"].get("Policies", [])
-        elif kind == "AWS::IAM::Role" and name in ROLES:
-            binary = ROLES[name]
-            documents = [p["PolicyDocument"] for p in resource["Properties"].get("Policies", [])]
-        else:
-            continue
+    for binary, documents in owners:
         actions = set()
         for document in documents:
             for statement in document.get("Statement", []):
@@ -92,7 +118,7 @@ def granted_actions(template_path):
                     continue
                 action = statement["Action"]
                 actions.update([action] if isinstance(action, str) else action)
-        granted[str(binary)] = {str(a) for a in actions}
+        granted[binary] = {str(a) for a in actions}
     return granted
 
 
@@ -108,7 +134,9 @@ def performed_operations(log_path):
 
 def main():
     template_path, log_path = sys.argv[1], sys.argv[2]
-    granted = granted_actions(template_path)
+    template = read_template(template_path)
+    granted = granted_actions(template)
+    environment = environments(template)
     performed = performed_operations(log_path)
     problems = []
     for function in sorted(set(granted) | set(performed)):
@@ -129,12 +157,23 @@ def main():
                 problems.append(f"{function}: calls {service} {operation}, needing {action}, which its policy does not allow")
         for action in sorted(granted[function] - needed):
             problems.append(f"{function}: its policy allows {action}, which no operation of its code needs")
+        if function in environment:
+            for setting, reaches in SETTINGS.items():
+                needs = any(reaches(*operation) for operation in performed[function])
+                given = setting in environment[function]
+                if needs and not given:
+                    problems.append(f"{function}: reaches what {setting} names, which the template does not give it")
+                elif given and not needs:
+                    problems.append(f"{function}: the template gives it {setting}, which no operation of its code needs")
     for problem in problems:
         print(f"check-iam: {problem}", file=sys.stderr)
     if problems:
         sys.exit(1)
     counts = ", ".join(f"{f} {len(performed[f])}" for f in sorted(performed))
-    print(f"check-iam: every function's policy allows exactly what its code calls ({counts} operations)")
+    print(
+        f"check-iam: every function's policy allows exactly what its code calls ({counts} operations), "
+        f"and its environment names exactly what it reaches ({', '.join(SETTINGS)})"
+    )
 
 
 if __name__ == "__main__":

@@ -166,7 +166,13 @@ async fn run(command: Command) -> Result<(), String> {
     let usages =
         || shared::dynamo::Usages::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table_name);
     // The default chain (profiles, SSO, ...) an operator's shell has, not a function's.
-    let services = || async { Ok::<_, String>(Services::new(config.clone(), &sdk)) };
+    let services = || async { Services::new(config.clone(), &sdk).map_err(|err| err.to_string()) };
+    let bucket = || {
+        config
+            .bucket_name
+            .as_deref()
+            .ok_or("BUCKET_NAME is not set: this command needs the bucket")
+    };
     match command {
         Command::MintKey { projects, label } => {
             let key = keys().mint(&projects, &label).await.map_err(describe)?;
@@ -191,10 +197,11 @@ async fn run(command: Command) -> Result<(), String> {
             if origins.is_empty() {
                 origins.push("*".to_owned());
             }
-            s3::provision::create_bucket(&s3_client(), &config.bucket_name, &origins)
+            let bucket = bucket()?;
+            s3::provision::create_bucket(&s3_client(), bucket, &origins)
                 .await
                 .map_err(describe)?;
-            eprintln!("created bucket {}", config.bucket_name);
+            eprintln!("created bucket {bucket}");
         }
         Command::CreateEvents {
             bus,
@@ -219,17 +226,18 @@ async fn run(command: Command) -> Result<(), String> {
             queue,
             max_receives,
         } => {
+            let bucket = bucket()?;
             let created = s3::provision::create_verify_queue(
                 &s3_client(),
                 &aws_sdk_sqs::Client::new(&sdk),
-                &config.bucket_name,
+                bucket,
                 &queue,
                 max_receives,
             )
             .await?;
             eprintln!(
-                "created queue {queue} for {}'s ObjectCreated events (failures: {})",
-                config.bucket_name, created.failures_url
+                "created queue {queue} for {bucket}'s ObjectCreated events (failures: {})",
+                created.failures_url
             );
             println!("{}", created.queue_url);
         }

@@ -7,8 +7,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// What Lambda and template.yaml give every function (with stand-ins for the resources), less
-/// `AWS_LAMBDA_RUNTIME_API`.
+/// What Lambda and template.yaml give the functions (with stand-ins for the resources), less
+/// `AWS_LAMBDA_RUNTIME_API`: each function reads only the settings of what it reaches, and the
+/// template gives each only those (`scripts/check-iam` holds it to that).
 pub fn lambda_env() -> Vec<(String, String)> {
     [
         ("PATH", std::env::var("PATH").unwrap_or_default().as_str()),
@@ -25,7 +26,7 @@ pub fn lambda_env() -> Vec<(String, String)> {
         ("EVENT_BUS_NAME", "bench"),
         ("WEBHOOK_QUEUE_URL", "http://127.0.0.1:9/queue/bench"),
         ("VERIFY_QUEUE_URL", "http://127.0.0.1:9/queue/verify"),
-        // As template.yaml's Globals give every function.
+        // As template.yaml gives the functions that hand out URLs.
         (
             "URL_SIGNING_ROLE_ARN",
             "arn:aws:iam::123456789012:role/bench-url-signing",

@@ -145,7 +145,8 @@ pub async fn inspect_child(table: &str, bucket: &str, file_id: &str) -> Result<(
     let services = shared::app::Services::new(
         integration_tests::config(table, bucket),
         &integration_tests::sdk_config().await,
-    );
+    )
+    .unwrap();
     let record = services
         .table
         .files

@@ -22,7 +22,8 @@ pub const MAX_DIRECT_UPLOAD_BYTES: u64 = 4 << 20;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub table_name: String,
-    pub bucket_name: String,
+    /// The bucket of files' content: only the functions over it need it.
+    pub bucket_name: Option<String>,
     pub upload_url_expiry: Duration,
     pub download_url_expiry: Duration,
     pub max_file_size: u64,
@@ -101,7 +102,7 @@ impl Config {
 
         let config = Config {
             table_name: required("TABLE_NAME")?,
-            bucket_name: required("BUCKET_NAME")?,
+            bucket_name: lookup("BUCKET_NAME").filter(|name| !name.is_empty()),
             upload_url_expiry: secs("UPLOAD_URL_EXPIRY_SECS", 900, MAX_URL_EXPIRY_SECS)?,
             download_url_expiry: secs("DOWNLOAD_URL_EXPIRY_SECS", 300, MAX_URL_EXPIRY_SECS)?,
             max_file_size: number("MAX_FILE_SIZE", MAX_OBJECT_SIZE, 1, MAX_OBJECT_SIZE)?,
@@ -163,8 +164,8 @@ mod tests {
 
     #[test]
     fn bad_values_fail_the_cold_start_with_the_variable_named() {
-        let err = config(&[("TABLE_NAME", "t")]).unwrap_err();
-        assert!(err.to_string().contains("BUCKET_NAME"));
+        let err = config(&[("BUCKET_NAME", "b")]).unwrap_err();
+        assert!(err.to_string().contains("TABLE_NAME"));
         let err = config(&[
             ("TABLE_NAME", "t"),
             ("BUCKET_NAME", "b"),
@@ -248,7 +249,7 @@ mod tests {
         let secs = |d: Duration| d.as_secs().to_string();
         for (name, value) in [
             ("TABLE_NAME", "required".to_owned()),
-            ("BUCKET_NAME", "required".to_owned()),
+            ("BUCKET_NAME", "none".to_owned()),
             ("UPLOAD_URL_EXPIRY_SECS", secs(defaults.upload_url_expiry)),
             (
                 "DOWNLOAD_URL_EXPIRY_SECS",

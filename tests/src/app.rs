@@ -161,7 +161,7 @@ impl TestApi {
         adjust(&mut config);
         let sdk = sdk_config().await;
         let queue_url = config.verify_queue_url.clone();
-        let services = Services::with_interceptor(config, &sdk, OperationLog, endpoints);
+        let services = Services::with_interceptor(config, &sdk, OperationLog, endpoints).unwrap();
         let sqs = aws_sdk_sqs::config::Builder::from(&sdk)
             .timeout_config(aws::timeouts(services.config.dependency_timeout))
             .interceptor(OperationLog)

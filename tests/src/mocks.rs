@@ -84,7 +84,7 @@ impl TestApi {
             ),
             storage: Storage::new(
                 aws_sdk_s3::Client::from_conf(s3),
-                &config.bucket_name,
+                BUCKET,
                 sdk.credentials_provider(),
             ),
             config,

@@ -2,7 +2,7 @@ use shared::app::services::Environment;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    let services = Environment::load().await?.services().await;
+    let services = Environment::load().await?.services().await?;
     shared::http::run(services, |services, request| async move {
         direct::handle(&services, request).await
     })

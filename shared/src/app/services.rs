@@ -98,25 +98,27 @@ impl Environment {
     }
 
     /// Storage whose URLs the function's own credentials would sign: for functions that hand
-    /// out none.
-    pub fn storage(&self) -> Storage {
-        Storage::new(self.s3(), &self.config.bucket_name, None)
+    /// out none. `BUCKET_NAME` is required.
+    pub fn storage(&self) -> Result<Storage, ConfigError> {
+        Ok(Storage::new(self.s3(), self.bucket()?, None))
     }
 
     /// Storage whose URLs are signed as the role `URL_SIGNING_ROLE_ARN` names, where it is set
     /// (its sessions' lifetime is known, unlike that of Lambda's own credentials).
-    pub async fn signing_storage(&self) -> Storage {
+    /// `BUCKET_NAME` is required.
+    pub async fn signing_storage(&self) -> Result<Storage, ConfigError> {
+        let bucket = self.bucket()?;
         let signing = match &self.config.url_signing_role_arn {
             Some(role) => Some(signing_role(role, &self.sdk).await),
             None => self.sdk.credentials_provider(),
         };
-        Storage::new(self.s3(), &self.config.bucket_name, signing)
+        Ok(Storage::new(self.s3(), bucket, signing))
     }
 
     /// The services of a route that hands out URLs: the table, and [`Environment::signing_storage`].
-    pub async fn services(self) -> Services {
-        let storage = self.signing_storage().await;
-        self.services_over(storage)
+    pub async fn services(self) -> Result<Services, ConfigError> {
+        let storage = self.signing_storage().await?;
+        Ok(self.services_over(storage))
     }
 
     /// The settings and the table, with `storage`.
@@ -149,6 +151,10 @@ impl Environment {
         ))
     }
 
+    fn bucket(&self) -> Result<&str, ConfigError> {
+        required(&self.config.bucket_name, "BUCKET_NAME")
+    }
+
     fn s3(&self) -> aws_sdk_s3::Client {
         aws_sdk_s3::Client::from_conf(s3_config(&self.sdk, self.config.s3_force_path_style))
     }
@@ -169,15 +175,17 @@ fn required<'a>(setting: &'a Option<String>, variable: &str) -> Result<&'a str, 
 
 impl Services {
     /// Services over `sdk` (tools and tests: they load it their own way), each call bounded
-    /// by the configured deadlines, signing URLs with `sdk`'s credentials.
-    pub fn new(config: Config, sdk: &SdkConfig) -> Self {
+    /// by the configured deadlines, signing URLs with `sdk`'s credentials. `BUCKET_NAME` is
+    /// required.
+    pub fn new(config: Config, sdk: &SdkConfig) -> Result<Self, ConfigError> {
         let sdk = bounded(sdk, &config);
         let s3 = aws_sdk_s3::Client::from_conf(s3_config(&sdk, config.s3_force_path_style));
-        Self {
+        let bucket = required(&config.bucket_name, "BUCKET_NAME")?;
+        Ok(Self {
             table: Table::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table_name),
-            storage: Storage::new(s3, &config.bucket_name, sdk.credentials_provider()),
+            storage: Storage::new(s3, bucket, sdk.credentials_provider()),
             config,
-        }
+        })
     }
 
     /// [`Services::new`], with `interceptor` seeing every call of both clients (tests record
@@ -189,10 +197,11 @@ impl Services {
         sdk: &SdkConfig,
         interceptor: I,
         endpoints: &Endpoints,
-    ) -> Self
+    ) -> Result<Self, ConfigError>
     where
         I: aws_sdk_s3::config::Intercept + Clone + 'static,
     {
+        let bucket = required(&config.bucket_name, "BUCKET_NAME")?;
         let sdk = bounded(sdk, &config);
         let mut dynamodb =
             aws_sdk_dynamodb::config::Builder::from(&sdk).interceptor(interceptor.clone());
@@ -205,18 +214,18 @@ impl Services {
         if let Some(endpoint) = &endpoints.s3 {
             s3 = s3.endpoint_url(endpoint);
         }
-        Self {
+        Ok(Self {
             table: Table::new(
                 aws_sdk_dynamodb::Client::from_conf(dynamodb.build()),
                 &config.table_name,
             ),
             storage: Storage::new(
                 aws_sdk_s3::Client::from_conf(s3.build()),
-                &config.bucket_name,
+                bucket,
                 sdk.credentials_provider(),
             ),
             config,
-        }
+        })
     }
 }
 
@@ -318,9 +327,10 @@ mod tests {
     }
 
     #[test]
-    fn a_queue_or_bus_a_function_needs_and_lacks_stops_its_cold_start_naming_the_variable() {
-        let bare = environment(&[("TABLE_NAME", "t"), ("BUCKET_NAME", "b")]);
+    fn a_bucket_queue_or_bus_a_function_needs_and_lacks_stops_its_cold_start_naming_the_variable() {
+        let bare = environment(&[("TABLE_NAME", "t")]);
         for (refused, variable) in [
+            (bare.storage().err(), "BUCKET_NAME"),
             (bare.verify_queue().err(), "VERIFY_QUEUE_URL"),
             (bare.webhook_queue().err(), "WEBHOOK_QUEUE_URL"),
             (bare.event_bus().err(), "EVENT_BUS_NAME"),

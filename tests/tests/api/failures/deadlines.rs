@@ -53,7 +53,7 @@ async fn a_hung_or_resetting_table_answers_503_within_the_deadline() {
         })
         .expect("config");
         let api = TestApi {
-            services: shared::app::Services::new(config, &sdk),
+            services: shared::app::Services::new(config, &sdk).unwrap(),
             verify_queue: shared::app::verify_queue::VerifyQueue::new(
                 aws_sdk_sqs::Client::new(&sdk),
                 integration_tests::NO_QUEUE,
