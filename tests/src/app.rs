@@ -13,6 +13,7 @@ use shared::aws;
 use shared::config::Config;
 
 use crate::call::{ApiReply, Event, sample_event};
+use crate::event_source::QueueSource;
 use crate::faults::FaultProxy;
 use crate::operations::{OperationLog, as_function};
 
@@ -346,40 +347,31 @@ impl TestApi {
     /// it (its receive count included); the messages verify does not report failed are
     /// deleted, as the mapping does.
     pub async fn pump_verify_queue(&self, sqs: &aws_sdk_sqs::Client, url: &str) -> Pumped {
-        let messages = crate::delivery::receive(sqs, url, 1).await;
-        let mut event = aws_lambda_events::sqs::SqsEvent::default();
-        event.records = messages
-            .iter()
-            .map(crate::delivery::lambda_message)
-            .collect();
-        let response = as_function(
+        let queue = QueueSource::open(sqs.clone(), url)
+            .await
+            .expect("verify's queue");
+        let messages = queue.receive(10, 1).await.expect("verify's queue");
+        let answer = as_function(
             "verify",
-            verify::handle_messages(&self.services, &self.verify_queue, event),
+            verify::handle_messages(&self.services, &self.verify_queue, queue.event(&messages)),
         )
         .await;
-        let failed: Vec<&str> = response
-            .batch_item_failures
-            .iter()
-            .map(|failure| failure.item_identifier.as_str())
-            .collect();
-        let mut pumped = Pumped {
+        let failed = queue
+            .settle(&messages, &answer)
+            .await
+            .expect("verify names messages of its batch");
+        Pumped {
             handed: messages.len(),
-            failed: Vec::new(),
-        };
-        for message in &messages {
-            let receipt = message.receipt_handle().unwrap_or_default();
-            if failed.contains(&message.message_id().unwrap_or_default()) {
-                pumped.failed.push(receipt.to_owned());
-            } else {
-                sqs.delete_message()
-                    .queue_url(url)
-                    .receipt_handle(receipt)
-                    .send()
-                    .await
-                    .expect("DeleteMessage");
-            }
+            failed: messages
+                .iter()
+                .filter(|message| {
+                    failed
+                        .iter()
+                        .any(|id| Some(id.as_str()) == message.message_id())
+                })
+                .map(|message| message.receipt_handle().unwrap_or_default().to_owned())
+                .collect(),
         }
-        pumped
     }
 
     /// Hands `event` to the verify function, as S3's notification does.

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::dynamodb::{Event as StreamEvent, EventRecord};
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
-use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use serde_json::{Value, json};
 use shared::events::EventBus;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -18,6 +17,7 @@ use tokio::net::TcpListener;
 
 use crate::TestApi;
 use crate::app::sdk_config;
+use crate::event_source::{QueueSource, StreamSource};
 use crate::operations::{OperationLog, as_function};
 
 /// One test's bus, rule and queues, and its view of the table's stream.
@@ -31,7 +31,8 @@ pub struct EventPath {
     sqs: aws_sdk_sqs::Client,
     pub queue_url: String,
     pub dead_letter_queue_url: String,
-    stream: StreamTap,
+    queue: QueueSource,
+    stream: StreamSource,
     /// Every EventBridge envelope the queue handed over, in order, repeats included.
     pub envelopes: Vec<Value>,
 }
@@ -63,6 +64,9 @@ impl TestApi {
             shared::sqs::Queue::new(sqs.clone(), created.queue_url.clone()),
         )
         .expect("deliverer");
+        let queue = QueueSource::open(sqs.clone(), &created.queue_url)
+            .await
+            .expect("the webhook queue");
         EventPath {
             project: self.project.clone(),
             config: self.services.config.clone(),
@@ -71,9 +75,12 @@ impl TestApi {
             bus: EventBus::new(eventbridge, bus_name),
             deliverer,
             sqs,
+            queue,
             queue_url: created.queue_url,
             dead_letter_queue_url: created.dead_letter_queue_url,
-            stream: StreamTap::open(self.services.table.files.table()).await,
+            stream: StreamSource::open(&sdk, self.services.table.files.table())
+                .await
+                .expect("the table's stream"),
             envelopes: Vec::new(),
         }
     }
@@ -83,7 +90,13 @@ impl EventPath {
     /// Hands the project's new stream records to `notify`, then the queue's messages to
     /// `deliver`, as Lambda's event source mappings would; `true` if anything moved.
     pub async fn pump(&mut self) -> bool {
-        let records = self.stream.read(&self.project).await;
+        let project = &self.project;
+        let records: Vec<EventRecord> = self
+            .stream
+            .read(|record| of_project(record, project))
+            .await
+            .expect("the table's stream")
+            .concat();
         let moved = !records.is_empty();
         if moved {
             let event = stream_event(records);
@@ -174,81 +187,22 @@ impl EventPath {
     /// One receive from the queue, handed to `deliver`; the messages it did not report failed
     /// are deleted, as Lambda's SQS mapping does.
     async fn deliver_queued(&mut self) -> bool {
-        let messages = receive(&self.sqs, &self.queue_url, 0).await;
+        let messages = self.queue.receive(10, 0).await.expect("the webhook queue");
         if messages.is_empty() {
             return false;
         }
-        let mut records = Vec::new();
         for message in &messages {
             self.envelopes
                 .push(serde_json::from_str(message.body().unwrap_or_default()).unwrap());
-            records.push(lambda_message(message));
         }
-        let response = as_function("deliver", self.deliverer.handle(sqs_event(records))).await;
-        let failed: Vec<&str> = response
-            .batch_item_failures
-            .iter()
-            .map(|failure| failure.item_identifier.as_str())
-            .collect();
-        for message in &messages {
-            if !failed.contains(&message.message_id().unwrap_or_default()) {
-                self.sqs
-                    .delete_message()
-                    .queue_url(&self.queue_url)
-                    .receipt_handle(message.receipt_handle().unwrap_or_default())
-                    .send()
-                    .await
-                    .expect("DeleteMessage");
-            }
-        }
+        let event = self.queue.event(&messages);
+        let answer = as_function("deliver", self.deliverer.handle(event)).await;
+        self.queue
+            .settle(&messages, &answer)
+            .await
+            .expect("deliver names messages of its batch");
         true
     }
-}
-
-/// One receive of up to 10 messages from `queue`, as Lambda's SQS mapping makes it (with each
-/// message's receive count), waiting up to `wait_secs` for one.
-pub async fn receive(
-    sqs: &aws_sdk_sqs::Client,
-    queue: &str,
-    wait_secs: i32,
-) -> Vec<aws_sdk_sqs::types::Message> {
-    sqs.receive_message()
-        .queue_url(queue)
-        .max_number_of_messages(10)
-        .wait_time_seconds(wait_secs)
-        .message_system_attribute_names(
-            aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
-        )
-        .send()
-        .await
-        .expect("ReceiveMessage")
-        .messages
-        .unwrap_or_default()
-}
-
-/// `message`, received from SQS, as Lambda's SQS mapping hands it to a function.
-pub fn lambda_message(message: &aws_sdk_sqs::types::Message) -> SqsMessage {
-    let attributes: HashMap<String, String> = message
-        .attributes()
-        .map(|attributes| {
-            attributes
-                .iter()
-                .map(|(name, value)| (name.as_str().to_owned(), value.clone()))
-                .collect()
-        })
-        .unwrap_or_default();
-    serde_json::from_value(json!({
-        "messageId": message.message_id(),
-        "receiptHandle": message.receipt_handle(),
-        "body": message.body().unwrap_or_default(),
-        "attributes": attributes,
-        "messageAttributes": {},
-        "md5OfBody": message.md5_of_body(),
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:test",
-        "awsRegion": "us-east-1",
-    }))
-    .unwrap()
 }
 
 fn stream_event(records: Vec<EventRecord>) -> StreamEvent {
@@ -257,123 +211,17 @@ fn stream_event(records: Vec<EventRecord>) -> StreamEvent {
     event
 }
 
-/// The table's stream, read from when the tap was opened, as Lambda's stream mapping reads it.
-struct StreamTap {
-    client: aws_sdk_dynamodbstreams::Client,
-    stream_arn: String,
-    /// The next iterator of each shard seen (`None` once a shard is closed and read).
-    iterators: HashMap<String, Option<String>>,
-}
-
-impl StreamTap {
-    async fn open(table: &str) -> Self {
-        let sdk = sdk_config().await;
-        let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-        let stream_arn = dynamodb
-            .describe_table()
-            .table_name(table)
-            .send()
-            .await
-            .expect("DescribeTable")
-            .table
-            .and_then(|table| table.latest_stream_arn)
-            .expect("the table has a stream");
-        let client = admin::stream::client(&sdk);
-        let mut tap = Self {
-            client,
-            stream_arn,
-            iterators: HashMap::new(),
-        };
-        // What is in the stream already happened before this test looked.
-        for shard in tap.shards().await {
-            let iterator = tap.iterator(&shard, ShardIteratorType::Latest).await;
-            tap.iterators.insert(shard, iterator);
-        }
-        tap
-    }
-
-    async fn shards(&self) -> Vec<String> {
-        let output = self
-            .client
-            .describe_stream()
-            .stream_arn(&self.stream_arn)
-            .send()
-            .await
-            .expect("DescribeStream");
-        output
-            .stream_description
-            .map(|description| {
-                description
-                    .shards()
-                    .iter()
-                    .filter_map(|shard| shard.shard_id().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    async fn iterator(&self, shard: &str, kind: ShardIteratorType) -> Option<String> {
-        self.client
-            .get_shard_iterator()
-            .stream_arn(&self.stream_arn)
-            .shard_id(shard)
-            .shard_iterator_type(kind)
-            .send()
-            .await
-            .expect("GetShardIterator")
-            .shard_iterator
-    }
-
-    /// New records of `project`'s files, in Lambda's event shape, in stream order.
-    async fn read(&mut self, project: &str) -> Vec<EventRecord> {
-        for shard in self.shards().await {
-            if !self.iterators.contains_key(&shard) {
-                // A shard opened since: all of it is new.
-                let iterator = self.iterator(&shard, ShardIteratorType::TrimHorizon).await;
-                self.iterators.insert(shard, iterator);
-            }
-        }
-        let mut records = Vec::new();
-        let mut shards: Vec<_> = self.iterators.keys().cloned().collect();
-        shards.sort();
-        for shard in shards {
-            let Some(Some(iterator)) = self.iterators.get(&shard).cloned() else {
-                continue;
-            };
-            let output = self
-                .client
-                .get_records()
-                .shard_iterator(iterator)
-                .send()
-                .await
-                .expect("GetRecords");
-            for record in output.records() {
-                if let Some(record) = lambda_record(record, project) {
-                    records.push(record);
-                }
-            }
-            self.iterators.insert(shard, output.next_shard_iterator);
-        }
-        records
-    }
-}
-
-/// `record` as Lambda hands it over, if it is a change of a file of `project` (the template's
-/// filter passes files only).
-fn lambda_record(
-    record: &aws_sdk_dynamodbstreams::types::Record,
-    project: &str,
-) -> Option<EventRecord> {
+/// Whether `record` is a change of a file of `project`.
+fn of_project(record: &aws_sdk_dynamodbstreams::types::Record, project: &str) -> bool {
     use aws_sdk_dynamodbstreams::types::AttributeValue;
-    let change = record.dynamodb()?;
     let of_project = |image: Option<&HashMap<String, AttributeValue>>| {
         image.is_some_and(|image| {
             image.get("project_id") == Some(&AttributeValue::S(project.to_owned()))
         })
     };
-    let ours = of_project(change.old_image()) || of_project(change.new_image());
-    (admin::stream::is_file_change(record) && ours)
-        .then(|| admin::stream::lambda_record(record).expect("a record Lambda would hand over"))
+    record
+        .dynamodb()
+        .is_some_and(|change| of_project(change.old_image()) || of_project(change.new_image()))
 }
 
 /// The SQS message EventBridge's rule makes of an event of `project_id`: a `file.verified` with

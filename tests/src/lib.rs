@@ -22,6 +22,7 @@ mod app;
 mod call;
 pub mod capacity;
 pub mod delivery;
+pub mod event_source;
 pub mod faults;
 pub mod mocks;
 pub mod operations;
