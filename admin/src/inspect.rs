@@ -9,29 +9,33 @@ use shared::domain::ids::file_prefix;
 /// `{"item": …, "objects": [{"key", "size", "last_modified", "tags"}], "open_upload": …}`;
 /// `item` is `null` for a file the table does not hold (its objects may still be there).
 pub async fn inspect(services: &Services, file_id: FileId) -> Result<Value, String> {
-    let failed = |err: shared::domain::ApiError| err.to_string();
     let item = services
         .table
         .files
         .item_json(file_id)
         .await
-        .map_err(failed)?;
+        .map_err(crate::describe)?;
     let mut objects = Vec::new();
     for (key, last_modified) in services
         .storage
         .objects
         .list(&file_prefix(file_id))
         .await
-        .map_err(failed)?
+        .map_err(crate::describe)?
     {
         let size = services
             .storage
             .objects
             .head(&key)
             .await
-            .map_err(failed)?
+            .map_err(crate::describe)?
             .map(|head| head.size);
-        let tags = services.storage.objects.tags(&key).await.map_err(failed)?;
+        let tags = services
+            .storage
+            .objects
+            .tags(&key)
+            .await
+            .map_err(crate::describe)?;
         objects.push(json!({
             "key": key,
             "size": size,
@@ -39,7 +43,12 @@ pub async fn inspect(services: &Services, file_id: FileId) -> Result<Value, Stri
             "tags": tags,
         }));
     }
-    let record = services.table.files.get(file_id).await.map_err(failed)?;
+    let record = services
+        .table
+        .files
+        .get(file_id)
+        .await
+        .map_err(crate::describe)?;
     let job = record.as_ref().and_then(|record| record.job.as_ref());
     let open_upload = match job.and_then(|job| Some((job, job.upload_id.as_deref()?))) {
         Some((job, upload_id)) => {
@@ -48,7 +57,7 @@ pub async fn inspect(services: &Services, file_id: FileId) -> Result<Value, Stri
                 .objects
                 .list_parts(&job.s3_key, upload_id)
                 .await
-                .map_err(failed)?;
+                .map_err(crate::describe)?;
             json!({
                 "key": job.s3_key,
                 "upload_id": upload_id,

@@ -23,3 +23,12 @@ fn failure(operation: &str, err: impl std::error::Error) -> String {
     }
     message
 }
+
+/// What an operator reads of a failed call of the service's own code: a dependency's failure
+/// says which call and why; a refusal, what was refused.
+pub fn describe(err: impl Into<shared::error::Error>) -> String {
+    match err.into() {
+        shared::error::Error::Failed(failure) => failure.text().to_owned(),
+        refused => format!("{refused}: {:?}", refused.details()),
+    }
+}

@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use admin::{inspect, redrive, stream, stuck};
+use admin::{describe, inspect, redrive, stream, stuck};
 use aws_config::BehaviorVersion;
 use clap::{Parser, Subcommand};
 use shared::app::Services;
@@ -386,13 +386,4 @@ async fn replay_stream(
 fn parse_file_id(text: &str) -> Result<FileId, String> {
     text.parse()
         .map_err(|()| format!("{text:?} is not a file id"))
-}
-
-fn describe(err: shared::domain::ApiError) -> String {
-    match err {
-        shared::domain::ApiError::Internal(text) | shared::domain::ApiError::Unavailable(text) => {
-            text
-        }
-        other => format!("{other}: {:?}", other.details()),
-    }
 }

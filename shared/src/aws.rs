@@ -13,27 +13,27 @@ use aws_sdk_s3::config::{
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 
 use crate::config::ConfigError;
-use crate::domain::error::ApiError;
+use crate::error::Failure;
 
 /// Classifies a failed AWS call: throttling, timeouts, 5xx (with or without an error code:
 /// S3 answers HEAD requests with a bare status) and transport failures are retryable (503);
 /// anything else means we sent a request the service refuses (500).
-pub fn failure<E>(operation: &str, err: SdkError<E, HttpResponse>) -> ApiError
+pub fn failure<E>(operation: &str, err: SdkError<E, HttpResponse>) -> Failure
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let text = format!("{operation}: {}", DisplayErrorContext(&err));
     match &err {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            ApiError::Unavailable(text)
+            Failure::Unavailable(text)
         }
         SdkError::ServiceError(service)
             if is_retryable(service.err().meta())
                 || is_retryable_status(service.raw().status().as_u16()) =>
         {
-            ApiError::Unavailable(text)
+            Failure::Unavailable(text)
         }
-        _ => ApiError::Internal(text),
+        _ => Failure::Internal(text),
     }
 }
 

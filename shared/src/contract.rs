@@ -9,12 +9,13 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
-use crate::domain::error::{ApiError, MAX_DETAILS};
+use crate::domain::error::MAX_DETAILS;
 use crate::domain::event::{EventType, event_id};
 use crate::domain::parts::UploadedPart;
 use crate::domain::timestamp;
 use crate::domain::values::{FileName, Md5, MediaType, Metadata, Sha256};
 use crate::domain::{FileId, FileRecord, FileStatus, JobId, RejectionReason, UploadJob};
+use crate::error::Error;
 
 #[derive(Debug, Serialize)]
 pub struct UploadPlan {
@@ -228,11 +229,11 @@ pub fn usage(project_id: &str, found: &crate::domain::usage::ProjectUsage) -> se
 /// The body of an error response, as `docs/API.md` fixes it. At most [`MAX_DETAILS`]
 /// details are listed (the message still counts them all), so that no body can outgrow
 /// Lambda's 6 MB response limit however many fields a request got wrong.
-pub fn error_body(err: &ApiError, request_id: &str) -> Value {
+pub fn error_body(err: &Error, request_id: &str) -> Value {
     let details = err.details();
     json!({
         "error": {
-            "code": err.code(),
+            "code": crate::error::code(err),
             "message": err.to_string(),
             "details": &details[..details.len().min(MAX_DETAILS)],
         },
@@ -243,7 +244,8 @@ pub fn error_body(err: &ApiError, request_id: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::error::Detail;
+    use crate::domain::error::{Detail, Refusal};
+    use crate::error::Failure;
 
     #[test]
     fn statuses_reasons_event_types_and_digests_are_written_as_their_wire_names() {
@@ -262,25 +264,24 @@ mod tests {
 
     #[test]
     fn validation_body_lists_every_field() {
-        let err = ApiError::Validation(vec![
+        let err = Error::from(Refusal::Validation(vec![
             Detail::field("file_size", "must be between 1 and 5"),
             Detail::field("sha256", "must be base64"),
-        ]);
+        ]));
         let body = error_body(&err, "req-1");
         assert_eq!(body["error"]["code"], "validation_error");
         assert_eq!(body["error"]["message"], "2 fields are invalid");
         assert_eq!(body["error"]["details"][1]["field"], "sha256");
         assert_eq!(body["request_id"], "req-1");
-        assert_eq!(err.status(), 422);
     }
 
     #[test]
     fn a_body_lists_a_bounded_number_of_details_and_counts_them_all() {
-        let err = ApiError::Validation(
+        let err = Error::from(Refusal::Validation(
             (0..100_000)
                 .map(|i| Detail::field(format!("metadata[{i}]"), "must be a string"))
                 .collect(),
-        );
+        ));
         let body = error_body(&err, "r");
         assert_eq!(
             body["error"]["details"].as_array().unwrap().len(),
@@ -296,11 +297,11 @@ mod tests {
     #[test]
     fn a_503_tells_to_retry_with_the_same_key_whether_or_not_its_write_may_have_applied() {
         for err in [
-            ApiError::Unavailable("GetItem file: timeout".into()),
-            ApiError::MayHaveApplied("PutItem file: timeout".into()),
+            Failure::Unavailable("GetItem file: timeout".into()),
+            Failure::MayHaveApplied("PutItem file: timeout".into()),
         ] {
-            let body = error_body(&err, "r");
-            assert_eq!((err.status(), err.code()), (503, "unavailable"));
+            let body = error_body(&err.into(), "r");
+            assert_eq!(body["error"]["code"], "unavailable");
             let message = body["error"]["message"].as_str().unwrap();
             assert!(message.contains("retry later with the same Idempotency-Key"));
             assert!(!body.to_string().contains("timeout"), "{body}");
@@ -309,9 +310,9 @@ mod tests {
 
     #[test]
     fn internal_errors_do_not_leak_their_text() {
-        let err = ApiError::Internal("table files-prod: secret detail".into());
-        let body = error_body(&err, "r").to_string();
+        let err = Failure::Internal("table files-prod: secret detail".into());
+        let body = error_body(&err.into(), "r").to_string();
         assert!(!body.contains("secret"), "{body}");
-        assert_eq!(err.status(), 500);
+        assert!(body.contains(r#""code":"internal""#), "{body}");
     }
 }

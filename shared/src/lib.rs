@@ -4,8 +4,8 @@
 //!
 //! | module | its job |
 //! |---|---|
-//! | [`domain`] | the file and its lifecycle, what it holds in storage, declared values, upload plans, events and webhooks, the contract's errors: pure, no I/O |
-//! | [`contract`] | the contract's JSON shapes (file resource, upload plan, event, usage), which the edge answers and notify and deliver publish |
+//! | [`domain`] | the file and its lifecycle, what it holds in storage, declared values, upload plans, events and webhooks, what the service refuses ([`domain::Refusal`]): pure, no I/O |
+//! | [`contract`], [`error`] | the contract's JSON shapes (file resource, upload plan, event, usage), which the edge answers and notify and deliver publish; how an operation fails ([`error::Error`]: refused, or a dependency's [`error::Failure`]) and the contract's code for it |
 //! | [`config`], [`aws`] | deployment settings read once per cold start; the SDK's configuration for Lambda |
 //! | [`dynamo`] | the DynamoDB adapter: the file table's items and conditional writes, its stream's images, API keys, webhooks |
 //! | [`s3`] | the S3 adapter: objects and multipart uploads, and presigned URLs apart from them |
@@ -28,6 +28,7 @@ pub mod contract;
 pub mod delivery;
 pub mod domain;
 pub mod dynamo;
+pub mod error;
 pub mod events;
 pub mod http;
 pub mod s3;

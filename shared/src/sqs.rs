@@ -6,8 +6,8 @@ use std::time::Duration;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsMessage};
 
 use crate::aws;
-use crate::domain::ApiError;
 use crate::domain::webhook::retry_delay;
+use crate::error::Failure;
 
 #[derive(Debug, Clone)]
 pub struct Queue {
@@ -27,7 +27,7 @@ impl Queue {
         &self.url
     }
 
-    pub async fn send(&self, body: String) -> Result<(), ApiError> {
+    pub async fn send(&self, body: String) -> Result<(), Failure> {
         self.sqs
             .send_message()
             .queue_url(&self.url)
@@ -40,7 +40,7 @@ impl Queue {
 
     /// Has the queue hand the received message back after `delay` rather than after its
     /// visibility timeout.
-    pub async fn retry_later(&self, receipt_handle: &str, delay: Duration) -> Result<(), ApiError> {
+    pub async fn retry_later(&self, receipt_handle: &str, delay: Duration) -> Result<(), Failure> {
         self.sqs
             .change_message_visibility()
             .queue_url(&self.url)

@@ -378,7 +378,7 @@ impl TestApi {
     pub async fn verify(
         &self,
         event: aws_lambda_events::s3::S3Event,
-    ) -> Result<Vec<verify::Outcome>, shared::domain::ApiError> {
+    ) -> Result<Vec<verify::Outcome>, shared::error::Error> {
         as_function("verify", verify::handle(&self.services, event)).await
     }
 }

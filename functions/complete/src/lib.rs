@@ -11,8 +11,9 @@ use lambda_http::{Body, Request, Response};
 use shared::app::complete::{self, Completion};
 use shared::app::verify_queue::VerifyQueue;
 use shared::app::{Services, release};
-use shared::domain::{ApiError, FileRecord, storage, timestamp};
+use shared::domain::{FileRecord, storage, timestamp};
 use shared::dynamo::Update;
+use shared::error::Error;
 use shared::http::{self, Call, Reply, parse};
 
 /// Answers the request; uploads of many parts go to verify's `queue` to be assembled.
@@ -32,7 +33,7 @@ async fn complete(
     queue: &VerifyQueue,
     call: &Call,
     request: &Request,
-) -> Result<Reply, ApiError> {
+) -> Result<Reply, Error> {
     let (project_id, file_id) = (call.project_id.as_str(), call.file_id()?);
     let body = http::json_object(request, parse::COMPLETE_FIELDS)?;
     let expected_job = parse::completed_job(body.as_ref())?;
@@ -108,7 +109,7 @@ async fn complete(
     }
 }
 
-async fn render(services: &Services, record: &FileRecord) -> Result<Reply, ApiError> {
+async fn render(services: &Services, record: &FileRecord) -> Result<Reply, Error> {
     Ok(Reply::ok(
         http::render_file(services, record).await?.to_json(),
     ))

@@ -14,9 +14,9 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use shared::config::Config;
 use shared::contract::EventMessage;
 use shared::delivery::{Sender, SenderError};
-use shared::domain::ApiError;
 use shared::domain::webhook::WebhookConfig;
 use shared::dynamo::Webhooks;
+use shared::error::Error;
 use shared::events;
 use shared::sqs::Queue;
 
@@ -31,7 +31,7 @@ pub struct Deliverer {
 }
 
 /// Each project's webhook as a batch read it (`None`: the project has none).
-type ProjectWebhooks<'a> = HashMap<&'a str, Result<Option<WebhookConfig>, ApiError>>;
+type ProjectWebhooks<'a> = HashMap<&'a str, Result<Option<WebhookConfig>, Error>>;
 
 /// What became of one message.
 #[derive(Debug, Clone, PartialEq, Eq)]

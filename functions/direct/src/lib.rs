@@ -6,8 +6,10 @@ use lambda_http::{Body, Request, Response};
 use serde_json::json;
 use shared::app::Services;
 use shared::app::direct::{self, Filed, SentFile};
+use shared::domain::Detail;
+use shared::domain::error::Refusal;
 use shared::domain::request::DirectUpload;
-use shared::domain::{ApiError, Detail};
+use shared::error::Error;
 use shared::http::form::{Form, read_form};
 use shared::http::parse;
 use shared::http::{self, Caller, Reply};
@@ -31,7 +33,7 @@ async fn upload(
     project_id: &str,
     caller: &Caller,
     request: &Request,
-) -> Result<Reply, ApiError> {
+) -> Result<Reply, Error> {
     let config = &services.config;
     let form = read_form(request, config.direct_upload_max_bytes, MAX_FILES).await?;
     let files = checked(&form, caller, config.max_file_size)?;
@@ -57,7 +59,7 @@ async fn upload(
 
 /// The form's files, each checked (and, for a token, held to its bounds): every refusal of
 /// every file at once, named `files[i].…`.
-fn checked(form: &Form, caller: &Caller, max_file_size: u64) -> Result<Vec<SentFile>, ApiError> {
+fn checked(form: &Form, caller: &Caller, max_file_size: u64) -> Result<Vec<SentFile>, Error> {
     let sent: Vec<parse::FilePart<'_>> = form
         .files
         .iter()
@@ -77,7 +79,7 @@ fn checked(form: &Form, caller: &Caller, max_file_size: u64) -> Result<Vec<SentF
         Caller::ApiKey(_) => metadata,
         Caller::Token(token) => token
             .metadata_for(&metadata, "meta")
-            .map_err(ApiError::Validation)?,
+            .map_err(Refusal::Validation)?,
     };
     let files: Vec<SentFile> = files
         .into_iter()
@@ -104,7 +106,7 @@ fn checked(form: &Form, caller: &Caller, max_file_size: u64) -> Result<Vec<SentF
             .flatten()
             .collect();
         if !refused.is_empty() {
-            return Err(ApiError::Validation(refused));
+            return Err(Refusal::Validation(refused).into());
         }
     }
     Ok(files)

@@ -8,7 +8,8 @@ use lambda_http::{Body, Request, Response};
 use serde_json::json;
 use shared::app::{Services, delete};
 use shared::contract;
-use shared::domain::ApiError;
+use shared::domain::error::Refusal;
+use shared::error::Error;
 use shared::http::routes::Operation;
 use shared::http::{self, Call, Reply, parse};
 
@@ -36,14 +37,14 @@ pub async fn handle(services: &Services, request: Request) -> Response<Body> {
                 })
                 .await
             }
-            _ => Err(ApiError::NotFound),
+            _ => Err(Refusal::NotFound.into()),
         }
     })
     .await
 }
 
 /// 204 once nothing of the file is left; 404 for a file that is not (or no longer) there.
-async fn delete_file(services: &Services, call: &Call) -> Result<Reply, ApiError> {
+async fn delete_file(services: &Services, call: &Call) -> Result<Reply, Error> {
     let file_id = call.file_id()?;
     let record = (services.table.files)
         .get_in_project(&call.project_id, file_id)
@@ -57,7 +58,7 @@ async fn list_files(
     services: &Services,
     project_id: &str,
     request: &Request,
-) -> Result<Reply, ApiError> {
+) -> Result<Reply, Error> {
     let query = parse::list_query(request, project_id)?;
     let page = services
         .table

@@ -5,16 +5,18 @@
 use lambda_http::{Body, Request, Response};
 use shared::app::{Services, release, upload};
 use shared::contract::UploadPlan;
+use shared::domain::error::Refusal;
 use shared::domain::token::UploadToken;
-use shared::domain::{ApiError, FileId, FileRecord, timestamp};
+use shared::domain::{FileId, FileRecord, timestamp};
 use shared::dynamo::Claim;
+use shared::error::Error;
 use shared::http::{self, Caller, Reply, parse};
 
 pub async fn handle(services: &Services, request: Request) -> Response<Body> {
     http::serve(request, |request| create_file(services, request)).await
 }
 
-async fn create_file(services: &Services, request: Request) -> Result<Reply, ApiError> {
+async fn create_file(services: &Services, request: Request) -> Result<Reply, Error> {
     let call = http::call(&services.table, &request).await?;
     http::idempotent(
         &services.table,
@@ -39,13 +41,13 @@ async fn create(
     caller: &Caller,
     request: &Request,
     claim: Option<Claim>,
-) -> Result<Reply, ApiError> {
+) -> Result<Reply, Error> {
     let body = http::required_json_object(request, parse::UPLOAD_REQUEST_FIELDS)?;
     let new_file = parse::new_file(&body, services.config.max_file_size)?;
     let (new_file, token) = match caller {
         Caller::ApiKey(_) => (new_file, None),
         Caller::Token(token) => {
-            let admitted = token.admit_file(new_file).map_err(ApiError::Validation)?;
+            let admitted = token.admit_file(new_file).map_err(Refusal::Validation)?;
             (admitted, Some(token))
         }
     };

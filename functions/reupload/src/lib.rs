@@ -8,7 +8,9 @@ use lambda_http::{Body, Request, Response};
 use shared::app::Services;
 use shared::app::upload::{self, PART_URL_BATCH};
 use shared::contract::{self, UploadPlan};
-use shared::domain::{ApiError, FileId};
+use shared::domain::FileId;
+use shared::domain::error::Refusal;
+use shared::error::Error;
 use shared::http::routes::Operation;
 use shared::http::{self, Reply, parse};
 
@@ -26,7 +28,7 @@ pub async fn handle(services: &Services, request: Request) -> Response<Body> {
             Operation::SignParts => sign_parts(services, project_id, file_id, &request).await,
             Operation::ListParts => list_parts(services, project_id, file_id).await,
             Operation::AbortUpload => abort_upload(services, project_id, file_id).await,
-            _ => Err(ApiError::NotFound),
+            _ => Err(Refusal::NotFound.into()),
         }
     })
     .await
@@ -39,7 +41,7 @@ async fn reupload(
     project_id: &str,
     file_id: FileId,
     request: &Request,
-) -> Result<Reply, ApiError> {
+) -> Result<Reply, Error> {
     let body = http::required_json_object(request, parse::UPLOAD_REQUEST_FIELDS)?;
     let declared = parse::upload_request(&body, services.config.max_file_size, false)?;
     let file = services
@@ -62,7 +64,7 @@ async fn sign_parts(
     project_id: &str,
     file_id: FileId,
     request: &Request,
-) -> Result<Reply, ApiError> {
+) -> Result<Reply, Error> {
     let body = http::required_json_object(request, parse::PART_NUMBERS_FIELDS)?;
     let record = services
         .table
@@ -84,7 +86,7 @@ async fn list_parts(
     services: &Services,
     project_id: &str,
     file_id: FileId,
-) -> Result<Reply, ApiError> {
+) -> Result<Reply, Error> {
     let record = services
         .table
         .files
@@ -100,7 +102,7 @@ async fn abort_upload(
     services: &Services,
     project_id: &str,
     file_id: FileId,
-) -> Result<Reply, ApiError> {
+) -> Result<Reply, Error> {
     let file = services
         .table
         .files

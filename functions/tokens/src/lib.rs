@@ -6,9 +6,10 @@ use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 use shared::app::services::Table;
 use shared::config::Config;
-use shared::domain::ApiError;
+use shared::domain::error::Refusal;
 use shared::domain::timestamp;
 use shared::domain::token::{MediaRange, UploadToken};
+use shared::error::Error;
 use shared::http::{self, Caller, Reply, parse};
 
 pub async fn handle(table: &Table, config: &Config, request: Request) -> Response<Body> {
@@ -17,7 +18,7 @@ pub async fn handle(table: &Table, config: &Config, request: Request) -> Respons
         // its own bounds.
         let call = http::call(table, &request).await?;
         let Caller::ApiKey(key_hash) = &call.caller else {
-            return Err(ApiError::not_for_tokens());
+            return Err(Refusal::not_for_tokens().into());
         };
         http::idempotent(table, &call.idempotency_scope(), &request, |_| {
             Box::pin(mint(table, config, &call.project_id, key_hash, &request))
@@ -36,7 +37,7 @@ async fn mint(
     project_id: &str,
     key_hash: &str,
     request: &Request,
-) -> Result<Reply, ApiError> {
+) -> Result<Reply, Error> {
     let body = http::json_object(request, parse::TOKEN_GRANT_FIELDS)?.unwrap_or_default();
     let grant = parse::token_grant(&body, config.max_file_size)?;
     let (secret, token) = table

@@ -15,8 +15,8 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use shared::app::Services;
 use shared::app::verify::check_upload;
 use shared::app::verify_queue::{Step, VerifyMessage, VerifyQueue};
-use shared::domain::ApiError;
 use shared::domain::ids::{decode_event_key, parse_object_key};
+use shared::error::Error;
 
 pub use shared::app::verify::{Outcome, assemble, continue_check};
 
@@ -27,7 +27,8 @@ pub const RETRY_BASE: Duration = Duration::from_secs(60);
 
 /// Handles the batch's messages one after another (the template hands them one at a time, so
 /// that an invocation's work stays within one budget); names those to be retried, each after
-/// its backoff. `queue` is the one the messages come from.
+/// its backoff: those that failed (S3 or DynamoDB did, or a file kept changing), and those
+/// whose work must wait ([`Outcome::Later`]). `queue` is the one the messages come from.
 pub async fn handle_messages(
     services: &Services,
     queue: &VerifyQueue,
@@ -36,8 +37,16 @@ pub async fn handle_messages(
     let mut response = SqsBatchResponse::default();
     for message in &event.records {
         // Boxed: a message's work is deep, and the runtime's future need not carry its layout.
-        if let Err(err) = Box::pin(process(services, queue, message)).await {
-            tracing::error!(message_id = ?message.message_id, error = ?err, "verification failed");
+        let handed_back = match Box::pin(process(services, queue, message)).await {
+            Ok(outcomes) => outcomes
+                .iter()
+                .any(|outcome| matches!(outcome, Outcome::Later(_))),
+            Err(err) => {
+                tracing::error!(message_id = ?message.message_id, error = ?err, "verification failed");
+                true
+            }
+        };
+        if handed_back {
             let failure = queue.retry_with_backoff(message, RETRY_BASE).await;
             response.batch_item_failures.push(failure);
         }
@@ -51,7 +60,7 @@ pub async fn process(
     services: &Services,
     queue: &VerifyQueue,
     message: &SqsMessage,
-) -> Result<Vec<Outcome>, ApiError> {
+) -> Result<Vec<Outcome>, Error> {
     let body = message.body.as_deref().unwrap_or_default();
     let outcomes = match VerifyMessage::parse(body) {
         Some(VerifyMessage::Step(Step::Continue(continuation))) => {
@@ -78,7 +87,7 @@ pub async fn process(
 /// Handles every record of S3's event. An `Err` (S3 or DynamoDB failed) has the queue hand the
 /// message back, which is safe: settled files are left alone. A verdict, either way, is never
 /// an error.
-pub async fn handle(services: &Services, event: S3Event) -> Result<Vec<Outcome>, ApiError> {
+pub async fn handle(services: &Services, event: S3Event) -> Result<Vec<Outcome>, Error> {
     let mut outcomes = Vec::with_capacity(event.records.len());
     for record in &event.records {
         let outcome = verify_record(services, record).await.inspect_err(|err| {
@@ -89,7 +98,7 @@ pub async fn handle(services: &Services, event: S3Event) -> Result<Vec<Outcome>,
     Ok(outcomes)
 }
 
-async fn verify_record(services: &Services, record: &S3EventRecord) -> Result<Outcome, ApiError> {
+async fn verify_record(services: &Services, record: &S3EventRecord) -> Result<Outcome, Error> {
     if !record
         .event_name
         .as_deref()

@@ -8,9 +8,11 @@ use lambda_http::{Body, Request, Response};
 use serde_json::json;
 use shared::app::services::Table;
 use shared::config::Config;
-use shared::domain::ApiError;
+use shared::domain::error::Refusal;
 use shared::domain::timestamp;
 use shared::domain::webhook::{SigningSecret, WebhookConfig};
+use shared::error::Error;
+use shared::error::Failure;
 use shared::http::routes::Operation;
 use shared::http::{self, Reply, parse};
 
@@ -27,7 +29,7 @@ pub async fn handle(table: &Table, config: &Config, request: Request) -> Respons
             }
             Operation::GetWebhook => get_webhook(table, project_id).await,
             Operation::DeleteWebhook => delete_webhook(table, project_id).await,
-            _ => Err(ApiError::NotFound),
+            _ => Err(Refusal::NotFound.into()),
         }
     })
     .await
@@ -38,7 +40,7 @@ async fn set_webhook(
     config: &Config,
     project_id: &str,
     request: &Request,
-) -> Result<Reply, ApiError> {
+) -> Result<Reply, Error> {
     let body = http::required_json_object(request, parse::WEBHOOK_FIELDS)?;
     let wanted = parse::webhook_request(&body, config.webhook_allow_loopback)?;
     let (fresh, now) = (fresh_secret()?, timestamp::now());
@@ -58,18 +60,18 @@ async fn set_webhook(
     Ok(Reply::ok(body))
 }
 
-async fn get_webhook(table: &Table, project_id: &str) -> Result<Reply, ApiError> {
+async fn get_webhook(table: &Table, project_id: &str) -> Result<Reply, Error> {
     match table.webhooks.get(project_id).await? {
         Some(config) => Ok(Reply::ok(render(&config))),
-        None => Err(ApiError::NoWebhook),
+        None => Err(Refusal::NoWebhook.into()),
     }
 }
 
-async fn delete_webhook(table: &Table, project_id: &str) -> Result<Reply, ApiError> {
+async fn delete_webhook(table: &Table, project_id: &str) -> Result<Reply, Error> {
     if table.webhooks.delete(project_id).await? {
         Ok(Reply::no_content())
     } else {
-        Err(ApiError::NoWebhook)
+        Err(Refusal::NoWebhook.into())
     }
 }
 
@@ -85,9 +87,9 @@ fn render(config: &WebhookConfig) -> serde_json::Value {
     })
 }
 
-fn fresh_secret() -> Result<SigningSecret, ApiError> {
+fn fresh_secret() -> Result<SigningSecret, Error> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)
-        .map_err(|err| ApiError::Internal(format!("no randomness: {err}")))?;
+        .map_err(|err| Failure::Internal(format!("no randomness: {err}")))?;
     Ok(SigningSecret::from_random(bytes))
 }

@@ -7,9 +7,10 @@ use std::time::Duration;
 use crate::app::Services;
 use crate::app::upload::{Assembled, assemble, stored_parts_to_assemble};
 use crate::app::verify_queue::{Assembly, Step, VerifyQueue};
-use crate::domain::error::ApiError;
+use crate::domain::error::Refusal;
 use crate::domain::parts::ReportedPart;
 use crate::domain::{FileRecord, UploadJob};
+use crate::error::Error;
 use crate::s3::INLINE_ASSEMBLY_TIMEOUT;
 
 /// Where a completed job's bytes are once `complete` has brought them together.
@@ -38,7 +39,7 @@ pub async fn bring_together(
     file: &FileRecord,
     job: &UploadJob,
     reported: Option<&[ReportedPart]>,
-) -> Result<Completion, ApiError> {
+) -> Result<Completion, Error> {
     let size = file.content.file_size;
     let parts = match &job.upload_id {
         Some(upload_id) => stored_parts_to_assemble(services, job, upload_id, size, reported)
@@ -83,7 +84,7 @@ async fn check_stored_object(
     record: &FileRecord,
     job: &UploadJob,
     completion: Completion,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     let checks = if job.upload_id.is_some() {
         ASSEMBLY_CHECKS
     } else {
@@ -105,9 +106,10 @@ async fn check_stored_object(
         }
     }
     if completion == Completion::AssemblingElsewhere {
-        return Err(ApiError::concurrent_update(
+        return Err(Refusal::concurrent_update(
             "another request is assembling this upload; retry in a moment",
-        ));
+        )
+        .into());
     }
     let message = match found {
         None => "no object has been uploaded for this job".to_owned(),
@@ -116,5 +118,5 @@ async fn check_stored_object(
             record.content.file_size
         ),
     };
-    Err(ApiError::conflict("upload_incomplete", message))
+    Err(Refusal::conflict("upload_incomplete", message).into())
 }

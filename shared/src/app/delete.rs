@@ -7,19 +7,20 @@
 
 use crate::app::{Services, release};
 use crate::domain::FileRecord;
-use crate::domain::error::ApiError;
+use crate::domain::error::Refusal;
 use crate::domain::storage::freed;
 use crate::dynamo::{Remove, UPDATE_ATTEMPTS, kept_changing};
+use crate::error::Error;
 
 /// Deletes `file` (as last read) and everything it stored. `NotFound` if someone else did first.
-pub async fn delete_file(services: &Services, file: FileRecord) -> Result<(), ApiError> {
+pub async fn delete_file(services: &Services, file: FileRecord) -> Result<(), Error> {
     let mut file = file;
     for _ in 0..UPDATE_ATTEMPTS {
         release::required(&services.storage.objects, &freed(&file, None)).await?;
         match services.table.files.remove(&file).await? {
             Remove::Applied => return Ok(()),
             Remove::Refused(Some(latest)) => file = latest,
-            Remove::Refused(None) => return Err(ApiError::NotFound),
+            Remove::Refused(None) => return Err(Refusal::NotFound.into()),
         }
     }
     Err(kept_changing())

@@ -16,12 +16,12 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::app::{Services, delete, upload};
-use crate::domain::error::ApiError;
 use crate::domain::ids::object_key;
 use crate::domain::token::UploadToken;
 use crate::domain::values::{self, FileName, MediaType, Metadata};
 use crate::domain::{ContentDeclaration, FileId, FileRecord, JobId, UploadJob};
 use crate::dynamo::Update;
+use crate::error::Error;
 
 /// One file of the form, checked: what it is declared as, and its bytes.
 #[derive(Debug, Clone)]
@@ -71,7 +71,7 @@ pub async fn upload(
     project_id: &str,
     token: Option<&UploadToken>,
     files: Vec<SentFile>,
-) -> Result<Vec<Filed>, ApiError> {
+) -> Result<Vec<Filed>, Error> {
     let now = crate::domain::timestamp::now();
     let mut planned = Vec::with_capacity(files.len());
     for sent in files {
@@ -128,7 +128,7 @@ async fn store(
     planned: Vec<Planned>,
     now: OffsetDateTime,
     created: &mut Vec<FileRecord>,
-) -> Result<Vec<Filed>, ApiError> {
+) -> Result<Vec<Filed>, Error> {
     let mut stored = Vec::with_capacity(planned.len());
     for plan in planned {
         let (file_id, sent) = match plan {

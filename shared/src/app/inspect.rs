@@ -13,10 +13,11 @@ use md5::Md5;
 use sha2::digest::common::hazmat::{SerializableState, SerializedState};
 use sha2::{Digest, Sha256};
 
-use crate::domain::error::ApiError;
 use crate::domain::sniff::{self, SNIFF_LEN};
 use crate::domain::values::Sha256 as Sha256Digest;
 use crate::domain::{Checkpoint, ContentDeclaration, RejectionReason};
+use crate::error::Error;
+use crate::error::Failure;
 use crate::s3::{ObjectHead, ObjectStore};
 use aws_sdk_s3::primitives::ByteStream;
 
@@ -88,7 +89,7 @@ pub async fn inspect(
     declared: &ContentDeclaration,
     resume: Option<&Checkpoint>,
     budget: Budget,
-) -> Result<Inspection, ApiError> {
+) -> Result<Inspection, Error> {
     let Some(head) = objects.head(key).await? else {
         return Ok(Inspection::without_reading(Finding::Missing));
     };
@@ -247,7 +248,7 @@ fn read_span(
     etag: &str,
     deadline: Option<Instant>,
     parallel: usize,
-) -> impl Stream<Item = Result<Bytes, ApiError>> + 'static {
+) -> impl Stream<Item = Result<Bytes, Error>> + 'static {
     let (store, key, etag) = (objects.clone(), key.to_owned(), etag.to_owned());
     let windows = (start..end)
         .step_by(WINDOW as usize)
@@ -269,8 +270,8 @@ fn read_span(
                 let window = body
                     .collect()
                     .await
-                    .map_err(|err| ApiError::Unavailable(format!("GetObject body: {err}")))?;
-                Ok::<_, ApiError>(stream::iter(window.into_segments().map(Ok)))
+                    .map_err(|err| Failure::Unavailable(format!("GetObject body: {err}")))?;
+                Ok::<_, Error>(stream::iter(window.into_segments().map(Ok)))
             }
         })
         .buffered(parallel.max(1))
@@ -278,10 +279,11 @@ fn read_span(
 }
 
 /// The chunks of `body` as they arrive.
-fn chunks(body: ByteStream) -> impl Stream<Item = Result<Bytes, ApiError>> {
+fn chunks(body: ByteStream) -> impl Stream<Item = Result<Bytes, Error>> {
     stream::unfold(body, |mut body| async move {
         let chunk = body.next().await?;
-        let chunk = chunk.map_err(|err| ApiError::Unavailable(format!("GetObject body: {err}")));
+        let chunk = chunk
+            .map_err(|err| Error::from(Failure::Unavailable(format!("GetObject body: {err}"))));
         Some((chunk, body))
     })
 }
@@ -352,8 +354,8 @@ impl Hashers {
     /// body and SHA-256 and MD5 together take about as long as the slower of the two.
     async fn hash(
         self,
-        chunks: impl Stream<Item = Result<Bytes, ApiError>>,
-    ) -> Result<(Self, Hashed), ApiError> {
+        chunks: impl Stream<Item = Result<Bytes, Error>>,
+    ) -> Result<(Self, Hashed), Error> {
         let sha256 = self.sha256.map(Thread::spawn);
         let md5 = self.md5.map(Thread::spawn);
         let mut chunks = std::pin::pin!(chunks);
@@ -440,11 +442,11 @@ impl<D: Digest + Send + 'static> Thread<D> {
         let _ = self.batches.send(batch).await;
     }
 
-    async fn join(self) -> Result<D, ApiError> {
+    async fn join(self) -> Result<D, Error> {
         drop(self.batches);
         self.digest
             .await
-            .map_err(|err| ApiError::Internal(format!("hashing thread: {err}")))
+            .map_err(|err| Failure::Internal(format!("hashing thread: {err}")).into())
     }
 }
 
@@ -463,7 +465,7 @@ pub async fn digest(
     body: ByteStream,
     want_sha256: bool,
     want_md5: bool,
-) -> Result<StreamDigest, ApiError> {
+) -> Result<StreamDigest, Error> {
     let (hashers, hashed) = Hashers::new(want_sha256, want_md5)
         .hash(chunks(body))
         .await?;

@@ -4,14 +4,14 @@
 //! removes the record only if it has not changed since (`app::delete`). Two policies, by what a
 //! failure means to the caller: [`required`] and [`best_effort`].
 
-use crate::domain::error::ApiError;
 use crate::domain::storage::Stored;
+use crate::error::Error;
 use crate::s3::ObjectStore;
 
 /// For callers that fail with the error and are retried: a delete, whose 204 says nothing of
 /// the file is left, and verify, whose message comes back. Every one of `freed` is tried, in
 /// order, even after one fails; the first failure is returned.
-pub async fn required(objects: &ObjectStore, freed: &[Stored]) -> Result<(), ApiError> {
+pub async fn required(objects: &ObjectStore, freed: &[Stored]) -> Result<(), Error> {
     let mut first_failure = None;
     for stored in freed {
         if let Err(err) = release(objects, stored).await {
@@ -33,12 +33,13 @@ pub async fn best_effort(objects: &ObjectStore, freed: &[Stored]) {
     }
 }
 
-async fn release(objects: &ObjectStore, stored: &Stored) -> Result<(), ApiError> {
+async fn release(objects: &ObjectStore, stored: &Stored) -> Result<(), Error> {
     match stored {
         Stored::Upload { s3_key, upload_id } => objects
             .abort_multipart_upload(s3_key, upload_id)
             .await
-            .map(|_| ()),
-        Stored::Object { s3_key } => objects.delete(s3_key).await,
+            .map(|_| ())
+            .map_err(Error::from),
+        Stored::Object { s3_key } => objects.delete(s3_key).await.map_err(Error::from),
     }
 }

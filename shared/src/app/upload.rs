@@ -6,7 +6,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::app::{Services, release};
-use crate::domain::error::ApiError;
+use crate::domain::error::Refusal;
 use crate::domain::ids::{FileId, JobId, object_key};
 use crate::domain::parts::{ReportedPart, RequestedPart, UploadedPart, parts_to_assemble};
 use crate::domain::plan::UploadShape;
@@ -16,6 +16,8 @@ use crate::domain::timestamp;
 use crate::domain::token::UploadToken;
 use crate::domain::{ContentDeclaration, FileRecord, UploadJob};
 use crate::dynamo::Update;
+use crate::error::Error;
+use crate::error::Failure;
 use crate::s3::{PartToSign, PartUrls};
 
 /// Part URLs handed out at once: by create and reupload (parts 1..=100), and at most this many
@@ -40,7 +42,7 @@ pub async fn start_job(
     content: &ContentDeclaration,
     part_checksums: bool,
     now: OffsetDateTime,
-) -> Result<StartedJob, ApiError> {
+) -> Result<StartedJob, Error> {
     let config = &services.config;
     let job_id = JobId::random();
     let s3_key = object_key(file_id, job_id);
@@ -134,7 +136,7 @@ pub async fn deduplicated(
     project_id: &str,
     token: Option<&UploadToken>,
     content: &ContentDeclaration,
-) -> Result<Option<FileRecord>, ApiError> {
+) -> Result<Option<FileRecord>, Error> {
     match (token, &content.sha256) {
         (None, Some(sha256)) => {
             (services.table.files)
@@ -153,7 +155,7 @@ pub async fn start_again(
     services: &Services,
     file: FileRecord,
     declared: &UploadRequest,
-) -> Result<StartedJob, ApiError> {
+) -> Result<StartedJob, Error> {
     let now = timestamp::now();
     let content = declared.content(&file.content.file_name);
     let file_id = file.file_id;
@@ -180,9 +182,7 @@ pub async fn start_again(
     release::best_effort(&services.storage.objects, &freed).await;
     match update? {
         Update::Applied { .. } => Ok(started),
-        _ => Err(ApiError::Internal(
-            "starting an upload is never refused".into(),
-        )),
+        _ => Err(Failure::Internal("starting an upload is never refused".into()).into()),
     }
 }
 
@@ -190,7 +190,7 @@ pub async fn start_again(
 /// `rejected` with `upload_aborted` (see `FileRecord::abort_upload`). Recorded first, so that
 /// a racing complete can no longer succeed; then storage is released. Answers the file as it
 /// is now (aborted before: as it was).
-pub async fn abort(services: &Services, file: FileRecord) -> Result<FileRecord, ApiError> {
+pub async fn abort(services: &Services, file: FileRecord) -> Result<FileRecord, Error> {
     let (now, pending_ttl) = (timestamp::now(), services.config.pending_ttl);
     match (services.table.files)
         .update(file, |file| file.abort_upload(now, pending_ttl).map(Some))
@@ -214,13 +214,13 @@ pub async fn more_part_urls(
     job: &UploadJob,
     content: &ContentDeclaration,
     parts: &[RequestedPart],
-) -> Result<PartUrls, ApiError> {
+) -> Result<PartUrls, Error> {
     if let Some(upload_id) = &job.upload_id
         && !(services.storage.objects)
             .multipart_upload_exists(&job.s3_key, upload_id)
             .await?
     {
-        return Err(ApiError::upload_expired());
+        return Err(Refusal::upload_expired().into());
     }
     part_urls(services, job, content, parts).await
 }
@@ -230,14 +230,14 @@ pub async fn more_part_urls(
 pub async fn stored_parts(
     services: &Services,
     job: &UploadJob,
-) -> Result<Vec<UploadedPart>, ApiError> {
+) -> Result<Vec<UploadedPart>, Error> {
     Ok(match &job.upload_id {
         Some(upload_id) => services
             .storage
             .objects
             .list_parts(&job.s3_key, upload_id)
             .await?
-            .ok_or_else(ApiError::upload_expired)?,
+            .ok_or_else(Refusal::upload_expired)?,
         None => match services.storage.objects.head(&job.s3_key).await? {
             Some(head) => vec![UploadedPart {
                 part_number: 1,
@@ -258,7 +258,7 @@ pub async fn part_urls(
     job: &UploadJob,
     content: &ContentDeclaration,
     parts: &[RequestedPart],
-) -> Result<PartUrls, ApiError> {
+) -> Result<PartUrls, Error> {
     let expiry = services.config.upload_url_expiry;
     match &job.upload_id {
         Some(upload_id) => {
@@ -269,7 +269,7 @@ pub async fn part_urls(
                     let length = shape
                         .expected_part_size(content.file_size, part.number)
                         .ok_or_else(|| {
-                            ApiError::Internal(format!(
+                            Failure::Internal(format!(
                                 "part {} is not a part of the job",
                                 part.number
                             ))
@@ -280,12 +280,13 @@ pub async fn part_urls(
                         sha256: part.sha256,
                     })
                 })
-                .collect::<Result<Vec<_>, ApiError>>()?;
+                .collect::<Result<Vec<_>, Error>>()?;
             services
                 .storage
                 .presigner
                 .presign_parts(&job.s3_key, upload_id, &parts, expiry)
                 .await
+                .map_err(Error::from)
         }
         None => {
             let sha256 = parts.iter().find_map(|part| part.sha256);
@@ -330,7 +331,7 @@ pub async fn stored_parts_to_assemble(
     upload_id: &str,
     file_size: u64,
     reported: Option<&[ReportedPart]>,
-) -> Result<Option<Vec<UploadedPart>>, ApiError> {
+) -> Result<Option<Vec<UploadedPart>>, Error> {
     let Some(stored) = services
         .storage
         .objects
@@ -339,7 +340,9 @@ pub async fn stored_parts_to_assemble(
     else {
         return Ok(None);
     };
-    parts_to_assemble(job, file_size, &stored, reported).map(Some)
+    parts_to_assemble(job, file_size, &stored, reported)
+        .map(Some)
+        .map_err(Error::from)
 }
 
 /// What became of asking storage to assemble a multipart upload.
@@ -364,7 +367,7 @@ pub async fn assemble(
     upload_id: &str,
     parts: &[UploadedPart],
     timeout: Duration,
-) -> Result<Assembled, ApiError> {
+) -> Result<Assembled, Error> {
     let files = &services.table.files;
     let now = timestamp::now();
     let Some(claim) = files

@@ -24,10 +24,11 @@ use crate::domain::ids::{file_prefix, object_key};
 use crate::domain::storage::{self, Stored};
 use crate::domain::values::Sha256;
 use crate::domain::{
-    ApiError, Checkpoint, FileId, FileRecord, FileStatus, JobId, Refusal, RejectionReason, Verdict,
+    Checkpoint, FileId, FileRecord, FileStatus, JobId, RejectionReason, TransitionRefusal, Verdict,
     timestamp,
 };
 use crate::dynamo::Update;
+use crate::error::Error;
 use crate::s3::QUEUED_ASSEMBLY_TIMEOUT;
 /// What became of one created object, or of one step handed to verify.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,13 +39,15 @@ pub enum Outcome {
     Unfinished(Continuation),
     /// The parts were assembled: the object's `ObjectCreated` event starts its check.
     Assembled,
+    /// Not now, and why: the message is handed back, to come again after its backoff.
+    Later(&'static str),
     /// Nothing to do, and why.
     Ignored(&'static str),
 }
 
 /// Assembles the parts `complete` checked, if the job is still the file's current one and
 /// storage still has its upload (a second assembly finds it gone).
-pub async fn assemble(services: &Services, assembly: &Assembly) -> Result<Outcome, ApiError> {
+pub async fn assemble(services: &Services, assembly: &Assembly) -> Result<Outcome, Error> {
     let Assembly { file_id, job_id } = *assembly;
     let span = tracing::info_span!("assemble", file_id = %file_id, job_id = %job_id);
     async {
@@ -78,8 +81,8 @@ pub async fn assemble(services: &Services, assembly: &Assembly) -> Result<Outcom
             Assembled::UploadGone => Ok(Outcome::Ignored("assembled or aborted already")),
             // A duplicate of this message, or a lapsed one's retry: the message comes back
             // until the upload is gone, so that a holder that fails does not lose it.
-            Assembled::Elsewhere => Err(ApiError::Unavailable(
-                "another invocation is assembling this upload".to_owned(),
+            Assembled::Elsewhere => Ok(Outcome::Later(
+                "another invocation is assembling this upload",
             )),
         }
     }
@@ -91,7 +94,7 @@ pub async fn assemble(services: &Services, assembly: &Assembly) -> Result<Outcom
 pub async fn continue_check(
     services: &Services,
     continuation: &Continuation,
-) -> Result<Outcome, ApiError> {
+) -> Result<Outcome, Error> {
     let Continuation {
         file_id, job_id, ..
     } = *continuation;
@@ -105,7 +108,7 @@ pub async fn check_upload(
     file_id: FileId,
     job_id: JobId,
     key: &str,
-) -> Result<Outcome, ApiError> {
+) -> Result<Outcome, Error> {
     let span = tracing::info_span!("verify", file_id = %file_id, job_id = %job_id);
     check(services, file_id, job_id, key).instrument(span).await
 }
@@ -115,7 +118,7 @@ async fn check(
     file_id: FileId,
     job_id: JobId,
     key: &str,
-) -> Result<Outcome, ApiError> {
+) -> Result<Outcome, Error> {
     let Some(file) = services.table.files.get(file_id).await? else {
         // Deleted (or forgotten by the TTL) before its bytes arrived: a late PUT on a URL handed
         // out before. Records are written before any URL is, so no upload precedes its file.
@@ -193,7 +196,7 @@ async fn record_progress(
     job_id: JobId,
     from: Option<Checkpoint>,
     to: Checkpoint,
-) -> Result<Outcome, ApiError> {
+) -> Result<Outcome, Error> {
     let (file_id, bytes_checked) = (file.file_id, to.bytes_checked);
     let update = services
         .table
@@ -224,7 +227,7 @@ async fn settle(
     job_id: JobId,
     verdict: Verdict,
     stored_sha256: Option<Sha256>,
-) -> Result<Outcome, ApiError> {
+) -> Result<Outcome, Error> {
     let (now, pending_ttl) = (timestamp::now(), services.config.pending_ttl);
     let checked = file.content.clone();
     let update = services
@@ -239,7 +242,9 @@ async fn settle(
     let (before, after) = match update {
         Update::Applied { before, after } => (before, after),
         // Digests given at complete meanwhile: the message comes back and checks against them.
-        Update::Refused(refusal @ Refusal::DeclarationChanged, _) => return Err(refusal.into()),
+        Update::Refused(refusal @ TransitionRefusal::DeclarationChanged, _) => {
+            return Err(refusal.into());
+        }
         Update::Refused(_, latest) | Update::Unchanged(latest) => {
             let key = object_key(latest.file_id, job_id);
             release_unless_held(services, Some(&latest), &key).await?;
@@ -267,7 +272,7 @@ async fn release_unless_held(
     services: &Services,
     file: Option<&FileRecord>,
     key: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     let object = Stored::Object {
         s3_key: key.to_owned(),
     };
@@ -281,7 +286,7 @@ async fn release_unless_held(
 /// Removes the file's objects written before the version it serves (its verified content from
 /// before, objects of older jobs), which a verdict's own clean-up may have failed to: the served
 /// object and anything newer (the upload of a later job) stay.
-async fn remove_superseded(services: &Services, file: &FileRecord) -> Result<(), ApiError> {
+async fn remove_superseded(services: &Services, file: &FileRecord) -> Result<(), Error> {
     let Some(served) = &file.verified else {
         return Ok(());
     };
@@ -306,7 +311,9 @@ fn emit_verdict_metric(outcome: &Outcome) {
     let (verdict, reason) = match outcome {
         Outcome::Verified => ("verified", "none"),
         Outcome::Rejected(reason) => ("rejected", reason.as_str()),
-        Outcome::Unfinished(_) | Outcome::Assembled | Outcome::Ignored(_) => return,
+        Outcome::Unfinished(_) | Outcome::Assembled | Outcome::Later(_) | Outcome::Ignored(_) => {
+            return;
+        }
     };
     let timestamp_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
     let line = serde_json::json!({

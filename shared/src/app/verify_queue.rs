@@ -7,7 +7,8 @@ use aws_lambda_events::s3::S3Event;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsMessage};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{ApiError, FileId, JobId};
+use crate::domain::{FileId, JobId};
+use crate::error::Failure;
 use crate::sqs::Queue;
 
 /// Go on checking a file's current upload from the checkpoint on its record.
@@ -60,9 +61,9 @@ impl VerifyQueue {
         Self(Queue::new(sqs, url))
     }
 
-    pub async fn send(&self, step: &Step) -> Result<(), ApiError> {
+    pub async fn send(&self, step: &Step) -> Result<(), Failure> {
         let body = serde_json::to_string(step)
-            .map_err(|err| ApiError::Internal(format!("verify step: {err}")))?;
+            .map_err(|err| Failure::Internal(format!("verify step: {err}")))?;
         self.0.send(body).await
     }
 

@@ -1,5 +1,7 @@
-//! The contract's errors: every failure becomes one of these, and one of these becomes the
-//! error body (`docs/API.md`, Errors).
+//! What the service refuses, in the contract's terms (`docs/API.md`, Errors): a bad field, a
+//! conflict, a quota passed, a file that is not there. A refusal is final: the same request gets
+//! the same answer until something else changes. How a dependency fails is not the domain's
+//! (`error::Failure`, above the domain); which HTTP status each refusal gets is the edge's.
 
 use serde::Serialize;
 
@@ -40,8 +42,9 @@ impl Detail {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The body is not the JSON object the route takes.
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
@@ -69,27 +72,10 @@ pub enum ApiError {
     IdempotencyKeyReused,
     #[error("a request with this Idempotency-Key is still running; retry later")]
     IdempotencyKeyInUse,
-    /// A bug or a broken invariant: the text is logged, never sent.
-    #[error("internal error")]
-    Internal(String),
-    /// S3 or DynamoDB failed or throttled: the text is logged, never sent.
-    #[error("{}", UNAVAILABLE)]
-    Unavailable(String),
-    /// A write whose answer was lost, and whose outcome could not be found out: it may have
-    /// applied, or may still. Answered as [`ApiError::Unavailable`]; what the write would refer
-    /// to (an upload, a token's slot) is kept. The text is logged, never sent.
-    #[error("{}", UNAVAILABLE)]
-    MayHaveApplied(String),
 }
 
 /// The conflict reason of a file that other requests kept changing: retry.
 const CONCURRENT_UPDATE: &str = "concurrent_update";
-
-/// The message of every 503. A request that failed this way may have applied all the same (the
-/// service may have written before its answer was lost): only its retry with the same
-/// `Idempotency-Key` is safe, and finds out.
-const UNAVAILABLE: &str =
-    "a storage dependency is unavailable; retry later with the same Idempotency-Key";
 
 /// Details an error body lists at most.
 pub const MAX_DETAILS: usize = 50;
@@ -104,7 +90,7 @@ fn validation_message(details: &[Detail]) -> String {
     }
 }
 
-impl ApiError {
+impl Refusal {
     pub fn conflict(reason: &'static str, message: impl Into<String>) -> Self {
         let message = message.into();
         Self::Conflict {
@@ -144,12 +130,6 @@ impl ApiError {
         Self::Forbidden("this upload token has created all the files it may (max_files)")
     }
 
-    /// Whether this failure may have left its write applied: then nothing the write refers to
-    /// may be discarded.
-    pub fn may_have_applied(&self) -> bool {
-        matches!(self, Self::MayHaveApplied(_))
-    }
-
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Validation(vec![Detail::field(field, message)])
     }
@@ -159,52 +139,15 @@ impl ApiError {
         Self::conflict(CONCURRENT_UPDATE, message)
     }
 
-    /// Whether a retry of the same request may be answered otherwise: a 5xx, a key still in
-    /// use, a file another request was changing. Such an answer is never kept under an
-    /// `Idempotency-Key` (docs/API.md v1.2, "Idempotency-Key keeps final answers only").
+    /// Whether a retry of the same request may be answered otherwise: a key still in use, a
+    /// file another request was changing. Every other refusal is final.
     pub fn is_retriable(&self) -> bool {
         match self {
-            Self::Internal(_)
-            | Self::Unavailable(_)
-            | Self::MayHaveApplied(_)
-            | Self::IdempotencyKeyInUse => true,
+            Self::IdempotencyKeyInUse => true,
             Self::Conflict { details, .. } => details
                 .iter()
                 .any(|detail| detail.reason == Some(CONCURRENT_UPDATE)),
             _ => false,
-        }
-    }
-
-    /// The HTTP status the contract gives this error.
-    pub fn status(&self) -> u16 {
-        match self {
-            Self::BadRequest(_) => 400,
-            Self::Unauthorized(_) => 401,
-            Self::Forbidden(_) | Self::QuotaExceeded(_) => 403,
-            Self::NotFound | Self::NoWebhook => 404,
-            Self::Conflict { .. } => 409,
-            Self::PayloadTooLarge { .. } => 413,
-            Self::Validation(_) | Self::IdempotencyKeyReused => 422,
-            Self::IdempotencyKeyInUse => 409,
-            Self::Internal(_) => 500,
-            Self::Unavailable(_) | Self::MayHaveApplied(_) => 503,
-        }
-    }
-
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::BadRequest(_) => "bad_request",
-            Self::Unauthorized(_) => "unauthorized",
-            Self::Forbidden(_) => "forbidden",
-            Self::QuotaExceeded(_) => "quota_exceeded",
-            Self::NotFound | Self::NoWebhook => "not_found",
-            Self::Conflict { .. } => "conflict",
-            Self::PayloadTooLarge { .. } => "payload_too_large",
-            Self::Validation(_) => "validation_error",
-            Self::IdempotencyKeyReused => "idempotency_key_reused",
-            Self::IdempotencyKeyInUse => "idempotency_key_in_use",
-            Self::Internal(_) => "internal",
-            Self::Unavailable(_) | Self::MayHaveApplied(_) => "unavailable",
         }
     }
 
@@ -245,24 +188,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_answers_a_retry_can_change_are_retriable() {
-        for (err, retriable) in [
-            (ApiError::Unavailable("timeout".into()), true),
-            (ApiError::MayHaveApplied("timeout".into()), true),
-            (ApiError::Internal("bug".into()), true),
-            (ApiError::IdempotencyKeyInUse, true),
-            (ApiError::concurrent_update("retry"), true),
+    fn only_refusals_a_retry_can_change_are_retriable() {
+        for (refusal, retriable) in [
+            (Refusal::IdempotencyKeyInUse, true),
+            (Refusal::concurrent_update("retry"), true),
             (
-                ApiError::conflict("upload_incomplete", "parts missing"),
+                Refusal::conflict("upload_incomplete", "parts missing"),
                 false,
             ),
-            (ApiError::upload_expired(), false),
-            (ApiError::IdempotencyKeyReused, false),
-            (ApiError::NotFound, false),
-            (ApiError::invalid("file_size", "too small"), false),
-            (ApiError::token_used_up(), false),
+            (Refusal::upload_expired(), false),
+            (Refusal::IdempotencyKeyReused, false),
+            (Refusal::NotFound, false),
+            (Refusal::invalid("file_size", "too small"), false),
+            (Refusal::token_used_up(), false),
         ] {
-            assert_eq!(err.is_retriable(), retriable, "{err:?}");
+            assert_eq!(refusal.is_retriable(), retriable, "{refusal:?}");
         }
     }
 }

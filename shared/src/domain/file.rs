@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::domain::error::ApiError;
+use crate::domain::error::Refusal;
 use crate::domain::ids::{FileId, JobId};
 use crate::domain::plan::UploadShape;
 use crate::domain::request::ContentDeclaration;
@@ -171,7 +171,7 @@ pub struct FileRecord {
 
 /// Why a transition does not apply to the file as it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub enum TransitionRefusal {
     /// No upload awaits its bytes: none was started, or it was completed, settled or aborted.
     NoUploadInProgress,
     /// The job named is no longer the file's current one: a newer upload or an abort replaced it.
@@ -188,30 +188,30 @@ pub enum Refusal {
     DeclarationChanged,
 }
 
-impl From<Refusal> for ApiError {
-    fn from(refusal: Refusal) -> Self {
+impl From<TransitionRefusal> for Refusal {
+    fn from(refusal: TransitionRefusal) -> Self {
         match refusal {
-            Refusal::NoUploadInProgress => ApiError::conflict(
+            TransitionRefusal::NoUploadInProgress => Refusal::conflict(
                 "no_upload_in_progress",
                 "this file has no upload in progress; start one with reupload",
             ),
-            Refusal::JobSuperseded => ApiError::conflict(
+            TransitionRefusal::JobSuperseded => Refusal::conflict(
                 "job_superseded",
                 "this upload is no longer the file's current one: a newer upload or an abort replaced it",
             ),
-            Refusal::AlreadySettled => ApiError::conflict(
+            TransitionRefusal::AlreadySettled => Refusal::conflict(
                 "already_settled",
                 "this upload was already verified or rejected",
             ),
-            Refusal::DigestDiffers { field } => ApiError::invalid(
+            TransitionRefusal::DigestDiffers { field } => Refusal::invalid(
                 field,
                 format!("differs from the {field} declared for this upload"),
             ),
-            Refusal::VerifiedWithoutDigest => ApiError::conflict(
+            TransitionRefusal::VerifiedWithoutDigest => Refusal::conflict(
                 "already_settled",
                 "this upload was verified before its digest arrived, so the digest cannot be checked: declare sha256 at create, or start the upload with part_checksums",
             ),
-            Refusal::DeclarationChanged => ApiError::concurrent_update(
+            TransitionRefusal::DeclarationChanged => Refusal::concurrent_update(
                 "the upload's declaration changed while it was checked; checking again",
             ),
         }
@@ -288,7 +288,7 @@ impl FileRecord {
         &self,
         now: OffsetDateTime,
         pending_ttl: Duration,
-    ) -> Result<Self, Refusal> {
+    ) -> Result<Self, TransitionRefusal> {
         self.upload_in_progress()?;
         let mut file = match &self.verified {
             Some(verified) => Self {
@@ -316,7 +316,7 @@ impl FileRecord {
         &self,
         job_id: JobId,
         now: OffsetDateTime,
-    ) -> Result<Option<Self>, Refusal> {
+    ) -> Result<Option<Self>, TransitionRefusal> {
         self.current_job(Some(job_id))?;
         if self.status != FileStatus::PendingUpload {
             return Ok(None);
@@ -338,10 +338,10 @@ impl FileRecord {
         verdict: Verdict,
         now: OffsetDateTime,
         pending_ttl: Duration,
-    ) -> Result<Self, Refusal> {
+    ) -> Result<Self, TransitionRefusal> {
         self.current_job(Some(job_id))?;
         if !self.awaits_verdict() {
-            return Err(Refusal::AlreadySettled);
+            return Err(TransitionRefusal::AlreadySettled);
         }
         let mut settled = self.clone();
         if let Some(job) = &mut settled.job {
@@ -387,10 +387,10 @@ impl FileRecord {
         stored_sha256: Option<Sha256>,
         now: OffsetDateTime,
         pending_ttl: Duration,
-    ) -> Result<Self, Refusal> {
+    ) -> Result<Self, TransitionRefusal> {
         self.current_job(Some(job_id))?;
         if self.awaits_verdict() && self.content != *checked {
-            return Err(Refusal::DeclarationChanged);
+            return Err(TransitionRefusal::DeclarationChanged);
         }
         let mut file = self.clone();
         if matches!(verdict, Verdict::Verified { .. }) && file.content.sha256.is_none() {
@@ -411,19 +411,19 @@ impl FileRecord {
         sha256: Option<Sha256>,
         md5: Option<Md5>,
         now: OffsetDateTime,
-    ) -> Result<Option<Self>, Refusal> {
+    ) -> Result<Option<Self>, TransitionRefusal> {
         self.current_job(Some(job_id))?;
         let mut content = self.content.clone();
         match (sha256, content.sha256) {
             (Some(given), Some(declared)) if given != declared => {
-                return Err(Refusal::DigestDiffers { field: "sha256" });
+                return Err(TransitionRefusal::DigestDiffers { field: "sha256" });
             }
             (Some(given), None) => content.sha256 = Some(given),
             _ => {}
         }
         match (md5, content.md5) {
             (Some(given), Some(declared)) if given != declared => {
-                return Err(Refusal::DigestDiffers { field: "md5" });
+                return Err(TransitionRefusal::DigestDiffers { field: "md5" });
             }
             (Some(given), None) => content.md5 = Some(given),
             _ => {}
@@ -437,7 +437,7 @@ impl FileRecord {
                 updated_at: now,
                 ..self.clone()
             })),
-            FileStatus::Verified => Err(Refusal::VerifiedWithoutDigest),
+            FileStatus::Verified => Err(TransitionRefusal::VerifiedWithoutDigest),
             FileStatus::Rejected => Ok(None),
         }
     }
@@ -450,10 +450,10 @@ impl FileRecord {
         job_id: JobId,
         from: Option<&Checkpoint>,
         to: Checkpoint,
-    ) -> Result<Option<Self>, Refusal> {
+    ) -> Result<Option<Self>, TransitionRefusal> {
         let job = self.current_job(Some(job_id))?;
         if !self.awaits_verdict() {
-            return Err(Refusal::AlreadySettled);
+            return Err(TransitionRefusal::AlreadySettled);
         }
         if job.checkpoint.as_ref() != from {
             return Ok(None);
@@ -466,20 +466,22 @@ impl FileRecord {
     }
 
     /// The current job, which must be `expected` when one is named.
-    pub fn current_job(&self, expected: Option<JobId>) -> Result<&UploadJob, Refusal> {
+    pub fn current_job(&self, expected: Option<JobId>) -> Result<&UploadJob, TransitionRefusal> {
         match (&self.job, expected) {
-            (None, None) => Err(Refusal::NoUploadInProgress),
-            (None, Some(_)) => Err(Refusal::JobSuperseded),
-            (Some(job), Some(expected)) if job.job_id != expected => Err(Refusal::JobSuperseded),
+            (None, None) => Err(TransitionRefusal::NoUploadInProgress),
+            (None, Some(_)) => Err(TransitionRefusal::JobSuperseded),
+            (Some(job), Some(expected)) if job.job_id != expected => {
+                Err(TransitionRefusal::JobSuperseded)
+            }
             (Some(job), _) => Ok(job),
         }
     }
 
     /// The job that parts and abort act on: the current one, while it awaits its bytes.
-    pub fn upload_in_progress(&self) -> Result<&UploadJob, Refusal> {
+    pub fn upload_in_progress(&self) -> Result<&UploadJob, TransitionRefusal> {
         match (&self.job, self.status) {
             (Some(job), FileStatus::PendingUpload) => Ok(job),
-            _ => Err(Refusal::NoUploadInProgress),
+            _ => Err(TransitionRefusal::NoUploadInProgress),
         }
     }
 
@@ -624,7 +626,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             second.record_progress(JobId::random(), Some(&at(2)), at(3)),
-            Err(Refusal::JobSuperseded)
+            Err(TransitionRefusal::JobSuperseded)
         );
         let s3_key = second.job.as_ref().unwrap().s3_key.clone();
         let verified = second
@@ -638,7 +640,7 @@ mod tests {
         assert_eq!(verified.job.as_ref().unwrap().checkpoint, None);
         assert_eq!(
             verified.record_progress(job, None, at(3)),
-            Err(Refusal::AlreadySettled)
+            Err(TransitionRefusal::AlreadySettled)
         );
     }
 
@@ -646,7 +648,7 @@ mod tests {
     fn another_job_is_superseded_and_no_job_has_nothing_in_progress() {
         let now = timestamp::now();
         let other = JobId::random();
-        let expected = Refusal::JobSuperseded;
+        let expected = TransitionRefusal::JobSuperseded;
         for (name, file) in lifecycle() {
             assert_eq!(
                 file.mark_uploaded(other, now).unwrap_err(),
@@ -668,11 +670,11 @@ mod tests {
         let aborted = step("aborted");
         assert_eq!(
             aborted.current_job(None).unwrap_err(),
-            Refusal::NoUploadInProgress
+            TransitionRefusal::NoUploadInProgress
         );
         assert_eq!(
             aborted.upload_in_progress().unwrap_err(),
-            Refusal::NoUploadInProgress
+            TransitionRefusal::NoUploadInProgress
         );
     }
 
@@ -785,12 +787,12 @@ mod tests {
             );
             assert_eq!(
                 declared.declare_digests(job_id, Some(digest(2)), None, now),
-                Err(Refusal::DigestDiffers { field: "sha256" }),
+                Err(TransitionRefusal::DigestDiffers { field: "sha256" }),
                 "{name}: another"
             );
             assert_eq!(
                 file.declare_digests(JobId::random(), Some(digest(1)), None, now),
-                Err(Refusal::JobSuperseded),
+                Err(TransitionRefusal::JobSuperseded),
                 "{name}: another job"
             );
         }
@@ -798,7 +800,7 @@ mod tests {
         let job_id = verified.job.as_ref().unwrap().job_id;
         assert_eq!(
             verified.declare_digests(job_id, Some(digest(1)), None, now),
-            Err(Refusal::VerifiedWithoutDigest),
+            Err(TransitionRefusal::VerifiedWithoutDigest),
             "it can no longer be checked"
         );
         let rejected = undigested("rejected");
@@ -837,7 +839,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             settle(&with_digest, &verified, None),
-            Err(Refusal::DeclarationChanged)
+            Err(TransitionRefusal::DeclarationChanged)
         );
 
         // storage's own check of the whole object's SHA-256 becomes verified content's

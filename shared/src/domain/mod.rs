@@ -20,9 +20,9 @@ pub mod usage;
 pub mod values;
 pub mod webhook;
 
-pub use error::{ApiError, Detail};
+pub use error::{Detail, Refusal};
 pub use file::{
-    Checkpoint, FileRecord, FileStatus, Refusal, RejectionReason, UploadJob, Verdict,
+    Checkpoint, FileRecord, FileStatus, RejectionReason, TransitionRefusal, UploadJob, Verdict,
     VerifiedVersion,
 };
 pub use ids::{FileId, JobId};

@@ -1,7 +1,7 @@
 //! Parts of a multipart upload: what storage holds, what a client claims, and whether they
 //! make the whole planned object.
 
-use crate::domain::error::{ApiError, Detail};
+use crate::domain::error::{Detail, Refusal};
 use crate::domain::file::UploadJob;
 use crate::domain::values::Sha256;
 
@@ -47,7 +47,7 @@ pub fn parts_to_assemble(
     file_size: u64,
     stored: &[UploadedPart],
     reported: Option<&[ReportedPart]>,
-) -> Result<Vec<UploadedPart>, ApiError> {
+) -> Result<Vec<UploadedPart>, Refusal> {
     let shape = job.shape();
     let (mut missing, mut wrong_size, mut mismatched) = (Vec::new(), Vec::new(), Vec::new());
     let mut parts = Vec::with_capacity(job.part_count as usize);
@@ -101,7 +101,7 @@ pub fn parts_to_assemble(
     if details.is_empty() {
         Ok(parts)
     } else {
-        Err(ApiError::Conflict {
+        Err(Refusal::Conflict {
             message: "the upload is incomplete".into(),
             details,
         })
@@ -163,7 +163,7 @@ mod tests {
         let stored = [part(1, 5 * MIB), part(2, 5 * MIB - 1), part(4, 1235)];
         let err = parts_to_assemble(&job(), FILE_SIZE, &stored, None).unwrap_err();
         let details = err.details();
-        assert_eq!(err.status(), 409);
+        assert!(matches!(err, Refusal::Conflict { .. }), "{err:?}");
         assert_eq!(details[0].part_numbers, [3]);
         assert_eq!(details[1].part_numbers, [2, 4]);
         assert!(

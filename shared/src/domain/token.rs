@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::domain::error::{ApiError, Detail};
+use crate::domain::error::{Detail, Refusal};
 use crate::domain::ids::FileId;
 use crate::domain::request::{ContentDeclaration, NewFile};
 use crate::domain::values::{MediaType, Metadata};
@@ -164,9 +164,9 @@ impl UploadToken {
     /// 403 unless `count` more files fit in the token's `max_files`. The table's conditional
     /// write is what really counts (two racing creates cannot both take the last slot); this
     /// refuses early what cannot fit.
-    pub fn room_for(&self, count: usize) -> Result<(), ApiError> {
+    pub fn room_for(&self, count: usize) -> Result<(), Refusal> {
         if self.files.len() + count > self.max_files as usize {
-            Err(ApiError::token_used_up())
+            Err(Refusal::token_used_up())
         } else {
             Ok(())
         }

@@ -6,7 +6,7 @@
 use std::iter::Sum;
 use std::ops::{Add, Sub};
 
-use crate::domain::error::{ApiError, Detail};
+use crate::domain::error::{Detail, Refusal};
 use crate::domain::file::FileRecord;
 
 /// What one file holds, a project's sum of them, or (as a difference) what a change of a file
@@ -121,7 +121,7 @@ impl Quota {
     /// Refuses `change` when it would take `usage` past a bound: 403 `quota_exceeded`, a detail
     /// for each bound passed. A change that takes nothing more always passes, so that settling,
     /// deleting and aborting work above a quota lowered meanwhile.
-    pub fn admit(&self, usage: &Usage, change: &Usage) -> Result<(), ApiError> {
+    pub fn admit(&self, usage: &Usage, change: &Usage) -> Result<(), Refusal> {
         if !change.takes() {
             return Ok(());
         }
@@ -154,7 +154,7 @@ impl Quota {
         if passed.is_empty() {
             Ok(())
         } else {
-            Err(ApiError::QuotaExceeded(passed))
+            Err(Refusal::QuotaExceeded(passed))
         }
     }
 }
@@ -281,7 +281,7 @@ mod tests {
             "exactly at both bounds"
         );
         let err = quota.admit(&used, &one(101)).unwrap_err();
-        assert_eq!((err.status(), err.code()), (403, "quota_exceeded"));
+        assert!(matches!(err, Refusal::QuotaExceeded(_)), "{err:?}");
         assert_eq!(err.details()[0].field.as_deref(), Some("max_bytes"));
         assert_eq!(
             err.details()[0].message,

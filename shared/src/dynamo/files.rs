@@ -13,8 +13,8 @@ use aws_sdk_dynamodb::types::{
 use time::OffsetDateTime;
 
 use crate::aws;
-use crate::domain::error::ApiError;
-use crate::domain::file::Refusal;
+use crate::domain::error::Refusal;
+use crate::domain::file::TransitionRefusal;
 use crate::domain::timestamp;
 use crate::domain::usage::Usage;
 use crate::domain::values::Sha256;
@@ -23,6 +23,8 @@ use crate::dynamo::item::{self, Item, n, s};
 use crate::dynamo::listing::{self, FilePage, ListCursor};
 use crate::dynamo::usage;
 use crate::dynamo::{AnswerWrite, Transacted};
+use crate::error::Error;
+use crate::error::Failure;
 
 /// What became of a change of a file.
 // Returned once per request and matched at once: boxing the records would only add allocations.
@@ -37,7 +39,7 @@ pub enum Update {
     /// Nothing to do: the file as it is.
     Unchanged(FileRecord),
     /// The change does not apply to the file as it now is.
-    Refused(Refusal, FileRecord),
+    Refused(TransitionRefusal, FileRecord),
 }
 
 /// A new file's write was refused with `existing` under its id: fine if that is this very
@@ -45,15 +47,12 @@ pub enum Update {
 fn own_write(
     record: &FileRecord,
     existing: Option<&HashMap<String, AttributeValue>>,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     let existing = existing.map(decode).transpose()?;
     if existing.as_ref() == Some(record) {
         Ok(())
     } else {
-        Err(ApiError::Internal(format!(
-            "file {} exists already",
-            record.file_id
-        )))
+        Err(Failure::Internal(format!("file {} exists already", record.file_id)).into())
     }
 }
 
@@ -69,8 +68,9 @@ enum Replaced {
 }
 
 /// A change given up after [`UPDATE_ATTEMPTS`] writes, each refused by another one.
-pub fn kept_changing() -> ApiError {
-    ApiError::concurrent_update("the file kept changing while this request was changing it; retry")
+pub fn kept_changing() -> Error {
+    Refusal::concurrent_update("the file kept changing while this request was changing it; retry")
+        .into()
 }
 
 /// What became of a removal of a file (as [`Update`] is of a change).
@@ -173,24 +173,24 @@ impl FileStore {
     /// with `answer`, the answer of the request's `Idempotency-Key` too, so that a write applied
     /// after its request gave up (a paused table, a lost answer) is found by the retry as its
     /// answer, and a write of a request that lost its key applies not at all. A file the
-    /// project's quota has no room for is refused with [`ApiError::QuotaExceeded`]; racing
+    /// project's quota has no room for is refused with [`Refusal::QuotaExceeded`]; racing
     /// writes are admitted one at a time, so none passes the quota.
     /// A refusal that returns exactly this record is our own write, applied by an attempt whose
     /// answer was lost (the SDK retried it); anything else under a fresh id is a broken invariant.
-    /// A write whose outcome stays unknown fails with [`ApiError::MayHaveApplied`]: the file may
+    /// A write whose outcome stays unknown fails with [`Refusal::MayHaveApplied`]: the file may
     /// exist, or appear, holding what the record refers to. Any other failure wrote nothing.
     pub async fn insert_new(
         &self,
         record: &FileRecord,
         answer: Option<&AnswerWrite>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), Error> {
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(Item::from(record)))
             .condition_expression("attribute_not_exists(pk)")
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
-            .map_err(|err| ApiError::Internal(format!("file put: {err}")))?;
+            .map_err(|err| Failure::Internal(format!("file put: {err}")))?;
         let change = Usage::of(Some(record));
         for _ in 0..UPDATE_ATTEMPTS {
             let mut items = vec![TransactWriteItem::builder().put(put.clone()).build()];
@@ -211,13 +211,13 @@ impl FileStore {
                     continue;
                 }
                 Transacted::Contended => continue,
-                Transacted::Refused { .. } => return Err(ApiError::IdempotencyKeyInUse),
+                Transacted::Refused { .. } => return Err(Refusal::IdempotencyKeyInUse.into()),
                 Transacted::Unknown(lost) => match answer {
                     Some(answer) => return self.settle(answer, lost).await,
                     // Applied if the file now reads as written; else it may still be on its way.
                     None => match self.get(record.file_id).await {
                         Ok(Some(found)) if found == *record => {}
-                        _ => return Err(ApiError::MayHaveApplied(lost)),
+                        _ => return Err(Failure::MayHaveApplied(lost).into()),
                     },
                 },
             }
@@ -232,21 +232,21 @@ impl FileStore {
     /// After a write refused for want of room in the project's quota: 403 `quota_exceeded`,
     /// naming each bound, if the quota, read now, still has no room for `change`; else (room
     /// was freed meanwhile, or the bound removed) `Ok`, to write again.
-    async fn refuse_unless_room(&self, project_id: &str, change: &Usage) -> Result<(), ApiError> {
+    async fn refuse_unless_room(&self, project_id: &str, change: &Usage) -> Result<(), Error> {
         let seen = usage::read_bounded(&self.client, &self.table, project_id).await?;
-        seen.quota.admit(&seen.usage, change)
+        seen.quota.admit(&seen.usage, change).map_err(Error::from)
     }
 
     /// Finds out whether the transaction carrying `answer`, which failed as `lost`, applied: it
     /// did if the key holds its answer. If the key is still held, takes it back, so that the
     /// transaction, if still on its way, can never apply. Applied: `Ok`; provably not:
-    /// [`ApiError::Unavailable`]; still unknown: [`ApiError::MayHaveApplied`].
-    async fn settle(&self, answer: &AnswerWrite, lost: String) -> Result<(), ApiError> {
+    /// [`Refusal::Unavailable`]; still unknown: [`Refusal::MayHaveApplied`].
+    async fn settle(&self, answer: &AnswerWrite, lost: String) -> Result<(), Error> {
         let result = super::delete_alone(&self.client, answer.take_back()?)
             .send()
             .await;
         match result {
-            Ok(_) => Err(ApiError::Unavailable(lost)),
+            Ok(_) => Err(Failure::Unavailable(lost).into()),
             Err(err) => match err.as_service_error() {
                 Some(DeleteItemError::ConditionalCheckFailedException(failed)) => {
                     if answer.kept_in(failed.item.as_ref()) {
@@ -255,20 +255,20 @@ impl FileStore {
                     } else {
                         // Taken back by an earlier attempt of this delete, or claimed by
                         // another request after the lease: the transaction can no longer apply.
-                        Err(ApiError::Unavailable(lost))
+                        Err(Failure::Unavailable(lost).into())
                     }
                 }
-                _ => Err(ApiError::MayHaveApplied(lost)),
+                _ => Err(Failure::MayHaveApplied(lost).into()),
             },
         }
     }
 
-    pub async fn get(&self, file_id: FileId) -> Result<Option<FileRecord>, ApiError> {
+    pub async fn get(&self, file_id: FileId) -> Result<Option<FileRecord>, Error> {
         self.read(file_id).await?.as_ref().map(decode).transpose()
     }
 
     /// The file's item as stored, read consistently.
-    async fn read(&self, file_id: FileId) -> Result<Option<Item>, ApiError> {
+    async fn read(&self, file_id: FileId) -> Result<Option<Item>, Error> {
         let output = self
             .client
             .get_item()
@@ -287,7 +287,7 @@ impl FileStore {
         &self,
         status: FileStatus,
         changed_before: OffsetDateTime,
-    ) -> Result<Vec<FileRecord>, ApiError> {
+    ) -> Result<Vec<FileRecord>, Error> {
         let mut pages = self
             .client
             .scan()
@@ -311,14 +311,15 @@ impl FileStore {
     }
 
     /// The file's item as stored, as JSON (`upload-admin inspect`): what no route shows.
-    pub async fn item_json(&self, file_id: FileId) -> Result<Option<serde_json::Value>, ApiError> {
+    pub async fn item_json(&self, file_id: FileId) -> Result<Option<serde_json::Value>, Error> {
         self.read(file_id)
             .await?
             .map(|found| {
                 serde_dynamo::from_item(found)
-                    .map_err(|err| ApiError::Internal(format!("file item as JSON: {err}")))
+                    .map_err(|err| Failure::Internal(format!("file item as JSON: {err}")))
             })
             .transpose()
+            .map_err(Error::from)
     }
 
     /// The file of `project_id` with this id; other projects' files do not exist for the caller.
@@ -326,10 +327,10 @@ impl FileStore {
         &self,
         project_id: &str,
         file_id: FileId,
-    ) -> Result<FileRecord, ApiError> {
+    ) -> Result<FileRecord, Error> {
         match self.get(file_id).await? {
             Some(record) if record.project_id == project_id => Ok(record),
-            _ => Err(ApiError::NotFound),
+            _ => Err(Refusal::NotFound.into()),
         }
     }
 
@@ -339,7 +340,7 @@ impl FileStore {
         project_id: &str,
         sha256: &Sha256,
         file_size: u64,
-    ) -> Result<Option<FileRecord>, ApiError> {
+    ) -> Result<Option<FileRecord>, Error> {
         let output = self
             .client
             .query()
@@ -374,12 +375,12 @@ impl FileStore {
     /// write left it (returned by the refused write itself), a few times at most. `change`
     /// answers `Ok(None)` when there is nothing to do. A write whose answer was lost is applied
     /// if the file then reads as written; if it does not, the change fails with
-    /// [`ApiError::MayHaveApplied`].
+    /// [`Refusal::MayHaveApplied`].
     pub async fn update(
         &self,
         current: FileRecord,
-        change: impl Fn(&FileRecord) -> Result<Option<FileRecord>, Refusal>,
-    ) -> Result<Update, ApiError> {
+        change: impl Fn(&FileRecord) -> Result<Option<FileRecord>, TransitionRefusal>,
+    ) -> Result<Update, Error> {
         let mut current = current;
         for _ in 0..UPDATE_ATTEMPTS {
             let updated = match change(&current) {
@@ -402,7 +403,7 @@ impl FileStore {
                     });
                 }
                 Replaced::Refused(Some(latest)) => current = latest,
-                Replaced::Refused(None) => return Err(ApiError::NotFound),
+                Replaced::Refused(None) => return Err(Refusal::NotFound.into()),
                 // Room was freed in the project's quota since the write was refused: again.
                 Replaced::UsageMoved => {}
             }
@@ -417,7 +418,7 @@ impl FileStore {
         &self,
         updated: &FileRecord,
         expected: &FileRecord,
-    ) -> Result<Replaced, ApiError> {
+    ) -> Result<Replaced, Error> {
         let unchanged = Unchanged::since(expected);
         let put = Put::builder()
             .table_name(&self.table)
@@ -427,7 +428,7 @@ impl FileStore {
             .set_expression_attribute_values(Some(unchanged.values))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
-            .map_err(|err| ApiError::Internal(format!("file put: {err}")))?;
+            .map_err(|err| Failure::Internal(format!("file put: {err}")))?;
         let change = Usage::change(Some(expected), Some(updated));
         let lost = if change.is_zero() {
             let result = super::put_alone(&self.client, put).send().await;
@@ -442,7 +443,7 @@ impl FileStore {
                     _ if aws::may_have_applied(&err) => {
                         format!("PutItem replace file: {}", DisplayErrorContext(&err))
                     }
-                    _ => return Err(aws::failure("PutItem replace file", err)),
+                    _ => return Err(aws::failure("PutItem replace file", err).into()),
                 },
             }
         } else {
@@ -475,14 +476,14 @@ impl FileStore {
         // may have applied before another write changed the file.
         match self.get(updated.file_id).await {
             Ok(Some(found)) if found == *updated => Ok(Replaced::Applied),
-            _ => Err(ApiError::MayHaveApplied(lost)),
+            _ => Err(Failure::MayHaveApplied(lost).into()),
         }
     }
 
     /// Removes the file, only if it is still as `expected` left it ([`Unchanged`]), giving back
     /// what it held of the project's usage in the same transaction; refused, with the file as it
     /// now is (`None`: it is gone already).
-    pub async fn remove(&self, expected: &FileRecord) -> Result<Remove, ApiError> {
+    pub async fn remove(&self, expected: &FileRecord) -> Result<Remove, Error> {
         let unchanged = Unchanged::since(expected);
         let delete = Delete::builder()
             .table_name(&self.table)
@@ -492,7 +493,7 @@ impl FileStore {
             .set_expression_attribute_values(Some(unchanged.values))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
-            .map_err(|err| ApiError::Internal(format!("file delete: {err}")))?;
+            .map_err(|err| Failure::Internal(format!("file delete: {err}")))?;
         let change = Usage::change(Some(expected), None);
         if change.is_zero() {
             let result = super::delete_alone(&self.client, delete).send().await;
@@ -502,7 +503,7 @@ impl FileStore {
                     Some(DeleteItemError::ConditionalCheckFailedException(failed)) => Ok(
                         Remove::Refused(failed.item.as_ref().map(decode).transpose()?),
                     ),
-                    _ => Err(aws::failure("DeleteItem file", err)),
+                    _ => Err(aws::failure("DeleteItem file", err).into()),
                 },
             };
         }
@@ -526,7 +527,7 @@ impl FileStore {
                 Transacted::Contended => continue,
                 Transacted::Unknown(lost) => match self.get(expected.file_id).await {
                     Ok(None) => Ok(Remove::Applied),
-                    _ => Err(ApiError::MayHaveApplied(lost)),
+                    _ => Err(Failure::MayHaveApplied(lost).into()),
                 },
             };
         }
@@ -546,7 +547,7 @@ impl FileStore {
         job_id: JobId,
         now: OffsetDateTime,
         lease: Duration,
-    ) -> Result<Option<AssemblyClaim>, ApiError> {
+    ) -> Result<Option<AssemblyClaim>, Error> {
         let claim = AssemblyClaim {
             file_id,
             job_id,
@@ -577,7 +578,7 @@ impl FileStore {
                     .and_then(|held| held.get(CLAIM))
                     .filter(|held| **held == s(claim.id.to_string()))
                     .map(|_| claim)),
-                _ => Err(aws::failure("PutItem assembly claim", err)),
+                _ => Err(aws::failure("PutItem assembly claim", err).into()),
             },
         }
     }
@@ -607,16 +608,20 @@ impl FileStore {
         status: Option<FileStatus>,
         limit: usize,
         cursor: Option<&ListCursor>,
-    ) -> Result<FilePage, ApiError> {
-        listing::list(&self.client, &self.table, project_id, status, limit, cursor).await
+    ) -> Result<FilePage, Error> {
+        listing::list(&self.client, &self.table, project_id, status, limit, cursor)
+            .await
+            .map_err(Error::from)
     }
 
     /// Moves the files written before the listing index was sharded into it (`listing` says how).
-    pub async fn move_listing_to_shards(&self) -> Result<usize, ApiError> {
-        listing::move_to_shards(&self.client, &self.table).await
+    pub async fn move_listing_to_shards(&self) -> Result<usize, Error> {
+        listing::move_to_shards(&self.client, &self.table)
+            .await
+            .map_err(Error::from)
     }
 }
 
-fn decode(item: &Item) -> Result<FileRecord, ApiError> {
-    FileRecord::try_from(item).map_err(|err| ApiError::Internal(err.to_string()))
+fn decode(item: &Item) -> Result<FileRecord, Error> {
+    FileRecord::try_from(item).map_err(|err| Failure::Internal(err.to_string()).into())
 }

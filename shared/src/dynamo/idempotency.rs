@@ -15,12 +15,12 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::aws;
-use crate::domain::error::ApiError;
 use crate::domain::idempotency::{
     IdempotencyKey, KEY_LIFETIME, RUNNING_LEASE, Recorded, RecordedState,
 };
 use crate::domain::timestamp;
 use crate::dynamo::item::{self, Item, n, s};
+use crate::error::Failure;
 
 #[derive(Clone, Debug)]
 pub struct IdempotencyKeys {
@@ -43,7 +43,7 @@ impl IdempotencyKeys {
         &self,
         claim: &Claim,
         now: OffsetDateTime,
-    ) -> Result<Option<Recorded>, ApiError> {
+    ) -> Result<Option<Recorded>, Failure> {
         let result = self
             .client
             .put_item()
@@ -76,7 +76,7 @@ impl IdempotencyKeys {
                     }
                     match failed.item.as_ref().map(decode) {
                         Some(recorded) => recorded.map(Some),
-                        None => Err(ApiError::Internal(
+                        None => Err(Failure::Internal(
                             "idempotency key refused without its item".into(),
                         )),
                     }
@@ -94,7 +94,7 @@ impl IdempotencyKeys {
         status: u16,
         body: &str,
         kept_until: OffsetDateTime,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), Failure> {
         let answer = self.answer_put(claim, status, body, kept_until)?;
         let result = super::put_alone(&self.client, answer).send().await;
         match result {
@@ -119,7 +119,7 @@ impl IdempotencyKeys {
         status: u16,
         body: &str,
         kept_until: OffsetDateTime,
-    ) -> Result<AnswerWrite, ApiError> {
+    ) -> Result<AnswerWrite, Failure> {
         Ok(AnswerWrite {
             claim: claim.clone(),
             put: self.answer_put(claim, status, body, kept_until)?,
@@ -134,7 +134,7 @@ impl IdempotencyKeys {
         status: u16,
         body: &str,
         kept_until: OffsetDateTime,
-    ) -> Result<Put, ApiError> {
+    ) -> Result<Put, Failure> {
         let mut item = item(claim, kept_until);
         item.insert("state".into(), s("answered"));
         item.insert("status".into(), n(status));
@@ -147,12 +147,12 @@ impl IdempotencyKeys {
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(Some(values))
             .build()
-            .map_err(|err| ApiError::Internal(format!("idempotency answer: {err}")))
+            .map_err(|err| Failure::Internal(format!("idempotency answer: {err}")))
     }
 
     /// Forgets the key `claim` holds (after a 5xx: the retry runs afresh). Changes nothing if
     /// the request lost its claim meanwhile.
-    pub async fn release(&self, claim: &Claim) -> Result<(), ApiError> {
+    pub async fn release(&self, claim: &Claim) -> Result<(), Failure> {
         let (names, values) = held_by(claim);
         let result = self
             .client
@@ -225,7 +225,7 @@ impl AnswerWrite {
     /// The write that takes the key back from the request while it still holds it, with the
     /// key as it was when refused. Once it applied, the transaction carrying this answer can
     /// never apply (its answer requires the key held); refused, the key holds what it holds.
-    pub(crate) fn take_back(&self) -> Result<Delete, ApiError> {
+    pub(crate) fn take_back(&self) -> Result<Delete, Failure> {
         let (names, values) = held_by(&self.claim);
         Delete::builder()
             .table_name(self.put.table_name())
@@ -236,7 +236,7 @@ impl AnswerWrite {
             .set_expression_attribute_values(Some(values))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
-            .map_err(|err| ApiError::Internal(format!("idempotency take back: {err}")))
+            .map_err(|err| Failure::Internal(format!("idempotency take back: {err}")))
     }
 
     /// Whether `key`, the key's item, holds this answer: the transaction carrying it applied.
@@ -281,9 +281,9 @@ fn pk(project_id: &str, key: &IdempotencyKey) -> String {
     format!("IDEMPOTENCY#{project_id}#{hash}")
 }
 
-fn decode(item: &Item) -> Result<Recorded, ApiError> {
+fn decode(item: &Item) -> Result<Recorded, Failure> {
     let text = |name: &str| item::optional_string(item, name);
-    let malformed = || ApiError::Internal("malformed idempotency item".into());
+    let malformed = || Failure::Internal("malformed idempotency item".into());
     let state = match text("state") {
         Some("running") => RecordedState::Running {
             since: text("since")

@@ -12,10 +12,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
 use crate::aws;
-use crate::domain::error::ApiError;
+use crate::domain::error::Refusal;
 use crate::domain::ids::ProjectId;
 use crate::domain::timestamp;
 use crate::dynamo::item::{self, s};
+use crate::error::Error;
+use crate::error::Failure;
 
 pub const KEY_PREFIX: &str = "upk_";
 /// A grant read from the table is trusted this long in a warm container: revoking a key takes
@@ -48,22 +50,22 @@ impl ApiKeys {
     }
 
     /// 401 unless `key` is live; 403 unless it grants `project_id`.
-    pub async fn authorize(&self, key: &str, project_id: &str) -> Result<(), ApiError> {
+    pub async fn authorize(&self, key: &str, project_id: &str) -> Result<(), Error> {
         self.authorize_hash(&key_hash(key), project_id).await
     }
 
     /// [`ApiKeys::authorize`] for the key whose SHA-256 is `hash` (what an upload token keeps of
     /// the key that minted it), with the same cache: a revocation reaches it within a minute.
-    pub async fn authorize_hash(&self, hash: &str, project_id: &str) -> Result<(), ApiError> {
+    pub async fn authorize_hash(&self, hash: &str, project_id: &str) -> Result<(), Error> {
         let grant = self.grant(hash).await?;
         if grant.contains(project_id) {
             Ok(())
         } else {
-            Err(ApiError::no_grant())
+            Err(Refusal::no_grant().into())
         }
     }
 
-    async fn grant(&self, hash: &str) -> Result<Grant, ApiError> {
+    async fn grant(&self, hash: &str) -> Result<Grant, Error> {
         if let Some((lookup, at)) = self.cached(hash) {
             let ttl = if lookup.is_ok() {
                 CACHE_TTL
@@ -71,7 +73,7 @@ impl ApiKeys {
                 REFUSAL_TTL
             };
             if at.elapsed() < ttl {
-                return lookup.map_err(ApiError::Unauthorized);
+                return lookup.map_err(|reason| Refusal::Unauthorized(reason).into());
             }
         }
         let lookup = self.lookup(hash).await?;
@@ -83,11 +85,11 @@ impl ApiKeys {
             cache.clear();
         }
         cache.insert(hash.to_owned(), (lookup.clone(), Instant::now()));
-        lookup.map_err(ApiError::Unauthorized)
+        lookup.map_err(|reason| Refusal::Unauthorized(reason).into())
     }
 
     /// The key's item, read from the table.
-    async fn lookup(&self, hash: &str) -> Result<Lookup, ApiError> {
+    async fn lookup(&self, hash: &str) -> Result<Lookup, Error> {
         let output = self
             .client
             .get_item()
@@ -118,12 +120,13 @@ impl ApiKeys {
     }
 
     /// Creates a key granting `projects` and returns it: the only time it exists in clear.
-    pub async fn mint(&self, projects: &[String], label: &str) -> Result<String, ApiError> {
+    pub async fn mint(&self, projects: &[String], label: &str) -> Result<String, Error> {
         if projects.is_empty() || !projects.iter().all(|p| ProjectId::parse(p).is_ok()) {
-            return Err(ApiError::invalid(
+            return Err(Refusal::invalid(
                 "projects",
                 "give at least one project id of 1 to 64 letters, digits, '-' or '_'",
-            ));
+            )
+            .into());
         }
         let key = new_secret(KEY_PREFIX)?;
         let hash = key_hash(&key);
@@ -145,7 +148,7 @@ impl ApiKeys {
 
 impl ApiKeys {
     /// Marks `key` revoked. Warm containers that cached it notice within a minute.
-    pub async fn revoke(&self, key: &str) -> Result<(), ApiError> {
+    pub async fn revoke(&self, key: &str) -> Result<(), Error> {
         self.client
             .update_item()
             .table_name(&self.table)
@@ -158,9 +161,9 @@ impl ApiKeys {
             .await
             .map_err(|err| match err.as_service_error() {
                 Some(e) if e.is_conditional_check_failed_exception() => {
-                    ApiError::invalid("key", "no such API key")
+                    Refusal::invalid("key", "no such API key").into()
                 }
-                _ => aws::failure("UpdateItem revoke key", err),
+                _ => Error::from(aws::failure("UpdateItem revoke key", err)),
             })?;
         self.cache
             .lock()
@@ -175,10 +178,10 @@ pub fn key_hash(key: &str) -> String {
 }
 
 /// A new secret: `prefix` and 256 random bits, base64url.
-pub(crate) fn new_secret(prefix: &str) -> Result<String, ApiError> {
+pub(crate) fn new_secret(prefix: &str) -> Result<String, Error> {
     let mut secret = [0u8; 32];
     getrandom::fill(&mut secret)
-        .map_err(|err| ApiError::Internal(format!("no randomness: {err}")))?;
+        .map_err(|err| Failure::Internal(format!("no randomness: {err}")))?;
     Ok(format!("{prefix}{}", URL_SAFE_NO_PAD.encode(secret)))
 }
 

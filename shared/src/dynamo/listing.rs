@@ -29,10 +29,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures_util::{StreamExt, TryStreamExt, stream};
 
 use crate::aws;
-use crate::domain::error::ApiError;
 use crate::domain::timestamp;
 use crate::domain::{FileId, FileRecord, FileStatus};
 use crate::dynamo::item::{self, Item, s};
+use crate::error::Failure;
 
 #[derive(Debug)]
 pub struct FilePage {
@@ -192,7 +192,7 @@ impl<'a> Merge<'a> {
 
     /// Up to `count` next keys of the listing, in order; fewer only at its end or when the
     /// listing's query rounds are spent.
-    async fn next(&mut self, count: usize) -> Result<Vec<Entry>, ApiError> {
+    async fn next(&mut self, count: usize) -> Result<Vec<Entry>, Failure> {
         let mut keys = Vec::with_capacity(count);
         while keys.len() < count {
             if self.partitions.iter().any(Partition::is_waiting) {
@@ -227,7 +227,7 @@ impl<'a> Merge<'a> {
     }
 
     /// Reads, in parallel, the next keys of every partition that has none in hand.
-    async fn read_waiting(&mut self) -> Result<(), ApiError> {
+    async fn read_waiting(&mut self) -> Result<(), Failure> {
         let (client, table, before) = (self.client, self.table, self.before.as_deref());
         // Collected first: a stream of the lazy iterator is a type too subtle for `Send`.
         let queries: Vec<_> = self
@@ -267,7 +267,7 @@ impl<'a> Merge<'a> {
                 }
                 partition.done = output.last_evaluated_key.is_none();
                 partition.start = output.last_evaluated_key;
-                Ok::<_, ApiError>(())
+                Ok::<_, Failure>(())
             })
             .collect();
         stream::iter(queries)
@@ -285,7 +285,7 @@ pub(crate) async fn list(
     status: Option<FileStatus>,
     limit: usize,
     cursor: Option<&ListCursor>,
-) -> Result<FilePage, ApiError> {
+) -> Result<FilePage, Failure> {
     let limit = limit.clamp(1, BATCH_ITEMS);
     let before = cursor.map(|cursor| cursor.sort_key.clone());
     let mut merge = Merge::new(client, table, project_id, before, limit);
@@ -323,7 +323,7 @@ pub(crate) async fn list(
         (Some(sort_key), true) => Some(ListCursor::at(project_id, sort_key).encode()),
         // Query rounds spent before a single key: no page to answer with.
         (None, true) => {
-            return Err(ApiError::Unavailable(
+            return Err(Failure::Unavailable(
                 "the listing found no files in the time it had; retry".into(),
             ));
         }
@@ -337,7 +337,7 @@ async fn read_files(
     client: &Client,
     table: &str,
     keys: &[Entry],
-) -> Result<HashMap<String, FileRecord>, ApiError> {
+) -> Result<HashMap<String, FileRecord>, Failure> {
     let mut wanted: Vec<Item> = keys.iter().map(|entry| entry.key.clone()).collect();
     let mut found = HashMap::with_capacity(keys.len());
     for attempt in 0..BATCH_ATTEMPTS {
@@ -347,7 +347,7 @@ async fn read_files(
         let request = KeysAndAttributes::builder()
             .set_keys(Some(wanted))
             .build()
-            .map_err(|err| ApiError::Internal(format!("batch read: {err}")))?;
+            .map_err(|err| Failure::Internal(format!("batch read: {err}")))?;
         let mut output = client
             .batch_get_item()
             .request_items(table, request)
@@ -361,7 +361,7 @@ async fn read_files(
             .unwrap_or_default()
         {
             let record =
-                FileRecord::try_from(&read).map_err(|err| ApiError::Internal(err.to_string()))?;
+                FileRecord::try_from(&read).map_err(|err| Failure::Internal(err.to_string()))?;
             found.insert(text(&read, item::PK), record);
         }
         wanted = output
@@ -373,7 +373,7 @@ async fn read_files(
             return Ok(found);
         }
     }
-    Err(ApiError::Unavailable(
+    Err(Failure::Unavailable(
         "the table kept refusing to read the listed files; retry".into(),
     ))
 }
@@ -383,7 +383,7 @@ async fn read_files(
 /// It reads the older index itself, which holds only such files. Each move is conditional on
 /// the file still being there: a file rewritten meanwhile moved with its write. The move
 /// changes no field of the file, so no event comes of it.
-pub(crate) async fn move_to_shards(client: &Client, table: &str) -> Result<usize, ApiError> {
+pub(crate) async fn move_to_shards(client: &Client, table: &str) -> Result<usize, Failure> {
     let mut pages = client
         .scan()
         .table_name(table)
@@ -397,7 +397,7 @@ pub(crate) async fn move_to_shards(client: &Client, table: &str) -> Result<usize
         for found in page.items() {
             let file_id: FileId = text(found, "file_id")
                 .parse()
-                .map_err(|()| ApiError::Internal(format!("file item without an id: {found:?}")))?;
+                .map_err(|()| Failure::Internal(format!("file item without an id: {found:?}")))?;
             let shard = item::shard_of(file_id, item::LISTING_SHARDS);
             let result = client
                 .update_item()

@@ -16,7 +16,7 @@ mod tokens;
 mod usage;
 mod webhooks;
 
-use crate::domain::ApiError;
+use crate::error::Failure;
 use item::Item;
 
 pub use files::{AssemblyClaim, FileStore, Remove, UPDATE_ATTEMPTS, Update, kept_changing};
@@ -86,7 +86,7 @@ pub(crate) async fn transact(
     client: &aws_sdk_dynamodb::Client,
     items: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
     what: &str,
-) -> Result<Transacted, ApiError> {
+) -> Result<Transacted, Failure> {
     use aws_sdk_dynamodb::error::DisplayErrorContext;
     use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 
@@ -127,6 +127,6 @@ pub(crate) async fn transact(
             err,
         ))
     } else {
-        Err(ApiError::Unavailable(described))
+        Err(Failure::Unavailable(described))
     }
 }

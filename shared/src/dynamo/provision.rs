@@ -7,23 +7,23 @@ use aws_sdk_dynamodb::types::{
 };
 
 use crate::aws;
-use crate::domain::error::ApiError;
 use crate::dynamo::item;
+use crate::error::Failure;
 
-pub async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<(), ApiError> {
+pub async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<(), Failure> {
     let attribute = |name: &str| {
         AttributeDefinition::builder()
             .attribute_name(name)
             .attribute_type(ScalarAttributeType::S)
             .build()
-            .map_err(|err| ApiError::Internal(err.to_string()))
+            .map_err(|err| Failure::Internal(err.to_string()))
     };
     let key = |name: &str, key_type: KeyType| {
         KeySchemaElement::builder()
             .attribute_name(name)
             .key_type(key_type)
             .build()
-            .map_err(|err| ApiError::Internal(err.to_string()))
+            .map_err(|err| Failure::Internal(err.to_string()))
     };
     let by_project = GlobalSecondaryIndex::builder()
         .index_name(item::BY_PROJECT_INDEX)
@@ -35,7 +35,7 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Res
                 .build(),
         )
         .build()
-        .map_err(|err| ApiError::Internal(err.to_string()))?;
+        .map_err(|err| Failure::Internal(err.to_string()))?;
     let by_project_shard = GlobalSecondaryIndex::builder()
         .index_name(item::BY_PROJECT_SHARD_INDEX)
         .key_schema(key(item::GSI2PK, KeyType::Hash)?)
@@ -46,7 +46,7 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Res
                 .build(),
         )
         .build()
-        .map_err(|err| ApiError::Internal(err.to_string()))?;
+        .map_err(|err| Failure::Internal(err.to_string()))?;
     let by_content = GlobalSecondaryIndex::builder()
         .index_name(item::BY_CONTENT_INDEX)
         .key_schema(key(item::DEDUP_KEY, KeyType::Hash)?)
@@ -56,7 +56,7 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Res
                 .build(),
         )
         .build()
-        .map_err(|err| ApiError::Internal(err.to_string()))?;
+        .map_err(|err| Failure::Internal(err.to_string()))?;
     client
         .create_table()
         .table_name(table)
@@ -78,7 +78,7 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Res
                 .stream_enabled(true)
                 .stream_view_type(StreamViewType::NewAndOldImages)
                 .build()
-                .map_err(|err| ApiError::Internal(err.to_string()))?,
+                .map_err(|err| Failure::Internal(err.to_string()))?,
         )
         .send()
         .await

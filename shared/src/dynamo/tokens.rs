@@ -8,11 +8,13 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 use time::OffsetDateTime;
 
 use crate::aws;
-use crate::domain::error::ApiError;
+use crate::domain::error::Refusal;
 use crate::domain::ids::FileId;
 use crate::domain::token::{TOKEN_PREFIX, TokenGrant, UploadToken};
 use crate::dynamo::item::{self, Item, TOKEN_FILES, TTL, n};
 use crate::dynamo::keys::{key_hash, new_secret};
+use crate::error::Error;
+use crate::error::Failure;
 
 #[derive(Debug, Clone)]
 pub struct UploadTokens {
@@ -36,7 +38,7 @@ impl UploadTokens {
         minted_by: &str,
         grant: &TokenGrant,
         now: OffsetDateTime,
-    ) -> Result<(String, UploadToken), ApiError> {
+    ) -> Result<(String, UploadToken), Error> {
         let secret = new_secret(TOKEN_PREFIX)?;
         let expires_at = now + grant.expires_in;
         let token = UploadToken {
@@ -62,7 +64,7 @@ impl UploadTokens {
     }
 
     /// The live token `secret`: 401 when unknown or expired.
-    pub async fn find(&self, secret: &str, now: OffsetDateTime) -> Result<UploadToken, ApiError> {
+    pub async fn find(&self, secret: &str, now: OffsetDateTime) -> Result<UploadToken, Error> {
         let output = self
             .client
             .get_item()
@@ -77,10 +79,10 @@ impl UploadTokens {
             .as_ref()
             .map(UploadToken::try_from)
             .transpose()
-            .map_err(|err| ApiError::Internal(err.to_string()))?
-            .ok_or(ApiError::Unauthorized("unknown upload token"))?;
+            .map_err(|err| Failure::Internal(err.to_string()))?
+            .ok_or(Refusal::Unauthorized("unknown upload token"))?;
         if token.expires_at <= now {
-            return Err(ApiError::Unauthorized("expired upload token"));
+            return Err(Refusal::Unauthorized("expired upload token").into());
         }
         Ok(token)
     }
@@ -93,7 +95,7 @@ impl UploadTokens {
         token: &UploadToken,
         files: &[FileId],
         now: OffsetDateTime,
-    ) -> Result<UploadToken, ApiError> {
+    ) -> Result<UploadToken, Error> {
         token.room_for(files.len())?;
         let room = token.max_files as usize - files.len();
         let result = self
@@ -120,8 +122,9 @@ impl UploadTokens {
                 .as_ref()
                 .map(UploadToken::try_from)
                 .transpose()
-                .map_err(|err| ApiError::Internal(err.to_string()))?
-                .ok_or_else(|| ApiError::Internal("UpdateItem returned no token".into())),
+                .map_err(|err| Failure::Internal(err.to_string()))?
+                .ok_or_else(|| Failure::Internal("UpdateItem returned no token".into()))
+                .map_err(Error::from),
             Err(err) => match err.as_service_error() {
                 Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
                     let held = failed
@@ -131,11 +134,11 @@ impl UploadTokens {
                         // This very claim, applied by an attempt whose answer was lost (the
                         // SDK sent it again): the files are counted, as asked.
                         Some(held) if files.iter().all(|file| held.created(*file)) => Ok(held),
-                        Some(held) if held.expires_at > now => Err(ApiError::token_used_up()),
-                        _ => Err(ApiError::Unauthorized("expired upload token")),
+                        Some(held) if held.expires_at > now => Err(Refusal::token_used_up().into()),
+                        _ => Err(Refusal::Unauthorized("expired upload token").into()),
                     }
                 }
-                _ => Err(aws::failure("UpdateItem upload token", err)),
+                _ => Err(aws::failure("UpdateItem upload token", err).into()),
             },
         }
     }

@@ -24,12 +24,14 @@ use aws_sdk_dynamodb::types::{
 };
 
 use crate::aws;
-use crate::domain::error::ApiError;
+use crate::domain::error::Refusal;
 use crate::domain::timestamp;
 use crate::domain::usage::{ProjectUsage, Quota, Usage};
 use crate::domain::{FileId, FileRecord};
 use crate::dynamo::Transacted;
 use crate::dynamo::item::{self, Item, USAGE_SHARDS, n, s};
+use crate::error::Error;
+use crate::error::Failure;
 
 /// A counter of the usage items: its attribute, and what of a [`Usage`] it adds up.
 type Field = (&'static str, fn(&Usage) -> i64);
@@ -103,7 +105,7 @@ impl Usages {
     }
 
     /// The project's usage and quota, read consistently (zero and none for a new project).
-    pub async fn get(&self, project_id: &str) -> Result<ProjectUsage, ApiError> {
+    pub async fn get(&self, project_id: &str) -> Result<ProjectUsage, Error> {
         read(&self.client, &self.table, project_id).await
     }
 
@@ -119,7 +121,7 @@ impl Usages {
     /// that keep coming to the project item meanwhile need no read again. Without a bound, the
     /// same transaction reopens the shards. A call that fails may leave the shards closed
     /// without a quota: counted right, on the project item alone, until it is run again.
-    pub async fn set_quota(&self, project_id: &str, quota: Quota) -> Result<(), ApiError> {
+    pub async fn set_quota(&self, project_id: &str, quota: Quota) -> Result<(), Error> {
         let bounded = quota.max_files.is_some() || quota.max_bytes.is_some();
         for attempt in 0..ATTEMPTS {
             backoff(attempt).await;
@@ -151,14 +153,15 @@ impl Usages {
                 Transacted::Refused { .. } | Transacted::Contended | Transacted::Unknown(_) => {}
             }
         }
-        Err(ApiError::concurrent_update(
+        Err(Refusal::concurrent_update(
             "the project's usage kept changing while its quota was being set; retry",
-        ))
+        )
+        .into())
     }
 
     /// Closes every shard of the project, so that the changes of its files go to the project
     /// item from now on ([`Counting`]): all 16 at once.
-    async fn close_shards(&self, project_id: &str) -> Result<(), ApiError> {
+    async fn close_shards(&self, project_id: &str) -> Result<(), Error> {
         futures_util::future::try_join_all(
             (0..USAGE_SHARDS).map(|shard| self.close_shard(project_id, shard)),
         )
@@ -169,7 +172,7 @@ impl Usages {
     /// Closes one shard. A write racing a transaction on the shard is refused by DynamoDB
     /// (`TransactionConflict`), and closing twice is closing once: tried again after either or
     /// a write whose answer was lost.
-    async fn close_shard(&self, project_id: &str, shard: u8) -> Result<(), ApiError> {
+    async fn close_shard(&self, project_id: &str, shard: u8) -> Result<(), Error> {
         let mut attempt = 0;
         loop {
             backoff(attempt).await;
@@ -194,7 +197,7 @@ impl Usages {
                             || err
                                 .as_service_error()
                                 .is_some_and(|err| err.is_transaction_conflict_exception())) => {}
-                Err(err) => return Err(aws::failure("UpdateItem close usage shard", err)),
+                Err(err) => return Err(aws::failure("UpdateItem close usage shard", err).into()),
             }
         }
     }
@@ -204,7 +207,7 @@ impl Usages {
     /// counters the item holds as the write applies: no condition on them, so that the project's
     /// changes, which keep coming to the project item once the shards are closed, cannot keep a
     /// quota from being set on a busy project.
-    fn quota_set(&self, project_id: &str, quota: Quota, moved: &Usage) -> Result<Update, ApiError> {
+    fn quota_set(&self, project_id: &str, quota: Quota, moved: &Usage) -> Result<Update, Error> {
         // The room is the bound less what the item holds before this write, less what it adds.
         let room = |max: Option<u64>, moved: i64| {
             max.map_or(UNBOUNDED, |max| i64::try_from(max).unwrap_or(UNBOUNDED)) - moved
@@ -273,12 +276,12 @@ impl Usages {
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(Some(values))
             .build()
-            .map_err(|err| ApiError::Internal(format!("quota update: {err}")))
+            .map_err(|err| Failure::Internal(format!("quota update: {err}")).into())
     }
 
     /// The write emptying a closed shard that holds `held` (moved to the project item by the
     /// same transaction): only while it is still closed and holds exactly that.
-    fn emptied(&self, project_id: &str, shard: u8, held: &Usage) -> Result<Update, ApiError> {
+    fn emptied(&self, project_id: &str, shard: u8, held: &Usage) -> Result<Update, Error> {
         let mut names = HashMap::from([("#closed".to_owned(), CLOSED.to_owned())]);
         let mut values: Item = HashMap::from([(":zero".to_owned(), n(0))]);
         let mut set = Vec::new();
@@ -304,24 +307,24 @@ impl Usages {
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(Some(values))
             .build()
-            .map_err(|err| ApiError::Internal(format!("usage shard move: {err}")))
+            .map_err(|err| Failure::Internal(format!("usage shard move: {err}")).into())
     }
 
     /// The write reopening a shard: changes of its files go to it again.
-    fn reopened(&self, project_id: &str, shard: u8) -> Result<Update, ApiError> {
+    fn reopened(&self, project_id: &str, shard: u8) -> Result<Update, Error> {
         Update::builder()
             .table_name(&self.table)
             .set_key(Some(item::usage_shard_key(project_id, shard)))
             .update_expression("REMOVE #closed")
             .expression_attribute_names("#closed", CLOSED)
             .build()
-            .map_err(|err| ApiError::Internal(format!("usage shard reopen: {err}")))
+            .map_err(|err| Failure::Internal(format!("usage shard reopen: {err}")).into())
     }
 
     /// Gives back what `file`, removed by the table's TTL, held: once, however often the
     /// stream hands the removal over (a marker next to the file, written in the same
     /// transaction, refuses a second release).
-    pub async fn release_expired(&self, file: &FileRecord) -> Result<(), ApiError> {
+    pub async fn release_expired(&self, file: &FileRecord) -> Result<(), Error> {
         let change = Usage::change(Some(file), None);
         if change.is_zero() {
             return Ok(());
@@ -334,7 +337,7 @@ impl Usages {
             .set_item(Some(marker))
             .condition_expression("attribute_not_exists(pk)")
             .build()
-            .map_err(|err| ApiError::Internal(format!("release marker: {err}")))?;
+            .map_err(|err| Failure::Internal(format!("release marker: {err}")))?;
         let items = vec![TransactWriteItem::builder().put(mark).build()];
         let counted = self
             .counting
@@ -344,10 +347,11 @@ impl Usages {
             // Refused by the marker: an earlier hand-over of the record released it. A give-back
             // is refused by no usage item.
             Transacted::Applied | Transacted::Refused { .. } => Ok(()),
-            Transacted::Contended | Transacted::Unknown(_) => Err(ApiError::Unavailable(format!(
+            Transacted::Contended | Transacted::Unknown(_) => Err(Failure::Unavailable(format!(
                 "the usage of expired file {} was not given back",
                 file.file_id
-            ))),
+            ))
+            .into()),
         }
     }
 }
@@ -402,7 +406,7 @@ impl Counting {
         file_id: FileId,
         change: &Usage,
         what: &str,
-    ) -> Result<Transacted, ApiError> {
+    ) -> Result<Transacted, Error> {
         let own = items.len();
         let mut place = self.place(project_id, Instant::now());
         loop {
@@ -450,7 +454,7 @@ impl Counting {
         project_id: &str,
         file_id: FileId,
         change: &Usage,
-    ) -> Result<Vec<TransactWriteItem>, ApiError> {
+    ) -> Result<Vec<TransactWriteItem>, Error> {
         let shard = item::shard_of(file_id, USAGE_SHARDS);
         Ok(match place {
             Place::Project => vec![
@@ -474,7 +478,7 @@ impl Counting {
                         .expression_attribute_names("#max_files", MAX_FILES)
                         .expression_attribute_names("#max_bytes", MAX_BYTES)
                         .build()
-                        .map_err(|err| ApiError::Internal(format!("quota check: {err}")))?;
+                        .map_err(|err| Failure::Internal(format!("quota check: {err}")))?;
                     writes.push(
                         TransactWriteItem::builder()
                             .condition_check(unbounded)
@@ -527,7 +531,7 @@ impl Items {
 
 /// Reads the project item and every shard, each consistently, in one batch (17 keys, under
 /// BatchGetItem's 100), asking again for the keys DynamoDB leaves unprocessed.
-async fn read_items(client: &Client, table: &str, project_id: &str) -> Result<Items, ApiError> {
+async fn read_items(client: &Client, table: &str, project_id: &str) -> Result<Items, Error> {
     let mut keys: Vec<Item> = (0..USAGE_SHARDS)
         .map(|shard| item::usage_shard_key(project_id, shard))
         .collect();
@@ -539,7 +543,7 @@ async fn read_items(client: &Client, table: &str, project_id: &str) -> Result<It
             .set_keys(Some(keys))
             .consistent_read(true)
             .build()
-            .map_err(|err| ApiError::Internal(format!("usage batch read: {err}")))?;
+            .map_err(|err| Failure::Internal(format!("usage batch read: {err}")))?;
         let output = client
             .batch_get_item()
             .request_items(table, request)
@@ -567,9 +571,10 @@ async fn read_items(client: &Client, table: &str, project_id: &str) -> Result<It
             });
         }
     }
-    Err(ApiError::Unavailable(format!(
+    Err(Failure::Unavailable(format!(
         "the usage of project {project_id} could not be read whole"
-    )))
+    ))
+    .into())
 }
 
 /// The project's usage and quota, read consistently: the project item and its shards summed.
@@ -577,7 +582,7 @@ pub(crate) async fn read(
     client: &Client,
     table: &str,
     project_id: &str,
-) -> Result<ProjectUsage, ApiError> {
+) -> Result<ProjectUsage, Error> {
     let items = read_items(client, table, project_id).await?;
     let mut usage = counters(items.project())?;
     for shard in 0..USAGE_SHARDS {
@@ -597,7 +602,7 @@ pub(crate) async fn read_bounded(
     client: &Client,
     table: &str,
     project_id: &str,
-) -> Result<ProjectUsage, ApiError> {
+) -> Result<ProjectUsage, Error> {
     let output = client
         .get_item()
         .table_name(table)
@@ -614,7 +619,7 @@ pub(crate) async fn read_bounded(
 }
 
 /// The bounds a project item holds (none for one not written yet).
-fn quota(found: Option<&Item>) -> Result<Quota, ApiError> {
+fn quota(found: Option<&Item>) -> Result<Quota, Error> {
     let bound = |name: &str| {
         found
             .map_or(Ok(None), |found| number(found, name))
@@ -627,7 +632,7 @@ fn quota(found: Option<&Item>) -> Result<Quota, ApiError> {
 }
 
 /// The counters of a usage item (zero for one not written yet).
-fn counters(found: Option<&Item>) -> Result<Usage, ApiError> {
+fn counters(found: Option<&Item>) -> Result<Usage, Error> {
     let Some(found) = found else {
         return Ok(Usage::default());
     };
@@ -641,16 +646,14 @@ fn counters(found: Option<&Item>) -> Result<Usage, ApiError> {
     })
 }
 
-fn number(found: &Item, name: &str) -> Result<Option<i64>, ApiError> {
+fn number(found: &Item, name: &str) -> Result<Option<i64>, Error> {
     match found.get(name) {
         Some(AttributeValue::N(text)) => text
             .parse::<i64>()
             .map(Some)
-            .map_err(|_| ApiError::Internal(format!("usage item: {name} {text:?}"))),
+            .map_err(|_| Failure::Internal(format!("usage item: {name} {text:?}")).into()),
         None => Ok(None),
-        Some(_) => Err(ApiError::Internal(format!(
-            "usage item: {name} is not a number"
-        ))),
+        Some(_) => Err(Failure::Internal(format!("usage item: {name} is not a number")).into()),
     }
 }
 
@@ -666,12 +669,7 @@ fn adds(change: &Usage, names: &mut HashMap<String, String>, values: &mut Item) 
 }
 
 /// The write adding `change` to an open shard of the project; refused once it is closed.
-fn add_to_shard(
-    table: &str,
-    project_id: &str,
-    shard: u8,
-    change: &Usage,
-) -> Result<Update, ApiError> {
+fn add_to_shard(table: &str, project_id: &str, shard: u8, change: &Usage) -> Result<Update, Error> {
     let mut names = HashMap::from([
         ("#project".to_owned(), "project_id".to_owned()),
         ("#closed".to_owned(), CLOSED.to_owned()),
@@ -686,13 +684,13 @@ fn add_to_shard(
         .set_expression_attribute_names(Some(names))
         .set_expression_attribute_values(Some(values))
         .build()
-        .map_err(|err| ApiError::Internal(format!("usage shard update: {err}")))
+        .map_err(|err| Failure::Internal(format!("usage shard update: {err}")).into())
 }
 
 /// The write adding `change` to the project item. A change that takes more holds only while
 /// the project has room for it under each bound it takes from; else the transaction is
 /// cancelled with this item's `ConditionalCheckFailed`.
-fn apply(table: &str, project_id: &str, change: &Usage) -> Result<Update, ApiError> {
+fn apply(table: &str, project_id: &str, change: &Usage) -> Result<Update, Error> {
     let mut names = HashMap::from([
         ("#project".to_owned(), "project_id".to_owned()),
         ("#files_left".to_owned(), FILES_LEFT.to_owned()),
@@ -726,7 +724,7 @@ fn apply(table: &str, project_id: &str, change: &Usage) -> Result<Update, ApiErr
         .set_expression_attribute_names(Some(names))
         .set_expression_attribute_values(Some(values))
         .build()
-        .map_err(|err| ApiError::Internal(format!("usage update: {err}")))
+        .map_err(|err| Failure::Internal(format!("usage update: {err}")).into())
 }
 
 #[cfg(test)]

@@ -7,10 +7,12 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use crate::aws;
-use crate::domain::error::ApiError;
+use crate::domain::error::Refusal;
 use crate::domain::webhook::WebhookConfig;
 use crate::dynamo::files::UPDATE_ATTEMPTS;
 use crate::dynamo::item::{self, Item, n};
+use crate::error::Error;
+use crate::error::Failure;
 
 #[derive(Clone, Debug)]
 pub struct Webhooks {
@@ -47,7 +49,7 @@ impl Webhooks {
 
     /// The project's webhook, read consistently: a delivery right after a change of it (a new
     /// URL, a rotated secret, a removal) already follows the change.
-    pub async fn get(&self, project_id: &str) -> Result<Option<WebhookConfig>, ApiError> {
+    pub async fn get(&self, project_id: &str) -> Result<Option<WebhookConfig>, Error> {
         Ok(self.read(project_id).await?.map(|stored| stored.config))
     }
 
@@ -55,7 +57,7 @@ impl Webhooks {
     pub async fn get_each<'a>(
         &self,
         projects: impl IntoIterator<Item = &'a str>,
-    ) -> HashMap<&'a str, Result<Option<WebhookConfig>, ApiError>> {
+    ) -> HashMap<&'a str, Result<Option<WebhookConfig>, Error>> {
         let reads = projects
             .into_iter()
             .map(|project_id| async move { (project_id, self.get(project_id).await) });
@@ -74,7 +76,7 @@ impl Webhooks {
         &self,
         project_id: &str,
         change: impl Fn(Option<&WebhookConfig>) -> (WebhookConfig, T),
-    ) -> Result<(WebhookConfig, T), ApiError> {
+    ) -> Result<(WebhookConfig, T), Error> {
         let mut current = self.read(project_id).await?;
         for _ in 0..UPDATE_ATTEMPTS {
             let (config, said) = change(current.as_ref().map(|stored| &stored.config));
@@ -91,14 +93,15 @@ impl Webhooks {
                 Written::Refused(latest) => current = latest,
             }
         }
-        Err(ApiError::conflict(
+        Err(Refusal::conflict(
             "concurrent_update",
             "the webhook kept changing while this request was setting it; retry",
-        ))
+        )
+        .into())
     }
 
     /// Removes the project's webhook; `false` if it had none.
-    pub async fn delete(&self, project_id: &str) -> Result<bool, ApiError> {
+    pub async fn delete(&self, project_id: &str) -> Result<bool, Error> {
         let output = self
             .client
             .delete_item()
@@ -111,7 +114,7 @@ impl Webhooks {
         Ok(output.attributes.is_some_and(|old| !old.is_empty()))
     }
 
-    async fn read(&self, project_id: &str) -> Result<Option<Stored>, ApiError> {
+    async fn read(&self, project_id: &str) -> Result<Option<Stored>, Error> {
         let output = self
             .client
             .get_item()
@@ -126,7 +129,7 @@ impl Webhooks {
 
     /// Writes `next` in place of `expected` (`None`: no webhook), only if the item is still
     /// the one `expected` was read from.
-    async fn replace(&self, next: &Stored, expected: Option<&Stored>) -> Result<Written, ApiError> {
+    async fn replace(&self, next: &Stored, expected: Option<&Stored>) -> Result<Written, Error> {
         let mut new_item = Item::from(&next.config);
         new_item.insert(VERSION.into(), n(next.version));
         let (condition, names, values) = match expected.map(|stored| stored.version) {
@@ -159,21 +162,21 @@ impl Webhooks {
                 Some(PutItemError::ConditionalCheckFailedException(failed)) => Ok(
                     Written::Refused(failed.item.as_ref().map(decode).transpose()?),
                 ),
-                _ => Err(aws::failure("PutItem webhook", err)),
+                _ => Err(aws::failure("PutItem webhook", err).into()),
             },
         }
     }
 }
 
-fn decode(found: &Item) -> Result<Stored, ApiError> {
-    let malformed = |err: String| ApiError::Internal(format!("webhook item: {err}"));
+fn decode(found: &Item) -> Result<Stored, Error> {
+    let malformed = |err: String| Failure::Internal(format!("webhook item: {err}"));
     let config = WebhookConfig::try_from(found).map_err(|err| malformed(err.to_string()))?;
     let version = match found.get(VERSION) {
         None => 0,
         Some(AttributeValue::N(count)) => count
             .parse()
             .map_err(|_| malformed(format!("{VERSION} {count:?}")))?,
-        Some(_) => return Err(malformed(format!("{VERSION} is not a number"))),
+        Some(_) => return Err(malformed(format!("{VERSION} is not a number")).into()),
     };
     Ok(Stored { config, version })
 }

@@ -10,7 +10,7 @@ use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 
 use crate::aws;
 use crate::contract::EventMessage;
-use crate::domain::error::ApiError;
+use crate::error::Failure;
 
 /// The `source` of every event this service publishes.
 pub const SOURCE: &str = "upload-service";
@@ -46,7 +46,7 @@ impl EventBus {
     /// published before the first that was not (all of them: `events.len()`); the caller tries
     /// the rest again. Entries after a failed one may have been published too: consumers tell a
     /// repeat by the event's `id`.
-    pub async fn publish(&self, events: &[EventMessage]) -> Result<usize, ApiError> {
+    pub async fn publish(&self, events: &[EventMessage]) -> Result<usize, Failure> {
         let mut published = 0;
         for batch in events.chunks(BATCH) {
             let entries = batch

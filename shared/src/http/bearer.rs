@@ -4,9 +4,10 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::domain::error::ApiError;
+use crate::domain::error::Refusal;
 use crate::domain::token::TOKEN_PREFIX;
 use crate::dynamo::KEY_PREFIX;
+use crate::error::Error;
 
 /// What an `Authorization` header carries: an application's API key or a client's upload token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,15 +19,15 @@ pub enum Bearer<'a> {
 const BEARER_USAGE: &str = "Authorization must be Bearer <api key or upload token>";
 
 /// The key or token in `authorization`. Malformed ones are refused here, never costing a read.
-pub fn bearer(authorization: Option<&str>) -> Result<Bearer<'_>, ApiError> {
-    let header = authorization.ok_or(ApiError::Unauthorized(
+pub fn bearer(authorization: Option<&str>) -> Result<Bearer<'_>, Error> {
+    let header = authorization.ok_or(Refusal::Unauthorized(
         "missing Authorization: Bearer <api key or upload token>",
     ))?;
     let (scheme, secret) = header
         .split_once(' ')
-        .ok_or(ApiError::Unauthorized(BEARER_USAGE))?;
+        .ok_or(Refusal::Unauthorized(BEARER_USAGE))?;
     if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(ApiError::Unauthorized(BEARER_USAGE));
+        return Err(Refusal::Unauthorized(BEARER_USAGE).into());
     }
     let secret = secret.trim();
     let well_formed = |prefix: &str| {
@@ -41,9 +42,9 @@ pub fn bearer(authorization: Option<&str>) -> Result<Bearer<'_>, ApiError> {
     } else if well_formed(TOKEN_PREFIX) {
         Ok(Bearer::UploadToken(secret))
     } else if secret.starts_with(TOKEN_PREFIX) {
-        Err(ApiError::Unauthorized("unknown upload token"))
+        Err(Refusal::Unauthorized("unknown upload token").into())
     } else {
-        Err(ApiError::Unauthorized("unknown API key"))
+        Err(Refusal::Unauthorized("unknown API key").into())
     }
 }
 
@@ -78,7 +79,7 @@ mod tests {
             Some("Bearer "),
         ] {
             assert!(
-                matches!(bearer(bad), Err(ApiError::Unauthorized(_))),
+                matches!(bearer(bad), Err(Error::Refused(Refusal::Unauthorized(_)))),
                 "{bad:?}"
             );
         }

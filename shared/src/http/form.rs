@@ -6,7 +6,9 @@ use futures_util::stream;
 use lambda_http::Request;
 use lambda_http::http::header;
 
-use crate::domain::error::{ApiError, Detail};
+use crate::domain::error::Detail;
+use crate::domain::error::Refusal;
+use crate::error::Error;
 
 /// One `file` part: its bytes and what the client said they are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,22 +33,18 @@ const MAX_TEXT_BYTES: u64 = 64 * 1024;
 /// Reads the form of `request`: 413 over `max_bytes`, 400 for a body that is not a well-formed
 /// form, 422 naming the part for an unknown field, a repeated `name` or `meta`, or more than
 /// `max_files` files.
-pub async fn read_form(
-    request: &Request,
-    max_bytes: u64,
-    max_files: usize,
-) -> Result<Form, ApiError> {
+pub async fn read_form(request: &Request, max_bytes: u64, max_files: usize) -> Result<Form, Error> {
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default();
     let boundary = multer::parse_boundary(content_type).map_err(|_| {
-        ApiError::BadRequest("the body must be multipart/form-data with a boundary".into())
+        Refusal::BadRequest("the body must be multipart/form-data with a boundary".into())
     })?;
     let body: &[u8] = request.body().as_ref();
     if body.len() as u64 > max_bytes {
-        return Err(ApiError::body_too_large(max_bytes));
+        return Err(Refusal::body_too_large(max_bytes).into());
     }
     let body = Bytes::copy_from_slice(body);
     let constraints = multer::Constraints::new()
@@ -68,10 +66,11 @@ pub async fn read_form(
         match name.as_str() {
             "file" => {
                 if form.files.len() == max_files {
-                    return Err(ApiError::invalid(
+                    return Err(Refusal::invalid(
                         "file",
                         format!("at most {max_files} files per request"),
-                    ));
+                    )
+                    .into());
                 }
                 let file_name = field.file_name().map(str::to_owned);
                 // As sent: what it says is checked as any declared type is (multer's own
@@ -95,7 +94,7 @@ pub async fn read_form(
                     &mut form.meta
                 };
                 if slot.replace(text).is_some() {
-                    return Err(ApiError::invalid(name, "must be sent at most once"));
+                    return Err(Refusal::invalid(name, "must be sent at most once").into());
                 }
             }
             _ => return Err(unknown_field(&name)),
@@ -104,25 +103,27 @@ pub async fn read_form(
     Ok(form)
 }
 
-fn unknown_field(name: &str) -> ApiError {
-    ApiError::Validation(vec![Detail::field(
+fn unknown_field(name: &str) -> Error {
+    Refusal::Validation(vec![Detail::field(
         if name.is_empty() { "form" } else { name },
         "is not a field of a direct upload: send file (one or more), name and meta",
     )])
+    .into()
 }
 
 /// What a malformed form is: an unknown field (422), a body over its limit (413), or a body
 /// that is no form at all (400).
-fn refusal(err: multer::Error) -> ApiError {
+fn refusal(err: multer::Error) -> Error {
     match err {
         multer::Error::UnknownField { field_name } => {
             unknown_field(field_name.as_deref().unwrap_or_default())
         }
-        multer::Error::FieldSizeExceeded { field_name, limit } => ApiError::invalid(
+        multer::Error::FieldSizeExceeded { field_name, limit } => Refusal::invalid(
             field_name.unwrap_or_else(|| "form".into()),
             format!("must be at most {limit} bytes"),
-        ),
-        multer::Error::StreamSizeExceeded { limit } => ApiError::body_too_large(limit),
-        other => ApiError::BadRequest(format!("the body is not a well-formed form: {other}")),
+        )
+        .into(),
+        multer::Error::StreamSizeExceeded { limit } => Refusal::body_too_large(limit).into(),
+        other => Refusal::BadRequest(format!("the body is not a well-formed form: {other}")).into(),
     }
 }

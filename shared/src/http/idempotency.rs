@@ -9,30 +9,32 @@ use lambda_http::{Request, RequestExt};
 use super::{Reply, request_id, status_of};
 use crate::app::services::Table;
 use crate::contract::error_body;
-use crate::domain::error::ApiError;
+use crate::domain::error::Refusal;
 use crate::domain::idempotency::{self, IdempotencyKey, Repeat, fingerprint};
 use crate::domain::timestamp;
 use crate::dynamo::{AnswerWrite, Claim, IdempotencyKeys};
+use crate::error::Error;
+use crate::error::Failure;
 
 const HEADER: &str = "idempotency-key";
 
 /// A route's action, on the heap: its future is large, and this one holds it across two table
 /// writes (in a debug build, the two together overflowed a test thread's stack).
-pub type Action<'a> = Pin<Box<dyn Future<Output = Result<Reply, ApiError>> + Send + 'a>>;
+pub type Action<'a> = Pin<Box<dyn Future<Output = Result<Reply, Error>> + Send + 'a>>;
 
 /// Runs `act` once per `Idempotency-Key` of `scope` (a project, or an upload token of it; see
 /// [`super::Caller::idempotency_scope`]): a request without the header just
 /// runs it; the first with a key claims it (one conditional write), runs, and keeps its answer
 /// (a second write, unless `act` wrote the answer together with its own write, as create does
 /// through [`crate::dynamo::IdempotencyKeys::answer_write`]); a retry gets that answer again. A
-/// retriable answer ([`ApiError::is_retriable`]: a 5xx, a 409 `concurrent_update`) is
+/// retriable answer ([`Refusal::is_retriable`]: a 5xx, a 409 `concurrent_update`) is
 /// forgotten, so its retry runs afresh.
 pub async fn idempotent<'a>(
     table: &Table,
     scope: &str,
     request: &Request,
     act: impl FnOnce(Option<Claim>) -> Action<'a>,
-) -> Result<Reply, ApiError> {
+) -> Result<Reply, Error> {
     let Some(header) = request.headers().get(HEADER) else {
         return act(None).await;
     };
@@ -40,7 +42,7 @@ pub async fn idempotent<'a>(
         .to_str()
         .map_err(|_| "must be printable ASCII".to_owned())
         .and_then(IdempotencyKey::parse)
-        .map_err(|message| ApiError::invalid("Idempotency-Key", message))?;
+        .map_err(|message| Refusal::invalid("Idempotency-Key", message))?;
     let fingerprint = fingerprint(
         request.method().as_str(),
         request.raw_http_path(),
@@ -53,15 +55,15 @@ pub async fn idempotent<'a>(
         Ok(Some(recorded)) => {
             return match recorded.repeat(&fingerprint) {
                 Repeat::Replay { status, body } => replay(status, &body),
-                Repeat::Reused => Err(ApiError::IdempotencyKeyReused),
-                Repeat::InUse => Err(ApiError::IdempotencyKeyInUse),
+                Repeat::Reused => Err(Refusal::IdempotencyKeyReused.into()),
+                Repeat::InUse => Err(Refusal::IdempotencyKeyInUse.into()),
             };
         }
         Err(err) => {
             // The claim may have applied with its answer lost: take it back, or a retry would
             // be told the key is in use until the lease runs out.
             forget(keys, &claim).await;
-            return Err(err);
+            return Err(err.into());
         }
     }
 
@@ -99,11 +101,11 @@ async fn forget(keys: &IdempotencyKeys, claim: &Claim) {
     }
 }
 
-fn replay(status: u16, body: &str) -> Result<Reply, ApiError> {
+fn replay(status: u16, body: &str) -> Result<Reply, Error> {
     let status = StatusCode::from_u16(status)
-        .map_err(|_| ApiError::Internal(format!("kept status {status}")))?;
-    let body = serde_json::from_str(body)
-        .map_err(|err| ApiError::Internal(format!("kept body: {err}")))?;
+        .map_err(|_| Failure::Internal(format!("kept status {status}")))?;
+    let body =
+        serde_json::from_str(body).map_err(|err| Failure::Internal(format!("kept body: {err}")))?;
     Ok(Reply {
         status,
         body,
@@ -120,7 +122,7 @@ pub fn answer_with(
     claim: Option<&Claim>,
     reply: &Reply,
     now: time::OffsetDateTime,
-) -> Result<Option<AnswerWrite>, ApiError> {
+) -> Result<Option<AnswerWrite>, Error> {
     claim
         .map(|claim| {
             let body = reply.body.to_string();
@@ -128,4 +130,5 @@ pub fn answer_with(
             (table.idempotency).answer_write(claim, reply.status.as_u16(), &body, kept_until)
         })
         .transpose()
+        .map_err(Error::from)
 }

@@ -24,20 +24,19 @@ use tracing::Instrument;
 use crate::app::Services;
 use crate::app::services::Table;
 use crate::contract::{FileResource, error_body};
-use crate::domain::error::ApiError;
+use crate::domain::error::Refusal;
 use crate::domain::ids::ProjectId;
 use crate::domain::token::UploadToken;
 use crate::domain::{FileId, FileRecord, timestamp};
 use crate::dynamo::key_hash;
+use crate::error::Error;
+use crate::error::Failure;
 use bearer::{Bearer, bearer};
 use routes::{Access, Route};
 
 /// `record` as the file resource, with a presigned download URL for its verified version if it
 /// has one.
-pub async fn render_file(
-    services: &Services,
-    record: &FileRecord,
-) -> Result<FileResource, ApiError> {
+pub async fn render_file(services: &Services, record: &FileRecord) -> Result<FileResource, Error> {
     let mut resource = FileResource::of(record);
     if let Some(verified) = &record.verified {
         resource.download_url = Some(
@@ -109,7 +108,7 @@ impl Reply {
 pub async fn serve<F, Fut>(request: Request, route: F) -> Response<Body>
 where
     F: FnOnce(Request) -> Fut,
-    Fut: Future<Output = Result<Reply, ApiError>>,
+    Fut: Future<Output = Result<Reply, Error>>,
 {
     let request_id = request_id(&request);
     let span = tracing::info_span!("request", request_id = %request_id, method = %request.method(), route = %request.raw_http_path());
@@ -118,7 +117,7 @@ where
     let result = AssertUnwindSafe(Box::pin(route(request).instrument(span.clone())))
         .catch_unwind()
         .await
-        .unwrap_or_else(|panic| Err(ApiError::Internal(panic_message(panic.as_ref()))));
+        .unwrap_or_else(|panic| Err(Failure::Internal(panic_message(panic.as_ref())).into()));
     span.in_scope(|| render(&request_id, result))
 }
 
@@ -142,18 +141,20 @@ const REPLAYED: &str = "idempotent-replayed";
 /// What a 503 asks a client to wait before retrying, in seconds.
 pub const RETRY_AFTER_SECS: &str = "1";
 
-pub fn render(request_id: &str, result: Result<Reply, ApiError>) -> Response<Body> {
+pub fn render(request_id: &str, result: Result<Reply, Error>) -> Response<Body> {
     let (status, body, replayed) = match result {
         Ok(reply) => (reply.status, reply.body, reply.replayed),
         Err(err) => {
             match &err {
-                ApiError::Internal(text) => tracing::error!(error = %text, "internal error"),
-                ApiError::Unavailable(text) | ApiError::MayHaveApplied(text) => {
+                Error::Failed(Failure::Internal(text)) => {
+                    tracing::error!(error = %text, "internal error")
+                }
+                Error::Failed(Failure::Unavailable(text) | Failure::MayHaveApplied(text)) => {
                     tracing::warn!(error = %text, "dependency unavailable")
                 }
-                other => tracing::info!(
-                    status = other.status(),
-                    code = other.code(),
+                Error::Refused(_) => tracing::info!(
+                    status = status_of(&err).as_u16(),
+                    code = crate::error::code(&err),
                     "request refused"
                 ),
             }
@@ -191,8 +192,25 @@ pub fn render(request_id: &str, result: Result<Reply, ApiError>) -> Response<Bod
 }
 
 /// The contract's status of `err`; an unknown one would be a bug, answered as 500.
-pub(crate) fn status_of(err: &ApiError) -> StatusCode {
-    StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+/// The HTTP status the contract gives `err`.
+pub fn status_of(err: &Error) -> StatusCode {
+    match err {
+        Error::Refused(refusal) => match refusal {
+            Refusal::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Refusal::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Refusal::Forbidden(_) | Refusal::QuotaExceeded(_) => StatusCode::FORBIDDEN,
+            Refusal::NotFound | Refusal::NoWebhook => StatusCode::NOT_FOUND,
+            Refusal::Conflict { .. } | Refusal::IdempotencyKeyInUse => StatusCode::CONFLICT,
+            Refusal::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Refusal::Validation(_) | Refusal::IdempotencyKeyReused => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+        },
+        Error::Failed(Failure::Internal(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+        Error::Failed(Failure::Unavailable(_) | Failure::MayHaveApplied(_)) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+    }
 }
 
 /// API Gateway's request id when there is one (it is what its access logs show), else Lambda's.
@@ -247,7 +265,7 @@ impl Caller {
 
 /// The path's project and who calls on it ([`call`] starts here): 401 without a live key or
 /// token, 403 without a grant for the project.
-async fn caller(table: &Table, request: &Request) -> Result<(ProjectId, Caller), ApiError> {
+async fn caller(table: &Table, request: &Request) -> Result<(ProjectId, Caller), Error> {
     let project_id = project_id(request)?;
     match bearer(authorization(request))? {
         Bearer::ApiKey(key) => {
@@ -258,15 +276,18 @@ async fn caller(table: &Table, request: &Request) -> Result<(ProjectId, Caller),
         Bearer::UploadToken(secret) => {
             let token = table.tokens.find(secret, timestamp::now()).await?;
             if token.project_id != *project_id {
-                return Err(ApiError::outside_token());
+                return Err(Refusal::outside_token().into());
             }
             if let Some(minted_by) = &token.minted_by
                 && let Err(refused) = table.keys.authorize_hash(minted_by, &project_id).await
             {
                 return Err(match refused {
-                    ApiError::Unauthorized(_) | ApiError::Forbidden(_) => ApiError::Unauthorized(
-                        "the API key that minted this upload token is revoked",
-                    ),
+                    Error::Refused(Refusal::Unauthorized(_) | Refusal::Forbidden(_)) => {
+                        Refusal::Unauthorized(
+                            "the API key that minted this upload token is revoked",
+                        )
+                        .into()
+                    }
                     other => other,
                 });
             }
@@ -287,8 +308,8 @@ pub struct Call {
 
 impl Call {
     /// The path's file: 404 on a route that names none.
-    pub fn file_id(&self) -> Result<FileId, ApiError> {
-        self.file_id.ok_or(ApiError::NotFound)
+    pub fn file_id(&self) -> Result<FileId, Error> {
+        self.file_id.ok_or(Refusal::NotFound.into())
     }
 
     /// Whose `Idempotency-Key`s the request's key is among ([`Caller::idempotency_scope`]).
@@ -300,9 +321,9 @@ impl Call {
 /// The route the request takes ([`routes::ROUTES`]) and who calls on it: 404 without a route
 /// or with a malformed file id, 401 without a live key or token, 403 without a grant for the
 /// project or when the route's [`Access`] does not admit the caller.
-pub async fn call(table: &Table, request: &Request) -> Result<Call, ApiError> {
+pub async fn call(table: &Table, request: &Request) -> Result<Call, Error> {
     let route = routes::find(request.method().as_str(), request.raw_http_path())
-        .ok_or(ApiError::NotFound)?;
+        .ok_or(Refusal::NotFound)?;
     let (project_id, caller) = caller(table, request).await?;
     let file_id = match route.path.contains("{file_id}") {
         true => Some(file_id(request)?),
@@ -312,8 +333,10 @@ pub async fn call(table: &Table, request: &Request) -> Result<Call, ApiError> {
         (_, Caller::ApiKey(_), _) | (Access::Token, Caller::Token(_), _) => {}
         (Access::TokenOfTheFile, Caller::Token(token), Some(file_id)) if token.created(file_id) => {
         }
-        (Access::TokenOfTheFile, Caller::Token(_), _) => return Err(ApiError::outside_token()),
-        (Access::ApiKey, Caller::Token(_), _) => return Err(ApiError::not_for_tokens()),
+        (Access::TokenOfTheFile, Caller::Token(_), _) => {
+            return Err(Refusal::outside_token().into());
+        }
+        (Access::ApiKey, Caller::Token(_), _) => return Err(Refusal::not_for_tokens().into()),
     }
     Ok(Call {
         route,
@@ -324,17 +347,17 @@ pub async fn call(table: &Table, request: &Request) -> Result<Call, ApiError> {
 }
 
 /// The path's project: 404 for an id no key could grant.
-pub fn project_id(request: &Request) -> Result<ProjectId, ApiError> {
+pub fn project_id(request: &Request) -> Result<ProjectId, Error> {
     path_param(request, "project_id")
         .and_then(|id| ProjectId::parse(&id).ok())
-        .ok_or(ApiError::NotFound)
+        .ok_or(Refusal::NotFound.into())
 }
 
 /// A malformed file id names no file: 404, like any other unknown id.
-pub fn file_id(request: &Request) -> Result<FileId, ApiError> {
+pub fn file_id(request: &Request) -> Result<FileId, Error> {
     path_param(request, "file_id")
         .and_then(|id| id.parse().ok())
-        .ok_or(ApiError::NotFound)
+        .ok_or(Refusal::NotFound.into())
 }
 
 pub fn authorization(request: &Request) -> Option<&str> {
@@ -350,7 +373,7 @@ pub fn authorization(request: &Request) -> Option<&str> {
 pub fn json_object(
     request: &Request,
     fields: &[&str],
-) -> Result<Option<Map<String, Value>>, ApiError> {
+) -> Result<Option<Map<String, Value>>, Error> {
     let bytes: &[u8] = request.body().as_ref();
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
@@ -360,12 +383,8 @@ pub fn json_object(
             parse::known_fields(&map, fields)?;
             Ok(Some(map))
         }
-        Ok(_) => Err(ApiError::BadRequest(
-            "the body must be a JSON object".into(),
-        )),
-        Err(err) => Err(ApiError::BadRequest(format!(
-            "the body is not valid JSON: {err}"
-        ))),
+        Ok(_) => Err(Refusal::BadRequest("the body must be a JSON object".into()).into()),
+        Err(err) => Err(Refusal::BadRequest(format!("the body is not valid JSON: {err}")).into()),
     }
 }
 
@@ -373,9 +392,10 @@ pub fn json_object(
 pub fn required_json_object(
     request: &Request,
     fields: &[&str],
-) -> Result<Map<String, Value>, ApiError> {
+) -> Result<Map<String, Value>, Error> {
     json_object(request, fields)?
-        .ok_or_else(|| ApiError::BadRequest("a JSON object body is required".into()))
+        .ok_or_else(|| Refusal::BadRequest("a JSON object body is required".into()))
+        .map_err(Error::from)
 }
 
 /// Runs a Lambda HTTP function over `state`, what its `main` built at the cold start:
@@ -395,7 +415,60 @@ where
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
+
+    /// Every refusal and failure gets a status and code the contract names together
+    /// (docs/API.md: a row of its error tables, or "403 `quota_exceeded`" in its text), and
+    /// every row of its error tables is some error's.
+    #[test]
+    fn each_error_answers_a_status_and_code_the_contract_lists() {
+        fn pair<'a>(status: &str, code: &'a str) -> Option<(u16, &'a str)> {
+            let status = status
+                .parse()
+                .ok()
+                .filter(|status| (400..600).contains(status))?;
+            let code = code.strip_prefix('`')?.split('`').next()?;
+            let word = code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+            word.then_some((status, code))
+        }
+        let contract = include_str!("../../../docs/API.md");
+        let (mut rows, mut named) = (BTreeSet::new(), BTreeSet::new());
+        for line in contract.lines() {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            rows.extend(cells.get(1..3).and_then(|cells| pair(cells[0], cells[1])));
+            let words: Vec<&str> = line.split_whitespace().collect();
+            named.extend(
+                words
+                    .windows(2)
+                    .filter_map(|words| pair(words[0], words[1])),
+            );
+        }
+        named.extend(&rows);
+        let errors: Vec<Error> = vec![
+            Refusal::BadRequest("not JSON".into()).into(),
+            Refusal::Unauthorized("no key").into(),
+            Refusal::no_grant().into(),
+            Refusal::QuotaExceeded(Vec::new()).into(),
+            Refusal::NotFound.into(),
+            Refusal::NoWebhook.into(),
+            Refusal::upload_expired().into(),
+            Refusal::body_too_large(1).into(),
+            Refusal::invalid("file_size", "too small").into(),
+            Refusal::IdempotencyKeyReused.into(),
+            Refusal::IdempotencyKeyInUse.into(),
+            Failure::Internal("bug".into()).into(),
+            Failure::Unavailable("timeout".into()).into(),
+            Failure::MayHaveApplied("timeout".into()).into(),
+        ];
+        let answered: BTreeSet<(u16, &str)> = errors
+            .iter()
+            .map(|err| (status_of(err).as_u16(), crate::error::code(err)))
+            .collect();
+        assert!(answered.is_subset(&named), "{answered:?} beyond {named:?}");
+        assert!(rows.is_subset(&answered), "{rows:?} beyond {answered:?}");
+    }
 
     #[tokio::test]
     async fn a_route_that_panics_answers_the_contracts_500_and_the_next_request_is_served() {

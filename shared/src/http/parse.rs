@@ -8,7 +8,8 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::domain::FileStatus;
-use crate::domain::error::{ApiError, Detail};
+use crate::domain::error::Detail;
+use crate::domain::error::Refusal;
 use crate::domain::event::EventType;
 use crate::domain::parts::{ReportedPart, RequestedPart};
 use crate::domain::request::{DirectUpload, NewFile, UploadRequest};
@@ -20,13 +21,15 @@ use crate::domain::values::{FileName, Md5, MediaType, Metadata, MetadataEntry, S
 use crate::domain::webhook::{WebhookRequest, WebhookUrl};
 use crate::domain::{JobId, UploadJob};
 use crate::dynamo::ListCursor;
+use crate::error::Error;
+use crate::error::Failure;
 use lambda_http::Request;
 
 /// Checks every field of a create body.
-pub fn new_file(body: &Map<String, Value>, max_file_size: u64) -> Result<NewFile, ApiError> {
+pub fn new_file(body: &Map<String, Value>, max_file_size: u64) -> Result<NewFile, Error> {
     let request = upload_request(body, max_file_size, true)?;
     let file_name = request.file_name.clone().ok_or_else(|| {
-        ApiError::Internal("a create passed validation without a file_name".into())
+        Failure::Internal("a create passed validation without a file_name".into())
     })?;
     Ok(NewFile {
         content: request.content(&file_name),
@@ -54,7 +57,7 @@ pub const COMPLETE_FIELDS: &[&str] = &["job_id", "parts", "sha256", "md5"];
 
 /// 422 naming each field of `body` that is not one of `known` (docs/API.md v1.2, "Strict
 /// bodies"): a typo must never widen what a request grants, nor be ignored without a word.
-pub fn known_fields(body: &Map<String, Value>, known: &[&str]) -> Result<(), ApiError> {
+pub fn known_fields(body: &Map<String, Value>, known: &[&str]) -> Result<(), Error> {
     let mut fields = Fields::default();
     fields.refuse_unknown(body, known, str::to_owned);
     fields.finish()
@@ -84,12 +87,12 @@ impl Fields {
     }
 
     /// 422 listing every refusal, sorted by field; `Ok` when there was none.
-    fn finish(mut self) -> Result<(), ApiError> {
+    fn finish(mut self) -> Result<(), Error> {
         if self.bad.is_empty() {
             return Ok(());
         }
         self.bad.sort_by(|a, b| a.field.cmp(&b.field));
-        Err(ApiError::Validation(self.bad))
+        Err(Refusal::Validation(self.bad).into())
     }
 
     /// The optional integer `field` of `body`, from `min` to `max`; `None` when absent or refused.
@@ -141,7 +144,7 @@ pub fn upload_request(
     body: &Map<String, Value>,
     max_file_size: u64,
     name_required: bool,
-) -> Result<UploadRequest, ApiError> {
+) -> Result<UploadRequest, Error> {
     let mut fields = Fields::default();
 
     let file_name = fields.text(body, "file_name", FileName::parse);
@@ -165,10 +168,11 @@ pub fn upload_request(
 
     let mut bad = fields.bad;
     match (bad.is_empty(), too_large, file_size) {
-        (true, Some(detail), _) => Err(ApiError::PayloadTooLarge {
+        (true, Some(detail), _) => Err(Refusal::PayloadTooLarge {
             max: max_file_size,
             details: vec![detail],
-        }),
+        }
+        .into()),
         (true, None, Some(file_size)) => Ok(UploadRequest {
             file_name,
             file_size,
@@ -181,7 +185,7 @@ pub fn upload_request(
         (_, too_large, _) => {
             bad.extend(too_large);
             bad.sort_by(|a, b| a.field.cmp(&b.field));
-            Err(ApiError::Validation(bad))
+            Err(Refusal::Validation(bad).into())
         }
     }
 }
@@ -305,7 +309,7 @@ pub fn direct_upload(
     name: Option<&str>,
     meta: Option<&str>,
     max_file_size: u64,
-) -> Result<DirectUpload, ApiError> {
+) -> Result<DirectUpload, Error> {
     let mut fields = Fields::default();
     if files.is_empty() {
         fields.refuse("file", "is required: send one or more file parts");
@@ -388,26 +392,27 @@ pub fn part_requests(
     job: &UploadJob,
     declared_sha256: Option<Sha256>,
     max_per_call: u32,
-) -> Result<Vec<RequestedPart>, ApiError> {
+) -> Result<Vec<RequestedPart>, Error> {
     let checksums = match body.get("checksums") {
         None | Some(Value::Null) => None,
         Some(value) => Some(value),
     };
     if !job.part_checksums {
         if checksums.is_some() {
-            return Err(ApiError::invalid(
+            return Err(Refusal::invalid(
                 "checksums",
                 "this upload was started without part_checksums: its part URLs sign no checksum",
-            ));
+            )
+            .into());
         }
         let numbers = part_numbers(body, job.part_count, max_per_call)?;
         return Ok(numbers.into_iter().map(RequestedPart::unhashed).collect());
     }
     let Some(Value::Object(checksums)) = checksums else {
-        return Err(ApiError::invalid(
+        return Err(Refusal::invalid(
             "checksums",
             "is required, an object of part number → base64 SHA-256: this upload's part URLs are signed for each part's SHA-256",
-        ));
+        ).into());
     };
 
     let mut fields = Fields::default();
@@ -461,7 +466,7 @@ pub fn part_requests(
         Some(_) => {
             let numbers = match part_numbers(body, job.part_count, max_per_call) {
                 Ok(numbers) => numbers,
-                Err(ApiError::Validation(details)) => {
+                Err(Error::Refused(Refusal::Validation(details))) => {
                     fields.bad.extend(details);
                     Vec::new()
                 }
@@ -493,7 +498,7 @@ pub fn part_requests(
 /// that hashed while it uploaded.
 pub fn completed_digests(
     body: Option<&Map<String, Value>>,
-) -> Result<(Option<Sha256>, Option<Md5>), ApiError> {
+) -> Result<(Option<Sha256>, Option<Md5>), Error> {
     let Some(body) = body else {
         return Ok((None, None));
     };
@@ -506,14 +511,15 @@ pub fn completed_digests(
 
 /// The optional `job_id` of a complete body: completing a job that is no longer current is
 /// refused.
-pub fn completed_job(body: Option<&Map<String, Value>>) -> Result<Option<JobId>, ApiError> {
+pub fn completed_job(body: Option<&Map<String, Value>>) -> Result<Option<JobId>, Error> {
     match body.and_then(|body| body.get("job_id")) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(text)) => text
             .parse()
             .map(Some)
-            .map_err(|_| ApiError::invalid("job_id", "must be a job id from the upload plan")),
-        Some(_) => Err(ApiError::invalid("job_id", "must be a string")),
+            .map_err(|_| Refusal::invalid("job_id", "must be a job id from the upload plan"))
+            .map_err(Error::from),
+        Some(_) => Err(Refusal::invalid("job_id", "must be a string").into()),
     }
 }
 
@@ -522,21 +528,19 @@ fn part_numbers(
     body: &Map<String, Value>,
     part_count: u32,
     max_per_call: u32,
-) -> Result<Vec<u32>, ApiError> {
+) -> Result<Vec<u32>, Error> {
     let Some(value) = body.get("part_numbers") else {
-        return Err(ApiError::invalid("part_numbers", "is required"));
+        return Err(Refusal::invalid("part_numbers", "is required").into());
     };
     let Value::Array(items) = value else {
-        return Err(ApiError::invalid(
-            "part_numbers",
-            "must be an array of part numbers",
-        ));
+        return Err(Refusal::invalid("part_numbers", "must be an array of part numbers").into());
     };
     if items.is_empty() || items.len() > max_per_call as usize {
-        return Err(ApiError::invalid(
+        return Err(Refusal::invalid(
             "part_numbers",
             format!("must list 1 to {max_per_call} part numbers"),
-        ));
+        )
+        .into());
     }
     let mut bad = Vec::new();
     let mut numbers = Vec::with_capacity(items.len());
@@ -556,7 +560,7 @@ fn part_numbers(
     if bad.is_empty() {
         Ok(numbers)
     } else {
-        Err(ApiError::Validation(bad))
+        Err(Refusal::Validation(bad).into())
     }
 }
 
@@ -564,23 +568,23 @@ fn part_numbers(
 pub fn reported_parts(
     body: Option<&Map<String, Value>>,
     part_count: u32,
-) -> Result<Option<Vec<ReportedPart>>, ApiError> {
+) -> Result<Option<Vec<ReportedPart>>, Error> {
     let items = match body.and_then(|body| body.get("parts")) {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::Array(items)) => items,
         Some(_) => {
-            return Err(ApiError::invalid(
-                "parts",
-                "must be an array of {part_number, etag}",
-            ));
+            return Err(
+                Refusal::invalid("parts", "must be an array of {part_number, etag}").into(),
+            );
         }
     };
     if items.len() > part_count as usize {
         // Each part once: more claims than parts are wrong whatever they say, and not read.
-        return Err(ApiError::invalid(
+        return Err(Refusal::invalid(
             "parts",
             format!("must list at most {part_count} parts, the upload's part count"),
-        ));
+        )
+        .into());
     }
     let mut fields = Fields::default();
     let mut parts: Vec<ReportedPart> = Vec::with_capacity(items.len());
@@ -631,7 +635,7 @@ pub const TOKEN_GRANT_FIELDS: &[&str] = &[
 ];
 
 /// A mint body (`POST …/upload-tokens`); `max_file_size` is bounded by the deployment's.
-pub fn token_grant(body: &Map<String, Value>, deployment_max: u64) -> Result<TokenGrant, ApiError> {
+pub fn token_grant(body: &Map<String, Value>, deployment_max: u64) -> Result<TokenGrant, Error> {
     let mut fields = Fields::default();
     let expires_in = fields
         .integer(body, "expires_in", MIN_EXPIRES_IN, MAX_EXPIRES_IN)
@@ -687,7 +691,7 @@ pub const WEBHOOK_FIELDS: &[&str] = &["url", "events", "rotate_secret"];
 pub fn webhook_request(
     body: &Map<String, Value>,
     allow_loopback: bool,
-) -> Result<WebhookRequest, ApiError> {
+) -> Result<WebhookRequest, Error> {
     let mut bad = Vec::new();
     let url = match body.get("url") {
         None | Some(Value::Null) => {
@@ -742,7 +746,7 @@ pub fn webhook_request(
             events,
             rotate_secret,
         }),
-        _ => Err(ApiError::Validation(bad)),
+        _ => Err(Refusal::Validation(bad).into()),
     }
 }
 
@@ -759,7 +763,7 @@ pub struct ListQuery {
 }
 
 /// The query of `GET …/files` in `request`, every bad parameter reported at once.
-pub fn list_query(request: &Request, project_id: &str) -> Result<ListQuery, ApiError> {
+pub fn list_query(request: &Request, project_id: &str) -> Result<ListQuery, Error> {
     let mut bad = Vec::new();
     let status = super::query_param(request, "status").and_then(|text| {
         FileStatus::parse(&text).or_else(|| {
@@ -800,7 +804,7 @@ pub fn list_query(request: &Request, project_id: &str) -> Result<ListQuery, ApiE
             cursor,
         })
     } else {
-        Err(ApiError::Validation(bad))
+        Err(Refusal::Validation(bad).into())
     }
 }
 
@@ -819,11 +823,11 @@ mod tests {
     const SHA: &str = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
     const MD5: &str = "1B2M2Y8AsgTpgAmY7PhCfg==";
 
-    fn parse(body: Value) -> Result<UploadRequest, ApiError> {
+    fn parse(body: Value) -> Result<UploadRequest, Error> {
         upload_request(body.as_object().unwrap(), MAX, true)
     }
 
-    fn fields(err: ApiError) -> Vec<String> {
+    fn fields(err: Error) -> Vec<String> {
         err.details()
             .iter()
             .filter_map(|d| d.field.clone())
@@ -860,7 +864,7 @@ mod tests {
             "sha256": "!!notbase64", "md5": SHA, "metadata": {"k": 5}
         }))
         .unwrap_err();
-        assert!(matches!(err, ApiError::Validation(_)));
+        assert!(matches!(err, Error::Refused(Refusal::Validation(_))));
         assert_eq!(
             fields(err),
             [
@@ -905,10 +909,13 @@ mod tests {
     #[test]
     fn oversize_alone_is_413_and_with_other_errors_is_listed_among_them() {
         let err = parse(json!({"file_name": "a", "file_size": MAX + 1})).unwrap_err();
-        assert!(matches!(err, ApiError::PayloadTooLarge { .. }));
+        assert!(matches!(
+            err,
+            Error::Refused(Refusal::PayloadTooLarge { .. })
+        ));
         assert_eq!(fields(err), ["file_size"]);
         let err = parse(json!({"file_size": MAX + 1})).unwrap_err();
-        assert!(matches!(err, ApiError::Validation(_)));
+        assert!(matches!(err, Error::Refused(Refusal::Validation(_))));
         assert_eq!(fields(err), ["file_name", "file_size"]);
     }
 
@@ -1018,7 +1025,10 @@ mod tests {
         let body =
             json!({"file_size": 1, "content_type": "text/plain", "file_nme": "a", "sha": "x"});
         let err = known_fields(body.as_object().unwrap(), UPLOAD_REQUEST_FIELDS).unwrap_err();
-        assert_eq!(err.status(), 422);
+        assert!(
+            matches!(err, Error::Refused(Refusal::Validation(_))),
+            "{err:?}"
+        );
         assert_eq!(fields(err), ["file_nme", "sha"]);
         assert!(
             known_fields(
@@ -1044,13 +1054,15 @@ mod token_grant_tests {
     use super::*;
     use serde_json::json;
 
-    fn grant(body: Value) -> Result<TokenGrant, ApiError> {
+    fn grant(body: Value) -> Result<TokenGrant, Error> {
         token_grant(body.as_object().unwrap(), 1 << 40)
     }
 
-    fn fields(err: ApiError) -> Vec<String> {
+    fn fields(err: Error) -> Vec<String> {
         match err {
-            ApiError::Validation(details) => details.into_iter().filter_map(|d| d.field).collect(),
+            Error::Refused(Refusal::Validation(details)) => {
+                details.into_iter().filter_map(|d| d.field).collect()
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -1103,7 +1115,10 @@ mod webhook_request_tests {
             .map(|d| d.field.clone().unwrap())
             .collect();
         assert_eq!(fields, ["url", "events[1]", "events[2]", "rotate_secret"]);
-        assert_eq!(err.status(), 422);
+        assert!(
+            matches!(err, Error::Refused(Refusal::Validation(_))),
+            "{err:?}"
+        );
 
         let body = json!({"url": "https://example.com/h"});
         let request = webhook_request(body.as_object().unwrap(), false).unwrap();

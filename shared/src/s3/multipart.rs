@@ -9,8 +9,8 @@ use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPa
 use super::ObjectStore;
 use super::objects::PENDING_TAGGING;
 use crate::aws;
-use crate::domain::error::ApiError;
 use crate::domain::parts::UploadedPart;
+use crate::error::Failure;
 
 /// S3 answers 404 `NoSuchUpload` for an upload id that was completed, aborted or never existed.
 fn is_no_such_upload<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
@@ -39,7 +39,7 @@ impl ObjectStore {
         key: &str,
         content_type: &str,
         part_checksums: bool,
-    ) -> Result<String, ApiError> {
+    ) -> Result<String, Failure> {
         let output = self
             .client
             .create_multipart_upload()
@@ -53,7 +53,7 @@ impl ObjectStore {
             .map_err(|err| aws::failure("CreateMultipartUpload", err))?;
         output
             .upload_id
-            .ok_or_else(|| ApiError::Internal("CreateMultipartUpload returned no upload id".into()))
+            .ok_or_else(|| Failure::Internal("CreateMultipartUpload returned no upload id".into()))
     }
 
     /// Every part uploaded so far, in part-number order; `None` when the upload no longer exists
@@ -62,7 +62,7 @@ impl ObjectStore {
         &self,
         key: &str,
         upload_id: &str,
-    ) -> Result<Option<Vec<UploadedPart>>, ApiError> {
+    ) -> Result<Option<Vec<UploadedPart>>, Failure> {
         let mut parts = Vec::new();
         let mut marker: Option<String> = None;
         loop {
@@ -108,7 +108,7 @@ impl ObjectStore {
         &self,
         prefix: &str,
         initiated_before: time::OffsetDateTime,
-    ) -> Result<Vec<(String, String, time::OffsetDateTime)>, ApiError> {
+    ) -> Result<Vec<(String, String, time::OffsetDateTime)>, Failure> {
         let mut uploads = Vec::new();
         let (mut key_marker, mut upload_marker) = (None, None);
         loop {
@@ -152,7 +152,7 @@ impl ObjectStore {
         &self,
         key: &str,
         upload_id: &str,
-    ) -> Result<bool, ApiError> {
+    ) -> Result<bool, Failure> {
         let result = self
             .client
             .list_parts()
@@ -178,7 +178,7 @@ impl ObjectStore {
         upload_id: &str,
         parts: &[UploadedPart],
         timeout: Duration,
-    ) -> Result<bool, ApiError> {
+    ) -> Result<bool, Failure> {
         let completed = parts
             .iter()
             .map(|part| {
@@ -218,7 +218,7 @@ impl ObjectStore {
         &self,
         key: &str,
         upload_id: &str,
-    ) -> Result<bool, ApiError> {
+    ) -> Result<bool, Failure> {
         let result = self
             .client
             .abort_multipart_upload()

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use super::ObjectStore;
 use crate::aws;
 use crate::domain::ContentDeclaration;
-use crate::domain::error::ApiError;
+use crate::error::Failure;
 
 /// Every object is written with this tag (signed into single-PUT URLs, set on multipart uploads).
 /// The bucket's lifecycle rule expires pending objects: whatever nobody goes on to check (an
@@ -58,7 +58,7 @@ impl ObjectStore {
         key: &str,
         content: &ContentDeclaration,
         bytes: Bytes,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), Failure> {
         self.client
             .put_object()
             .bucket(&self.bucket)
@@ -76,7 +76,7 @@ impl ObjectStore {
         Ok(())
     }
 
-    pub async fn delete(&self, key: &str) -> Result<(), ApiError> {
+    pub async fn delete(&self, key: &str) -> Result<(), Failure> {
         self.client
             .delete_object()
             .bucket(&self.bucket)
@@ -88,10 +88,10 @@ impl ObjectStore {
     }
 
     /// Tags the object as verified content, which the lifecycle rule keeps.
-    pub async fn mark_verified(&self, key: &str) -> Result<(), ApiError> {
+    pub async fn mark_verified(&self, key: &str) -> Result<(), Failure> {
         match self.tag_state(key, VERIFIED_TAG).await? {
             true => Ok(()),
-            false => Err(ApiError::Unavailable(format!(
+            false => Err(Failure::Unavailable(format!(
                 "PutObjectTagging {key}: the object is gone"
             ))),
         }
@@ -99,21 +99,21 @@ impl ObjectStore {
 
     /// Takes complete content out of the lifecycle rule for pending objects while it is checked.
     /// Nothing to do for an object that is not there (the check that follows finds it missing).
-    pub async fn mark_checking(&self, key: &str) -> Result<(), ApiError> {
+    pub async fn mark_checking(&self, key: &str) -> Result<(), Failure> {
         self.tag_state(key, CHECKING_TAG).await.map(|_| ())
     }
 
     /// Sets the object's `state` tag; `false` if there is no such object.
-    async fn tag_state(&self, key: &str, state: &str) -> Result<bool, ApiError> {
+    async fn tag_state(&self, key: &str, state: &str) -> Result<bool, Failure> {
         let tag = Tag::builder()
             .key(STATE_TAG)
             .value(state)
             .build()
-            .map_err(|err| ApiError::Internal(err.to_string()))?;
+            .map_err(|err| Failure::Internal(err.to_string()))?;
         let tagging = Tagging::builder()
             .tag_set(tag)
             .build()
-            .map_err(|err| ApiError::Internal(err.to_string()))?;
+            .map_err(|err| Failure::Internal(err.to_string()))?;
         let result = self
             .client
             .put_object_tagging()
@@ -139,7 +139,7 @@ impl ObjectStore {
     pub async fn list(
         &self,
         prefix: &str,
-    ) -> Result<Vec<(String, Option<aws_smithy_types::DateTime>)>, ApiError> {
+    ) -> Result<Vec<(String, Option<aws_smithy_types::DateTime>)>, Failure> {
         let mut keys = Vec::new();
         let mut pages = self
             .client
@@ -163,7 +163,7 @@ impl ObjectStore {
     pub async fn tags(
         &self,
         key: &str,
-    ) -> Result<std::collections::BTreeMap<String, String>, ApiError> {
+    ) -> Result<std::collections::BTreeMap<String, String>, Failure> {
         let output = self
             .client
             .get_object_tagging()
@@ -180,7 +180,7 @@ impl ObjectStore {
     }
 
     /// The object's size, type and stored checksum, or `None` when there is no such object.
-    pub async fn head(&self, key: &str) -> Result<Option<ObjectHead>, ApiError> {
+    pub async fn head(&self, key: &str) -> Result<Option<ObjectHead>, Failure> {
         let result = self
             .client
             .head_object()
@@ -238,7 +238,7 @@ impl ObjectStore {
         key: &str,
         len: usize,
         etag: Option<&str>,
-    ) -> Result<Vec<u8>, ApiError> {
+    ) -> Result<Vec<u8>, Failure> {
         let mut body = self
             .get(
                 key,
@@ -249,7 +249,7 @@ impl ObjectStore {
         let mut bytes = Vec::with_capacity(len);
         while let Some(chunk) = body.next().await {
             let chunk =
-                chunk.map_err(|err| ApiError::Unavailable(format!("GetObject body: {err}")))?;
+                chunk.map_err(|err| Failure::Unavailable(format!("GetObject body: {err}")))?;
             bytes.extend_from_slice(&chunk);
         }
         bytes.truncate(len);
@@ -263,13 +263,13 @@ impl ObjectStore {
         from: u64,
         to: u64,
         etag: &str,
-    ) -> Result<ByteStream, ApiError> {
+    ) -> Result<ByteStream, Failure> {
         self.get(key, Some(format!("bytes={from}-{}", to - 1)), Some(etag))
             .await
     }
 
     /// The object's bytes as a stream, of the version with `etag` (a newer one fails, to be retried).
-    pub async fn read(&self, key: &str, etag: Option<&str>) -> Result<ByteStream, ApiError> {
+    pub async fn read(&self, key: &str, etag: Option<&str>) -> Result<ByteStream, Failure> {
         self.get(key, None, etag).await
     }
 
@@ -278,7 +278,7 @@ impl ObjectStore {
         key: &str,
         range: Option<String>,
         etag: Option<&str>,
-    ) -> Result<ByteStream, ApiError> {
+    ) -> Result<ByteStream, Failure> {
         let output = self
             .client
             .get_object()
@@ -291,7 +291,7 @@ impl ObjectStore {
             .map_err(
                 |err| match err.raw_response().map(|r| r.status().as_u16()) {
                     // Replaced since it was looked at: a newer event will judge the new object.
-                    Some(412) => ApiError::Unavailable(format!(
+                    Some(412) => Failure::Unavailable(format!(
                         "GetObject {key}: object changed during the check"
                     )),
                     _ => aws::failure("GetObject", err),

@@ -13,8 +13,8 @@ use super::objects::{PENDING_TAGGING, PUT_CACHE_CONTROL};
 use super::part_signer::PartUrlSigner;
 use super::signing::{SigningIdentity, URL_SIGNER};
 use crate::domain::ContentDeclaration;
-use crate::domain::error::ApiError;
 use crate::domain::values::Sha256;
+use crate::error::Failure;
 
 /// A URL and the headers that were signed into it: the client must send exactly these.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,7 +99,7 @@ impl Presigner {
 
     /// The lifetime a URL signed now for `requested` gets, and the instant it is signed at
     /// (whole seconds, as `X-Amz-Date` has them).
-    async fn lifetime(&self, requested: Duration) -> Result<(Duration, SystemTime), ApiError> {
+    async fn lifetime(&self, requested: Duration) -> Result<(Duration, SystemTime), Failure> {
         let since_epoch = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default();
@@ -118,10 +118,10 @@ impl Presigner {
         key: &str,
         content: &ContentDeclaration,
         expires_in: Duration,
-    ) -> Result<PresignedPut, ApiError> {
+    ) -> Result<PresignedPut, Failure> {
         let (lifetime, signed_at) = self.lifetime(expires_in).await?;
         let length = i64::try_from(content.file_size).map_err(|_| {
-            ApiError::Internal(format!("file size {} overflows i64", content.file_size))
+            Failure::Internal(format!("file size {} overflows i64", content.file_size))
         })?;
         // Only the declared value is set, never `checksum_algorithm` too (awslabs/aws-sdk-rust#1103).
         let request = self
@@ -139,7 +139,7 @@ impl Presigner {
             .tagging(PENDING_TAGGING)
             .presigned(presigning_at(lifetime, signed_at)?)
             .await
-            .map_err(|err| ApiError::Internal(format!("presign PutObject: {err}")))?;
+            .map_err(|err| Failure::Internal(format!("presign PutObject: {err}")))?;
         Ok(presigned_put(&request, expiry(signed_at, lifetime)))
     }
 
@@ -152,7 +152,7 @@ impl Presigner {
         upload_id: &str,
         parts: &[PartToSign],
         expires_in: Duration,
-    ) -> Result<PartUrls, ApiError> {
+    ) -> Result<PartUrls, Failure> {
         let (lifetime, signed_at) = self.lifetime(expires_in).await?;
         let urls = self
             .parts_at(key, upload_id, parts, lifetime, signed_at)
@@ -176,7 +176,7 @@ impl Presigner {
         parts: &[PartToSign],
         expires_in: Duration,
         signed_at: SystemTime,
-    ) -> Result<BTreeMap<u32, String>, ApiError> {
+    ) -> Result<BTreeMap<u32, String>, Failure> {
         let Some((first, rest)) = parts.split_first() else {
             return Ok(BTreeMap::new());
         };
@@ -230,12 +230,12 @@ impl Presigner {
         part: &PartToSign,
         expires_in: Duration,
         signed_at: SystemTime,
-    ) -> Result<String, ApiError> {
+    ) -> Result<String, Failure> {
         let PartToSign { number, length, .. } = *part;
         let part_number = i32::try_from(number)
-            .map_err(|_| ApiError::Internal(format!("part number {number} overflows i32")))?;
+            .map_err(|_| Failure::Internal(format!("part number {number} overflows i32")))?;
         let length = i64::try_from(length)
-            .map_err(|_| ApiError::Internal(format!("part length {length} overflows i64")))?;
+            .map_err(|_| Failure::Internal(format!("part length {length} overflows i64")))?;
         let request = self
             .client
             .upload_part()
@@ -248,7 +248,7 @@ impl Presigner {
             .set_checksum_sha256(part.sha256.map(|digest| digest.to_base64()))
             .presigned(presigning_at(expires_in, signed_at)?)
             .await
-            .map_err(|err| ApiError::Internal(format!("presign UploadPart: {err}")))?;
+            .map_err(|err| Failure::Internal(format!("presign UploadPart: {err}")))?;
         Ok(request.uri().to_owned())
     }
 
@@ -261,7 +261,7 @@ impl Presigner {
         parts: &[PartToSign],
         expires_in: Duration,
         signed_at: SystemTime,
-    ) -> Result<BTreeMap<u32, String>, ApiError> {
+    ) -> Result<BTreeMap<u32, String>, Failure> {
         self.parts_at(key, upload_id, parts, expires_in, signed_at)
             .await
     }
@@ -275,7 +275,7 @@ impl Presigner {
         part: &PartToSign,
         expires_in: Duration,
         signed_at: SystemTime,
-    ) -> Result<String, ApiError> {
+    ) -> Result<String, Failure> {
         self.part_at(key, upload_id, part, expires_in, signed_at)
             .await
     }
@@ -287,7 +287,7 @@ impl Presigner {
         file_name: &str,
         content_type: &str,
         expires_in: Duration,
-    ) -> Result<String, ApiError> {
+    ) -> Result<String, Failure> {
         let (lifetime, signed_at) = self.lifetime(expires_in).await?;
         let request = self
             .client
@@ -302,7 +302,7 @@ impl Presigner {
             .response_cache_control("private, no-store")
             .presigned(presigning_at(lifetime, signed_at)?)
             .await
-            .map_err(|err| ApiError::Internal(format!("presign GetObject: {err}")))?;
+            .map_err(|err| Failure::Internal(format!("presign GetObject: {err}")))?;
         Ok(request.uri().to_owned())
     }
 }
@@ -311,15 +311,12 @@ fn expiry(signed_at: SystemTime, lifetime: Duration) -> OffsetDateTime {
     OffsetDateTime::from(signed_at + lifetime)
 }
 
-fn presigning_at(
-    expires_in: Duration,
-    signed_at: SystemTime,
-) -> Result<PresigningConfig, ApiError> {
+fn presigning_at(expires_in: Duration, signed_at: SystemTime) -> Result<PresigningConfig, Failure> {
     PresigningConfig::builder()
         .start_time(signed_at)
         .expires_in(expires_in)
         .build()
-        .map_err(|err| ApiError::Internal(format!("presigning config: {err}")))
+        .map_err(|err| Failure::Internal(format!("presigning config: {err}")))
 }
 
 /// The URL and the headers signed into it. The SDK also hands back unsigned headers (such as

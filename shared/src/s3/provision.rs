@@ -7,7 +7,7 @@ use aws_sdk_s3::types::{
 };
 
 use crate::aws;
-use crate::domain::error::ApiError;
+use crate::error::Failure;
 use crate::events::provision::{create_queue_with_dead_letters, queue_arn};
 
 /// What [`create_verify_queue`] made.
@@ -83,7 +83,7 @@ pub async fn create_bucket(
     client: &aws_sdk_s3::Client,
     bucket: &str,
     allowed_origins: &[String],
-) -> Result<(), ApiError> {
+) -> Result<(), Failure> {
     client
         .create_bucket()
         .bucket(bucket)
@@ -99,11 +99,11 @@ pub async fn create_bucket(
         .expose_headers("ETag")
         .max_age_seconds(3600)
         .build()
-        .map_err(|err| ApiError::Internal(err.to_string()))?;
+        .map_err(|err| Failure::Internal(err.to_string()))?;
     let cors = CorsConfiguration::builder()
         .cors_rules(rule)
         .build()
-        .map_err(|err| ApiError::Internal(err.to_string()))?;
+        .map_err(|err| Failure::Internal(err.to_string()))?;
     client
         .put_bucket_cors()
         .bucket(bucket)

@@ -15,7 +15,7 @@ use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::future;
 use aws_sdk_s3::config::{Credentials, ProvideCredentials, SharedCredentialsProvider};
 
-use crate::domain::error::ApiError;
+use crate::error::Failure;
 
 /// The name the signing client goes by (its `AppName`): the tests attribute what it signs to
 /// the signing role, not to the function.
@@ -57,7 +57,7 @@ impl SigningIdentity {
         &self,
         requested: Duration,
         signed_at: SystemTime,
-    ) -> Result<(Credentials, Duration), ApiError> {
+    ) -> Result<(Credentials, Duration), Failure> {
         let credentials = self
             .credentials_until(signed_at + requested, signed_at)
             .await?;
@@ -70,7 +70,7 @@ impl SigningIdentity {
             }
         };
         if allowed.is_zero() {
-            return Err(ApiError::Unavailable(
+            return Err(Failure::Unavailable(
                 "the signing credentials have expired".into(),
             ));
         }
@@ -83,7 +83,7 @@ impl SigningIdentity {
         &self,
         until: SystemTime,
         now: SystemTime,
-    ) -> Result<Credentials, ApiError> {
+    ) -> Result<Credentials, Failure> {
         let cached = self.cached.lock().ok().and_then(|cached| cached.clone());
         if let Some(fetched) = cached
             && (lasts(&fetched.credentials, until) || now < fetched.at + REFETCH_AFTER)
@@ -94,7 +94,7 @@ impl SigningIdentity {
             .provider
             .provide_credentials()
             .await
-            .map_err(|err| ApiError::Unavailable(format!("signing credentials: {err}")))?;
+            .map_err(|err| Failure::Unavailable(format!("signing credentials: {err}")))?;
         if let Ok(mut cached) = self.cached.lock() {
             *cached = Some(Fetched {
                 credentials: credentials.clone(),
@@ -215,7 +215,7 @@ mod tests {
         let identity = identity(vec![session("dead", Some(now - MINUTE))]);
         assert!(matches!(
             identity.lifetime(MINUTE, now).await,
-            Err(ApiError::Unavailable(_))
+            Err(Failure::Unavailable(_))
         ));
     }
 }

@@ -33,7 +33,7 @@ use integration_tests::mocks::{
 };
 use integration_tests::operations::as_function;
 use integration_tests::{ApiReply, Event, TestApi, declaration};
-use shared::domain::{FileId, FileRecord, FileStatus, Refusal, Verdict, timestamp};
+use shared::domain::{FileId, FileRecord, FileStatus, TransitionRefusal, Verdict, timestamp};
 use shared::dynamo::Update;
 use shared::dynamo::item::Item;
 

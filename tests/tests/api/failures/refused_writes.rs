@@ -63,10 +63,12 @@ async fn a_refused_write_judges_the_change_again_on_the_file_the_refusal_returne
         for outcome in [marked, settled] {
             match (outcome, &refused_with) {
                 (Ok(Update::Refused(refusal, found)), Some(latest)) => {
-                    assert_eq!(refusal, Refusal::JobSuperseded, "{name}");
+                    assert_eq!(refusal, TransitionRefusal::JobSuperseded, "{name}");
                     assert_eq!(&found, latest, "{name}");
                 }
-                (Err(err), None) => assert_eq!(err.status(), 404, "{name}"),
+                (Err(err), None) => {
+                    assert_eq!(shared::http::status_of(&err).as_u16(), 404, "{name}")
+                }
                 (other, _) => panic!("{name}: {other:?}"),
             }
         }
@@ -118,7 +120,7 @@ async fn a_create_whose_answer_was_lost_is_not_an_error_but_another_file_under_i
 
         assert_eq!(inserted.is_ok(), created, "{inserted:?}");
         if let Err(err) = inserted {
-            assert_eq!(err.status(), 500);
+            assert_eq!(shared::http::status_of(&err).as_u16(), 500);
         }
     }
 }
@@ -170,6 +172,66 @@ async fn an_assembly_that_fails_gives_up_its_claim_for_the_retry() {
     let assembled = as_function("verify", ::verify::assemble(&api.services, &assembly)).await;
     assert!(assembled.is_err(), "{assembled:?}");
     assert_eq!(release.num_calls(), 2);
+}
+
+#[tokio::test]
+async fn an_assembly_another_invocation_holds_is_handed_back_to_verify_s_queue() {
+    // GIVEN a multipart upload whose parts are all stored, whose assembly another invocation
+    // has claimed (the claim's write is refused with a live claim not ours)
+    let record = pending_file(12 << 20, Some("upload-1"));
+    let job_id = record.job.as_ref().expect("a job").job_id;
+    let claimed = shared::dynamo::item::assembly_claim_key(record.file_id, job_id);
+    let held = mock!(DynamoDb::put_item)
+        .match_requests(|put| is_assembly_claim(put.item()))
+        .then_error(move || {
+            PutItemError::ConditionalCheckFailedException(
+                ConditionalCheckFailedException::builder()
+                    .message("The conditional request failed")
+                    .set_item(Some(claimed.clone()))
+                    .build(),
+            )
+        });
+    let assemble = mock!(S3::complete_multipart_upload)
+        .then_output(|| CompleteMultipartUploadOutput::builder().build());
+    let api = TestApi::mocked(
+        &[&file_lookup(&record), &held],
+        &[&all_parts_of_12_mib(), &assemble],
+    );
+    let backoff = mock!(aws_sdk_sqs::Client::change_message_visibility).then_output(|| {
+        aws_sdk_sqs::operation::change_message_visibility::ChangeMessageVisibilityOutput::builder()
+            .build()
+    });
+    let queue = shared::app::verify_queue::VerifyQueue::new(
+        integration_tests::mocks::sqs_client(&[&backoff]),
+        integration_tests::NO_QUEUE,
+    );
+    let step = shared::app::verify_queue::Step::Assemble(shared::app::verify_queue::Assembly {
+        file_id: record.file_id,
+        job_id,
+    });
+    let mut message = aws_lambda_events::sqs::SqsMessage::default();
+    message.message_id = Some("m-1".to_owned());
+    message.receipt_handle = Some("r-1".to_owned());
+    message.body = Some(serde_json::to_string(&step).unwrap());
+    let mut event = aws_lambda_events::sqs::SqsEvent::default();
+    event.records = vec![message];
+
+    // WHEN verify takes the assembly from its queue
+    let answer = as_function(
+        "verify",
+        ::verify::handle_messages(&api.services, &queue, event),
+    )
+    .await;
+
+    // THEN it leaves storage alone and hands the message back, to come again after its backoff
+    assert_eq!(assemble.num_calls(), 0, "the holder assembles");
+    let failed: Vec<&str> = answer
+        .batch_item_failures
+        .iter()
+        .map(|failure| failure.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, ["m-1"]);
+    assert_eq!(backoff.num_calls(), 1);
 }
 
 #[tokio::test]
