@@ -196,9 +196,11 @@ const MAX_WRITES_PER_UPLOAD_ON_A_SHARED_KEY: f64 = 5.0 / 16.0;
 #[tokio::test]
 async fn no_upload_path_puts_more_than_its_share_of_writes_on_a_key_of_its_project() {
     for path in UploadPath::ALL {
-        // GIVEN a project, WHEN three files with 8 KiB of metadata go through the path
+        // GIVEN a project
         let api = UploadPath::api().await;
         let mut uploads = Vec::new();
+
+        // WHEN three files with 8 KiB of metadata go through the path
         for seed in 0..3 {
             uploads.push(path.run(&api, 8000, seed).await);
         }

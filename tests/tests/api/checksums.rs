@@ -134,11 +134,14 @@ async fn a_wrong_whole_file_digest_at_complete_ends_rejected() {
 
 #[tokio::test]
 async fn part_urls_of_an_upload_with_part_checksums_need_every_parts_digest() {
+    // GIVEN an upload declared by size, with part checksums
     let api = multipart_api().await;
     let bytes = content(FILE_SIZE, 103);
     let plan = create_hashing(&api, &bytes).await;
     let before = api.raw_item(&plan.file_id).await;
     let good = sha256(&part(&bytes, 1));
+
+    // AND requests whose digests are missing, extra or malformed
     for (body, fields) in [
         (json!({"part_numbers": [1, 2]}), vec!["checksums"]),
         (
@@ -156,15 +159,21 @@ async fn part_urls_of_an_upload_with_part_checksums_need_every_parts_digest() {
         (json!({"checksums": {}}), vec!["checksums"]),
         (json!({"checksums": [good]}), vec!["checksums"]),
     ] {
+        // WHEN part URLs are asked for with one of them
         let reply = sign(&api, &plan.file_id, body.clone()).await;
+
+        // THEN the request is refused, naming each faulty field
         assert_eq!(reply.status, 422, "{body}: {:#}", reply.body);
         assert_eq!(reply.error_fields(), fields, "{body}");
     }
+
+    // AND the record is unchanged
     assert_eq!(api.raw_item(&plan.file_id).await, before);
 }
 
 #[tokio::test]
 async fn an_upload_started_without_part_checksums_signs_none() {
+    // GIVEN an upload declared by size, without part checksums
     let api = multipart_api().await;
     let bytes = content(FILE_SIZE, 104);
     let plan = api
@@ -173,15 +182,23 @@ async fn an_upload_started_without_part_checksums_signs_none() {
         .plan();
     assert_eq!(plan.part_checksums, None);
     assert_eq!(plan.urls.len(), 4);
+
+    // WHEN a part's URL is asked for with its digest
     let reply = sign(
         &api,
         &plan.file_id,
         json!({"part_numbers": [1], "checksums": {"1": sha256(&part(&bytes, 1))}}),
     )
     .await;
+
+    // THEN the request is refused, naming the checksums
     assert_eq!(reply.status, 422, "{:#}", reply.body);
     assert_eq!(reply.error_fields(), ["checksums"]);
+
+    // WHEN it is asked for without one
     let plain = api.sign_parts(&plan.file_id, &[1]).await.signed();
+
+    // THEN it is signed with no checksum header
     assert!(plain.headers.is_empty());
 }
 
@@ -211,7 +228,8 @@ async fn a_digest_at_complete_other_than_the_declared_one_is_refused_and_changes
     assert_eq!(other.status, 422, "{:#}", other.body);
     assert_eq!(other.error_fields(), ["sha256"]);
     assert_eq!(api.raw_item(&plan.file_id).await, before);
-    // the same digest again is no conflict
+
+    // AND the same digest again is no conflict
     let same = api
         .complete_with(&plan.file_id, json!({ "sha256": sha256(&bytes) }))
         .await;
@@ -261,7 +279,8 @@ async fn a_single_put_with_part_checksums_is_signed_for_the_files_digest_which_i
         .complete_with(&plan.file_id, json!({ "sha256": sha256(b"x") }))
         .await;
     assert_eq!(other.error_fields(), ["sha256"]);
-    // a part checksum other than a declared digest cannot sign the one part
+
+    // AND a part checksum other than a declared digest cannot sign the one part
     let other_bytes = b"other bytes, declared".to_vec();
     let declared = api
         .create(json!({"file_name": "d.txt", "file_size": other_bytes.len(), "content_type": "text/plain", "sha256": sha256(&other_bytes), "part_checksums": "sha256"}))

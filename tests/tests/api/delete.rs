@@ -69,6 +69,7 @@ async fn delete_removes_the_record_the_content_and_the_upload_in_progress() {
 
 #[tokio::test]
 async fn an_upload_arriving_after_the_delete_is_removed_by_verify() {
+    // GIVEN a file deleted before its client uploaded it
     let api = TestApi::new().await;
     let bytes = b"late bytes".to_vec();
     let plan = api
@@ -92,6 +93,7 @@ async fn an_upload_arriving_after_the_delete_is_removed_by_verify() {
 
 #[tokio::test]
 async fn a_delete_with_an_idempotency_key_is_answered_again_and_other_files_stay() {
+    // GIVEN two files of a project
     let api = TestApi::new().await;
     let keep = api
         .create(declaration("keep.txt", "text/plain", b"keep", false, false))
@@ -101,6 +103,8 @@ async fn a_delete_with_an_idempotency_key_is_answered_again_and_other_files_stay
         .create(declaration("gone.txt", "text/plain", b"gone", false, false))
         .await
         .plan();
+
+    // WHEN one of them is deleted under an idempotency key, and the delete is retried
     let delete = || {
         api.call(Event::DeleteFile)
             .file(&gone.file_id)
@@ -109,10 +113,14 @@ async fn a_delete_with_an_idempotency_key_is_answered_again_and_other_files_stay
     };
     let first = delete().await;
     let retry = delete().await;
+
+    // THEN the retry gets the first answer, replayed, and only that file is gone
     assert_eq!((first.status, first.replayed), (204, false));
     assert_eq!((retry.status, retry.replayed), (204, true));
     assert_eq!(api.get(&keep.file_id).await.status, 200);
     assert_eq!(api.get(&gone.file_id).await.status, 404);
+
+    // AND another project cannot delete the file that stays
     let other_project = api
         .call(Event::DeleteFile)
         .project("someone-else")

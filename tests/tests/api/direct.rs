@@ -26,14 +26,18 @@ fn assert_refused(reply: &ApiReply, status: u16, code: &str, fields: &[&str]) {
 
 #[tokio::test]
 async fn two_files_in_one_form_are_stored_in_order_with_their_digests_and_verified() {
+    // GIVEN a form with a text file, a PNG, and metadata
     let api = TestApi::new().await;
     let text = b"hello, direct upload\n".to_vec();
     let form = FormBody::new()
         .file("hello.txt", "text/plain", &text)
         .file("dot.png", "image/png", PNG)
         .text("meta", r#"[{"name": "album", "value": "tests"}]"#);
+
+    // WHEN it is uploaded directly
     let files = files_of(&api.direct_upload(&form).await);
 
+    // THEN both are stored, in the order sent, with their digests and the metadata
     assert_eq!(files.len(), 2);
     let names: Vec<&str> = files.iter().map(|f| f.file_name.as_str()).collect();
     assert_eq!(names, ["hello.txt", "dot.png"], "in the order sent");
@@ -51,7 +55,7 @@ async fn two_files_in_one_form_are_stored_in_order_with_their_digests_and_verifi
         );
     }
 
-    // The verify trigger settles them as it settles any upload
+    // AND the verify trigger settles them as it settles any upload
     for (file, bytes) in files.iter().zip([&text[..], PNG]) {
         let key = api.record(&file.file_id).await.job.expect("its job").s3_key;
         api.deliver(&key).await;
@@ -62,12 +66,19 @@ async fn two_files_in_one_form_are_stored_in_order_with_their_digests_and_verifi
 
 #[tokio::test]
 async fn name_names_the_only_file_and_verified_content_comes_back_deduplicated() {
+    // GIVEN a form whose `name` names its only file
     let api = TestApi::new().await;
     let form = FormBody::new()
         .file("upload.bin", "text/plain", b"same bytes")
         .text("name", "notes.txt");
+
+    // WHEN it is uploaded directly
     let first = files_of(&api.direct_upload(&form).await).remove(0);
+
+    // THEN the file has that name
     assert_eq!(first.file_name, "notes.txt");
+
+    // WHEN the file is verified, and the same form is uploaded again
     let key = api
         .record(&first.file_id)
         .await
@@ -77,6 +88,8 @@ async fn name_names_the_only_file_and_verified_content_comes_back_deduplicated()
     api.deliver(&key).await;
 
     let again = files_of(&api.direct_upload(&form).await).remove(0);
+
+    // THEN the verified file comes back, deduplicated, and no other is made
     assert_eq!(again.file_id, first.file_id);
     assert_eq!(again.deduplicated, Some(true));
     assert_eq!(api.file_count().await, 1);
@@ -84,7 +97,11 @@ async fn name_names_the_only_file_and_verified_content_comes_back_deduplicated()
 
 #[tokio::test]
 async fn bad_forms_are_refused_naming_the_part_and_store_nothing() {
+    // GIVEN a project that takes direct uploads of up to 64 KiB
     let api = TestApi::with_config(|c| c.direct_upload_max_bytes = 64 * 1024).await;
+
+    // AND forms each wrong in one way: no file, 21 files, bad meta, one name for two
+    // files, bad files, a field of no use, too many bytes
     let twenty_one = (0..21).fold(FormBody::new(), |form, i| {
         form.file(&format!("{i}.txt"), "text/plain", b"x")
     });
@@ -150,22 +167,28 @@ async fn bad_forms_are_refused_naming_the_part_and_store_nothing() {
         ),
     ];
     for (form, status, code, fields) in cases {
+        // WHEN one of them is uploaded
         let reply = api.direct_upload(&form).await;
+
+        // THEN it is refused, naming the part
         assert_refused(&reply, status, code, &fields);
     }
 
-    // A body that is no form at all
+    // WHEN a body that is no form at all is sent
     let reply = api
         .call(Event::DirectUpload)
         .json(json!({"file": "a"}))
         .send()
         .await;
+
+    // THEN it is a bad request, and no file was stored
     assert_eq!(reply.status, 400, "{:#}", reply.body);
     assert_eq!(api.file_count().await, 0);
 }
 
 #[tokio::test]
 async fn a_token_uploads_directly_within_its_bounds_and_its_count() {
+    // GIVEN a token for two images, with metadata
     let api = TestApi::new().await;
     let token = api
         .token(json!({"content_types": ["image/*"], "max_files": 2, "metadata": {"user": "u-1"}}))
@@ -182,18 +205,22 @@ async fn a_token_uploads_directly_within_its_bounds_and_its_count() {
         }
     };
 
-    // Outside its types: 422 naming the file's part, nothing stored, nothing counted
+    // WHEN a form with a file outside its types is uploaded with it
     let reply = upload(FormBody::new().file("a.png", "image/png", PNG).file(
         "b.txt",
         "text/plain",
         b"text",
     ))
     .await;
+
+    // THEN 422 naming the file's part, nothing stored, nothing counted
     assert_refused(&reply, 422, "validation_error", &["files[1].content_type"]);
     assert_eq!(api.file_count().await, 0);
 
-    // Within them: stored, with the token's metadata; the token may read them
+    // WHEN a form within them is uploaded
     let reply = upload(FormBody::new().file("a.png", "image/png", PNG)).await;
+
+    // THEN it is stored, with the token's metadata; the token may read it
     let file = files_of(&reply).remove(0);
     assert_eq!(file.metadata["user"], "u-1");
     let read = api
@@ -204,20 +231,22 @@ async fn a_token_uploads_directly_within_its_bounds_and_its_count() {
         .await;
     assert_eq!(read.file().file_id, file.file_id);
 
-    // Two more would pass max_files: 403
+    // WHEN two more are uploaded, which would pass max_files
     let reply = upload(FormBody::new().file("b.png", "image/png", PNG).file(
         "c.png",
         "image/png",
         PNG,
     ))
     .await;
+
+    // THEN 403, and nothing more is stored
     assert_refused(&reply, 403, "forbidden", &[]);
     assert_eq!(api.file_count().await, 1);
 }
 
 #[tokio::test]
 async fn a_tokens_form_never_reaches_a_file_it_did_not_create() {
-    // The application's user uploads a file, verified, and starts replacing it.
+    // GIVEN a file the application's user uploaded, verified, and started replacing
     let api = TestApi::new().await;
     let bytes = b"the application's user's file".to_vec();
     let form = FormBody::new()
@@ -236,7 +265,7 @@ async fn a_tokens_form_never_reaches_a_file_it_did_not_create() {
     assert_eq!(reupload.status, 201, "{:#}", reupload.body);
     let before = api.raw_item(&theirs.file_id).await;
 
-    // A token sends the same bytes: it gets a file of its own, as if nobody had them.
+    // WHEN a token sends the same bytes
     let token = api.token(json!({"max_files": 3})).await;
     let reply = api
         .call(Event::DirectUpload)
@@ -244,6 +273,8 @@ async fn a_tokens_form_never_reaches_a_file_it_did_not_create() {
         .form(&FormBody::new().file("mine.txt", "text/plain", &bytes))
         .send()
         .await;
+
+    // THEN it gets a file of its own, as if nobody had them
     let mine = files_of(&reply).remove(0);
     assert_ne!(mine.file_id, theirs.file_id);
     assert_eq!(mine.deduplicated, None);
@@ -251,7 +282,7 @@ async fn a_tokens_form_never_reaches_a_file_it_did_not_create() {
     assert!(mine.metadata.is_empty(), "{:?}", mine.metadata);
     assert_eq!(mine.status, Status::Uploaded);
 
-    // And no right on the other file: not to read it, nor to touch its upload in progress.
+    // AND it has no right on the other file: not to read it, nor to touch its upload in progress
     for event in [
         Event::GetFile,
         Event::SignParts,
@@ -270,7 +301,7 @@ async fn a_tokens_form_never_reaches_a_file_it_did_not_create() {
     }
     assert_eq!(api.raw_item(&theirs.file_id).await, before);
 
-    // Its own file settles as any other.
+    // AND its own file settles as any other
     let key = api.record(&mine.file_id).await.job.unwrap().s3_key;
     api.deliver(&key).await;
     assert_eq!(api.get(&mine.file_id).await.file().status, Status::Verified);
@@ -278,13 +309,14 @@ async fn a_tokens_form_never_reaches_a_file_it_did_not_create() {
 
 #[tokio::test]
 async fn the_same_bytes_twice_in_a_tokens_form_are_two_files() {
-    // Content the project has verified already, sent twice by a token.
+    // GIVEN content the project has verified already
     let api = TestApi::new().await;
     let form = FormBody::new().file("a.txt", "text/plain", b"twice");
     let verified = files_of(&api.direct_upload(&form).await).remove(0);
     let key = api.record(&verified.file_id).await.job.unwrap().s3_key;
     api.deliver(&key).await;
 
+    // WHEN a token sends it twice in one form
     let token = api.token(json!({"max_files": 2})).await;
     let form =
         FormBody::new()
@@ -296,6 +328,8 @@ async fn the_same_bytes_twice_in_a_tokens_form_are_two_files() {
         .form(&form)
         .send()
         .await;
+
+    // THEN it is two new files, with the content's digest
     let files = files_of(&reply);
     assert_eq!(files.len(), 2);
     assert_ne!(files[0].file_id, files[1].file_id);
@@ -303,7 +337,8 @@ async fn the_same_bytes_twice_in_a_tokens_form_are_two_files() {
     assert_eq!(files[0].sha256, verified.sha256);
     assert_eq!(files[1].sha256, verified.sha256);
     assert_eq!(api.file_count().await, 3);
-    // Both slots are taken.
+
+    // AND both slots are taken
     let reply = api
         .call(Event::DirectUpload)
         .key(Some(&token))

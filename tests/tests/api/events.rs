@@ -11,6 +11,7 @@ const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
 #[tokio::test]
 async fn every_sample_http_event_reaches_its_handler_as_it_stands() {
+    // GIVEN the template's routes, and the sample event of each, which names its route
     let api = TestApi::new().await;
     let template = std::fs::read_to_string(format!("{ROOT}/template.yaml")).unwrap();
     for event in Event::ALL {
@@ -24,10 +25,13 @@ async fn every_sample_http_event_reaches_its_handler_as_it_stands() {
             "template.yaml has no route {method} {path}"
         );
 
+        // WHEN the sample event is handed to its function
         let request =
             lambda_http::request::from_str(&text).unwrap_or_else(|err| panic!("{name}: {err}"));
         let reply = ApiReply::from(dispatch(&api, event, request).await);
 
+        // THEN it is answered as it stands: 401 for its placeholder key, with the gateway's
+        // request id
         assert_eq!(reply.status, 401, "{name}: {:#}", reply.body);
         assert_eq!(
             reply.request_id.as_deref(),
@@ -43,6 +47,7 @@ async fn every_sample_http_event_reaches_its_handler_as_it_stands() {
 /// dispatch on (`shared::http::routes`) and in the test kit.
 #[test]
 fn every_route_reaches_the_same_function_deployed_served_locally_and_tested() {
+    // GIVEN the directories of `functions/`, template.yaml and Cargo.toml
     let read = |file: &str| std::fs::read_to_string(format!("{ROOT}/{file}")).unwrap();
     let (template, manifest) = (read("template.yaml"), read("Cargo.toml"));
     const CODE_URI: &str = "CodeUri: target/lambda/";
@@ -51,12 +56,16 @@ fn every_route_reaches_the_same_function_deployed_served_locally_and_tested() {
         .unwrap()
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
+
+    // WHEN the functions template.yaml deploys are listed
     let mut deployed: Vec<String> = template.split(CODE_URI).skip(1).map(function_at).collect();
     directories.sort();
     deployed.sort();
+
+    // THEN they are the directories
     assert_eq!(deployed, directories, "template.yaml's functions");
 
-    // The routes the functions dispatch on, and who may take them: the same routes.
+    // WHEN the routes the functions dispatch on, and who may take them, are listed
     let mut declared: Vec<String> = ROUTES.iter().map(Route::key).collect();
     let mut sampled: Vec<String> = Event::ALL
         .iter()
@@ -64,9 +73,14 @@ fn every_route_reaches_the_same_function_deployed_served_locally_and_tested() {
         .collect();
     declared.sort();
     sampled.sort();
+
+    // THEN they are the same routes as the test kit's
     assert_eq!(declared, sampled, "shared::http::routes::ROUTES");
 
+    // WHEN each route is followed to its function
     for event in Event::ALL {
+        // THEN it reaches the same function in ROUTES, in template.yaml and in Cargo.toml's
+        // router
         let (method, path) = event.route_key().split_once(' ').unwrap();
         let declared = ROUTES
             .iter()
@@ -107,13 +121,17 @@ fn every_route_reaches_the_same_function_deployed_served_locally_and_tested() {
 /// `notify` and `deliver`: the first publishes one event, the second is dropped, not retried.
 #[tokio::test]
 async fn the_sample_trigger_events_reach_notify_and_deliver_as_they_stand() {
+    // GIVEN a project's event path, and the sample trigger events
     let api = TestApi::new().await;
     let mut path = api.event_path(18).await;
     let read = |name: &str| std::fs::read_to_string(format!("{ROOT}/events/{name}.json")).unwrap();
 
+    // WHEN the sample stream event (a verification, then a TTL expiry) is handed to notify
     let stream: aws_lambda_events::dynamodb::Event =
         integration_tests::serde_json::from_str(&read("notify-stream")).unwrap();
     let response = as_function("notify", notify::handle(path.bus(), path.usages(), stream)).await;
+
+    // THEN it publishes one event, the verification's
     assert!(response.batch_item_failures.is_empty());
     path.until("the published event", |path| !path.envelopes.is_empty())
         .await;
@@ -130,9 +148,12 @@ async fn the_sample_trigger_events_reach_notify_and_deliver_as_they_stand() {
     );
     assert_eq!(detail["data"]["status"], "verified");
 
+    // WHEN the sample SQS event (for a project without a webhook) is handed to deliver
     let sqs: aws_lambda_events::sqs::SqsEvent =
         integration_tests::serde_json::from_str(&read("deliver-sqs")).unwrap();
     let response = path.deliverer.handle(sqs).await;
+
+    // THEN it is dropped, not retried
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
 }
 
@@ -141,8 +162,11 @@ async fn the_sample_trigger_events_reach_notify_and_deliver_as_they_stand() {
 /// and every header of a plan that a browser's script sends is allowed.
 #[tokio::test]
 async fn cors_is_the_same_locally_as_deployed_and_allows_what_plans_ask_for() {
+    // GIVEN template.yaml, and the local gateway's script
     let template = std::fs::read_to_string(format!("{ROOT}/template.yaml")).unwrap();
     let gateway = std::fs::read_to_string(format!("{ROOT}/scripts/gateway.mjs")).unwrap();
+
+    // WHEN the CORS lists of each are read
     let list_after = |text: &str, marker: &str| -> Vec<String> {
         let start = text.find(marker).unwrap_or_else(|| panic!("{marker}")) + marker.len();
         let rest = &text[start..];
@@ -159,6 +183,9 @@ async fn cors_is_the_same_locally_as_deployed_and_allows_what_plans_ask_for() {
             .collect()
     };
     let bucket_headers = list_after(&template, "AllowedHeaders:");
+
+    // THEN the bucket allows what the local bucket does, and the API allows and exposes what
+    // the local gateway does
     assert_eq!(bucket_headers, shared::s3::provision::BROWSER_PUT_HEADERS);
     assert_eq!(
         list_after(&template, "        AllowHeaders:"),
@@ -172,12 +199,14 @@ async fn cors_is_the_same_locally_as_deployed_and_allows_what_plans_ask_for() {
         list_after(&template, "        ExposeHeaders:"),
         list_after(&gateway, "EXPOSE_HEADERS =")
     );
-    // A browser reads only the headers CORS exposes: every one the service sets for clients.
+
+    // AND a browser reads only the headers CORS exposes: every one the service sets for clients
     assert_eq!(
         list_after(&template, "        ExposeHeaders:"),
         shared::http::CLIENT_HEADERS
     );
 
+    // WHEN a file is declared with both digests, so that its plan has every header
     let api = TestApi::new().await;
     let (sha256, md5) = integration_tests::digests(b"cors");
     let plan = api
@@ -187,7 +216,9 @@ async fn cors_is_the_same_locally_as_deployed_and_allows_what_plans_ask_for() {
         }))
         .await
         .plan();
-    // Content-Length is the browser's own (a script may not set it), never preflighted.
+
+    // THEN the bucket allows every header of its plan but Content-Length, which is the
+    // browser's own (a script may not set it), never preflighted
     for name in plan.headers.keys().filter(|name| *name != "content-length") {
         assert!(
             bucket_headers.contains(name),

@@ -96,7 +96,8 @@ async fn create_fails_cleanly_and_its_retry_makes_one_file() {
                     .send()
             };
 
-            // WHEN a file is declared: THEN 503 in time
+            // WHEN a file is declared
+            // THEN 503 in time
             under_fault(&dependencies, dependency, fault, create).await;
 
             // AND no file exists; after recovery, the retry creates exactly one
@@ -116,16 +117,20 @@ async fn create_fails_cleanly_and_its_retry_makes_one_file() {
 #[tokio::test]
 async fn reads_fail_cleanly_while_the_table_fails() {
     for fault in FAULTS {
+        // GIVEN a file
         let (api, dependencies) = TestApi::behind_proxies(DEADLINE).await;
         let plan = created(&api, small_file()).await;
         let file_id = plan.file_id.to_string();
 
+        // WHEN it is read, or the files listed, while the table fails
+        // THEN 503 in time
         under_fault(&dependencies, Dependency::DynamoDb, fault, || {
             api.get(&file_id)
         })
         .await;
         under_fault(&dependencies, Dependency::DynamoDb, fault, || api.list(&[])).await;
 
+        // AND once the table recovers, the file reads as it was
         assert_eq!(api.get(&file_id).await.file().status, Status::PendingUpload);
     }
 }
@@ -146,7 +151,8 @@ async fn complete_fails_cleanly_and_its_retry_completes_once() {
                     .send()
             };
 
-            // WHEN it is completed while a dependency fails: THEN 503 in time
+            // WHEN it is completed while a dependency fails
+            // THEN 503 in time
             under_fault(&dependencies, dependency, fault, complete).await;
 
             // AND the file still waits for its upload; the retry completes it
@@ -179,7 +185,8 @@ async fn reupload_fails_cleanly_and_its_retry_starts_one_upload() {
                 .send()
         };
 
-        // WHEN new content is announced while the table fails: THEN 503 in time
+        // WHEN new content is announced while the table fails
+        // THEN 503 in time
         under_fault(&dependencies, Dependency::DynamoDb, fault, reupload).await;
 
         // AND the file is as it was; the retry starts one new upload, replayed on a second retry
@@ -323,11 +330,13 @@ async fn a_create_whose_write_never_reached_the_table_leaves_nothing() {
         .dynamodb
         .set_for(TRANSACT_WRITE_ITEMS, Fault::Blackhole);
 
-    // WHEN a file in parts is declared with a key: THEN 503 in time
+    // WHEN a file in parts is declared with a key
     let started = Instant::now();
     let reply = create().await;
     let took = started.elapsed();
     dependencies.dynamodb.set(Fault::None);
+
+    // THEN 503 in time
     assert_eq!(reply.status, 503, "{:#}", reply.body);
     assert!(took < BOUND, "answered after {took:?}");
 

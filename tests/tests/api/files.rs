@@ -109,18 +109,22 @@ async fn a_verified_file_downloads_with_a_safe_content_disposition() {
 
 #[tokio::test]
 async fn create_with_verified_content_returns_the_existing_file() {
+    // GIVEN a verified file
     let api = TestApi::new().await;
     let bytes = b"%PDF-1.4 dedup me".to_vec();
     let file_id = upload_verified(&api, "first.pdf", &bytes).await;
 
+    // WHEN a file with the same content is created
     let again = api.create(json!({"file_name": "second.pdf", "file_size": bytes.len(), "sha256": digests(&bytes).0})).await;
+
+    // THEN the verified file is returned, deduplicated, and no other is made
     let again = again.file();
     assert_eq!(again.deduplicated, Some(true));
     assert_eq!(again.file_id, file_id);
     assert_eq!(again.file_name, "first.pdf");
     assert_eq!(api.file_count().await, 1);
 
-    // another project with the same content does not see it
+    // AND another project with the same content does not see it
     let other = TestApi::new().await;
     let theirs = other
         .create(

@@ -34,6 +34,7 @@ async fn a_retried_create_gets_the_first_answer_and_makes_one_file() {
 
 #[tokio::test]
 async fn another_request_under_the_same_key_is_refused_and_changes_nothing() {
+    // GIVEN a create answered under a key
     let api = TestApi::new().await;
     let send = |name: &str| {
         api.call(Event::Create)
@@ -43,8 +44,10 @@ async fn another_request_under_the_same_key_is_refused_and_changes_nothing() {
     };
     assert_eq!(send("a.txt").await.status, 201);
 
+    // WHEN another create, for another file, is sent under the same key
     let other = send("b.txt").await;
 
+    // THEN it is refused as reusing the key, and makes no file
     assert_eq!(other.status, 422, "{:#}", other.body);
     assert_eq!(other.error_code(), "idempotency_key_reused");
     assert_eq!(api.file_count().await, 1);
@@ -87,25 +90,32 @@ async fn the_same_request_while_the_first_runs_is_told_the_key_is_in_use() {
 
 #[tokio::test]
 async fn keys_are_per_project_and_checked() {
+    // GIVEN two projects, and a create body
     let api = TestApi::new().await;
     let other = TestApi::new().await;
     let body = declaration("a.txt", "text/plain", b"hello", false, false);
     for api in [&api, &other] {
+        // WHEN each project sends it under the same key
         let reply = api
             .call(Event::Create)
             .header("Idempotency-Key", KEY)
             .json(body.clone())
             .send()
             .await;
+
+        // THEN each gets an answer of its own, not a replay
         assert_eq!((reply.status, reply.replayed), (201, false));
     }
     for bad_key in ["k".repeat(256), "clé".to_owned(), String::new()] {
+        // WHEN it is sent under a key too long, not ASCII, or empty
         let bad = api
             .call(Event::Create)
             .header("Idempotency-Key", &bad_key)
             .json(body.clone())
             .send()
             .await;
+
+        // THEN it is refused, naming the header
         assert_eq!(bad.status, 422, "{bad_key:?}");
         assert_eq!(bad.error_fields(), ["Idempotency-Key"]);
     }
@@ -113,6 +123,7 @@ async fn keys_are_per_project_and_checked() {
 
 #[tokio::test]
 async fn a_retried_complete_and_reupload_get_their_first_answers() {
+    // GIVEN a file whose bytes the client has PUT
     let api = TestApi::new().await;
     let bytes = b"hello".to_vec();
     let plan = api
@@ -127,14 +138,19 @@ async fn a_retried_complete_and_reupload_get_their_first_answers() {
             .header("Idempotency-Key", "complete-1")
             .send()
     };
+
+    // WHEN it is completed under a key, and then again under the same key
     let first = complete().await;
     assert_eq!(first.status, 200, "{:#}", first.body);
     let again = complete().await;
+
+    // THEN the second gets the first answer, replayed
     assert_eq!(
         (again.status, &again.body, again.replayed),
         (200, &first.body, true)
     );
 
+    // WHEN a reupload of it is sent under another key, and then again
     let reupload = || {
         api.call(Event::Reupload)
             .file(&file_id)
@@ -145,11 +161,14 @@ async fn a_retried_complete_and_reupload_get_their_first_answers() {
     let first = reupload().await;
     assert_eq!(first.status, 201, "{:#}", first.body);
     let again = reupload().await;
+
+    // THEN the second gets the first answer, replayed
     assert_eq!(
         (again.status, &again.body, again.replayed),
         (201, &first.body, true)
     );
-    // one reupload happened: the file's job is the first answer's
+
+    // AND one reupload happened: the file's job is the first answer's
     let file = api.get(&file_id).await.file();
     assert_eq!(file.upload.expect("an upload").job_id, first.plan().job_id);
 }
@@ -211,7 +230,8 @@ async fn a_retriable_conflict_is_not_kept_and_its_retry_runs_afresh() {
     let retried = complete().await;
     assert!(!retried.replayed, "{retried:?}");
     assert_eq!(retried.file().status, integration_tests::Status::Uploaded);
-    // and that final answer is the one kept
+
+    // AND that final answer is the one kept
     let again = complete().await;
     assert_eq!((again.replayed, &again.body), (true, &retried.body));
 }
@@ -260,6 +280,7 @@ async fn an_answer_past_its_lifetime_is_not_replayed_though_the_table_still_hold
 
 #[tokio::test]
 async fn a_retried_mint_returns_the_same_token_kept_no_longer_than_it_lives() {
+    // GIVEN a token minted under a key
     let api = TestApi::new().await;
     let mint = || {
         api.call(Event::MintToken)
@@ -271,10 +292,13 @@ async fn a_retried_mint_returns_the_same_token_kept_no_longer_than_it_lives() {
     assert_eq!(first.status, 201, "{:#}", first.body);
     let minted: integration_tests::MintedToken = first.json();
 
+    // WHEN the mint is sent again under the key
     let again = mint().await;
 
+    // THEN the first answer comes back, replayed
     assert_eq!((again.replayed, &again.body), (true, &first.body));
-    // One live token: the replay is the same one, and the answer goes with it.
+
+    // AND one live token: the replay is the same one, and the answer goes with it.
     let files = &api.services.table.files;
     let kept = files
         .client()

@@ -159,6 +159,7 @@ async fn pages_neither_skip_nor_repeat_a_file_while_files_are_created_uploaded_a
     for file_id in before.iter().filter(|id| !deleted.contains(id)) {
         assert!(listed.contains(file_id), "{file_id} skipped");
     }
+
     // AND what was created meanwhile is newer than every file listed before it came
     let after = every_page(&api, &[], 100, async || {}).await;
     assert_eq!(after.len(), 30 - deleted.len() + created_during.len());
@@ -199,6 +200,7 @@ async fn a_status_filter_pages_through_every_shard_while_files_change_status() {
     for file_id in &verified {
         assert!(listed.contains(file_id), "{file_id} skipped");
     }
+
     // AND once all is still, the filter finds exactly the verified files
     let mut now_verified: Vec<String> = verified
         .iter()
@@ -284,6 +286,7 @@ async fn files_written_before_the_index_was_sharded_are_listed_moved_by_a_write_
 
     // WHEN one of them is uploaded (its next write)
     upload(&api, &plans[3]).await;
+
     // THEN it moved to its shard, and the listing is unchanged
     let moved = api.raw_item(&created[2]).await.unwrap();
     assert!(moved.contains_key("gsi2pk") && !moved.contains_key("gsi1pk"));

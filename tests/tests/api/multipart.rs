@@ -101,13 +101,16 @@ async fn an_interrupted_upload_resumes_from_the_listed_parts_with_fresh_urls() {
 
 #[tokio::test]
 async fn complete_names_missing_and_wrong_sized_parts_and_changes_nothing() {
+    // GIVEN a multipart upload of four parts, only the first stored through its URL
     let api = multipart_api().await;
     let bytes = content(FILE_SIZE, 3);
     let plan = create_multipart(&api, &bytes).await;
     let file_id = &plan.file_id;
     api.put_part(plan.url(1), part(&bytes, 1)).await;
-    // Part URLs refuse a part of another length; a part written with storage credentials (or
-    // through a URL handed out before part URLs signed their lengths) is checked by complete.
+
+    // AND a part 2 of 100 bytes: part URLs refuse a part of another length; a part written with
+    // storage credentials (or through a URL handed out before part URLs signed their lengths) is
+    // checked by complete.
     api.services
         .storage
         .objects
@@ -123,19 +126,25 @@ async fn complete_names_missing_and_wrong_sized_parts_and_changes_nothing() {
         .unwrap();
     let before = api.raw_item(file_id).await;
 
+    // WHEN the client completes
     let completed = api.complete(file_id).await;
 
+    // THEN it is refused, naming the missing parts and the wrong-sized one, and nothing changed
     let details = completed.conflict().error.details;
     assert_eq!(details[0].reason.as_deref(), Some("upload_incomplete"));
     assert_eq!(details[0].part_numbers, [3, 4]);
     assert_eq!(details[1].part_numbers, [2]);
     assert_eq!(api.raw_item(file_id).await, before);
+
+    // WHEN it completes naming a part with an ETag storage does not have
     let wrong_etag = api
         .complete_with(
             file_id,
             json!({"parts": [{"part_number": 1, "etag": "\"0000\""}]}),
         )
         .await;
+
+    // THEN that is refused too, and the parts are kept for a retry
     assert_eq!(wrong_etag.status, 409);
     assert_eq!(
         api.list_parts(file_id).await.parts().parts.len(),
@@ -146,6 +155,7 @@ async fn complete_names_missing_and_wrong_sized_parts_and_changes_nothing() {
 
 #[tokio::test]
 async fn storage_refuses_part_urls_with_a_tampered_part_number_or_upload_id() {
+    // GIVEN a multipart upload and the URL of its first part
     let api = multipart_api().await;
     let bytes = content(FILE_SIZE, 4);
     let plan = create_multipart(&api, &bytes).await;
@@ -156,6 +166,7 @@ async fn storage_refuses_part_urls_with_a_tampered_part_number_or_upload_id() {
         url.replace("partNumber=1&", "partNumber=2&"),
         url.replace(upload_id, "forged-upload-id"),
     ] {
+        // WHEN the part is PUT through the URL with its part number or upload ID altered
         let response = api
             .http
             .put(&tampered)
@@ -163,13 +174,18 @@ async fn storage_refuses_part_urls_with_a_tampered_part_number_or_upload_id() {
             .send()
             .await
             .unwrap();
+
+        // THEN storage refuses it
         assert_eq!(response.status(), 403, "{tampered}");
     }
+
+    // AND no part was stored
     assert!(api.list_parts(&plan.file_id).await.parts().parts.is_empty());
 }
 
 #[tokio::test]
 async fn part_requests_refuse_bad_numbers_and_files_without_an_upload() {
+    // GIVEN a multipart upload of four parts
     let api = multipart_api().await;
     let bytes = content(FILE_SIZE, 5);
     let plan = create_multipart(&api, &bytes).await;
@@ -184,15 +200,20 @@ async fn part_requests_refuse_bad_numbers_and_files_without_an_upload() {
         (json!([]), vec!["part_numbers"]),
         (json!("1"), vec!["part_numbers"]),
     ] {
+        // WHEN URLs are asked for bad part numbers
         let reply = api
             .call(Event::SignParts)
             .file(file_id)
             .json(json!({"part_numbers": numbers}))
             .send()
             .await;
+
+        // THEN the request is refused, naming the bad field
         assert_eq!(reply.status, 422, "{numbers}: {:#}", reply.body);
         assert_eq!(reply.error_fields(), fields, "{numbers}");
     }
+
+    // AND a body that is not a JSON object is a bad request
     assert_eq!(
         api.call(Event::SignParts)
             .file(file_id)
@@ -203,7 +224,7 @@ async fn part_requests_refuse_bad_numbers_and_files_without_an_upload() {
         400
     );
 
-    // a file whose upload is over has no parts to sign, list or abort
+    // WHEN a file's upload is over
     let small = api
         .create(json!({"file_name": "s.txt", "file_size": 2}))
         .await
@@ -211,6 +232,8 @@ async fn part_requests_refuse_bad_numbers_and_files_without_an_upload() {
     let small_id = &small.file_id;
     api.upload_whole(&small, b"hi".to_vec()).await;
     assert_eq!(api.complete(small_id).await.status, 200);
+
+    // THEN it has no parts to sign, list or abort
     for reply in [
         api.sign_parts(small_id, &[1]).await,
         api.list_parts(small_id).await,
@@ -218,11 +241,14 @@ async fn part_requests_refuse_bad_numbers_and_files_without_an_upload() {
     ] {
         assert_eq!(reply.conflict().reason(), Some("no_upload_in_progress"));
     }
+
+    // AND the multipart upload is unchanged
     assert_eq!(api.raw_item(file_id).await, before);
 }
 
 #[tokio::test]
 async fn a_single_part_upload_gets_fresh_urls_and_lists_its_object_as_part_one() {
+    // GIVEN a single-part upload, with no part listed yet
     let api = TestApi::new().await;
     let created = api
         .create(json!({"file_name": "a.txt", "file_size": 5, "content_type": "text/plain"}))
@@ -230,6 +256,8 @@ async fn a_single_part_upload_gets_fresh_urls_and_lists_its_object_as_part_one()
         .plan();
     let file_id = &created.file_id;
     assert_eq!(api.list_parts(file_id).await.body, json!({"parts": []}));
+
+    // WHEN the client asks for a fresh URL for part 1 and PUTs the bytes through it
     let fresh = api.sign_parts(file_id, &[1]).await.signed();
     assert_eq!(
         api.put_to(fresh.url(1), &created, b"hello".to_vec())
@@ -237,6 +265,8 @@ async fn a_single_part_upload_gets_fresh_urls_and_lists_its_object_as_part_one()
             .status(),
         200
     );
+
+    // THEN its object is listed as part 1, and there is no part 2 to sign
     let listed = api.list_parts(file_id).await.parts();
     assert_eq!(listed.parts[0].size, 5);
     assert_eq!(api.sign_parts(file_id, &[2]).await.status, 422);
@@ -288,13 +318,20 @@ async fn an_aborted_reupload_leaves_the_verified_version_in_place() {
 
 #[tokio::test]
 async fn an_aborted_first_upload_is_rejected_as_aborted() {
+    // GIVEN the first upload of a file, a multipart one
     let api = multipart_api().await;
     let plan = create_multipart(&api, &content(FILE_SIZE, 7)).await;
     let file_id = &plan.file_id;
+
+    // WHEN the client aborts
     let aborted = api.abort(file_id).await.file();
+
+    // THEN the file is rejected as aborted, with nothing to download
     assert_eq!(aborted.status, Status::Rejected);
     assert_eq!(aborted.rejection_reason.as_deref(), Some("upload_aborted"));
     assert_eq!(aborted.download_url, None);
+
+    // AND a second abort finds nothing to abort
     assert_eq!(
         api.abort(file_id).await.status,
         409,
@@ -346,12 +383,17 @@ async fn a_reupload_keeps_the_old_content_downloadable_until_the_new_is_verified
 
 #[tokio::test]
 async fn racing_completes_end_in_one_state() {
+    // GIVEN a multipart upload with every part stored
     let api = multipart_api().await;
     let bytes = content(FILE_SIZE, 8);
     let plan = create_multipart(&api, &bytes).await;
     let file_id = &plan.file_id;
     api.upload_parts(&plan, &bytes).await;
+
+    // WHEN two completes race
     let (a, b) = tokio::join!(api.complete(file_id), api.complete(file_id));
+
+    // THEN both answer with the file uploaded, and storage holds exactly the bytes
     assert_eq!(
         (a.status, b.status),
         (200, 200),
@@ -417,13 +459,18 @@ async fn a_complete_leaves_an_upload_that_another_request_is_assembling_to_it() 
 
 #[tokio::test]
 async fn a_complete_racing_an_abort_ends_in_one_consistent_state() {
+    // GIVEN six rounds, each a fresh multipart upload with every part stored
     for seed in 0..6 {
         let api = multipart_api().await;
         let bytes = content(FILE_SIZE, 10 + seed);
         let plan = create_multipart(&api, &bytes).await;
         let file_id = &plan.file_id;
         api.upload_parts(&plan, &bytes).await;
+
+        // WHEN a complete and an abort race
         let (completed, aborted) = tokio::join!(api.complete(file_id), api.abort(file_id));
+
+        // THEN one of them alone claimed the file, and the file and storage agree with it
         let file = api.get(file_id).await.file();
         let stored = api.stored_objects(file_id).await;
         match (completed.status, aborted.status) {
@@ -449,6 +496,7 @@ async fn a_complete_racing_an_abort_ends_in_one_consistent_state() {
 
 #[tokio::test]
 async fn a_reupload_racing_a_complete_ends_in_one_consistent_state() {
+    // GIVEN three rounds, each a fresh file whose bytes are uploaded but not completed
     for _ in 0..3 {
         let api = TestApi::new().await;
         let created = api
@@ -457,11 +505,15 @@ async fn a_reupload_racing_a_complete_ends_in_one_consistent_state() {
             .plan();
         let file_id = &created.file_id;
         api.upload_whole(&created, b"abc".to_vec()).await;
+
+        // WHEN a complete and a reupload race
         let (completed, replaced) = tokio::join!(
             api.complete(file_id),
             api.reupload(file_id, json!({"file_size": 4}))
         );
-        // whichever came first, the reupload wins: the new job is current and waits for its bytes
+
+        // THEN whichever came first, the reupload wins: the new job is current and waits for
+        // its bytes
         let replaced = replaced.plan();
         assert!(
             matches!(completed.status, 200 | 409),
@@ -521,6 +573,7 @@ async fn bulk_signed_part_urls_are_the_sdks_and_storage_takes_them() {
 /// body before storing (and billing) a byte of it: a file declared small cannot park terabytes.
 #[tokio::test]
 async fn storage_refuses_a_part_of_any_other_length() {
+    // GIVEN a multipart upload of four parts, the last one shorter
     let api = multipart_api().await;
     let bytes = content(FILE_SIZE, 21);
     let plan = create_multipart(&api, &bytes).await;
@@ -532,6 +585,7 @@ async fn storage_refuses_a_part_of_any_other_length() {
         (4, [last.as_slice(), &full[..5 * MIB - last.len()]].concat()),
         (4, last[..last.len() - 1].to_vec()),
     ] {
+        // WHEN a part longer or shorter than its URL signs is PUT through it
         let response = api
             .http
             .put(plan.url(number))
@@ -539,13 +593,20 @@ async fn storage_refuses_a_part_of_any_other_length() {
             .send()
             .await
             .unwrap();
+
+        // THEN storage refuses it
         assert_eq!(response.status(), 403, "part {number}");
     }
+
+    // AND stored none of them
     assert!(api.list_parts(&plan.file_id).await.parts().parts.is_empty());
-    // The right lengths go through the same URLs.
+
+    // WHEN the right lengths are PUT through the same URLs
     for number in [1, 4] {
         api.put_part(plan.url(number), part(&bytes, number)).await;
     }
+
+    // THEN they go through
     assert_eq!(api.list_parts(&plan.file_id).await.parts().parts.len(), 2);
 }
 
@@ -553,6 +614,7 @@ async fn storage_refuses_a_part_of_any_other_length() {
 /// signing more parts for it, or listing its parts, answers 409 `upload_expired`.
 #[tokio::test]
 async fn an_upload_storage_no_longer_has_is_expired() {
+    // GIVEN a multipart upload with one part stored, which storage then aborted
     let api = multipart_api().await;
     let bytes = content(FILE_SIZE, 22);
     let plan = create_multipart(&api, &bytes).await;
@@ -565,18 +627,25 @@ async fn an_upload_storage_no_longer_has_is_expired() {
         .unwrap();
     let before = api.raw_item(&plan.file_id).await;
 
+    // WHEN the client signs more parts for it, or lists its parts
     for reply in [
         api.sign_parts(&plan.file_id, &[2]).await,
         api.list_parts(&plan.file_id).await,
     ] {
+        // THEN it is told the upload expired
         assert_eq!(reply.conflict().reason(), Some("upload_expired"));
     }
+
+    // AND nothing changed
     assert_eq!(api.raw_item(&plan.file_id).await, before);
-    // A reupload starts afresh.
+
+    // WHEN the client reuploads
     let again = api
         .reupload(&plan.file_id, json!({"file_size": FILE_SIZE}))
         .await
         .plan();
+
+    // THEN the reupload starts afresh: a new upload, whose parts can be signed
     assert_eq!(api.sign_parts(&plan.file_id, &[2]).await.status, 200);
     assert_ne!(again.upload_id, plan.upload_id);
 }

@@ -61,8 +61,7 @@ async fn a_verification_that_keeps_failing_is_redriven_and_settles() {
         .unwrap();
     dependencies.s3.set(Fault::Reset);
 
-    // WHEN verify fails on it twice (each time asking for its backoff, which the test lets
-    // pass), THEN the queue moves it to the failure queue
+    // WHEN verify fails on it twice (each time asking for its backoff, which the test lets pass)
     for _ in 0..2 {
         let pumped = api.pump_verify_queue(&sqs, &queue).await;
         assert_eq!((pumped.handed, pumped.failed.len()), (1, 1));
@@ -83,6 +82,8 @@ async fn a_verification_that_keeps_failing_is_redriven_and_settles() {
                 .unwrap();
         }
     }
+
+    // THEN the queue moves it to the failure queue
     assert_eq!(api.pump_verify_queue(&sqs, &queue).await.handed, 0);
     assert_eq!(api.get(&file_id).await.file().status, Status::Uploaded);
     // (`--queue verify` finds the failure queue from verify's queue's redrive policy)
@@ -155,14 +156,17 @@ async fn stuck_lists_a_file_whose_trigger_never_came_and_reverify_settles_it() {
 
 #[tokio::test]
 async fn inspect_shows_the_item_the_objects_and_their_tags() {
+    // GIVEN a verified file
     let api = TestApi::new().await;
     let (file_id, key) = completed(&api, b"look at me").await;
     api.deliver(&key).await;
 
+    // WHEN the operator inspects it
     let found = admin::inspect::inspect(&api.services, file_id.parse().unwrap())
         .await
         .unwrap();
 
+    // THEN they see its item, its objects and their tags, and no upload open
     assert_eq!(found["item"]["status"], "verified", "{found:#}");
     assert_eq!(found["objects"][0]["key"], key.as_str(), "{found:#}");
     assert_eq!(found["objects"][0]["size"], 10);
@@ -172,10 +176,15 @@ async fn inspect_shows_the_item_the_objects_and_their_tags() {
 
 #[tokio::test]
 async fn a_redrive_needs_its_destination_named_when_no_queue_redrives_to_it() {
-    // The event rule's dead letters are no queue's: they go to the webhook queue by name.
+    // GIVEN a queue that no queue redrives to, like the event rule's dead letters (they are no
+    // queue's: they go to the webhook queue by name)
     let sqs = aws_sdk_sqs::Client::new(&sdk_config().await);
     let lonely = queue_of_its_own("lonely").await;
+
+    // WHEN the operator redrives it without naming where to
     let refused = source_of(&sqs, &lonely).await.unwrap_err();
+
+    // THEN they are told to name the destination with `--to`
     assert!(refused.contains("--to"), "{refused}");
 }
 

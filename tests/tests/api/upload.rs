@@ -74,13 +74,18 @@ async fn assert_nothing_landed(api: &TestApi, plan: &Plan) {
 
 #[tokio::test]
 async fn storage_refuses_a_url_whose_key_was_tampered_with() {
+    // GIVEN a declared PDF with its sha256
     let api = TestApi::new().await;
     let bytes = pdf_bytes(10_000);
     let plan = declare(&api, &bytes, true, false).await;
+
+    // WHEN the client PUTs to its URL with another job id in the key
     let url = plan.url(1);
     let tampered = url.replace(&plan.job_id, &uuid_like());
     assert_ne!(tampered, url);
     let put = api.put_to(&tampered, &plan, bytes).await;
+
+    // THEN storage refuses the request, and nothing landed
     assert_eq!(put.status(), 403);
     assert_nothing_landed(&api, &plan).await;
 }
@@ -91,49 +96,69 @@ fn uuid_like() -> String {
 
 #[tokio::test]
 async fn storage_refuses_an_expired_url() {
+    // GIVEN a declared PDF whose upload URL lives one second
     let api =
         TestApi::with_config(|config| config.upload_url_expiry = std::time::Duration::from_secs(1))
             .await;
     let bytes = pdf_bytes(10_000);
     let plan = declare(&api, &bytes, true, false).await;
+
+    // WHEN the client PUTs after the URL has expired
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let put = api.put(&plan, 1, bytes).await;
+
+    // THEN storage refuses the request, and nothing landed
     assert_eq!(put.status(), 403);
     assert_nothing_landed(&api, &plan).await;
 }
 
 #[tokio::test]
 async fn storage_refuses_a_different_content_type() {
+    // GIVEN a declared PDF
     let api = TestApi::new().await;
     let bytes = pdf_bytes(10_000);
     let mut plan = declare(&api, &bytes, false, false).await;
+
+    // WHEN the client PUTs it as text/html instead
     plan.headers
         .insert("content-type".to_owned(), "text/html".to_owned());
     let put = api.put(&plan, 1, bytes).await;
+
+    // THEN storage refuses the request, and nothing landed
     assert_eq!(put.status(), 403);
     assert_nothing_landed(&api, &plan).await;
 }
 
 #[tokio::test]
 async fn storage_refuses_a_body_whose_sha256_differs() {
+    // GIVEN a declared PDF with its sha256
     let api = TestApi::new().await;
     let bytes = pdf_bytes(10_000);
     let plan = declare(&api, &bytes, true, false).await;
+
+    // WHEN the client PUTs a body with one bit flipped
     let mut other = bytes.clone();
     other[5000] ^= 1;
     let put = api.put(&plan, 1, other).await;
+
+    // THEN storage refuses the body, and nothing landed
     assert_eq!(put.status(), 400, "{}", put.text().await.unwrap());
     assert_nothing_landed(&api, &plan).await;
 }
 
 #[tokio::test]
 async fn storage_refuses_a_body_whose_md5_differs() {
+    // GIVEN a declared PDF with its md5
     let api = TestApi::new().await;
     let bytes = pdf_bytes(10_000);
     let plan = declare(&api, &bytes, false, true).await;
+
+    // WHEN the client PUTs a body with one bit flipped
     let mut other = bytes.clone();
     other[9999] ^= 1;
     let put = api.put(&plan, 1, other).await;
+
+    // THEN storage refuses the body, and nothing landed
     assert_eq!(put.status(), 400, "{}", put.text().await.unwrap());
     assert_nothing_landed(&api, &plan).await;
 }
@@ -144,6 +169,7 @@ async fn storage_refuses_a_body_of_another_length() {
     let api = TestApi::new().await;
     let bytes = pdf_bytes(10_000);
     let plan = declare(&api, &bytes, false, false).await;
+
     // WHEN the client sends fewer bytes, with their true length
     let put = api
         .http
@@ -153,6 +179,7 @@ async fn storage_refuses_a_body_of_another_length() {
         .send()
         .await
         .unwrap();
+
     // THEN storage refuses the request
     assert_eq!(put.status(), 403);
     assert_nothing_landed(&api, &plan).await;
@@ -160,24 +187,31 @@ async fn storage_refuses_a_body_of_another_length() {
 
 #[tokio::test]
 async fn complete_is_idempotent_and_checks_the_job_id() {
+    // GIVEN a declared PDF whose bytes the client has PUT
     let api = TestApi::new().await;
     let bytes = pdf_bytes(10_000);
     let plan = declare(&api, &bytes, true, true).await;
     let file_id = &plan.file_id;
     api.upload_whole(&plan, bytes).await;
 
+    // WHEN it is completed naming another job
     let stale = api
         .complete_with(file_id, json!({"job_id": uuid_like()}))
         .await;
+
+    // THEN it is refused as superseded, and the file still waits for its upload
     assert_eq!(stale.conflict().reason(), Some("job_superseded"));
     assert_eq!(api.get(file_id).await.file().status, Status::PendingUpload);
 
+    // WHEN it is completed naming its own job, and then completed again
     let first = api
         .complete_with(file_id, json!({"job_id": plan.job_id}))
         .await
         .file();
     let item = api.raw_item(file_id).await;
     let second = api.complete(file_id).await.file();
+
+    // THEN the second answer is the first one, and nothing more was written
     assert_eq!(second.status, Status::Uploaded);
     assert_eq!(second.updated_at, first.updated_at);
     assert_eq!(

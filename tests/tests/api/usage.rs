@@ -125,16 +125,19 @@ async fn usage_is_what_the_files_hold_as_the_listing_shows_them() {
 
 #[tokio::test]
 async fn a_reupload_reserves_its_new_content_while_the_verified_one_stays_counted() {
+    // GIVEN a verified file of 11 bytes
     let api = TestApi::new().await;
     let plan = verified(&api, "a.txt", b"version one").await;
 
+    // WHEN it is reuploaded with 4 bytes of new content
     let reply = api
         .reupload(&plan.file_id, json!({"file_size": 4, "content_type": TEXT}))
         .await;
 
+    // THEN the new content is reserved while the verified one stays counted
     assert_eq!(reply.status, 201, "{:#}", reply.body);
     assert_eq!(held(&api).await, ((1, 1), (11, 4)));
-    // The file counts once, verified and uploading: at max_files 2, one more fits, not two.
+    // AND the file counts once, verified and uploading: at max_files 2, one more fits, not two
     set_quota(&api, Some(2), None).await;
     assert_eq!(declared(&api, "b.txt", b"b").await.status, 201);
     assert_quota_exceeded(&declared(&api, "c.txt", b"c").await, "max_files");
@@ -203,10 +206,12 @@ async fn racing_creates_against_a_quota_make_exactly_what_it_allows() {
 
 #[tokio::test]
 async fn a_byte_quota_refuses_a_create_a_direct_upload_and_a_reupload_that_would_pass_it() {
+    // GIVEN a verified file of 10 bytes, in a project bounded to 15 bytes
     let api = TestApi::new().await;
     let plan = verified(&api, "a.txt", b"0123456789").await;
     set_quota(&api, None, Some(15)).await;
 
+    // WHEN a create, a direct upload and a reupload would each take the project past the bound
     let create = declared(&api, "b.txt", b"0123456").await;
     let form = FormBody::new().file("c.txt", TEXT, b"0123456");
     let direct = api.call(Event::DirectUpload).form(&form).send().await;
@@ -214,6 +219,7 @@ async fn a_byte_quota_refuses_a_create_a_direct_upload_and_a_reupload_that_would
         .reupload(&plan.file_id, json!({"file_size": 6, "content_type": TEXT}))
         .await;
 
+    // THEN each is refused naming the bound, and nothing is taken or written
     for reply in [&create, &direct, &reupload] {
         assert_quota_exceeded(reply, "max_bytes");
     }
@@ -224,6 +230,7 @@ async fn a_byte_quota_refuses_a_create_a_direct_upload_and_a_reupload_that_would
     assert_eq!(held(&api).await, ((1, 0), (10, 0)), "nothing taken");
     assert_eq!(api.file_count().await, 1, "nothing written");
     assert_eq!(api.get(&plan.file_id).await.file().status, Status::Verified);
+    // AND a create exactly at the bound is admitted
     assert_eq!(
         declared(&api, "d.txt", b"01234").await.status,
         201,
@@ -250,12 +257,14 @@ async fn deletes_rejections_and_aborts_give_back_what_they_held() {
         .plan();
     assert_quota_exceeded(&declared(&api, "x.txt", b"x").await, "max_files");
 
-    // WHEN an upload is aborted, THEN one more file fits
+    // WHEN an upload is aborted
     assert_eq!(api.abort(&aborted.file_id).await.status, 200);
+
+    // THEN one more file fits
     assert_eq!(held(&api).await.0, (1, 1));
     let next = declared(&api, "next.txt", b"next").await.plan();
 
-    // WHEN a file is rejected, THEN one more fits
+    // WHEN a file is rejected
     api.upload_whole(&spoofed, b"not a png".to_vec()).await;
     api.complete(&spoofed.file_id).await;
     api.deliver(&spoofed.s3_key).await;
@@ -263,13 +272,17 @@ async fn deletes_rejections_and_aborts_give_back_what_they_held() {
         api.get(&spoofed.file_id).await.file().status,
         Status::Rejected
     );
+
+    // THEN one more fits
     assert_eq!(held(&api).await.0, (1, 1));
     let last = declared(&api, "last.txt", b"last").await;
     assert_eq!(last.status, 201, "{:#}", last.body);
 
-    // WHEN files are deleted, THEN what they held is given back
+    // WHEN files are deleted
     assert_eq!(api.delete(&kept.file_id).await.status, 204);
     assert_eq!(api.delete(&next.file_id).await.status, 204);
+
+    // THEN what they held is given back
     assert_eq!(held(&api).await, ((0, 1), (0, 4)));
 }
 
@@ -343,6 +356,7 @@ fn ttl_removal(
 /// retry with the key replays it even once there is room; a new request (a new key) is admitted.
 #[tokio::test]
 async fn a_quota_refusal_is_replayed_under_its_key_and_a_new_key_is_admitted() {
+    // GIVEN a project with room for no file, whose create under a key was refused
     let api = TestApi::new().await;
     set_quota(&api, Some(0), None).await;
     let body = declaration("a.txt", TEXT, b"a", true, false);
@@ -354,10 +368,14 @@ async fn a_quota_refusal_is_replayed_under_its_key_and_a_new_key_is_admitted() {
     };
     assert_quota_exceeded(&send("q-1").await, "max_files");
 
+    // WHEN there is room for one, and the create is sent again with its key
     set_quota(&api, Some(1), None).await;
     let retried = send("q-1").await;
+
+    // THEN the refusal is replayed
     assert_quota_exceeded(&retried, "max_files");
     assert!(retried.replayed);
+    // AND a new key is admitted
     assert_eq!(send("q-2").await.status, 201);
     assert_eq!(held(&api).await.0, (0, 1));
 }
@@ -649,8 +667,8 @@ async fn a_usage_item_written_before_the_shards_is_counted_with_them() {
 
 #[tokio::test]
 async fn a_quota_set_before_the_shards_existed_still_bounds_every_create() {
-    // GIVEN a project item as the code before the shards wrote it, with a quota: 2 files of 4,
-    // and no shard item (none was ever closed)
+    // GIVEN a project item as the code before the shards wrote it, with a quota: 2 files of 4, and
+    // no shard item (none was ever closed)
     let api = TestApi::new().await;
     legacy_usage_item(&api, 2, Some(4)).await;
 

@@ -48,6 +48,7 @@ fn types(deliveries: &[integration_tests::delivery::Delivery]) -> Vec<String> {
 
 #[tokio::test]
 async fn each_change_is_delivered_once_signed_with_the_file() {
+    // GIVEN a webhook for every event type, at a receiver that trusts its secret
     let api = TestApi::new().await;
     let mut path = api.event_path(18).await;
     let receiver = subscribed(&api).await;
@@ -133,6 +134,7 @@ async fn each_change_is_delivered_once_signed_with_the_file() {
 
 #[tokio::test]
 async fn repeated_s3_events_and_refused_writes_emit_nothing() {
+    // GIVEN a webhook for every event type, and a file whose bytes are stored
     let api = TestApi::new().await;
     let mut path = api.event_path(18).await;
     let receiver = subscribed(&api).await;
@@ -164,22 +166,25 @@ async fn repeated_s3_events_and_refused_writes_emit_nothing() {
 
 #[tokio::test]
 async fn a_failing_receiver_gets_the_third_attempt_after_backing_off() {
+    // GIVEN a webhook whose receiver fails the first two deliveries
     let api = TestApi::new().await;
     let mut path = api.event_path(18).await;
     let receiver = subscribed(&api).await;
     receiver.fail_first(2);
 
+    // WHEN a file is verified
     upload_checked(&api, b"retry me", TEXT).await;
     path.until("an accepted delivery", |_| !receiver.accepted().is_empty())
         .await;
 
+    // THEN the third attempt is accepted, each attempt the same event, signed
     let attempts = receiver.deliveries();
     assert_eq!(
         attempts.iter().map(|d| d.answered).collect::<Vec<_>>(),
         [500, 500, 204]
     );
     assert!(attempts.iter().all(|d| d.id == attempts[0].id && d.signed));
-    // WEBHOOK_RETRY_BASE_SECS is 1 here: 1 s, then 2 s.
+    // AND each attempt backed off longer (WEBHOOK_RETRY_BASE_SECS is 1 here: 1 s, then 2 s)
     let gap = |a: usize| attempts[a + 1].at - attempts[a].at;
     assert!(gap(0) >= Duration::from_millis(900), "{:?}", gap(0));
     assert!(gap(1) >= Duration::from_millis(1900), "{:?}", gap(1));
@@ -204,15 +209,18 @@ async fn dead_letters(path: &mut EventPath) -> Vec<Value> {
 
 #[tokio::test]
 async fn deliveries_that_keep_failing_end_in_the_dead_letter_queue() {
+    // GIVEN a webhook whose receiver fails every delivery
     let api = TestApi::new().await;
-    // A tiny retry budget: two attempts.
+    // AND a tiny retry budget: two attempts
     let mut path = api.event_path(2).await;
     let receiver = subscribed(&api).await;
     receiver.fail_first(usize::MAX);
 
+    // WHEN a file is verified
     let file_id = upload_checked(&api, b"doomed", TEXT).await;
     let dead = dead_letters(&mut path).await;
 
+    // THEN after two attempts, its event ends in the dead-letter queue
     assert_eq!(receiver.deliveries().len(), 2, "two attempts, then no more");
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0]["detail-type"], "file.verified");
@@ -251,25 +259,30 @@ async fn dead_letters_redriven_by_the_operator_are_delivered() {
 
 #[tokio::test]
 async fn a_webhook_whose_name_resolves_to_a_private_address_is_refused_at_delivery() {
+    // GIVEN a receiver on loopback
     let api = TestApi::new().await;
     let mut path = api.event_path(1).await;
     let receiver = Receiver::start().await;
-    // `localhost` passes where loopback is allowed (as in `scripts/dev`), and resolves to
-    // 127.0.0.1, which a deployment's deliveries may not call.
+    // AND a webhook naming it `localhost`, which passes where loopback is allowed (as in
+    // `scripts/dev`), and resolves to 127.0.0.1, which a deployment's deliveries may not call
     let url = receiver.url.replace("127.0.0.1", "localhost");
     let reply = api.set_webhook(json!({ "url": url })).await;
     assert_eq!(reply.status, 200, "{:#}", reply.body);
+    // AND deliveries that may not call loopback
     path.deliver_with(|config| config.webhook_allow_loopback = false);
 
+    // WHEN a file is verified
     upload_checked(&api, b"ssrf", TEXT).await;
     let dead = dead_letters(&mut path).await;
 
+    // THEN no connection is made, and the event ends in the dead-letter queue
     assert!(receiver.deliveries().is_empty(), "no connection was made");
     assert_eq!(dead[0]["detail-type"], "file.verified");
 }
 
 #[tokio::test]
 async fn deliveries_follow_the_webhook_as_it_is_when_they_leave() {
+    // GIVEN a webhook changed to want only rejections
     let api = TestApi::new().await;
     let mut path = api.event_path(18).await;
     let receiver = subscribed(&api).await;
@@ -302,6 +315,7 @@ async fn deliveries_follow_the_webhook_as_it_is_when_they_leave() {
 /// them, and each event still goes to its own project's webhook, or nowhere.
 #[tokio::test]
 async fn a_batch_reads_each_projects_webhook_once_and_delivers_each_event_to_its_own() {
+    // GIVEN p1's webhook, at a receiver that trusts its secret, and p2 without one
     let receiver = Receiver::start().await;
     let webhook = trusted_by(&receiver, 7);
     let subscribed = mocks::webhook_lookup("p1", Some(&webhook));
@@ -320,7 +334,8 @@ async fn a_batch_reads_each_projects_webhook_once_and_delivers_each_event_to_its
     messages.push(stray);
     let response = deliverer.handle(sqs_event(messages)).await;
 
-    // THEN p1's three arrive signed, nothing else is sent or retried, and each webhook was read once
+    // THEN p1's three arrive signed, nothing else is sent or retried, and each webhook was read
+    // once
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
     let mut ids: Vec<String> = receiver
         .accepted()
@@ -337,27 +352,37 @@ async fn a_batch_reads_each_projects_webhook_once_and_delivers_each_event_to_its
 
 #[tokio::test]
 async fn a_webhook_is_set_read_rotated_and_removed() {
+    // GIVEN a project without a webhook
     let api = TestApi::new().await;
     assert_eq!(api.get_webhook().await.error_code(), "not_found");
 
+    // WHEN a webhook is set
     let set = api
         .set_webhook(json!({"url": "https://hooks.example.com/u", "events": ["file.verified"]}))
         .await;
+
+    // THEN it is answered with its new secret, and as set
     assert_eq!(set.status, 200, "{:#}", set.body);
     let secret = set.body["secret"].as_str().unwrap().to_owned();
     assert!(secret.starts_with("whsec_"));
     assert_eq!(set.body["url"], "https://hooks.example.com/u");
     assert_eq!(set.body["events"], json!(["file.verified"]));
 
+    // WHEN it is read
     let read = api.get_webhook().await;
+
+    // THEN it is as set, without its secret
     assert_eq!(read.status, 200);
     assert!(read.body.get("secret").is_none());
     assert_eq!(read.body["project_id"], api.project.as_str());
     assert_eq!(read.body["events"], json!(["file.verified"]));
 
+    // WHEN it is set again, with another URL and no event types
     let changed = api
         .set_webhook(json!({"url": "https://hooks.example.com/v"}))
         .await;
+
+    // THEN its secret is not shown, it wants every type, and it keeps when it was created
     assert!(changed.body.get("secret").is_none());
     assert_eq!(
         changed.body["events"].as_array().unwrap().len(),
@@ -366,19 +391,26 @@ async fn a_webhook_is_set_read_rotated_and_removed() {
     );
     assert_eq!(changed.body["created_at"], set.body["created_at"]);
 
+    // WHEN its secret is rotated
     let rotated = api
         .set_webhook(json!({"url": "https://hooks.example.com/v", "rotate_secret": true}))
         .await;
+
+    // THEN a new secret is shown
     let new_secret = rotated.body["secret"].as_str().unwrap();
     assert!(new_secret.starts_with("whsec_") && new_secret != secret);
 
+    // WHEN it is removed
     assert_eq!(api.delete_webhook().await.status, 204);
+
+    // THEN it is not found, and a second removal finds nothing
     assert_eq!(api.get_webhook().await.status, 404);
     assert_eq!(api.delete_webhook().await.status, 404);
 }
 
 #[tokio::test]
 async fn bad_webhooks_are_refused_naming_the_field_and_change_nothing() {
+    // GIVEN a project without a webhook, where webhooks may not call loopback
     let api = TestApi::with_config(|config| config.webhook_allow_loopback = false).await;
     let long = format!("https://hooks.example.com/{}", "a".repeat(2048));
     let refused = [
@@ -409,23 +441,35 @@ async fn bad_webhooks_are_refused_naming_the_field_and_change_nothing() {
         ),
     ];
     for (body, field) in refused {
+        // WHEN a bad webhook is set
         let reply = api.set_webhook(body.clone()).await;
+
+        // THEN it is refused, naming the field
         assert_eq!(reply.status, 422, "{body}: {:#}", reply.body);
         assert_eq!(reply.error_fields(), [field], "{body}");
     }
+
+    // WHEN a body that is not JSON is sent
     let not_json = api
         .call(integration_tests::Event::SetWebhook)
         .raw_body("url=https://x")
         .send()
         .await;
+
+    // THEN it is a bad request
     assert_eq!(not_json.error_code(), "bad_request");
+
+    // WHEN another project's webhook is set
     let other_project = api
         .call(integration_tests::Event::SetWebhook)
         .project("someone-else")
         .json(json!({"url": "https://hooks.example.com/u"}))
         .send()
         .await;
+
+    // THEN it is forbidden
     assert_eq!(other_project.status, 403);
+    // AND nothing was set
     assert_eq!(api.get_webhook().await.status, 404, "nothing was set");
 }
 
@@ -496,18 +540,21 @@ async fn loopback_deliverer(api: &TestApi) -> deliver::Deliverer {
 /// deliveries are signed with it.
 #[tokio::test]
 async fn a_put_racing_a_rotation_never_undoes_it() {
+    // GIVEN a webhook at a receiver
     let api = TestApi::new().await;
     let receiver = Receiver::start().await;
     let url = receiver.url.clone();
     assert_eq!(api.set_webhook(json!({ "url": url })).await.status, 200);
-
-    // Both read before either writes, most rounds; which writes last varies.
     let mut rotated_secret = String::new();
     for round in 0..12 {
+        // WHEN a PUT and a PUT that rotates the secret race: both read before either writes,
+        // most rounds; which writes last varies
         let (plain, rotated) = tokio::join!(
             api.set_webhook(json!({ "url": url })),
             api.set_webhook(json!({ "url": url, "rotate_secret": true })),
         );
+
+        // THEN both succeed, and the stored secret is the one the rotation answered
         assert_eq!(plain.status, 200, "{:#}", plain.body);
         assert_eq!(rotated.status, 200, "{:#}", rotated.body);
         assert!(plain.body.get("secret").is_none());
@@ -520,10 +567,13 @@ async fn a_put_racing_a_rotation_never_undoes_it() {
         );
     }
 
+    // WHEN an event is delivered after the race
     receiver.trust(&rotated_secret);
     let deliverer = loopback_deliverer(&api).await;
     let message = event_message("m0", &api.project, "evt_after_the_race");
     let response = deliverer.handle(sqs_event(vec![message])).await;
+
+    // THEN it is signed with the rotation's secret
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
     let accepted = receiver.accepted();
     assert_eq!(accepted.len(), 1);
@@ -560,8 +610,9 @@ async fn logs_of<F: std::future::Future<Output = ()>>(run: F) -> String {
 /// when it is set and when a delivery to it fails (whose error, reqwest's, names the URL).
 #[tokio::test]
 async fn logs_name_a_webhooks_host_never_its_path_or_query() {
+    // GIVEN a webhook URL whose path and query carry secrets
     let api = TestApi::new().await;
-    // A port nothing listens on: every delivery fails to connect.
+    // AND a port nothing listens on: every delivery fails to connect
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -569,6 +620,7 @@ async fn logs_name_a_webhooks_host_never_its_path_or_query() {
     let url = format!("http://{closed}/hooks/s3cret-path?token=s3cret-query");
     let deliverer = loopback_deliverer(&api).await;
 
+    // WHEN the webhook is set, and a delivery to it fails
     let logs = logs_of(async {
         let reply = api.set_webhook(json!({ "url": url })).await;
         assert_eq!(reply.status, 200, "{:#}", reply.body);
@@ -578,6 +630,7 @@ async fn logs_name_a_webhooks_host_never_its_path_or_query() {
     })
     .await;
 
+    // THEN both are logged, naming the webhook's host, never its path or query
     assert!(
         logs.contains("webhook set") && logs.contains("delivery failed"),
         "{logs}"
@@ -593,6 +646,7 @@ async fn logs_name_a_webhooks_host_never_its_path_or_query() {
 /// resolve the webhook's name and connect in the service's stead, past the address check.
 #[tokio::test]
 async fn deliveries_never_go_through_a_proxy() {
+    // GIVEN an environment that names proxies, where nothing answers
     const PROBE: &str = "UPLOAD_SERVICE_PROXY_PROBE";
     const NAME: &str = "webhooks::deliveries_never_go_through_a_proxy";
     if std::env::var_os(PROBE).is_none() {
@@ -615,16 +669,19 @@ async fn deliveries_never_go_through_a_proxy() {
         );
         return;
     }
+    // AND a webhook at a receiver that trusts its secret
     let receiver = Receiver::start().await;
     let webhook = trusted_by(&receiver, 9);
     let lookup = mocks::webhook_lookup("p1", Some(&webhook));
     let api = TestApi::mocked(&[&lookup], &[]);
     let deliverer = loopback_deliverer(&api).await;
 
+    // WHEN an event is delivered
     let response = deliverer
         .handle(sqs_event(vec![event_message("m0", "p1", "evt_direct")]))
         .await;
 
+    // THEN it reaches the webhook itself
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
     assert_eq!(receiver.accepted().len(), 1);
 }

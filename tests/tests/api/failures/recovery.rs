@@ -25,6 +25,7 @@ async fn an_unknown_key_costs_one_table_read_however_often_it_is_tried() {
             .key(Some(&unknown))
             .send()
             .await;
+
         // THEN each try is refused, but only the first reads the table
         assert_error(&reply, 401, "unauthorized");
     }
@@ -168,6 +169,7 @@ async fn a_token_claim_that_applied_before_its_answer_was_lost_is_not_refused_on
     use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
     use shared::domain::token::UploadToken;
 
+    // GIVEN a token for one file, and a file of ours
     let now = timestamp::now();
     let token = UploadToken {
         hash: "0".repeat(64),
@@ -197,6 +199,8 @@ async fn a_token_claim_that_applied_before_its_answer_was_lost_is_not_refused_on
         // Expired meanwhile, and not holding this file: 401.
         (with_file(FileId::random(), past), Err(401)),
     ] {
+        // AND a table whose answer to the claim is lost (a 500), and which refuses the SDK's
+        // retry with the token as it holds it then
         let item = Item::from(&held);
         let mut item_with_files = item.clone();
         item_with_files.insert(
@@ -219,8 +223,11 @@ async fn a_token_claim_that_applied_before_its_answer_was_lost_is_not_refused_on
             .build();
         let api = TestApi::mocked(&[&update], &[]);
 
+        // WHEN a slot of the token is claimed for our file
         let claimed = api.services.table.tokens.claim(&token, &[ours], now).await;
 
+        // THEN the SDK sent the claim twice, and it stands if the token holds our file; if not,
+        // it is refused as the token now stands
         assert_eq!(update.num_calls(), 2, "the SDK sent the claim again");
         match (claimed, expected) {
             (Ok(after), Ok(())) => assert!(after.created(ours)),

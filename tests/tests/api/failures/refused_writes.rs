@@ -110,14 +110,19 @@ async fn a_write_whose_answer_was_lost_is_recognised_as_applied() {
 
 #[tokio::test]
 async fn a_create_whose_answer_was_lost_is_not_an_error_but_another_file_under_its_id_is() {
+    // GIVEN a new file
     let record = pending_file(11, None);
     for (existing, created) in [(record.clone(), true), (superseded(&record), false)] {
+        // AND a table that refuses its creation, returning what is under its id: the file
+        // itself (an earlier attempt applied, its answer lost) or another file
         let put = mock!(DynamoDb::transact_write_items)
             .then_error(move || transaction_refused(2, 0, Some(Item::from(&existing))));
         let api = TestApi::mocked(&[&put], &[]);
 
+        // WHEN the file is created
         let inserted = api.services.table.files.insert_new(&record, None).await;
 
+        // THEN it is created if the refusal returned the file itself, and a server error if not
         assert_eq!(inserted.is_ok(), created, "{inserted:?}");
         if let Err(err) = inserted {
             assert_eq!(shared::http::status_of(&err).as_u16(), 500);
@@ -164,7 +169,7 @@ async fn an_assembly_that_fails_gives_up_its_claim_for_the_retry() {
     assert!(reply.status >= 500, "{reply:?}");
     assert_eq!(release.num_calls(), 1);
 
-    // and so does verify's assembly of it from its queue
+    // AND so does verify's assembly of it from its queue
     let assembly = shared::app::verify_queue::Assembly {
         file_id: record.file_id,
         job_id: record.job.as_ref().expect("a job").job_id,

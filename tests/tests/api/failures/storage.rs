@@ -4,6 +4,7 @@ use super::*;
 
 #[tokio::test]
 async fn an_upload_s3_no_longer_has_is_absent_to_the_object_store() {
+    // GIVEN a multipart upload S3 no longer has
     let no_such_upload = || s3_error(404, "NoSuchUpload");
     let list_parts = mock!(S3::list_parts).then_http_response(no_such_upload);
     let complete = mock!(S3::complete_multipart_upload).then_http_response(no_such_upload);
@@ -12,6 +13,8 @@ async fn an_upload_s3_no_longer_has_is_absent_to_the_object_store() {
     let objects = &api.services.storage.objects;
     let key = s3_key(&pending_file(12 << 20, Some("upload-1")));
 
+    // WHEN the object store lists its parts, completes it, or aborts it
+    // THEN it finds no such upload, each time
     assert_eq!(objects.list_parts(&key, "upload-1").await.unwrap(), None);
     assert!(
         !objects
@@ -25,6 +28,7 @@ async fn an_upload_s3_no_longer_has_is_absent_to_the_object_store() {
             .await
             .unwrap()
     );
+    // AND S3 was asked once each
     for rule in [&list_parts, &complete, &abort] {
         assert_eq!(rule.num_calls(), 1);
     }
@@ -49,16 +53,21 @@ async fn the_parts_of_an_upload_s3_no_longer_has_are_a_conflict() {
 
 #[tokio::test]
 async fn a_missing_object_has_no_head() {
+    // GIVEN an object S3 does not have
     let head = mock!(S3::head_object).then_http_response(|| s3_head_error(404));
     let api = TestApi::mocked(&[], &[&head]);
 
+    // WHEN the object store asks for its head
     let key = s3_key(&pending_file(11, None));
+
+    // THEN there is none, at S3's first answer
     assert_eq!(api.services.storage.objects.head(&key).await.unwrap(), None);
     assert_eq!(head.num_calls(), 1);
 }
 
 #[tokio::test]
 async fn completing_a_single_part_upload_whose_object_is_missing_is_a_conflict() {
+    // GIVEN a file awaiting a single PUT whose object S3 does not have
     let record = pending_file(11, None);
     let head = mock!(S3::head_object).then_http_response(|| s3_head_error(404));
     let api = TestApi::mocked(&[&file_lookup(&record)], &[&head]);
@@ -76,16 +85,19 @@ async fn completing_a_single_part_upload_whose_object_is_missing_is_a_conflict()
 /// for good (complete refuses it, verify rejects it).
 #[tokio::test]
 async fn a_head_that_s3_denies_is_an_error_not_a_missing_object() {
+    // GIVEN S3 denying every HEAD of a single PUT's object
     let denied = || mock!(S3::head_object).then_http_response(|| s3_head_error(403));
 
-    // complete: 500, not "upload_incomplete"
+    // WHEN the client completes the upload
     let record = pending_file(11, None);
     let head = denied();
     let api = TestApi::mocked(&[&file_lookup(&record)], &[&head]);
     let reply = api.complete(&record.file_id.to_string()).await;
+
+    // THEN complete answers 500, not "upload_incomplete"
     assert_error(&reply, 500, "internal");
 
-    // verify, for an upload its client completed: an error (the queue retries it), no verdict
+    // WHEN verify checks the upload, once its client completed it
     let job = record.job.clone().expect("a job");
     let uploaded = record
         .mark_uploaded(job.job_id, timestamp::now())
@@ -95,6 +107,8 @@ async fn a_head_that_s3_denies_is_an_error_not_a_missing_object() {
     let retag = object_retagged();
     let api = TestApi::mocked(&[&file_lookup(&uploaded)], &[&head, &retag]);
     let result = api.verify(api.s3_event("s3-put", &job.s3_key)).await;
+
+    // THEN an error (the queue retries it), no verdict
     assert!(result.is_err(), "{result:?}");
     assert_eq!(head.num_calls(), 1, "not retried by the SDK");
 }

@@ -5,6 +5,7 @@ use super::*;
 
 #[tokio::test]
 async fn verify_fails_for_a_retry_while_dynamodb_throttles() {
+    // GIVEN a file awaiting its bytes, and a table that throttles every read of it
     let record = pending_file(11, None);
     let file_id = record.file_id;
     let get = mock!(DynamoDb::get_item)
@@ -12,20 +13,25 @@ async fn verify_fails_for_a_retry_while_dynamodb_throttles() {
         .then_http_response(|| dynamodb_error(400, "ThrottlingException"));
     let api = TestApi::mocked(&[&get], &[]);
 
+    // WHEN storage reports its object created
     let result = api.verify(api.s3_event("s3-put", &s3_key(&record))).await;
 
+    // THEN verify fails, after the SDK's own attempts, for Lambda to deliver the event again
     assert!(result.is_err(), "{result:?}");
     assert_eq!(get.num_calls(), ATTEMPTS);
 }
 
 #[tokio::test]
 async fn verify_fails_for_a_retry_when_s3_answers_500() {
+    // GIVEN a file awaiting its bytes, and S3 answering every HEAD of its object with a 500
     let record = pending_file(11, None);
     let head = mock!(S3::head_object).then_http_response(|| s3_head_error(500));
     let api = TestApi::mocked(&[&file_lookup(&record)], &[&head, &object_retagged()]);
 
+    // WHEN storage reports its object created
     let result = api.verify(api.s3_event("s3-put", &s3_key(&record))).await;
 
+    // THEN verify fails, after the SDK's own attempts, for Lambda to deliver the event again
     assert!(result.is_err(), "{result:?}");
     assert_eq!(head.num_calls(), ATTEMPTS);
 }

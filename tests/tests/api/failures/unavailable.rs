@@ -55,6 +55,7 @@ async fn create_is_unavailable_when_dynamodb_answers_500() {
 
 #[tokio::test]
 async fn a_write_throttled_until_the_last_attempt_goes_unnoticed() {
+    // GIVEN a table that throttles the write of a new file until the SDK's last attempt
     let put = mock!(DynamoDb::transact_write_items)
         .sequence()
         .http_response(|| dynamodb_error(400, "ProvisionedThroughputExceededException"))
@@ -63,22 +64,27 @@ async fn a_write_throttled_until_the_last_attempt_goes_unnoticed() {
         .build();
     let api = TestApi::mocked(&[&put], &[]);
 
+    // WHEN a file is declared
     let reply = api.create(small_file()).await;
 
+    // THEN it is created, at the last attempt
     assert_eq!(reply.status, 201, "{reply:?}");
     assert_eq!(put.num_calls(), ATTEMPTS);
 }
 
 #[tokio::test]
 async fn get_file_is_unavailable_while_dynamodb_throttles_the_read() {
+    // GIVEN a table that throttles every read of a file
     let file_id = FileId::random();
     let get = mock!(DynamoDb::get_item)
         .match_requests(move |get| keys_file(get.key(), file_id))
         .then_http_response(|| dynamodb_error(400, "ThrottlingException"));
     let api = TestApi::mocked(&[&get], &[]);
 
+    // WHEN the client reads the file
     let reply = api.get(&file_id.to_string()).await;
 
+    // THEN it is told to retry later, after the SDK's own attempts
     assert_error(&reply, 503, "unavailable");
     assert_eq!(get.num_calls(), ATTEMPTS);
 }
@@ -102,12 +108,15 @@ async fn complete_is_unavailable_while_s3_slows_down_listing_parts() {
 // make it retryable.
 #[tokio::test]
 async fn complete_is_unavailable_while_s3_slows_down_the_head_of_the_object() {
+    // GIVEN a single PUT's file, and S3 slowing down every HEAD of its object
     let record = pending_file(11, None);
     let head = mock!(S3::head_object).then_http_response(|| s3_head_error(503));
     let api = TestApi::mocked(&[&file_lookup(&record)], &[&head]);
 
+    // WHEN the client completes it
     let reply = api.complete(&record.file_id.to_string()).await;
 
+    // THEN it is told to retry later
     assert_error(&reply, 503, "unavailable");
 }
 
@@ -115,24 +124,30 @@ async fn complete_is_unavailable_while_s3_slows_down_the_head_of_the_object() {
 
 #[tokio::test]
 async fn access_denied_by_s3_is_internal_and_not_retried() {
+    // GIVEN a multipart upload, and S3 denying access to its parts
     let record = pending_file(12 << 20, Some("upload-1"));
     let list_parts = mock!(S3::list_parts).then_http_response(|| s3_error(403, "AccessDenied"));
     let api = TestApi::mocked(&[&file_lookup(&record)], &[&list_parts]);
 
+    // WHEN the client completes it
     let reply = api.complete(&record.file_id.to_string()).await;
 
+    // THEN it fails as internal, and S3 is not asked again
     assert_error(&reply, 500, "internal");
     assert_eq!(list_parts.num_calls(), 1);
 }
 
 #[tokio::test]
 async fn a_validation_exception_from_dynamodb_is_internal_and_not_retried() {
+    // GIVEN a table that refuses the write of a new file as invalid
     let put = mock!(DynamoDb::transact_write_items)
         .then_http_response(|| dynamodb_error(400, "ValidationException"));
     let api = TestApi::mocked(&[&put], &[&object_deleted()]);
 
+    // WHEN a file is declared
     let reply = api.create(small_file()).await;
 
+    // THEN it fails as internal, and the table is not asked again
     assert_error(&reply, 500, "internal");
     assert_eq!(put.num_calls(), 1);
 }

@@ -6,12 +6,14 @@ use super::*;
 
 #[tokio::test]
 async fn objects_are_written_pending_and_retagged_once_verified_for_the_lifecycle_rule() {
-    // GIVEN a single PUT and a multipart upload, as written by clients
+    // GIVEN uploads in parts of 5 MiB above 5 MiB
     let api = TestApi::with_config(|c| {
         c.multipart_threshold = 5 * MIB;
         c.part_size = 5 * MIB;
     })
     .await;
+
+    // WHEN a single PUT and a multipart upload are written by clients
     let single = upload(&api, &png(12), "image/png", true, false).await;
     let bytes: Vec<u8> = (0..5 * MIB + 9).map(|i| (i % 233) as u8).collect();
     let multipart = upload_in_parts(&api, &bytes, false).await;
@@ -21,13 +23,15 @@ async fn objects_are_written_pending_and_retagged_once_verified_for_the_lifecycl
         assert_eq!(api.object_tags(&plan.s3_key).await, ["state=pending"]);
     }
 
-    // WHEN verified, THEN they are tagged verified, which the rule keeps
+    // WHEN they are verified
     assert_eq!(api.deliver(&single.s3_key).await, Outcome::Verified);
     let event = api.s3_event("s3-complete-multipart", &multipart.s3_key);
     assert_eq!(
         verify::handle(&api.services, event).await.unwrap(),
         [Outcome::Verified]
     );
+
+    // THEN they are tagged verified, which the rule keeps
     for plan in [&single, &multipart] {
         assert_eq!(api.object_tags(&plan.s3_key).await, ["state=verified"]);
     }
@@ -38,25 +42,26 @@ async fn complete_content_leaves_the_pending_rule_as_its_check_starts() {
     // GIVEN a completed upload of parts (which S3 dates by the upload's start: the pending
     // rule may expire it at once), checked in steps of 1 MiB
     let api = TestApi::with_config(step_api_config).await;
+
+    // WHEN its check starts (S3's event handed to verify)
     let (plan, _, first) = upload_large(&api, 6 * MIB, None).await;
 
     // THEN from its first step on, it is tagged checking, which no lifecycle rule expires
     assert!(matches!(first, Outcome::Unfinished(_)), "{first:?}");
     assert_eq!(api.object_tags(&plan.s3_key).await, ["state=checking"]);
 
-    // and verified once the check ends
+    // AND verified once the check ends
     assert_eq!(check_on(&api, first).await.last(), Some(&Outcome::Verified));
     assert_eq!(api.object_tags(&plan.s3_key).await, ["state=verified"]);
 }
 
 #[tokio::test]
 async fn a_completed_upload_whose_object_is_gone_is_rejected_with_its_event() {
+    // GIVEN a completed single PUT whose object is removed before verify looks (the lifecycle
+    // rule, or a hand)
     let api = TestApi::with_config(step_api_config).await;
     let mut path = api.event_path(18).await;
     let missing = Outcome::Rejected(RejectionReason::ContentMissing);
-
-    // GIVEN a completed single PUT whose object is removed before verify looks (the lifecycle
-    // rule, or a hand), WHEN its event arrives, THEN the file is rejected content_missing
     let single = upload(&api, &png(20), "image/png", true, false).await;
     api.complete(&single.file_id).await.file();
     api.services
@@ -65,12 +70,16 @@ async fn a_completed_upload_whose_object_is_gone_is_rejected_with_its_event() {
         .delete(&single.s3_key)
         .await
         .unwrap();
+
+    // WHEN its event arrives
     assert_eq!(api.deliver(&single.s3_key).await, missing);
+
+    // THEN the file is rejected content_missing
     let file = api.get(&single.file_id).await.file();
     assert_eq!(file.status, Status::Rejected);
     assert_eq!(file.rejection_reason.as_deref(), Some("content_missing"));
 
-    // and so is a large one whose object goes between two steps of its check
+    // AND so is a large one whose object goes between two steps of its check
     let (large, _, first) = upload_large(&api, 6 * MIB, None).await;
     api.services
         .storage
@@ -80,7 +89,8 @@ async fn a_completed_upload_whose_object_is_gone_is_rejected_with_its_event() {
         .unwrap();
     assert_eq!(check_on(&api, first).await.last(), Some(&missing));
 
-    // but a PUT not yet completed may still come: no verdict (the file expires with its TTL)
+    // AND no verdict for a PUT not yet completed, which may still come (the file expires with
+    // its TTL)
     let pending = upload(&api, &png(21), "image/png", true, false).await;
     api.services
         .storage
@@ -97,7 +107,7 @@ async fn a_completed_upload_whose_object_is_gone_is_rejected_with_its_event() {
         Status::PendingUpload
     );
 
-    // and each rejection is a file.rejected event
+    // AND each rejection is a file.rejected event
     path.until("both rejections", |path| path.envelopes.len() == 2)
         .await;
     path.drain(Duration::from_secs(1)).await;
@@ -139,12 +149,14 @@ async fn the_object_of_a_job_replaced_during_its_check_is_removed() {
         .unwrap();
     assert!(matches!(update, shared::dynamo::Update::Applied { .. }));
 
-    // WHEN the check goes on, THEN no verdict is written and the object is gone: nobody can
-    // serve it, and tagged checking it would never expire
+    // WHEN the check goes on
     assert_eq!(
         check_on(&api, first).await.last(),
         Some(&Outcome::Ignored("not the file's current upload"))
     );
+
+    // THEN no verdict is written and the object is gone: nobody can serve it, and tagged
+    // checking it would never expire
     assert!(
         !api.stored_objects(&plan.file_id)
             .await

@@ -98,22 +98,26 @@ async fn an_upload_of_more_parts_than_complete_assembles_is_assembled_by_verify(
         .await
         .plan();
 
-    // WHEN a part is missing, THEN complete refuses and hands nothing over
+    // WHEN a part is missing
     api.put_part(&plan.urls[0], bytes[..5 * MIB as usize].to_vec())
         .await;
     let refused = api.complete(&plan.file_id).await;
+
+    // THEN complete refuses and hands nothing over
     assert_eq!(refused.status, 409);
     assert!(drain(&api, &sqs, &queue_url).await.is_empty());
 
-    // WHEN every part is there, THEN complete answers 202 with the file uploaded, not yet assembled
+    // WHEN every part is there
     api.put_part(&plan.urls[1], bytes[5 * MIB as usize..].to_vec())
         .await;
     let accepted = api.complete(&plan.file_id).await;
+
+    // THEN complete answers 202 with the file uploaded, not yet assembled
     assert_eq!(accepted.status, 202);
     assert_eq!(accepted.body["status"], "uploaded");
     assert!(api.stored_objects(&plan.file_id).await.is_empty());
 
-    // and verify assembles it from its queue; a second assembly finds nothing left to do
+    // AND verify assembles it from its queue; a second assembly finds nothing left to do
     let outcomes = drain(&api, &sqs, &queue_url).await;
     assert_eq!(outcomes, [Outcome::Assembled]);
     let assembly = shared::app::verify_queue::Assembly {
@@ -125,7 +129,7 @@ async fn an_upload_of_more_parts_than_complete_assembles_is_assembled_by_verify(
         Outcome::Ignored("assembled or aborted already")
     );
 
-    // and the assembled object's event settles the file, as any other's
+    // AND the assembled object's event settles the file, as any other's
     let event = api.s3_event("s3-complete-multipart", &plan.s3_key);
     assert_eq!(
         verify::handle(&api.services, event).await.unwrap(),
@@ -141,6 +145,7 @@ async fn an_upload_of_more_parts_than_complete_assembles_is_assembled_by_verify(
 /// changes anything.
 #[tokio::test]
 async fn the_queue_samples_are_messages_verify_reads() {
+    // GIVEN the queue samples of `events/`, of another bucket or of no file of this project
     use aws_lambda_events::sqs::SqsEvent;
 
     let api = TestApi::new().await;
@@ -149,12 +154,15 @@ async fn the_queue_samples_are_messages_verify_reads() {
         ("verify-continuation", Outcome::Ignored("unknown file")),
         ("verify-assemble", Outcome::Ignored("unknown file")),
     ] {
+        // WHEN verify reads the sample's message
         let path = format!("{}/../events/{sample}.json", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(path).unwrap();
         let event: SqsEvent = integration_tests::serde_json::from_str(&text).unwrap();
         let outcomes = verify::process(&api.services, &api.verify_queue, &event.records[0])
             .await
             .unwrap();
+
+        // THEN verify ignores it
         assert_eq!(outcomes, [outcome], "{sample}");
     }
 }

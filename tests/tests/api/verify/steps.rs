@@ -7,6 +7,8 @@ use super::*;
 async fn an_object_larger_than_the_budget_is_checked_in_steps_from_checkpoints() {
     // GIVEN a budget of 1 MiB per invocation and a completed upload of 12 MiB and a bit
     let api = TestApi::with_config(step_api_config).await;
+
+    // WHEN its check starts (S3's event handed to verify)
     let (plan, bytes, first) = upload_large(&api, 12 * MIB + 3, None).await;
 
     // THEN the first step checked 1 MiB, checkpointed it, and the file shows it
@@ -26,15 +28,17 @@ async fn an_object_larger_than_the_budget_is_checked_in_steps_from_checkpoints()
         (Status::Uploaded, Some(MIB))
     );
 
-    // WHEN each continuation is handed on, THEN 13 steps in all verify it, as one pass would
+    // WHEN each continuation is handed on
     let outcomes = check_on(&api, first).await;
+
+    // THEN 13 steps in all verify it, as one pass would
     assert_eq!(outcomes.len(), 13);
     assert_eq!(outcomes.last(), Some(&Outcome::Verified));
     let file = api.get(&plan.file_id).await.file();
     assert_eq!((file.status, file.bytes_checked), (Status::Verified, None));
     assert_eq!(api.download(&plan.file_id).await, bytes);
 
-    // and a continuation after the verdict changes nothing
+    // AND a continuation after the verdict changes nothing
     let settled = api.raw_item(&plan.file_id).await;
     let late = Continuation {
         file_id,
@@ -58,6 +62,8 @@ async fn steps_read_in_parallel_windows_from_wherever_the_last_one_stopped() {
         c.verify_parallel_gets = 3;
     })
     .await;
+
+    // WHEN an upload of 20 MiB and a bit is completed, and its check starts
     let (plan, bytes, first) = upload_large(&api, 20 * MIB + 3, None).await;
 
     // THEN three steps, each reading several windows at once, verify it as one pass would
@@ -69,12 +75,18 @@ async fn steps_read_in_parallel_windows_from_wherever_the_last_one_stopped() {
 
 #[tokio::test]
 async fn an_object_checked_in_steps_that_differs_at_its_end_is_rejected() {
+    // GIVEN a budget of 1 MiB per invocation, and the digests of 6 MiB and a bit whose last byte
+    // differs from the content's
     let api = TestApi::with_config(step_api_config).await;
     let size = 6 * MIB + 5;
     let mut other: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
     *other.last_mut().unwrap() ^= 1;
+
+    // WHEN the content is uploaded declared with those digests, and checked in steps
     let (_, _, first) = upload_large(&api, size, Some(digests(&other))).await;
     let outcomes = check_on(&api, first).await;
+
+    // THEN the last of its 7 steps rejects it as a checksum mismatch
     assert_eq!(outcomes.len(), 7);
     assert_eq!(
         outcomes.last(),

@@ -5,10 +5,14 @@ use super::*;
 
 #[tokio::test]
 async fn single_part_uploads_verify_with_and_without_declared_hashes() {
+    // GIVEN PDFs to upload in a single PUT, declaring both digests, one of them, or neither
     let api = TestApi::new().await;
     for (sha256, md5) in [(true, true), (true, false), (false, true), (false, false)] {
+        // WHEN one is uploaded
         let bytes = format!("%PDF-1.7 sha256={sha256} md5={md5}").into_bytes();
         let plan = upload(&api, &bytes, "application/pdf", sha256, md5).await;
+
+        // THEN verify verifies it, and it downloads as uploaded
         assert_eq!(
             api.deliver(&plan.s3_key).await,
             Outcome::Verified,
@@ -94,31 +98,42 @@ async fn a_multipart_upload_is_verified_by_streaming_and_then_deduplicates() {
 
 #[tokio::test]
 async fn an_object_of_another_size_written_to_the_key_is_rejected() {
+    // GIVEN a file declared as 10 bytes
     let api = TestApi::new().await;
     let created = api
         .create(json!({"file_name": "f.txt", "file_size": 10, "content_type": "text/plain"}))
         .await
         .plan();
+
+    // WHEN 7 bytes are written to its key, around the API
     put_directly(&api, &created.s3_key, b"only 7!".to_vec(), "text/plain").await;
+
+    // THEN verify rejects it as a size mismatch
     assert_delivery_rejects(&api, &created, RejectionReason::SizeMismatch).await;
 }
 
 #[tokio::test]
 async fn an_object_with_other_bytes_written_without_checksums_is_rejected() {
+    // GIVEN PDFs declared with their SHA-256 or their MD5
     let api = TestApi::new().await;
     for (sha256, md5) in [(true, false), (false, true)] {
         let declared = b"%PDF-1.7 the declared content".to_vec();
         let body = declaration("f.pdf", "application/pdf", &declared, sha256, md5);
         let created = api.create(body).await.plan();
+
+        // WHEN other bytes of the same length are written to its key, without checksums
         let mut other = declared.clone();
         *other.last_mut().unwrap() ^= 1;
         put_directly(&api, &created.s3_key, other, "application/pdf").await;
+
+        // THEN verify rejects it as a checksum mismatch
         assert_delivery_rejects(&api, &created, RejectionReason::ChecksumMismatch).await;
     }
 }
 
 #[tokio::test]
 async fn content_that_is_not_what_its_type_claims_is_rejected() {
+    // GIVEN executables and HTML declared as PNG, and an executable declared as text
     let api = TestApi::new().await;
     let elf = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0\x3e\0".to_vec();
     let pe = b"MZ\x90\0\x03\0\0\0\x04\0\0\0\xff\xff\0\0".to_vec();
@@ -129,15 +144,21 @@ async fn content_that_is_not_what_its_type_claims_is_rejected() {
         (html, "image/png"),
         (elf, "text/plain"),
     ] {
+        // WHEN one is uploaded
         let plan = upload(&api, &bytes, content_type, true, false).await;
+
+        // THEN verify rejects it as a content type mismatch
         assert_delivery_rejects(&api, &plan, RejectionReason::ContentTypeMismatch).await;
     }
-    // an object written with another stored content type
+
+    // WHEN a PNG is written to its key with another stored content type
     let created = api
         .create(json!({"file_name": "a.png", "file_size": PNG.len(), "content_type": "image/png"}))
         .await
         .plan();
     put_directly(&api, &created.s3_key, PNG.to_vec(), "text/html").await;
+
+    // THEN verify rejects that too
     assert_eq!(
         api.deliver(&created.s3_key).await,
         Outcome::Rejected(RejectionReason::ContentTypeMismatch)
@@ -146,20 +167,23 @@ async fn content_that_is_not_what_its_type_claims_is_rejected() {
 
 #[tokio::test]
 async fn repeated_stale_and_foreign_events_change_nothing() {
+    // GIVEN a verified file
     let api = TestApi::new().await;
     let plan = upload(&api, PNG, "image/png", true, false).await;
     let file_id = &plan.file_id;
     assert_eq!(api.deliver(&plan.s3_key).await, Outcome::Verified);
     let settled = api.raw_item(file_id).await;
 
-    // the same event again
+    // WHEN the same event comes again
     assert_eq!(
         api.deliver(&plan.s3_key).await,
         Outcome::Ignored("already settled")
     );
+
+    // THEN it is ignored, and nothing changed
     assert_eq!(api.raw_item(file_id).await, settled);
 
-    // an event for the old job, after a reupload
+    // WHEN an event for the old job comes, after a reupload
     let new_plan = api
         .reupload(
             file_id,
@@ -172,14 +196,17 @@ async fn repeated_stale_and_foreign_events_change_nothing() {
         api.deliver(&plan.s3_key).await,
         Outcome::Ignored("not the file's current upload")
     );
+
+    // THEN it is ignored, and nothing changed
     assert_eq!(api.raw_item(file_id).await, replaced);
+    // AND so is an event for the new job, whose object is not there
     assert_eq!(
         api.deliver(&new_plan.s3_key).await,
         Outcome::Ignored("object no longer exists")
     );
     assert_eq!(api.raw_item(file_id).await, replaced);
 
-    // keys that are not uploads, or of no file, and other buckets
+    // WHEN events come for keys that are not uploads, or of no file, and from other buckets
     let unknown = format!("uploads/{}/{}", uuid(), uuid());
     assert_eq!(
         api.deliver(&unknown).await,
@@ -206,29 +233,40 @@ async fn repeated_stale_and_foreign_events_change_nothing() {
         verify::handle(&api.services, ours).await.unwrap(),
         [Outcome::Ignored("not an upload key")]
     );
+
+    // THEN each is ignored, and nothing changed
     assert_eq!(api.raw_item(file_id).await, replaced);
 }
 
 #[tokio::test]
 async fn the_verdict_does_not_depend_on_when_complete_is_called() {
+    // GIVEN PNGs, each uploaded in a single PUT
     let api = TestApi::new().await;
-    // verify first, then complete
+
+    // WHEN verify comes first, then complete
     let first = upload(&api, &png(1), "image/png", true, false).await;
     assert_eq!(api.deliver(&first.s3_key).await, Outcome::Verified);
     let completed = api.complete(&first.file_id).await.file();
+
+    // THEN complete answers the file verified
     assert_eq!(completed.status, Status::Verified);
-    // complete first, then verify
+
+    // WHEN complete comes first, then verify
     let second = upload(&api, &png(2), "image/png", false, false).await;
     assert_eq!(
         api.complete(&second.file_id).await.file().status,
         Status::Uploaded
     );
+
+    // THEN verify verifies the file
     assert_eq!(api.deliver(&second.s3_key).await, Outcome::Verified);
-    // both at once, several times
     for variant in 3..8 {
+        // WHEN both come at once, several times
         let plan = upload(&api, &png(variant), "image/png", true, true).await;
         let file_id = &plan.file_id;
         let (completed, outcome) = tokio::join!(api.complete(file_id), api.deliver(&plan.s3_key));
+
+        // THEN the file is verified
         assert_eq!(completed.status, 200, "{:#}", completed.body);
         assert_eq!(outcome, Outcome::Verified);
         assert_eq!(api.get(file_id).await.file().status, Status::Verified);
@@ -237,12 +275,13 @@ async fn the_verdict_does_not_depend_on_when_complete_is_called() {
 
 #[tokio::test]
 async fn a_rejected_reupload_keeps_the_verified_version_and_a_verified_one_replaces_it() {
+    // GIVEN a verified PNG
     let api = TestApi::new().await;
     let plan = upload(&api, PNG, "image/png", true, false).await;
     let file_id = &plan.file_id;
     assert_eq!(api.deliver(&plan.s3_key).await, Outcome::Verified);
 
-    // a reupload whose bytes are not a PNG is rejected; the first version stays downloadable
+    // WHEN it is reuploaded with bytes that are not a PNG
     let bad = api
         .reupload(
             file_id,
@@ -251,6 +290,8 @@ async fn a_rejected_reupload_keeps_the_verified_version_and_a_verified_one_repla
         .await
         .plan();
     api.upload_whole(&bad, b"nope".to_vec()).await;
+
+    // THEN the reupload is rejected; the first version stays downloadable
     assert_eq!(
         api.deliver(&bad.s3_key).await,
         Outcome::Rejected(RejectionReason::ContentTypeMismatch)
@@ -262,7 +303,7 @@ async fn a_rejected_reupload_keeps_the_verified_version_and_a_verified_one_repla
     );
     assert_eq!(api.download(file_id).await, PNG);
 
-    // a good reupload replaces it, and the old object is removed
+    // WHEN it is reuploaded with a good PNG
     let mut png2 = PNG.to_vec();
     png2.extend_from_slice(b"v2");
     let good = api
@@ -273,6 +314,8 @@ async fn a_rejected_reupload_keeps_the_verified_version_and_a_verified_one_repla
         .await
         .plan();
     api.upload_whole(&good, png2.clone()).await;
+
+    // THEN the good reupload is verified and replaces it, and the old object is removed
     assert_eq!(api.deliver(&good.s3_key).await, Outcome::Verified);
     assert_eq!(api.stored_objects(file_id).await, [good.s3_key]);
     assert_eq!(api.download(file_id).await, png2);
@@ -303,6 +346,7 @@ fn uuid() -> String {
 /// client). Each ends `rejected` with `unexpected_metadata`, its object deleted.
 #[tokio::test]
 async fn an_object_stored_with_headers_the_service_did_not_set_is_rejected() {
+    // GIVEN plain text to upload in a single PUT
     let api = TestApi::new().await;
     let bytes = b"plain text, honestly".to_vec();
     for (header, value) in [
@@ -311,6 +355,7 @@ async fn an_object_stored_with_headers_the_service_did_not_set_is_rejected() {
         ("content-language", "fr"),
         ("expires", "Wed, 21 Oct 2037 07:28:00 GMT"),
     ] {
+        // WHEN its PUT adds a standard header its URL does not sign, which storage takes
         let plan = upload_plan(&api, &bytes).await;
         let response = plan
             .put(&api.http, plan.url(1), bytes.clone())
@@ -323,10 +368,13 @@ async fn an_object_stored_with_headers_the_service_did_not_set_is_rejected() {
             "storage took {header}: {}",
             response.status()
         );
+
+        // THEN verify rejects it as unexpected metadata
         assert_delivery_rejects(&api, &plan, RejectionReason::UnexpectedMetadata).await;
     }
-    // Cache-Control is signed (browsers add max-age=0 to a conditional PUT by themselves): any
-    // other value is refused by storage, before a byte is stored.
+
+    // WHEN its PUT sends another Cache-Control: that header is signed (browsers add max-age=0 to
+    // a conditional PUT by themselves)
     let plan = upload_plan(&api, &bytes).await;
     assert_eq!(plan.headers["cache-control"], "max-age=0");
     let mut headers = plan.headers.clone();
@@ -340,10 +388,12 @@ async fn an_object_stored_with_headers_the_service_did_not_set_is_rejected() {
         .send()
         .await
         .unwrap();
+
+    // THEN storage refuses it, before a byte is stored
     assert_eq!(refused.status(), 403, "storage took another Cache-Control");
-    // x-amz-meta-* and a website redirect are refused by storage on a presigned PUT (unsigned
-    // x-amz-* headers); written behind the API's back they are rejected too.
     for write in ["metadata", "redirect"] {
+        // WHEN x-amz-meta-* or a website redirect, which storage refuses on a presigned PUT
+        // (unsigned x-amz-* headers), is written behind the API's back
         let plan = upload_plan(&api, &bytes).await;
         let put = api
             .services
@@ -360,19 +410,26 @@ async fn an_object_stored_with_headers_the_service_did_not_set_is_rejected() {
             _ => put.website_redirect_location("https://evil.example/"),
         };
         put.send().await.unwrap();
+
+        // THEN it is rejected too
         assert_delivery_rejects(&api, &plan, RejectionReason::UnexpectedMetadata).await;
     }
 }
 
 #[tokio::test]
 async fn download_urls_pin_how_the_bytes_are_read() {
+    // GIVEN a verified file of plain text
     let api = TestApi::new().await;
     let bytes = b"just text".to_vec();
     let plan = upload_plan(&api, &bytes).await;
     api.upload_whole(&plan, bytes.clone()).await;
     assert_eq!(api.deliver(&plan.s3_key).await, Outcome::Verified);
+
+    // WHEN its download URL is followed
     let url = api.get(&plan.file_id).await.file().download_url.unwrap();
     let response = api.http.get(url).send().await.unwrap();
+
+    // THEN the bytes come as text, not encoded, not cached, as an attachment
     let header = |name: &str| {
         response
             .headers()
