@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use shared::app::Services;
 use shared::app::verify_queue::{Assembly, Continuation, Step, VerifyQueue};
-use shared::domain::ids::{UPLOAD_PREFIX, parse_object_key};
+use shared::domain::ids::{ObjectKey, UPLOAD_PREFIX};
 use shared::domain::{FileId, FileRecord, FileStatus, timestamp};
 use time::OffsetDateTime;
 
@@ -64,7 +64,7 @@ pub async fn open_uploads(
     Ok(uploads
         .into_iter()
         .map(|(key, upload_id, initiated)| OpenUpload {
-            file_id: parse_object_key(&key).map(|(file_id, _)| file_id),
+            file_id: ObjectKey::parse(&key).map(|key| key.file_id),
             key,
             upload_id,
             initiated,

@@ -31,7 +31,7 @@ use shared::app::Services;
 use shared::app::services::{Storage, Table};
 use shared::app::verify_queue::VerifyQueue;
 use shared::config::Config;
-use shared::domain::ids::object_key;
+use shared::domain::ids::ObjectKey;
 use shared::domain::values::{FileName, MediaType, Metadata};
 use shared::domain::webhook::WebhookConfig;
 use shared::domain::{ContentDeclaration, FileId, FileRecord, JobId, UploadJob};
@@ -244,7 +244,7 @@ pub fn pending_file(file_size: u64, upload_id: Option<&str>) -> FileRecord {
     };
     let job = UploadJob {
         job_id,
-        s3_key: object_key(file_id, job_id),
+        s3_key: ObjectKey::new(file_id, job_id).to_string(),
         upload_id: upload_id.map(str::to_owned),
         part_size,
         part_count: u32::try_from(file_size.div_ceil(part_size)).expect("part count"),

@@ -15,7 +15,7 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use shared::app::Services;
 use shared::app::verify::check_upload;
 use shared::app::verify_queue::{Step, VerifyMessage, VerifyQueue};
-use shared::domain::ids::{decode_event_key, parse_object_key};
+use shared::domain::ids::ObjectKey;
 use shared::error::Error;
 
 pub use shared::app::verify::{Outcome, assemble, continue_check};
@@ -110,9 +110,9 @@ async fn verify_record(services: &Services, record: &S3EventRecord) -> Result<Ou
     if record.s3.bucket.name.as_deref() != Some(services.storage.objects.bucket()) {
         return Ok(Outcome::Ignored("another bucket"));
     }
-    let key = decode_event_key(record.s3.object.key.as_deref().unwrap_or_default());
-    let Some((file_id, job_id)) = parse_object_key(&key) else {
+    let Some(key) = ObjectKey::from_event(record.s3.object.key.as_deref().unwrap_or_default())
+    else {
         return Ok(Outcome::Ignored("not an upload key"));
     };
-    check_upload(services, file_id, job_id, &key).await
+    check_upload(services, key).await
 }

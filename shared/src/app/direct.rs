@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::app::{Services, delete, upload};
-use crate::domain::ids::object_key;
+use crate::domain::ids::ObjectKey;
 use crate::domain::token::UploadToken;
 use crate::domain::values::{self, FileName, MediaType, Metadata};
 use crate::domain::{ContentDeclaration, FileId, FileRecord, JobId, UploadJob};
@@ -141,7 +141,7 @@ async fn store(
         let job_id = JobId::random();
         let job = UploadJob {
             job_id,
-            s3_key: object_key(file_id, job_id),
+            s3_key: ObjectKey::new(file_id, job_id).to_string(),
             upload_id: None,
             part_size: sent.content.file_size,
             part_count: 1,

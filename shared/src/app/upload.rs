@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use crate::app::{Services, release};
 use crate::domain::error::Refusal;
-use crate::domain::ids::{FileId, JobId, object_key};
+use crate::domain::ids::{FileId, JobId, ObjectKey};
 use crate::domain::parts::{ReportedPart, RequestedPart, UploadedPart, parts_to_assemble};
 use crate::domain::plan::UploadShape;
 use crate::domain::request::UploadRequest;
@@ -45,7 +45,7 @@ pub async fn start_job(
 ) -> Result<StartedJob, Error> {
     let config = &services.config;
     let job_id = JobId::random();
-    let s3_key = object_key(file_id, job_id);
+    let s3_key = ObjectKey::new(file_id, job_id).to_string();
     match UploadShape::for_size(
         content.file_size,
         config.multipart_threshold,

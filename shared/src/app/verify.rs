@@ -20,7 +20,7 @@ use crate::app::inspect::{self, Budget, Finding};
 use crate::app::upload::{self, Assembled};
 use crate::app::verify_queue::{Assembly, Continuation};
 use crate::app::{Services, release};
-use crate::domain::ids::{file_prefix, object_key};
+use crate::domain::ids::{ObjectKey, file_prefix};
 use crate::domain::storage::{self, Stored};
 use crate::domain::values::Sha256;
 use crate::domain::{
@@ -98,19 +98,17 @@ pub async fn continue_check(
     let Continuation {
         file_id, job_id, ..
     } = *continuation;
-    check_upload(services, file_id, job_id, &object_key(file_id, job_id)).await
+    check_upload(services, ObjectKey::new(file_id, job_id)).await
 }
 
 /// Checks the object at `key` of upload job `job_id` of `file_id`, if it is the file's current
 /// job.
-pub async fn check_upload(
-    services: &Services,
-    file_id: FileId,
-    job_id: JobId,
-    key: &str,
-) -> Result<Outcome, Error> {
+pub async fn check_upload(services: &Services, key: ObjectKey) -> Result<Outcome, Error> {
+    let ObjectKey { file_id, job_id } = key;
     let span = tracing::info_span!("verify", file_id = %file_id, job_id = %job_id);
-    check(services, file_id, job_id, key).instrument(span).await
+    check(services, file_id, job_id, &key.to_string())
+        .instrument(span)
+        .await
 }
 
 async fn check(
@@ -213,7 +211,8 @@ async fn record_progress(
         }),
         Update::Unchanged(_) => Outcome::Ignored("checked on by another invocation"),
         Update::Refused(_, latest) => {
-            release_unless_held(services, Some(&latest), &object_key(file_id, job_id)).await?;
+            let key = ObjectKey::new(file_id, job_id).to_string();
+            release_unless_held(services, Some(&latest), &key).await?;
             Outcome::Ignored("settled or replaced meanwhile")
         }
     })
@@ -246,7 +245,7 @@ async fn settle(
             return Err(refusal.into());
         }
         Update::Refused(_, latest) | Update::Unchanged(latest) => {
-            let key = object_key(latest.file_id, job_id);
+            let key = ObjectKey::new(latest.file_id, job_id).to_string();
             release_unless_held(services, Some(&latest), &key).await?;
             return Ok(Outcome::Ignored("settled or replaced meanwhile"));
         }

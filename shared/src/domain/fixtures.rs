@@ -6,7 +6,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::domain::file::{RejectionReason, Verdict};
-use crate::domain::ids::object_key;
+use crate::domain::ids::ObjectKey;
 use crate::domain::request::UploadRequest;
 use crate::domain::timestamp;
 use crate::domain::values::{FileName, MediaType, Metadata, Sha256};
@@ -30,7 +30,7 @@ pub fn job(file_id: FileId, now: OffsetDateTime) -> UploadJob {
     let job_id = JobId::random();
     UploadJob {
         job_id,
-        s3_key: object_key(file_id, job_id),
+        s3_key: ObjectKey::new(file_id, job_id).to_string(),
         upload_id: Some("upload-1".into()),
         part_size: 5 << 20,
         part_count: 3,

@@ -85,9 +85,37 @@ impl fmt::Display for ProjectId {
     }
 }
 
-/// Where the bytes of one job live. Built only from ids we generated, never from client text.
-pub fn object_key(file_id: FileId, job_id: JobId) -> String {
-    format!("{}{job_id}", file_prefix(file_id))
+/// Where the bytes of one upload job live: `uploads/{file_id}/{job_id}`. Built only from ids
+/// the service generated, never from client text; written out by `Display`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ObjectKey {
+    pub file_id: FileId,
+    pub job_id: JobId,
+}
+
+impl ObjectKey {
+    pub fn new(file_id: FileId, job_id: JobId) -> Self {
+        Self { file_id, job_id }
+    }
+
+    /// The job whose key `key` is, if it is one the service writes (canonical ids only).
+    pub fn parse(key: &str) -> Option<Self> {
+        let rest = key.strip_prefix(UPLOAD_PREFIX)?;
+        let (file, job) = rest.split_once('/')?;
+        Some(Self::new(file.parse().ok()?, job.parse().ok()?))
+    }
+
+    /// The job whose key an S3 event names: URL-encoded, with spaces as `+`.
+    pub fn from_event(raw: &str) -> Option<Self> {
+        let spaced = raw.replace('+', " ");
+        Self::parse(&percent_encoding::percent_decode_str(&spaced).decode_utf8_lossy())
+    }
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}", file_prefix(self.file_id), self.job_id)
+    }
 }
 
 /// Where every object of the file is: one key per upload job under it.
@@ -96,21 +124,6 @@ pub fn file_prefix(file_id: FileId) -> String {
 }
 
 pub const UPLOAD_PREFIX: &str = "uploads/";
-
-/// Reads back the ids from an object key written by [`object_key`].
-pub fn parse_object_key(key: &str) -> Option<(FileId, JobId)> {
-    let rest = key.strip_prefix(UPLOAD_PREFIX)?;
-    let (file, job) = rest.split_once('/')?;
-    Some((file.parse().ok()?, job.parse().ok()?))
-}
-
-/// S3 event keys are URL-encoded, with spaces as `+`.
-pub fn decode_event_key(raw: &str) -> String {
-    let spaced = raw.replace('+', " ");
-    percent_encoding::percent_decode_str(&spaced)
-        .decode_utf8_lossy()
-        .into_owned()
-}
 
 #[cfg(test)]
 mod tests {
@@ -128,17 +141,25 @@ mod tests {
     #[test]
     fn object_keys_round_trip_and_reject_anything_else() {
         let (file, job) = (FileId::random(), JobId::random());
-        let key = object_key(file, job);
-        assert_eq!(parse_object_key(&key), Some((file, job)));
-        assert_eq!(parse_object_key(&format!("other/{file}/{job}")), None);
-        assert_eq!(parse_object_key(&format!("{key}/x")), None);
-        assert_eq!(parse_object_key("uploads/x/y"), None);
+        let key = ObjectKey::new(file, job);
+        assert_eq!(key.to_string(), format!("uploads/{file}/{job}"));
+        assert_eq!(ObjectKey::parse(&key.to_string()), Some(key));
+        assert_eq!(ObjectKey::parse(&format!("other/{file}/{job}")), None);
+        assert_eq!(ObjectKey::parse(&format!("{key}/x")), None);
+        assert_eq!(ObjectKey::parse("uploads/x/y"), None);
     }
 
     #[test]
     fn event_keys_are_url_decoded() {
-        assert_eq!(decode_event_key("uploads/a%2Bb/c+d"), "uploads/a+b/c d");
-        assert_eq!(decode_event_key("caf%C3%A9+menu.pdf"), "café menu.pdf");
+        let key = ObjectKey::new(FileId::random(), JobId::random());
+        let encoded = key.to_string().replace('/', "%2F");
+        assert_eq!(ObjectKey::from_event(&encoded), Some(key));
+        assert_eq!(
+            ObjectKey::from_event(&format!("{key}+")),
+            None,
+            "{key} and a space"
+        );
+        assert_eq!(ObjectKey::from_event("caf%C3%A9+menu.pdf"), None);
     }
 
     #[test]

@@ -131,7 +131,7 @@ async fn the_object_of_a_job_replaced_during_its_check_is_removed() {
     let newer = JobId::random();
     let replaced = UploadJob {
         job_id: newer,
-        s3_key: shared::domain::ids::object_key(record.file_id, newer),
+        s3_key: shared::domain::ids::ObjectKey::new(record.file_id, newer).to_string(),
         checkpoint: None,
         ..job
     };
