@@ -1,5 +1,5 @@
 //! What the DynamoDB and S3 adapters share: the SDK clients' HTTPS and S3 settings, and how a
-//! failed AWS call becomes the contract's error.
+//! failed AWS call becomes a `Failure`.
 
 use std::time::Duration;
 

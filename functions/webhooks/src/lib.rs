@@ -11,8 +11,7 @@ use shared::config::Config;
 use shared::domain::error::Refusal;
 use shared::domain::timestamp;
 use shared::domain::webhook::{SigningSecret, WebhookConfig};
-use shared::error::Error;
-use shared::error::Failure;
+use shared::error::{Error, Failure};
 use shared::http::routes::Operation;
 use shared::http::{self, Reply, parse};
 

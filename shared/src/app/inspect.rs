@@ -16,8 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::domain::sniff::{self, SNIFF_LEN};
 use crate::domain::values::Sha256 as Sha256Digest;
 use crate::domain::{Checkpoint, ContentDeclaration, RejectionReason};
-use crate::error::Error;
-use crate::error::Failure;
+use crate::error::{Error, Failure};
 use crate::s3::{ObjectHead, ObjectStore};
 use aws_sdk_s3::primitives::ByteStream;
 

@@ -16,8 +16,7 @@ use crate::domain::timestamp;
 use crate::domain::token::UploadToken;
 use crate::domain::{ContentDeclaration, FileRecord, UploadJob};
 use crate::dynamo::Update;
-use crate::error::Error;
-use crate::error::Failure;
+use crate::error::{Error, Failure};
 use crate::s3::{PartToSign, PartUrls};
 
 /// Part URLs handed out at once: by create and reupload (parts 1..=100), and at most this many

@@ -1,6 +1,7 @@
 //! The domain: what a file is and how it changes, the values a client declares, the upload
-//! plan, and the contract's errors. Pure code: no AWS SDK, no Lambda, no I/O, so that every rule
-//! here is tested without servers. (`scripts/check-layout` fails the build if that changes.)
+//! plan, and what the service refuses ([`Refusal`]). Pure code: no AWS SDK, no Lambda, no I/O,
+//! so that every rule here is tested without servers. (`scripts/check-layout` fails the build if
+//! that changes.)
 
 pub mod error;
 pub mod event;

@@ -23,8 +23,7 @@ use crate::dynamo::item::{self, Item, n, s};
 use crate::dynamo::listing::{self, FilePage, ListCursor};
 use crate::dynamo::usage;
 use crate::dynamo::{AnswerWrite, Transacted};
-use crate::error::Error;
-use crate::error::Failure;
+use crate::error::{Error, Failure};
 
 /// What became of a change of a file.
 // Returned once per request and matched at once: boxing the records would only add allocations.

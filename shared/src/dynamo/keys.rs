@@ -16,8 +16,7 @@ use crate::domain::error::Refusal;
 use crate::domain::ids::ProjectId;
 use crate::domain::timestamp;
 use crate::dynamo::item::{self, s};
-use crate::error::Error;
-use crate::error::Failure;
+use crate::error::{Error, Failure};
 
 pub const KEY_PREFIX: &str = "upk_";
 /// A grant read from the table is trusted this long in a warm container: revoking a key takes

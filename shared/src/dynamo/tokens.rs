@@ -13,8 +13,7 @@ use crate::domain::ids::FileId;
 use crate::domain::token::{TOKEN_PREFIX, TokenGrant, UploadToken};
 use crate::dynamo::item::{self, Item, TOKEN_FILES, TTL, n};
 use crate::dynamo::keys::{key_hash, new_secret};
-use crate::error::Error;
-use crate::error::Failure;
+use crate::error::{Error, Failure};
 
 #[derive(Debug, Clone)]
 pub struct UploadTokens {

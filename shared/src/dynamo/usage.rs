@@ -30,8 +30,7 @@ use crate::domain::usage::{ProjectUsage, Quota, Usage};
 use crate::domain::{FileId, FileRecord};
 use crate::dynamo::Transacted;
 use crate::dynamo::item::{self, Item, USAGE_SHARDS, n, s};
-use crate::error::Error;
-use crate::error::Failure;
+use crate::error::{Error, Failure};
 
 /// A counter of the usage items: its attribute, and what of a [`Usage`] it adds up.
 type Field = (&'static str, fn(&Usage) -> i64);

@@ -11,8 +11,7 @@ use crate::domain::error::Refusal;
 use crate::domain::webhook::WebhookConfig;
 use crate::dynamo::files::UPDATE_ATTEMPTS;
 use crate::dynamo::item::{self, Item, n};
-use crate::error::Error;
-use crate::error::Failure;
+use crate::error::{Error, Failure};
 
 #[derive(Clone, Debug)]
 pub struct Webhooks {

@@ -6,8 +6,7 @@ use futures_util::stream;
 use lambda_http::Request;
 use lambda_http::http::header;
 
-use crate::domain::error::Detail;
-use crate::domain::error::Refusal;
+use crate::domain::error::{Detail, Refusal};
 use crate::error::Error;
 
 /// One `file` part: its bytes and what the client said they are.

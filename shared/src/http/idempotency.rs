@@ -13,8 +13,7 @@ use crate::domain::error::Refusal;
 use crate::domain::idempotency::{self, IdempotencyKey, Repeat, fingerprint};
 use crate::domain::timestamp;
 use crate::dynamo::{AnswerWrite, Claim, IdempotencyKeys};
-use crate::error::Error;
-use crate::error::Failure;
+use crate::error::{Error, Failure};
 
 const HEADER: &str = "idempotency-key";
 

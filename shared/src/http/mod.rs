@@ -29,8 +29,7 @@ use crate::domain::ids::ProjectId;
 use crate::domain::token::UploadToken;
 use crate::domain::{FileId, FileRecord, timestamp};
 use crate::dynamo::key_hash;
-use crate::error::Error;
-use crate::error::Failure;
+use crate::error::{Error, Failure};
 use bearer::{Bearer, bearer};
 use routes::{Access, Route};
 

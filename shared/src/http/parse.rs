@@ -8,8 +8,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::domain::FileStatus;
-use crate::domain::error::Detail;
-use crate::domain::error::Refusal;
+use crate::domain::error::{Detail, Refusal};
 use crate::domain::event::EventType;
 use crate::domain::parts::{ReportedPart, RequestedPart};
 use crate::domain::request::{DirectUpload, NewFile, UploadRequest};
@@ -21,8 +20,7 @@ use crate::domain::values::{FileName, Md5, MediaType, Metadata, MetadataEntry, S
 use crate::domain::webhook::{WebhookRequest, WebhookUrl};
 use crate::domain::{JobId, UploadJob};
 use crate::dynamo::ListCursor;
-use crate::error::Error;
-use crate::error::Failure;
+use crate::error::{Error, Failure};
 use lambda_http::Request;
 
 /// Checks every field of a create body.
