@@ -167,12 +167,7 @@ async fn run(command: Command) -> Result<(), String> {
         || shared::dynamo::Usages::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table_name);
     // The default chain (profiles, SSO, ...) an operator's shell has, not a function's.
     let services = || async { Services::new(config.clone(), &sdk).map_err(|err| err.to_string()) };
-    let bucket = || {
-        config
-            .bucket_name
-            .as_deref()
-            .ok_or("BUCKET_NAME is not set: this command needs the bucket")
-    };
+    let bucket = || config.bucket().map_err(|err| err.to_string());
     match command {
         Command::MintKey { projects, label } => {
             let key = keys().mint(&projects, &label).await.map_err(describe)?;

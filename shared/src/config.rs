@@ -67,6 +67,14 @@ impl ConfigError {
 }
 
 impl Config {
+    /// The bucket, required by whatever reaches files' content (storage's clients, the admin
+    /// commands that provision it).
+    pub fn bucket(&self) -> Result<&str, ConfigError> {
+        self.bucket_name.as_deref().ok_or_else(|| {
+            ConfigError::new("BUCKET_NAME is not set, and what reaches files' content needs it")
+        })
+    }
+
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }

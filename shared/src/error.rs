@@ -77,14 +77,6 @@ impl Error {
             Self::Failed(_) => &[],
         }
     }
-
-    /// The refusal, if this is one.
-    pub fn refusal(&self) -> Option<&Refusal> {
-        match self {
-            Self::Refused(refusal) => Some(refusal),
-            Self::Failed(_) => None,
-        }
-    }
 }
 
 /// The contract's error code of `err` (`docs/API.md`, Errors).

@@ -100,14 +100,14 @@ impl Environment {
     /// Storage whose URLs the function's own credentials would sign: for functions that hand
     /// out none. `BUCKET_NAME` is required.
     pub fn storage(&self) -> Result<Storage, ConfigError> {
-        Ok(Storage::new(self.s3(), self.bucket()?, None))
+        Ok(Storage::new(self.s3(), self.config.bucket()?, None))
     }
 
     /// Storage whose URLs are signed as the role `URL_SIGNING_ROLE_ARN` names, where it is set
     /// (its sessions' lifetime is known, unlike that of Lambda's own credentials).
     /// `BUCKET_NAME` is required.
     pub async fn signing_storage(&self) -> Result<Storage, ConfigError> {
-        let bucket = self.bucket()?;
+        let bucket = self.config.bucket()?;
         let signing = match &self.config.url_signing_role_arn {
             Some(role) => Some(signing_role(role, &self.sdk).await),
             None => self.sdk.credentials_provider(),
@@ -151,10 +151,6 @@ impl Environment {
         ))
     }
 
-    fn bucket(&self) -> Result<&str, ConfigError> {
-        required(&self.config.bucket_name, "BUCKET_NAME")
-    }
-
     fn s3(&self) -> aws_sdk_s3::Client {
         aws_sdk_s3::Client::from_conf(s3_config(&self.sdk, self.config.s3_force_path_style))
     }
@@ -180,7 +176,7 @@ impl Services {
     pub fn new(config: Config, sdk: &SdkConfig) -> Result<Self, ConfigError> {
         let sdk = bounded(sdk, &config);
         let s3 = aws_sdk_s3::Client::from_conf(s3_config(&sdk, config.s3_force_path_style));
-        let bucket = required(&config.bucket_name, "BUCKET_NAME")?;
+        let bucket = config.bucket()?;
         Ok(Self {
             table: Table::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table_name),
             storage: Storage::new(s3, bucket, sdk.credentials_provider()),
@@ -201,7 +197,7 @@ impl Services {
     where
         I: aws_sdk_s3::config::Intercept + Clone + 'static,
     {
-        let bucket = required(&config.bucket_name, "BUCKET_NAME")?;
+        let bucket = config.bucket()?;
         let sdk = bounded(sdk, &config);
         let mut dynamodb =
             aws_sdk_dynamodb::config::Builder::from(&sdk).interceptor(interceptor.clone());
