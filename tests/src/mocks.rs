@@ -108,6 +108,15 @@ pub fn sqs_client(rules: &[&Rule]) -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::from_conf(config)
 }
 
+/// An EventBridge client answering only from `rules` (the bus notify publishes to).
+pub fn eventbridge_client(rules: &[&Rule]) -> aws_sdk_eventbridge::Client {
+    let config = aws_sdk_eventbridge::config::Builder::from(&sdk_config())
+        .interceptor(OperationLog)
+        .interceptor(answering(rules.iter().copied()))
+        .build();
+    aws_sdk_eventbridge::Client::from_conf(config)
+}
+
 /// What the clients share with the functions' `aws_config::defaults`: behavior version and the
 /// standard retry mode, with a region and static credentials instead of the environment's.
 fn sdk_config() -> SdkConfig {
@@ -196,6 +205,16 @@ pub fn dynamodb_error(status: u16, code: &str) -> HttpResponse {
     let mut response = HttpResponse::new(status_code(status), SdkBody::from(body.to_string()));
     let headers = response.headers_mut();
     headers.insert("content-type", "application/x-amz-json-1.0");
+    headers.insert("x-amzn-requestid", "MOCKED");
+    response
+}
+
+/// An EventBridge error as EventBridge sends it: `status` and a JSON body naming the error type.
+pub fn eventbridge_error(status: u16, code: &str) -> HttpResponse {
+    let body = serde_json::json!({"__type": code, "message": format!("mocked {code}")});
+    let mut response = HttpResponse::new(status_code(status), SdkBody::from(body.to_string()));
+    let headers = response.headers_mut();
+    headers.insert("content-type", "application/x-amz-json-1.1");
     headers.insert("x-amzn-requestid", "MOCKED");
     response
 }

@@ -21,7 +21,7 @@ use shared::contract::EventMessage;
 use shared::domain::event::RemovalCause;
 use shared::dynamo::Usages;
 use shared::dynamo::stream::{event_message, file_of_image, removal_cause};
-use shared::events::EventBus;
+use shared::events::{EventBus, Unpublished};
 
 /// Gives back the usage of the files the TTL removed, and publishes the events of `event`'s
 /// records, in order; the response names the first record not done.
@@ -80,10 +80,10 @@ async fn release_expired(usages: &Usages, records: &[EventRecord]) -> Option<usi
 /// How many of `messages` were published, in order.
 async fn publish(bus: &EventBus, messages: &[EventMessage]) -> usize {
     match bus.publish(messages).await {
-        Ok(published) => published,
-        Err(err) => {
-            tracing::warn!(error = ?err, "could not publish events; they will be retried");
-            0
+        Ok(()) => messages.len(),
+        Err(Unpublished { published, reason }) => {
+            tracing::warn!(error = ?reason, published, "could not publish every event; the rest will be retried");
+            published
         }
     }
 }

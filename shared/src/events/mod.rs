@@ -42,11 +42,11 @@ impl EventBus {
         }
     }
 
-    /// Publishes `events` in order, each with its type as `detail-type`. Returns how many were
-    /// published before the first that was not (all of them: `events.len()`); the caller tries
-    /// the rest again. Entries after a failed one may have been published too: consumers tell a
-    /// repeat by the event's `id`.
-    pub async fn publish(&self, events: &[EventMessage]) -> Result<usize, Failure> {
+    /// Publishes `events` in order, each with its type as `detail-type`, in calls of up to ten.
+    /// On failure, says how many were published before the first that was not: the caller tries
+    /// those after again, not the calls that succeeded. Entries after a refused one may have been
+    /// published too: consumers tell a repeat by the event's `id`.
+    pub async fn publish(&self, events: &[EventMessage]) -> Result<(), Unpublished> {
         let mut published = 0;
         for batch in events.chunks(BATCH) {
             let entries = batch
@@ -64,30 +64,46 @@ impl EventBus {
                         .build()
                 })
                 .collect();
+            let unpublished = |accepted: usize, reason: Failure| Unpublished {
+                published: published + accepted,
+                reason,
+            };
             let output = self
                 .client
                 .put_events()
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|err| aws::failure("PutEvents", err))?;
-            let first_failed = output
+                .map_err(|err| unpublished(0, aws::failure("PutEvents", err)))?;
+            let first_refused = output
                 .entries()
                 .iter()
                 .position(|entry| entry.error_code().is_some());
-            if output.failed_entry_count() > 0 || first_failed.is_some() {
-                let failed = first_failed.unwrap_or(0);
-                if let Some(entry) = output.entries().get(failed) {
-                    tracing::warn!(
-                        code = entry.error_code().unwrap_or_default(),
-                        message = entry.error_message().unwrap_or_default(),
-                        "PutEvents refused an entry"
-                    );
-                }
-                return Ok(published + failed);
+            if output.failed_entry_count() > 0 || first_refused.is_some() {
+                let refused = first_refused.unwrap_or(0);
+                let entry = output.entries().get(refused);
+                return Err(unpublished(
+                    refused,
+                    Failure::Unavailable(format!(
+                        "PutEvents refused an entry: {}: {}",
+                        entry
+                            .and_then(|entry| entry.error_code())
+                            .unwrap_or_default(),
+                        entry
+                            .and_then(|entry| entry.error_message())
+                            .unwrap_or_default(),
+                    )),
+                ));
             }
             published += batch.len();
         }
-        Ok(published)
+        Ok(())
     }
+}
+
+/// Why [`EventBus::publish`] stopped: the events before `published` are on the bus.
+#[derive(Debug)]
+pub struct Unpublished {
+    pub published: usize,
+    pub reason: Failure,
 }

@@ -3,6 +3,7 @@
 //! make of the answers the real servers cannot be made to give. No servers, no network.
 
 mod deadlines;
+mod publish;
 mod recovery;
 mod refused_writes;
 mod storage;
