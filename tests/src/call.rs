@@ -19,6 +19,20 @@ pub(crate) fn sample_event(name: &str) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|err| panic!("events/{name}.json: {err}"))
 }
 
+/// The record of `events/notify-stream.json` whose `eventName` is `event_name` (`MODIFY`: a
+/// verification; `REMOVE`: a TTL expiry), as JSON for a test to shape.
+pub fn sample_stream_record(event_name: &str) -> Value {
+    sample_event("notify-stream")["Records"]
+        .as_array()
+        .and_then(|records| {
+            records
+                .iter()
+                .find(|record| record["eventName"] == event_name)
+        })
+        .cloned()
+        .unwrap_or_else(|| panic!("events/notify-stream.json has no {event_name} record"))
+}
+
 /// The sample events in `events/`, one per route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {

@@ -12,7 +12,7 @@ use aws_lambda_events::dynamodb::EventRecord;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_lambda_events::streams::DynamoDbEventResponse;
 use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
-use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use serde_json::json;
 
 /// A queue as Lambda's SQS mapping reads it.
@@ -26,16 +26,7 @@ pub struct QueueSource {
 impl QueueSource {
     /// The queue at `url`.
     pub async fn open(sqs: aws_sdk_sqs::Client, url: &str) -> Result<Self, String> {
-        let arn = sqs
-            .get_queue_attributes()
-            .queue_url(url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .map_err(|err| format!("GetQueueAttributes {url}: {err:?}"))?
-            .attributes
-            .and_then(|mut attributes| attributes.remove(&QueueAttributeName::QueueArn))
-            .ok_or_else(|| format!("{url} has no ARN"))?;
+        let arn = shared::events::provision::queue_arn(&sqs, url).await?;
         Ok(Self {
             sqs,
             url: url.to_owned(),

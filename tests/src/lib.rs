@@ -32,7 +32,7 @@ mod wire;
 pub use app::{
     Dependencies, NO_QUEUE, Pumped, TestApi, config, queue_of_its_own, sdk_config, verify_queue_url,
 };
-pub use call::{ApiReply, Call, Event, FormBody, dispatch};
+pub use call::{ApiReply, Call, Event, FormBody, dispatch, sample_stream_record};
 pub use serde_json;
 pub use wire::{
     ApiErrorBody, ErrorDetail, ErrorInfo, File, FilePage, MintedToken, Part, Plan, SignedParts,

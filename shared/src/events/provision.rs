@@ -121,7 +121,8 @@ async fn create_queue(
         .ok_or_else(|| format!("CreateQueue {name}: no URL"))
 }
 
-pub(crate) async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, String> {
+/// The ARN of the queue at `url`.
+pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, String> {
     let output = sqs
         .get_queue_attributes()
         .queue_url(url)

@@ -332,24 +332,12 @@ async fn an_expired_upload_gives_back_what_it_held_once_however_often_its_remova
 fn ttl_removal(
     item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
 ) -> aws_lambda_events::dynamodb::Event {
-    let sample = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../events/notify-stream.json"
-    ))
-    .unwrap();
-    let mut event: Value = integration_tests::serde_json::from_str(&sample).unwrap();
-    let records = event["Records"].as_array().unwrap();
-    let mut removal = records
-        .iter()
-        .find(|record| record["eventName"] == "REMOVE")
-        .expect("the sample has a TTL removal")
-        .clone();
+    let mut removal = integration_tests::sample_stream_record("REMOVE");
     let image: serde_dynamo::Item = item.clone().into();
     let image = integration_tests::serde_json::to_value(image).unwrap();
     removal["dynamodb"]["Keys"] = json!({"pk": image["pk"], "sk": image["sk"]});
     removal["dynamodb"]["OldImage"] = image;
-    event["Records"] = json!([removal]);
-    integration_tests::serde_json::from_value(event).unwrap()
+    integration_tests::serde_json::from_value(json!({ "Records": [removal] })).unwrap()
 }
 
 /// A quota refusal is a final answer: kept under its `Idempotency-Key` like any other, so a

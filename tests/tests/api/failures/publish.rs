@@ -8,25 +8,14 @@ use aws_sdk_eventbridge::operation::put_events::{PutEventsInput, PutEventsOutput
 use aws_sdk_eventbridge::types::PutEventsResultEntry;
 use integration_tests::event_source::resume_from;
 use integration_tests::mocks::{eventbridge_client, eventbridge_error};
+use integration_tests::sample_stream_record;
 use shared::events::EventBus;
 
 use super::*;
 
 /// `count` stream records, each a file's verification (the sample's `MODIFY`), in stream order.
 fn verifications(count: usize) -> Vec<EventRecord> {
-    let sample = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../events/notify-stream.json"
-    ))
-    .unwrap();
-    let sample: serde_json::Value = serde_json::from_str(&sample).unwrap();
-    let verification = sample["Records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|record| record["eventName"] == "MODIFY")
-        .expect("the sample has a verification")
-        .clone();
+    let verification = sample_stream_record("MODIFY");
     (0..count)
         .map(|index| {
             let mut record = verification.clone();
